@@ -1,0 +1,14 @@
+"""agent-forge: a model-forging pipeline of pluggable phases.
+
+Public API::
+
+    from agent_forge import hookimpl, Pipeline, run_phase, load_artifact
+"""
+
+__version__ = "0.1.0"
+
+from agent_forge.checkpoint import load_artifact  # noqa: E402
+from agent_forge.hookspecs import hookimpl  # noqa: E402
+from agent_forge.runner import Pipeline, PhaseRunner, RunOptions, run_phase  # noqa: E402
+
+__all__ = ["__version__", "hookimpl", "Pipeline", "PhaseRunner", "RunOptions", "run_phase", "load_artifact"]

@@ -1,0 +1,253 @@
+"""The ``forge`` command line. Results go to stdout (JSON); logs and progress to stderr.
+
+Errors a user can fix (:class:`agent_forge.errors.ForgeError`) print one message and exit 2;
+``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from agent_forge.errors import ForgeError
+from agent_forge.logging import configure_logging, console
+
+app = typer.Typer(name="forge", help="Agent Forge: forge models through a pipeline of plugin phases.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+run_app = typer.Typer(help="Run a phase or a pipeline of phases.", no_args_is_help=True)
+data_app = typer.Typer(help="Generate task data files.", no_args_is_help=True)
+app.add_typer(run_app, name="run")
+app.add_typer(data_app, name="data")
+
+_state: dict[str, Any] = {"debug": False}
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
+          json_logs: Optional[bool] = typer.Option(None, "--json-logs/--console-logs",
+                                                   help="Log format (default: console on a TTY).")) -> None:
+    _state["debug"] = debug
+    configure_logging(debug=debug, json_logs=json_logs)
+
+
+def _host() -> Any:
+    from agent_forge.plugin_host import get_host
+
+    return get_host()
+
+
+def _emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+# -- plugins / variants / inspect ------------------------------------------------------------
+@app.command()
+def plugins(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """List every plugin: name, version, origin and what it registered (broken ones too)."""
+    from agent_forge.plugin_host import describe_plugins
+
+    rows = describe_plugins(_host())
+    if as_json:
+        _emit_json(rows)
+        return
+    table = Table(title="agent-forge plugins")
+    for col in ("name", "origin", "version", "status", "registered"):
+        table.add_column(col)
+    for r in rows:
+        reg = "; ".join(f"{k}: {', '.join(v)}" for k, v in r["registered"].items())
+        status = r["status"] if r["status"] == "ok" else f"[red]failed[/red]: {r['error']}"
+        table.add_row(r["name"], r["origin"], r["version"] or "-", status, reg)
+    console.print(table)
+
+
+@app.command()
+def variants(as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+             counts: bool = typer.Option(True, "--counts/--no-counts",
+                                         help="Build each model to count its parameters exactly.")) -> None:
+    """List every variant: task, architecture, shape, effective depth and parameter count."""
+    from agent_forge.phases.cognate.phase import describe_variants
+
+    rows = describe_variants(_host(), with_parameters=counts)
+    if as_json:
+        _emit_json(rows)
+        return
+    table = Table(title="Cognate variants")
+    for col in ("variant", "task", "architecture", "d_model", "layers", "n", "T", "N_sup",
+                "effective depth", "parameters"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["name"], r["task"], r["architecture"], str(r.get("d_model")), str(r.get("layers")),
+                      str(r.get("n")), str(r.get("T")), str(r.get("n_sup")), str(r.get("effective_depth")),
+                      f"{r['parameters']:,}" if r.get("parameters") is not None else "-")
+    console.print(table)
+
+
+@app.command()
+def inspect(path: Path = typer.Argument(..., help="An artifact manifest (.json)."),
+            as_json: bool = typer.Option(False, "--json")) -> None:
+    """Show an artifact's manifest after verifying its weights (size and sha256)."""
+    from agent_forge.checkpoint import verify_artifact
+
+    artifact, weights = verify_artifact(path)
+    data = artifact.model_dump(mode="json")
+    if as_json:
+        _emit_json({"verified": True, "weights_path": str(weights), **data})
+        return
+    console.print(f"[green]verified[/green] {weights} ({artifact.size_bytes:,} bytes, sha256 {artifact.sha256[:16]}…)")
+    for key in ("id", "phase", "variant", "architecture", "parameters", "weights_kind", "step", "seed", "created_at"):
+        console.print(f"{key:>14}: {data[key]}")
+    console.print(f"{'task':>14}: {artifact.task.name} (vocab {artifact.task.vocab_size}, seq {artifact.task.seq_len})")
+    for key, value in artifact.metrics.items():
+        console.print(f"{key:>14}: {value:.4f}")
+
+
+# -- run -------------------------------------------------------------------------------------
+_SET_HELP = "Override a config value: --set model.d_model=128 (repeatable)."
+
+
+def _run_options(**kw: Any) -> Any:
+    from agent_forge.runner import RunOptions
+
+    sets = kw.pop("set_")
+    return RunOptions(overrides=tuple(sets or ()), **{k: v for k, v in kw.items() if v is not None})
+
+
+@run_app.command("phase")
+def run_phase_cmd(
+    name: str = typer.Argument(..., help="Phase name, e.g. cognate."),
+    variant: Optional[str] = typer.Option(None, "--variant", "-v", help="A registered variant (forge variants)."),
+    task: Optional[str] = typer.Option(None, "--task", help="Replace the variant's task, e.g. sudoku4."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help=_SET_HELP),
+    config_file: Optional[Path] = typer.Option(None, "--config", help="TOML/YAML/JSON config file."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimizer steps."),
+    minutes: Optional[float] = typer.Option(None, "--minutes", help="Wall-clock training budget."),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default runs/<run-id>)."),
+    checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Save training state every N steps."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out (or the latest one)."),
+    models: int = typer.Option(1, "--models", help="Train N base models (seed, seed+1, ...)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Run one phase and print its PhaseResult JSON on stdout."""
+    from agent_forge.runner import PhaseRunner
+
+    options = _run_options(variant=variant, task=task, set_=set_, config_file=config_file, max_steps=max_steps,
+                           minutes=minutes, seed=seed, out=out, checkpoint_every=checkpoint_every,
+                           resume=resume, models=models, progress=progress)
+    result = PhaseRunner(_host()).run(name, options)
+    _emit_json(result.model_dump(mode="json"))
+    if result.status == "failed":
+        raise typer.Exit(1)
+
+
+@run_app.command("pipeline")
+def run_pipeline_cmd(
+    phases: str = typer.Argument(..., help="Comma-separated phases, e.g. cognate,evomerge."),
+    variant: Optional[str] = typer.Option(None, "--variant", "-v"),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help=_SET_HELP + " Applies to the first phase."),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps"),
+    minutes: Optional[float] = typer.Option(None, "--minutes"),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    out: Optional[Path] = typer.Option(None, "--out"),
+    models: int = typer.Option(1, "--models"),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Run phases in order; each gets the previous PhaseResult. Prints all results as JSON."""
+    from agent_forge.runner import Pipeline
+
+    names = [p.strip() for p in phases.split(",") if p.strip()]
+    common = {k: v for k, v in dict(variant=variant, max_steps=max_steps, minutes=minutes, seed=seed,
+                                    models=models, progress=progress).items() if v is not None}
+    per_phase = {names[0]: {"overrides": tuple(set_ or ())}} if names else {}
+    results = Pipeline(names, host=_host()).run(per_phase=per_phase, out=out, **common)
+    _emit_json([r.model_dump(mode="json") for r in results])
+    if any(r.status == "failed" for r in results):
+        raise typer.Exit(1)
+
+
+# -- eval / data -----------------------------------------------------------------------------
+@app.command("eval")
+def eval_cmd(
+    artifact: Path = typer.Argument(..., help="Artifact manifest (.json) to evaluate."),
+    data: Path = typer.Option(..., "--data", help="Data file in the task's layout (CSV for puzzles)."),
+    as_json: bool = typer.Option(False, "--json"),
+    batch_size: int = typer.Option(256, "--batch-size"),
+) -> None:
+    """Evaluate a hand-off artifact on a user file; print the metrics JSON on stdout."""
+    from agent_forge.phases.cognate.evaluate import evaluate_artifact_on_file
+
+    metrics = evaluate_artifact_on_file(_host(), artifact, data, batch_size=batch_size)
+    if as_json or not console.is_terminal:
+        _emit_json(metrics)
+    else:
+        for key, value in metrics.items():
+            console.print(f"{key:>22}: {value}")
+
+
+@data_app.command("generate")
+def data_generate(
+    task: str = typer.Argument(..., help="Task name, e.g. sudoku6 or maze."),
+    count: int = typer.Option(1000, "--count", min=1),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="Task config value: --set blanks=20."),
+    out: Path = typer.Option(..., "--out", help="CSV file to write."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Generate COUNT examples of TASK into a CSV file (question,answer columns)."""
+    from agent_forge.plugins.datasets.files import generate_file
+
+    path, seconds = generate_file(_host(), task, count, list(set_ or ()), out, seed)
+    _emit_json({"task": task, "count": count, "path": str(path), "seconds": round(seconds, 3)})
+
+
+# -- ablate ------------------------------------------------------------------------------------
+@app.command()
+def ablate(
+    variants_: str = typer.Option(..., "--variants", help="Comma-separated variants (arms)."),
+    task: Optional[str] = typer.Option(None, "--task", help="One task for every arm (default: the first arm's)."),
+    seeds: int = typer.Option(1, "--seeds", min=1),
+    minutes: float = typer.Option(2.0, "--minutes", help="Wall-clock training budget per run."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help=_SET_HELP + " Applies to every arm."),
+    out: Optional[Path] = typer.Option(None, "--out"),
+) -> None:
+    """Train every arm on the same task, data and budget; report mean ± std over seeds."""
+    from agent_forge.phases.cognate.ablation import run_ablation
+
+    arms = [v.strip() for v in variants_.split(",") if v.strip()]
+    summary = run_ablation(_host(), arms, task=task, seeds=seeds, minutes=minutes,
+                           overrides=list(set_ or ()), out=out)
+    _emit_json(summary)
+
+
+def _register_plugin_commands() -> None:
+    from agent_forge.plugin_host import get_host
+
+    host = get_host()
+    for impl in host.pm.hook.forge_register_commands.get_hookimpls():
+        try:
+            impl.function(cli=app)
+        except Exception as exc:  # one broken plugin never takes the CLI down
+            host._fail(impl.plugin_name, exc)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        _register_plugin_commands()
+        # Standalone mode: typer handles usage errors and exits; our errors propagate to here.
+        app(args=argv, prog_name="forge")
+    except ForgeError as exc:
+        if debug:
+            raise
+        console.print(Text.assemble(("error: ", "bold red"), str(exc)))
+        sys.exit(2)
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        sys.exit(130)

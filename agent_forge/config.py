@@ -1,0 +1,151 @@
+"""Phase configs: variant presets + a config file + ``--set a.b=c`` overrides, validated early.
+
+A raw config is plain data (dicts, lists, scalars). The order of precedence, lowest first:
+the variant's spec, ``--config FILE`` (TOML, YAML or JSON), then each ``--set`` in order.
+Validation goes through pydantic models with ``extra="forbid"``; every problem is reported as a
+:class:`ConfigError` naming the dotted field path, the value given and what is allowed.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from agent_forge.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class StrictModel(BaseModel):
+    """Base for every config model: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+
+def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """A new dict: ``update`` merged into ``base``; nested dicts merge, everything else replaces."""
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def parse_value(text: str) -> Any:
+    """``--set`` values are YAML scalars or flow collections: 3, 0.1, true, null, [a, b], {k: v}."""
+    try:
+        return yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        return text
+
+
+def apply_override(raw: dict[str, Any], assignment: str) -> dict[str, Any]:
+    """Apply one ``a.b.c=value`` to a copy of ``raw``. ``value`` ``null`` on a dict entry removes it."""
+    if "=" not in assignment:
+        raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE, for example --set trainer.lr=0.001")
+    key, _, text = assignment.partition("=")
+    parts = [p for p in key.strip().split(".")]
+    if not all(parts):
+        raise ConfigError(f"--set {assignment!r}: {key!r} is not a dotted key like model.d_model")
+    out = copy.deepcopy(raw)
+    node = out
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            where = ".".join(parts[: i + 1])
+            raise ConfigError(f"--set {assignment!r}: {where} is a value ({child!r}), not a section")
+        node = child
+    value = parse_value(text)
+    if value is None and parts[-1] in node and isinstance(node[parts[-1]], dict):
+        del node[parts[-1]]
+    else:
+        node[parts[-1]] = value
+    return out
+
+
+def apply_overrides(raw: dict[str, Any], assignments: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    for assignment in assignments:
+        raw = apply_override(raw, assignment)
+    return raw
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"--config {path}: no such file")
+    text = path.read_text()
+    try:
+        if path.suffix == ".toml":
+            data = tomllib.loads(text)
+        elif path.suffix in {".yaml", ".yml"}:
+            data = yaml.safe_load(text)
+        elif path.suffix == ".json":
+            data = json.loads(text)
+        else:
+            raise ConfigError(f"--config {path}: use a .toml, .yaml/.yml or .json file")
+    except (tomllib.TOMLDecodeError, yaml.YAMLError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"--config {path}: cannot parse it: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"--config {path}: the top level must be a table/mapping of sections")
+    return data
+
+
+def _format_error(model: type[BaseModel], exc: ValidationError, prefix: str, data: Any) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in (prefix, *err["loc"]) if p != "")
+        if err["type"] == "extra_forbidden":
+            allowed = sorted(model.model_fields)
+            name = str(err["loc"][-1])
+            # The allowed keys of the innermost model that rejected it.
+            sub = _submodel(model, err["loc"][:-1])
+            if sub is not None:
+                allowed = sorted(sub.model_fields)
+            hint = difflib.get_close_matches(name, allowed, n=1)
+            did = f" Did you mean {hint[0]!r}?" if hint else ""
+            lines.append(f"{loc}: unknown key (value {err['input']!r}).{did} Allowed keys: {', '.join(allowed)}")
+        else:
+            lines.append(f"{loc}: {err['msg']} (got {err.get('input')!r})")
+    return "\n".join(lines)
+
+
+def _submodel(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    current: Any = model
+    for part in loc:
+        field = getattr(current, "model_fields", {}).get(str(part))
+        if field is None:
+            return None
+        current = field.annotation
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def validate(model: type[M], data: Any, prefix: str = "") -> M:
+    """Validate ``data`` against ``model``; raise ConfigError with dotted paths under ``prefix``."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix or 'config'}: expected a section (mapping), got {data!r}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(model, exc, prefix, data)) from None
+
+
+def check_sections(raw: dict[str, Any], allowed: dict[str, str]) -> None:
+    """Refuse unknown top-level sections; ``allowed`` maps each to a one-line description."""
+    for key in raw:
+        if key not in allowed:
+            hint = difflib.get_close_matches(key, list(allowed), n=1)
+            did = f" Did you mean {hint[0]!r}?" if hint else ""
+            raise ConfigError(f"{key}: unknown section.{did} Sections: {', '.join(allowed)}")

@@ -1,0 +1,99 @@
+"""Typed records that cross a phase boundary. All frozen, all ``extra="forbid"``.
+
+A later phase receives a :class:`PhaseResult` (or artifact manifests by path), never tensors or
+module objects. Every model here round-trips through JSON:
+``PhaseResult.model_validate_json(result.model_dump_json()) == result``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: Bumped when a field is removed or changes meaning; loaders refuse a newer major.
+SCHEMA_VERSION = 1
+
+
+class Contract(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TaskSpec(Contract):
+    """What a model needs to know about its task to be built and scored."""
+
+    name: str
+    kind: Literal["puzzle", "lm"] = "puzzle"
+    vocab_size: int = Field(gt=0)
+    seq_len: int = Field(gt=0)
+    causal: bool = False
+    #: Target value that the loss and the metrics skip (padding, given cells).
+    ignore_index: int = -100
+    #: Task-specific facts (grid size, tokenizer name, ...), JSON data only.
+    info: dict[str, Any] = Field(default_factory=dict)
+
+
+class VersionInfo(Contract):
+    agent_forge: str
+    torch: str
+    python: str
+
+    @classmethod
+    def current(cls) -> "VersionInfo":
+        import platform
+
+        import torch
+
+        from agent_forge import __version__
+
+        return cls(agent_forge=__version__, torch=torch.__version__, python=platform.python_version())
+
+
+class ModelArtifact(Contract):
+    """The manifest of a hand-off model: enough to trust, load and reproduce it."""
+
+    schema_version: int = SCHEMA_VERSION
+    id: str
+    phase: str
+    variant: str | None = None
+    architecture: str
+    #: The architecture's own config, as validated by its config model.
+    architecture_config: dict[str, Any]
+    task: TaskSpec
+    #: Weights file (safetensors), relative to the manifest's folder.
+    weights: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size_bytes: int = Field(ge=0)
+    format: Literal["safetensors"] = "safetensors"
+    parameters: int = Field(ge=0)
+    metrics: dict[str, float] = Field(default_factory=dict)
+    step: int = 0
+    seed: int = 0
+    #: Which weights these are: "raw" or "ema".
+    weights_kind: Literal["raw", "ema"] = "raw"
+    config_sha256: str | None = None
+    created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    versions: VersionInfo
+    parents: tuple[str, ...] = ()
+
+
+class ArtifactRef(Contract):
+    """An artifact as a later phase receives it: its manifest path and the manifest itself."""
+
+    manifest_path: Path
+    artifact: ModelArtifact
+
+
+class PhaseResult(Contract):
+    phase: str
+    status: Literal["completed", "stopped", "failed"]
+    artifacts: tuple[ArtifactRef, ...] = ()
+    metrics: dict[str, float] = Field(default_factory=dict)
+    run_dir: Path
+    duration_s: float = Field(ge=0)
+    report_path: Path | None = None
+    #: Why training stopped (budget, max_steps, early_stop, ...), or the failure message.
+    message: str = ""
+    details: dict[str, Any] = Field(default_factory=dict)

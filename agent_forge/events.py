@@ -1,0 +1,40 @@
+"""The training events. Each value is the name of the callback method that handles it.
+
+The loop, as :class:`agent_forge.phases.cognate.trainer.DeepSupervisionTrainer` runs it::
+
+    on_fit_start(state)                      # restore or initialise callback state
+    while not state.should_stop:
+        refill halted rows of the batch with fresh examples; reset their carry
+        on_step_start(state)                 # e.g. memory read prep, exploration draws
+        carry, output = model(carry, batch)  # one supervision step (T-1 no-grad cycles + 1)
+        state.losses = {"lm": CE(output.logits, targets)}
+        on_loss(state)                       # algorithms add terms: ACT's halting BCE, ponder cost
+        backward(sum(state.losses)); clip grad norm; NaN guard
+        on_after_backward(state)
+        optimizer.step(); scheduler.step()
+        on_step_end(state)                   # EMA update, memory write
+        state.sup_steps += 1; state.halted = sup_steps >= state.max_sup_steps
+        on_halt(state)                       # ACT may halt rows earlier (q_halt > 0)
+        every log_every steps:   on_log(state)         # metrics written to metrics.jsonl
+        every eval_every steps:  evaluate; on_eval(state)  # early stop watches state.eval_metrics
+        every checkpoint_every:  on_save_checkpoint(state) (then the trainer saves everything)
+    on_fit_end(state)
+
+Callbacks stop training by setting ``state.should_stop = True`` and ``state.stop_reason``;
+nothing raises to stop.
+"""
+
+from enum import Enum
+
+
+class Event(str, Enum):
+    FIT_START = "on_fit_start"
+    STEP_START = "on_step_start"
+    LOSS = "on_loss"
+    AFTER_BACKWARD = "on_after_backward"
+    STEP_END = "on_step_end"
+    HALT = "on_halt"
+    LOG = "on_log"
+    EVAL = "on_eval"
+    SAVE_CHECKPOINT = "on_save_checkpoint"
+    FIT_END = "on_fit_end"

@@ -1,0 +1,134 @@
+"""Every hook agent-forge calls: the plugin author's reference.
+
+Plugin authors implement these with ``from agent_forge import hookimpl``. Registration hooks
+receive a ``register`` callback instead of returning values, so the host knows which plugin
+supplied each item and can refuse a name that two plugins both claim.
+
+A plugin module needs only the hooks it uses::
+
+    from agent_forge import hookimpl
+
+    @hookimpl
+    def forge_register_architectures(register):
+        register("my_net", build_my_net, config=MyNetConfig)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pluggy
+
+PROJECT_NAME = "agent_forge"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+Register = Callable[..., None]
+
+
+@hookspec
+def forge_register_architectures(register: Register) -> None:
+    """Register model architectures.
+
+    Call ``register(name, build, config=ConfigModel, description="")`` once per architecture.
+    ``ConfigModel`` is a pydantic model (use ``extra="forbid"``) holding the architecture's own
+    fields; ``build(config, task) -> torch.nn.Module`` gets a validated instance and the
+    :class:`agent_forge.contracts.TaskSpec`. The module must follow the model protocol
+    (:class:`agent_forge.protocols.RecursiveModel`): ``initial_carry(batch)`` and
+    ``forward(carry, batch) -> (carry, ModelOutput)``.
+    """
+
+
+@hookspec
+def forge_register_datasets(register: Register) -> None:
+    """Register tasks (datasets).
+
+    Call ``register(name, build, config=ConfigModel, description="")``. ``build(config, seed)``
+    returns :class:`agent_forge.data.TaskData`: the train and eval splits plus the ``TaskSpec``.
+    It must not download anything: generate data, or read local files named in the config.
+    """
+
+
+@hookspec
+def forge_register_trainers(register: Register) -> None:
+    """Register trainers.
+
+    Call ``register(name, build, config=ConfigModel, description="")``. ``build(config)`` returns
+    an object with ``fit(ctx) -> FitResult`` (see :mod:`agent_forge.phases.cognate.trainer`).
+    """
+
+
+@hookspec
+def forge_register_evaluators(register: Register) -> None:
+    """Register evaluators.
+
+    Call ``register(name, evaluate, description="")``. ``evaluate(model, task_data, *, device,
+    n_sup, batch_size) -> dict[str, float]`` returns named metrics computed on
+    ``task_data.eval``.
+    """
+
+
+@hookspec
+def forge_register_callbacks(register: Register) -> None:
+    """Register training callbacks (EMA, early stop, ACT, memory, ...).
+
+    Call ``register(name, build, config=ConfigModel, description="")``. ``build(config)`` returns
+    an object implementing any of the methods named by :class:`agent_forge.events.Event`
+    (each takes the mutable ``TrainState``), and optionally ``state_dict()`` /
+    ``load_state_dict(state)`` so that ``--resume`` restores it.
+    """
+
+
+@hookspec
+def forge_register_variants(register: Register) -> None:
+    """Register variants: named, complete phase configs.
+
+    Call ``register(name, spec, description="")`` where ``spec`` is a plain dict with the
+    sections ``model``, ``task``, ``trainer``, ``callbacks`` (and optionally ``evaluators``),
+    exactly as ``--config FILE`` would hold them. It is validated when used.
+    """
+
+
+@hookspec
+def forge_register_phases(register: Register) -> None:
+    """Register pipeline phases.
+
+    Call ``register(name, phase_class, description="")``. The class follows
+    :class:`agent_forge.runner.Phase`: ``phase_class(host).run(ctx) -> PhaseResult``.
+    """
+
+
+@hookspec
+def forge_register_commands(cli: Any) -> None:
+    """Add commands to the ``forge`` CLI.
+
+    ``cli`` is the root :class:`typer.Typer` app; call ``@cli.command()`` on your functions.
+    """
+
+
+@hookspec
+def forge_phase_start(phase: str, config: dict[str, Any]) -> None:
+    """Observe a phase starting; ``config`` is the resolved config as plain JSON data."""
+
+
+@hookspec
+def forge_phase_end(phase: str, result: Any) -> None:
+    """Observe a phase ending; ``result`` is its :class:`agent_forge.contracts.PhaseResult`."""
+
+
+@hookspec
+def forge_artifact_saved(artifact: Any) -> None:
+    """Observe a hand-off artifact written; ``artifact`` is its ``ModelArtifact``."""
+
+
+#: Registration hooks, in the order the host calls them, with the kind each one fills.
+REGISTRATION_HOOKS: dict[str, str] = {
+    "forge_register_architectures": "architecture",
+    "forge_register_datasets": "dataset",
+    "forge_register_trainers": "trainer",
+    "forge_register_evaluators": "evaluator",
+    "forge_register_callbacks": "callback",
+    "forge_register_variants": "variant",
+    "forge_register_phases": "phase",
+}

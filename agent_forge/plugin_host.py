@@ -1,0 +1,259 @@
+"""The plugin host: built-ins and entry-point plugins, registered through the same hooks.
+
+``load_plugins()`` returns a :class:`PluginHost` that holds, per kind (architecture, dataset,
+...), every registered :class:`Registration` with the plugin that supplied it. A plugin that
+fails to import or raises while registering is recorded in ``host.failures`` and skipped;
+everything else keeps working.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.metadata as md
+import os
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+
+from agent_forge import hookspecs
+from agent_forge.errors import ForgeError
+
+ENTRY_POINT_GROUP = "agent_forge"
+#: Comma-separated plugin names to block (built-in module names or entry-point names).
+DISABLE_ENV = "FORGE_DISABLE_PLUGINS"
+#: Set to "0" to skip entry points (the test suite does, so installed plugins never leak in).
+ENTRY_POINTS_ENV = "FORGE_LOAD_ENTRYPOINTS"
+
+DEFAULT_PLUGINS: tuple[str, ...] = (
+    "agent_forge.plugins.architectures",
+    "agent_forge.plugins.variants",
+    "agent_forge.plugins.trainers",
+    "agent_forge.plugins.evaluators",
+    "agent_forge.plugins.datasets.sudoku",
+    "agent_forge.plugins.callbacks.ema",
+    "agent_forge.plugins.callbacks.early_stop",
+    "agent_forge.plugins.callbacks.act",
+    "agent_forge.plugins.callbacks.memory",
+    "agent_forge.plugins.phases",
+)
+
+
+class PluginError(ForgeError):
+    """A registration conflict or an unknown name."""
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One named thing a plugin registered."""
+
+    kind: str
+    name: str
+    obj: Any
+    plugin: str
+    config: type | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    name: str
+    origin: str  # "builtin" or "entrypoint"
+    distribution: str | None = None
+    version: str | None = None
+
+
+@dataclass(frozen=True)
+class PluginFailure:
+    name: str
+    origin: str
+    distribution: str | None
+    version: str | None
+    error: str
+    traceback: str
+
+    def describe(self) -> str:
+        dist = f" ({self.distribution} {self.version})" if self.distribution else ""
+        return f"plugin {self.name!r}{dist} failed and was skipped: {self.error}"
+
+
+@dataclass
+class PluginHost:
+    """Registered items by kind, the loaded plugins, and those that failed."""
+
+    pm: pluggy.PluginManager
+    plugins: dict[str, PluginInfo] = field(default_factory=dict)
+    failures: list[PluginFailure] = field(default_factory=list)
+    registry: dict[str, dict[str, Registration]] = field(default_factory=dict)
+
+    @property
+    def hook(self) -> Any:
+        return self.pm.hook
+
+    def items(self, kind: str) -> dict[str, Registration]:
+        return self.registry.get(kind, {})
+
+    def get(self, kind: str, name: str) -> Registration:
+        """The registration ``name`` of ``kind``, or an error listing what exists."""
+        items = self.items(kind)
+        if name in items:
+            return items[name]
+        known = sorted(items)
+        hint = difflib.get_close_matches(name, known, n=1)
+        did_you_mean = f" Did you mean {hint[0]!r}?" if hint else ""
+        raise PluginError(
+            f"Unknown {kind} {name!r}.{did_you_mean} Registered {kind}s: {', '.join(known) or 'none'}."
+            f" (`forge plugins` lists them with the plugin that supplied each.)"
+        )
+
+    def registered_by(self, plugin: str) -> list[Registration]:
+        return [r for items in self.registry.values() for r in items.values() if r.plugin == plugin]
+
+    # -- registration -------------------------------------------------------------------
+    def _register_from(self, hook_name: str, kind: str) -> None:
+        caller = getattr(self.pm.hook, hook_name)
+        for impl in reversed(caller.get_hookimpls()):  # pluggy stores last-registered first
+            plugin = impl.plugin_name
+            staged: list[Registration] = []
+
+            def register(name: str, obj: Any, config: type | None = None, description: str = "",
+                         *, _staged: list[Registration] = staged, _plugin: str = plugin) -> None:
+                if not isinstance(name, str) or not name:
+                    raise PluginError(f"plugin {_plugin!r} registered a {kind} with an empty or non-string name")
+                _staged.append(Registration(kind, name, obj, _plugin, config, description))
+
+            try:
+                impl.function(register=register)
+                items = self.registry.setdefault(kind, {})
+                for reg in staged:
+                    if reg.name in items:
+                        other = items[reg.name].plugin
+                        raise PluginError(
+                            f"{kind} {reg.name!r} is registered by both {other!r} and {reg.plugin!r};"
+                            f" rename one, or block one with {DISABLE_ENV}={reg.plugin}"
+                        )
+                for reg in staged:
+                    items[reg.name] = reg
+            except Exception as exc:  # a broken plugin is reported, never fatal
+                self._fail(plugin, exc)
+
+    def _fail(self, plugin: str, exc: BaseException) -> None:
+        info = self.plugins.get(plugin, PluginInfo(plugin, "unknown"))
+        self.failures.append(PluginFailure(
+            name=plugin, origin=info.origin, distribution=info.distribution, version=info.version,
+            error=f"{type(exc).__name__}: {exc}",
+            traceback="".join(traceback.format_exception(exc)),
+        ))
+        # Drop everything it registered so far so half a plugin never stays active.
+        for items in self.registry.values():
+            for name in [n for n, r in items.items() if r.plugin == plugin]:
+                del items[name]
+        if self.pm.is_registered(self.pm.get_plugin(plugin)):
+            self.pm.unregister(name=plugin)
+
+
+def _disabled() -> set[str]:
+    return {p.strip() for p in os.environ.get(DISABLE_ENV, "").split(",") if p.strip()}
+
+
+def _entry_points_enabled() -> bool:
+    return os.environ.get(ENTRY_POINTS_ENV, "1") not in {"0", "false", "no"}
+
+
+def load_plugins(
+    *,
+    entry_points: bool | None = None,
+    extra: tuple[Any, ...] = (),
+) -> PluginHost:
+    """Build a host: built-ins, then (unless disabled) every ``agent_forge`` entry point.
+
+    ``extra`` adds plugin objects (modules or instances) after the built-ins; the tests and
+    embedding programs use it to register plugins inline.
+    """
+    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    host = PluginHost(pm)
+    blocked = _disabled()
+    for name in blocked:
+        pm.set_blocked(name)
+
+    for modname in DEFAULT_PLUGINS:
+        if modname in blocked:
+            continue
+        host.plugins[modname] = PluginInfo(modname, "builtin")
+        try:
+            pm.register(importlib.import_module(modname), name=modname)
+        except Exception as exc:
+            host._fail(modname, exc)
+
+    for obj in extra:
+        name = getattr(obj, "__name__", None) or f"inline-{id(obj):x}"
+        host.plugins[name] = PluginInfo(name, "inline")
+        try:
+            pm.register(obj, name=name)
+        except Exception as exc:
+            host._fail(name, exc)
+
+    if entry_points if entry_points is not None else _entry_points_enabled():
+        for ep in md.entry_points(group=ENTRY_POINT_GROUP):
+            if ep.name in blocked or pm.has_plugin(ep.name):
+                continue
+            dist = ep.dist.name if ep.dist else None
+            version = ep.dist.version if ep.dist else None
+            host.plugins[ep.name] = PluginInfo(ep.name, "entrypoint", dist, version)
+            try:
+                pm.register(ep.load(), name=ep.name)
+            except Exception as exc:
+                host._fail(ep.name, exc)
+
+    # A hook implementation with a misspelled name: fail the plugin that has it, then look again.
+    for _ in range(len(host.plugins) + 1):
+        try:
+            pm.check_pending()
+            break
+        except pluggy.PluginValidationError as exc:
+            host._fail(pm.get_name(exc.plugin) or "unknown", exc)
+
+    for hook_name, kind in hookspecs.REGISTRATION_HOOKS.items():
+        host._register_from(hook_name, kind)
+    return host
+
+
+_default_host: PluginHost | None = None
+
+
+def get_host(reload: bool = False) -> PluginHost:
+    """A process-wide host, loaded once (``reload=True`` builds it again)."""
+    global _default_host
+    if _default_host is None or reload:
+        _default_host = load_plugins()
+    return _default_host
+
+
+def describe_plugins(host: PluginHost) -> list[dict[str, Any]]:
+    """Plain data for ``forge plugins``: one row per plugin, broken ones included."""
+    rows: list[dict[str, Any]] = []
+    failed = {f.name: f for f in host.failures}
+    for name, info in host.plugins.items():
+        regs = host.registered_by(name)
+        hooks = []
+        plugin_obj = host.pm.get_plugin(name)
+        if plugin_obj is not None:
+            hooks = sorted(c.name for c in host.pm.get_hookcallers(plugin_obj) or [])
+        row: dict[str, Any] = {
+            "name": name,
+            "origin": info.origin,
+            "distribution": info.distribution,
+            "version": info.version,
+            "status": "failed" if name in failed else "ok",
+            "registered": {k: sorted(r.name for r in regs if r.kind == k)
+                           for k in sorted({r.kind for r in regs})},
+            "hooks": hooks,
+        }
+        if name in failed:
+            row["error"] = failed[name].error
+        rows.append(row)
+    return rows
+

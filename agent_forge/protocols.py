@@ -1,0 +1,52 @@
+"""The model protocol: what every trainer needs from any architecture, recursive or not.
+
+A model keeps its recurrent state in a *carry*: a ``dict[str, Tensor]`` whose tensors all have
+the batch as their first dimension. That one rule lets a trainer reset single samples (when a
+halted sample is replaced by a fresh one) without knowing what the carry holds::
+
+    fresh = model.initial_carry(batch)
+    carry = merge_carry(carry, fresh, reset_mask)
+
+``forward(carry, batch)`` runs one supervision step and returns the next carry (detached from the
+graph) and a :class:`ModelOutput`. A non-recursive model returns an empty carry and is trained
+with one supervision step (its ``n_sup`` attribute is 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import torch
+
+Carry = dict[str, torch.Tensor]
+Batch = dict[str, torch.Tensor]
+
+
+@dataclass
+class ModelOutput:
+    #: (batch, seq, vocab) token logits of the current answer.
+    logits: torch.Tensor
+    #: (batch,) halting logits; > 0 means "halt now". None for models without a halting head.
+    q_halt_logits: torch.Tensor | None = None
+    #: Extra losses the model wants minimised (already weighted), by name.
+    aux_losses: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@runtime_checkable
+class RecursiveModel(Protocol):
+    #: Supervision steps per sample at evaluation (1 for a non-recursive model).
+    n_sup: int
+
+    def initial_carry(self, batch: Batch) -> Carry: ...
+
+    def forward(self, carry: Carry, batch: Batch) -> tuple[Carry, ModelOutput]: ...
+
+
+def merge_carry(old: Carry, fresh: Carry, reset: torch.Tensor) -> Carry:
+    """Rows where ``reset`` (bool, shape (batch,)) is true come from ``fresh``, the rest from ``old``."""
+    out: Carry = {}
+    for key, value in old.items():
+        mask = reset.view(-1, *([1] * (value.dim() - 1)))
+        out[key] = torch.where(mask, fresh[key].to(value.dtype), value)
+    return out

@@ -1,0 +1,222 @@
+"""Running phases: one (:func:`run_phase`) or a chain (:class:`Pipeline`).
+
+A phase is a class registered through ``forge_register_phases``. The runner resolves its config
+(variant + file + overrides), makes the run directory ``runs/<run-id>/``, writes the resolved
+``config.json``, calls the phase, writes ``result.json`` and hands the :class:`PhaseResult` to
+the next phase.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from agent_forge.checkpoint import atomic_write_json
+from agent_forge.config import StrictModel, apply_overrides, deep_merge, load_config_file
+from agent_forge.contracts import PhaseResult
+from agent_forge.errors import ConfigError, ForgeError
+from agent_forge.logging import get_logger
+from agent_forge.plugin_host import PluginHost, get_host
+
+
+class RunOptions(StrictModel):
+    """What a user chooses for one phase run (the CLI flags of ``forge run phase``)."""
+
+    variant: str | None = None
+    task: str | None = None
+    overrides: tuple[str, ...] = ()
+    config_file: Path | None = None
+    max_steps: int | None = Field(default=None, ge=1)
+    minutes: float | None = Field(default=None, gt=0)
+    seed: int | None = None
+    out: Path | None = None
+    runs_root: Path = Path("runs")
+    checkpoint_every: int | None = Field(default=None, ge=1)
+    resume: bool = False
+    models: int = Field(default=1, ge=1)
+    progress: bool = True
+
+
+@dataclass
+class PhaseContext:
+    host: PluginHost
+    phase: str
+    options: RunOptions
+    raw_config: dict[str, Any]
+    run_dir: Path
+    previous: PhaseResult | None = None
+    log: Any = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class Phase:
+    """Base class for phases. Subclasses set ``name`` and implement :meth:`run`.
+
+    ``default_variant`` is used when the user names none; phases without variants leave it None
+    and read ``ctx.raw_config`` (from ``--config``/``--set``) themselves.
+    """
+
+    name: ClassVar[str] = ""
+    default_variant: ClassVar[str | None] = None
+
+    def __init__(self, host: PluginHost) -> None:
+        self.host = host
+
+    def validate(self, raw: dict[str, Any]) -> Any:
+        """Check ``raw`` before any work; return the validated config. Errors are ConfigError."""
+        return raw
+
+    def resume_view(self, resolved: dict[str, Any]) -> dict[str, Any]:
+        """The part of the resolved config that a ``--resume`` must not change."""
+        return resolved
+
+    def run(self, ctx: PhaseContext) -> PhaseResult:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def new_run_id(phase: str, variant: str | None) -> str:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{phase}{'-' + variant if variant else ''}-{secrets.token_hex(2)}"
+
+
+def resolve_raw_config(host: PluginHost, phase_cls: type[Phase], options: RunOptions) -> dict[str, Any]:
+    """Variant spec, then the config file, then ``--task``, then the ``--set`` overrides."""
+    raw: dict[str, Any] = {}
+    variant = options.variant or phase_cls.default_variant
+    if variant is not None:
+        raw = deep_merge({}, host.get("variant", variant).obj)
+    if options.config_file is not None:
+        raw = deep_merge(raw, load_config_file(options.config_file))
+    if options.task is not None:
+        host.get("dataset", options.task)  # fail early, with the list of tasks
+        raw["task"] = {"name": options.task}
+    if options.seed is not None:
+        raw["seed"] = options.seed
+    # Budget flags are trainer fields; an explicit --max-steps replaces the variant's time budget.
+    budget = {"max_steps": options.max_steps, "minutes": options.minutes,
+              "checkpoint_every": options.checkpoint_every}
+    if any(v is not None for v in budget.values()):
+        trainer = raw.setdefault("trainer", {})
+        if options.max_steps is not None and options.minutes is None:
+            trainer.pop("minutes", None)
+        trainer.update({k: v for k, v in budget.items() if v is not None})
+    return apply_overrides(raw, options.overrides)
+
+
+class PhaseRunner:
+    def __init__(self, host: PluginHost | None = None) -> None:
+        self.host = host or get_host()
+
+    def phase_class(self, name: str) -> type[Phase]:
+        return self.host.get("phase", name).obj
+
+    def prepare(self, name: str, options: RunOptions) -> tuple[Phase, dict[str, Any], Any]:
+        phase_cls = self.phase_class(name)
+        phase = phase_cls(self.host)
+        raw = resolve_raw_config(self.host, phase_cls, options)
+        return phase, raw, phase.validate(raw)
+
+    def run(self, name: str, options: RunOptions | None = None, *,
+            previous: PhaseResult | None = None, run_dir: Path | None = None) -> PhaseResult:
+        options = options or RunOptions()
+        phase, raw, validated = self.prepare(name, options)  # all config errors surface here
+        variant = options.variant or type(phase).default_variant
+        run_dir = run_dir or options.out or _pick_run_dir(options, name, variant)
+        if run_dir.exists() and any(run_dir.iterdir()) and not options.resume and (run_dir / "result.json").exists():
+            raise ForgeError(f"{run_dir} already holds a finished run; choose another --out or pass --resume")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        resolved = validated.model_dump(mode="json") if hasattr(validated, "model_dump") else raw
+        config_path = run_dir / "config.json"
+        if options.resume and config_path.exists():
+            before = json.loads(config_path.read_text()).get("config")
+            if before is not None and phase.resume_view(before) != phase.resume_view(resolved):
+                diff = _diff_paths(phase.resume_view(before), phase.resume_view(resolved))
+                raise ConfigError(
+                    f"--resume: the config differs from the run's config.json at {', '.join(diff[:8])}."
+                    " Resume with the same flags, or start a new run.")
+        atomic_write_json(config_path, {"phase": name, "variant": variant,
+                                        "options": options.model_dump(mode="json"), "config": resolved})
+        log = get_logger(phase=name, run=run_dir.name)
+        ctx = PhaseContext(self.host, name, options, raw, run_dir, previous, log,
+                           extras={"validated": validated, "variant": variant})
+        self.host.hook.forge_phase_start(phase=name, config=resolved)
+        start = time.monotonic()
+        log.info("phase.start", run_dir=str(run_dir), variant=variant)
+        result = phase.run(ctx)
+        if result.duration_s == 0:
+            result = result.model_copy(update={"duration_s": time.monotonic() - start})
+        atomic_write_json(run_dir / "result.json", result.model_dump(mode="json"))
+        self.host.hook.forge_phase_end(phase=name, result=result)
+        log.info("phase.end", status=result.status, duration_s=round(result.duration_s, 1))
+        return result
+
+
+def _pick_run_dir(options: RunOptions, phase: str, variant: str | None) -> Path:
+    root = options.runs_root
+    if options.resume:
+        candidates = sorted((p for p in root.glob(f"*-{phase}{'-' + variant if variant else ''}-*")
+                             if (p / "checkpoints").exists()), key=lambda p: p.stat().st_mtime)
+        if not candidates:
+            raise ForgeError(f"--resume: no run of {phase}/{variant} with checkpoints under {root};"
+                             " pass --out RUN_DIR to name one")
+        return candidates[-1]
+    return root / new_run_id(phase, variant)
+
+
+def _diff_paths(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: list[str] = []
+        for key in sorted(set(a) | set(b)):
+            out += _diff_paths(a.get(key), b.get(key), f"{prefix}.{key}" if prefix else key)
+        return out
+    return [] if a == b else [f"{prefix} ({a!r} -> {b!r})"]
+
+
+def run_phase(name: str, *, host: PluginHost | None = None, previous: PhaseResult | None = None,
+              **options: Any) -> PhaseResult:
+    """Run one phase from Python: ``run_phase("cognate", variant="trm_small", max_steps=50)``.
+
+    Keyword arguments are :class:`RunOptions` fields; ``overrides`` takes ``["a.b=c", ...]``.
+    """
+    return PhaseRunner(host).run(name, RunOptions(**options), previous=previous)
+
+
+class Pipeline:
+    """Phases in order, each receiving the previous one's :class:`PhaseResult`.
+
+    ``Pipeline(["cognate", "evomerge"]).run(variant="trm_small", models=3)`` — options given to
+    ``run`` apply to every phase; ``per_phase={"evomerge": {...}}`` overrides them per phase.
+    """
+
+    def __init__(self, phases: list[str], host: PluginHost | None = None) -> None:
+        if not phases:
+            raise ConfigError("Pipeline needs at least one phase")
+        self.phases = list(phases)
+        self.runner = PhaseRunner(host)
+        for name in self.phases:  # unknown phase names fail before anything runs
+            self.runner.phase_class(name)
+
+    def run(self, per_phase: dict[str, dict[str, Any]] | None = None, **options: Any) -> list[PhaseResult]:
+        per_phase = per_phase or {}
+        root = Path(options.pop("out", None) or Path(options.get("runs_root", "runs")) /
+                    new_run_id("pipeline", options.get("variant")))
+        results: list[PhaseResult] = []
+        previous: PhaseResult | None = None
+        for name in self.phases:
+            opts = RunOptions(**{**options, **per_phase.get(name, {})})
+            if name != self.phases[0] and "variant" not in per_phase.get(name, {}):
+                # Only phases that have variants take the pipeline's variant.
+                if self.runner.phase_class(name).default_variant is None:
+                    opts = opts.model_copy(update={"variant": None})
+            previous = self.runner.run(name, opts, previous=previous, run_dir=root / name)
+            results.append(previous)
+            if previous.status == "failed":
+                break
+        return results

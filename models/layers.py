@@ -1,0 +1,191 @@
+"""Small layers shared by every architecture: norm, SwiGLU, rotary embeddings, attention, the MLP
+token mixer and the post-norm block built from them. Tensors are (batch, seq, d_model) unless a
+comment says otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def trunc_normal_(tensor: torch.Tensor, std: float) -> torch.Tensor:
+    """Truncated normal at ±2 std, rescaled so the *result* has standard deviation ``std``.
+
+    torch's own ``trunc_normal_`` keeps the pre-truncation std, which shrinks the spread by ~12%;
+    the deep recursion is sensitive to that, so correct for it (as the official TRM code does).
+    """
+    if std == 0:
+        return tensor.zero_()
+    # Variance of a standard normal truncated to [-2, 2].
+    a, b = -2.0, 2.0
+    pdf = lambda x: math.exp(-x * x / 2) / math.sqrt(2 * math.pi)  # noqa: E731
+    z = math.erf(b / math.sqrt(2)) / 2 - math.erf(a / math.sqrt(2)) / 2
+    var = 1 - (b * pdf(b) - a * pdf(a)) / z
+    with torch.no_grad():
+        nn.init.trunc_normal_(tensor, mean=0.0, std=1.0, a=a, b=b)
+        return tensor.mul_(std / math.sqrt(var))
+
+
+class Linear(nn.Linear):
+    """nn.Linear with LeCun fan-in initialisation: std = 1/sqrt(fan_in), truncated."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = False) -> None:
+        super().__init__(in_features, out_features, bias=bias)
+        trunc_normal_(self.weight, std=1.0 / math.sqrt(in_features))
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+
+def rms_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Parameter-free RMSNorm computed in fp32 (bf16 loses too much in the mean of squares)."""
+    dtype = x.dtype
+    x = x.float()
+    return (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)).to(dtype)
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return rms_norm(x, self.eps)
+
+
+def swiglu_hidden(width: int, expansion: float, multiple: int = 256) -> int:
+    # 2/3 keeps SwiGLU's parameter count equal to a plain MLP of the same expansion; rounding up
+    # to a multiple of 256 keeps GEMMs hardware-friendly and matches the official TRM code, so
+    # our parameter counts are comparable with the paper's.
+    hidden = round(expansion * width * 2 / 3)
+    return multiple * math.ceil(hidden / multiple)
+
+
+class SwiGLU(nn.Module):
+    """``down(silu(gate(x)) * up(x))`` over the last dimension."""
+
+    def __init__(self, width: int, expansion: float, multiple: int = 256) -> None:
+        super().__init__()
+        hidden = swiglu_hidden(width, expansion, multiple)
+        self.gate_up = Linear(width, 2 * hidden)
+        self.down = Linear(hidden, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, up = self.gate_up(x).chunk(2, dim=-1)
+        return self.down(F.silu(gate) * up)
+
+
+class RotaryEmbedding(nn.Module):
+    """cos/sin tables for rotary position embeddings, (seq, head_dim)."""
+
+    def __init__(self, head_dim: int, max_len: int, base: float = 10000.0) -> None:
+        super().__init__()
+        inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
+        t = torch.arange(max_len, dtype=torch.float32)
+        freqs = torch.outer(t, inv_freq)
+        emb = torch.cat((freqs, freqs), dim=-1)
+        self.register_buffer("cos", emb.cos(), persistent=False)
+        self.register_buffer("sin", emb.sin(), persistent=False)
+
+    def forward(self, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.cos[:seq_len], self.sin[:seq_len]
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    # x: (batch, heads, seq, head_dim)
+    half = x.shape[-1] // 2
+    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+    return (x * cos.to(x.dtype) + rotated * sin.to(x.dtype))
+
+
+class Attention(nn.Module):
+    """Multi-head or grouped-query self-attention; causal or bidirectional; RoPE optional."""
+
+    def __init__(self, d_model: int, n_heads: int, n_kv_heads: int, causal: bool,
+                 rotary: RotaryEmbedding | None, head_dim: int | None = None) -> None:
+        super().__init__()
+        if head_dim is None and d_model % n_heads:
+            raise ValueError(f"d_model {d_model} is not divisible by n_heads {n_heads}; pass head_dim")
+        if n_heads % n_kv_heads:
+            raise ValueError(f"n_heads {n_heads} is not divisible by n_kv_heads {n_kv_heads}")
+        self.n_heads, self.n_kv_heads, self.causal = n_heads, n_kv_heads, causal
+        self.head_dim = head_dim or d_model // n_heads
+        self.qkv = Linear(d_model, (n_heads + 2 * n_kv_heads) * self.head_dim)
+        self.out = Linear(n_heads * self.head_dim, d_model)
+        self.rotary = rotary
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, s, _ = x.shape
+        q, k, v = self.qkv(x).split(
+            [self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim, self.n_kv_heads * self.head_dim], dim=-1)
+        q = q.view(b, s, self.n_heads, self.head_dim).transpose(1, 2)
+        k = k.view(b, s, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        v = v.view(b, s, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        if self.rotary is not None:
+            cos, sin = self.rotary(s)
+            q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        if self.n_kv_heads != self.n_heads:
+            repeat = self.n_heads // self.n_kv_heads
+            k, v = k.repeat_interleave(repeat, dim=1), v.repeat_interleave(repeat, dim=1)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
+        return self.out(y.transpose(1, 2).reshape(b, s, self.n_heads * self.head_dim))
+
+
+class MLPTokenMixer(nn.Module):
+    """A SwiGLU across the sequence axis: every position mixes with every other (bidirectional).
+
+    The TRM paper's best Sudoku model uses this instead of attention: with a fixed, small grid
+    a learned position-to-position map beats content-based attention.
+    """
+
+    def __init__(self, seq_len: int, expansion: float) -> None:
+        super().__init__()
+        self.mlp = SwiGLU(seq_len, expansion, multiple=16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mlp(x.transpose(1, 2)).transpose(1, 2)
+
+
+class Block(nn.Module):
+    """Post-norm block: ``h = norm(h + a·mix(h)); h = norm(h + b·mlp(h))``.
+
+    ``a, b`` are 1 unless the caller passes residual scales (TRM's learnable per-step scales).
+    """
+
+    def __init__(self, d_model: int, mixer: nn.Module, expansion: float) -> None:
+        super().__init__()
+        self.mixer = mixer
+        self.mlp = SwiGLU(d_model, expansion)
+
+    def forward(self, h: torch.Tensor, scales: torch.Tensor | None = None) -> torch.Tensor:
+        mixed, fed = self.mixer(h), None
+        h = rms_norm(h + (mixed if scales is None else scales[0] * mixed))
+        fed = self.mlp(h)
+        return rms_norm(h + (fed if scales is None else scales[1] * fed))
+
+
+def make_mixer(kind: str, *, d_model: int, seq_len: int, n_heads: int, n_kv_heads: int, causal: bool,
+               expansion: float, rotary: RotaryEmbedding | None, head_dim: int | None = None) -> nn.Module:
+    if kind == "attention":
+        return Attention(d_model, n_heads, n_kv_heads, causal, rotary, head_dim)
+    if kind == "mlp":
+        if causal:
+            raise ValueError("the MLP token mixer is bidirectional; use mixer='attention' for causal tasks")
+        return MLPTokenMixer(seq_len, expansion)
+    raise ValueError(f"unknown mixer {kind!r}; use 'attention' or 'mlp'")
+
+
+class TokenEmbedding(nn.Module):
+    """Token embedding scaled by sqrt(d_model), initialised with std 1/sqrt(d_model), so the
+    embedded input starts at unit scale like the recurrent states it is added to."""
+
+    def __init__(self, vocab_size: int, d_model: int) -> None:
+        super().__init__()
+        self.scale = math.sqrt(d_model)
+        self.weight = nn.Parameter(trunc_normal_(torch.empty(vocab_size, d_model), std=1.0 / self.scale))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.scale * F.embedding(tokens, self.weight)

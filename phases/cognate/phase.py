@@ -1,0 +1,277 @@
+"""CognatePhase: variant -> task, model, trainer, callbacks -> train -> evaluate -> hand off.
+
+Config sections (a variant supplies all of them; ``--set``/``--config`` change any field):
+
+* ``model``: ``architecture`` plus that architecture's own fields.
+* ``task``: ``name`` (a dataset plugin) plus its fields.
+* ``trainer``: ``name`` (default ``deep_supervision``) plus its fields.
+* ``callbacks``: ``{callback_name: {its fields}}``; a callback absent here is off.
+* ``evaluators``: evaluator names run on the held-out split.
+* ``seed`` (training: init, data order, augmentation) and ``data_seed`` (which puzzles are
+  generated, shared by every model and every ablation arm).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from pydantic import BaseModel
+
+from agent_forge.checkpoint import sha256_json, write_artifact
+from agent_forge.config import check_sections, validate
+from agent_forge.contracts import ArtifactRef, ModelArtifact, PhaseResult, TaskSpec, VersionInfo
+from agent_forge.errors import ConfigError
+from agent_forge.phases.cognate.evaluate import EvalContext, run_evaluators
+from agent_forge.phases.cognate.report import write_report
+from agent_forge.phases.cognate.trainer import FitContext, resolve_device
+from agent_forge.plugin_host import PluginHost
+from agent_forge.runner import Phase, PhaseContext
+
+SECTIONS = {
+    "model": "architecture + its fields", "task": "dataset name + its fields",
+    "trainer": "trainer name + its fields", "callbacks": "{name: fields} of enabled callbacks",
+    "evaluators": "list of evaluator names", "seed": "training seed", "data_seed": "data generation seed",
+}
+
+
+@dataclass
+class CognateConfig:
+    """The validated config: every section checked against its plugin's own model."""
+
+    architecture: str
+    model: BaseModel
+    task_name: str
+    task: BaseModel
+    trainer_name: str
+    trainer: BaseModel
+    callbacks: dict[str, BaseModel]
+    evaluators: list[str]
+    seed: int
+    data_seed: int
+
+    def model_dump(self, mode: str = "json") -> dict[str, Any]:
+        return {
+            "model": {"architecture": self.architecture, **self.model.model_dump(mode=mode)},
+            "task": {**self.task.model_dump(mode=mode), "name": self.task_name},
+            "trainer": {**self.trainer.model_dump(mode=mode), "name": self.trainer_name},
+            "callbacks": {k: v.model_dump(mode=mode) for k, v in self.callbacks.items()},
+            "evaluators": list(self.evaluators),
+            "seed": self.seed,
+            "data_seed": self.data_seed,
+        }
+
+
+def _named(section: dict[str, Any] | None, key: str, where: str, default: str | None = None) -> tuple[str, dict]:
+    section = dict(section or {})
+    name = section.pop(key, default)
+    if not name:
+        raise ConfigError(f"{where}.{key}: missing; say which {where} to use")
+    return str(name), section
+
+
+def validate_cognate(host: PluginHost, raw: dict[str, Any]) -> CognateConfig:
+    check_sections(raw, SECTIONS)
+    arch, model_raw = _named(raw.get("model"), "architecture", "model")
+    arch_reg = host.get("architecture", arch)
+    model_cfg = validate(arch_reg.config, model_raw, "model")
+    task_name, task_raw = _named(raw.get("task"), "name", "task")
+    task_reg = host.get("dataset", task_name)
+    task_fields = getattr(task_reg.config, "model_fields", {})
+    if "name" in task_fields:
+        task_raw["name"] = task_name
+    task_cfg = validate(task_reg.config, task_raw, "task")
+    trainer_name, trainer_raw = _named(raw.get("trainer"), "name", "trainer", "deep_supervision")
+    trainer_reg = host.get("trainer", trainer_name)
+    if "name" in getattr(trainer_reg.config, "model_fields", {}):
+        trainer_raw["name"] = trainer_name
+    trainer_cfg = validate(trainer_reg.config, trainer_raw, "trainer")
+    callbacks_raw = raw.get("callbacks") or {}
+    if not isinstance(callbacks_raw, dict):
+        raise ConfigError(f"callbacks: expected a mapping of callback name to its fields, got {callbacks_raw!r}")
+    callbacks = {}
+    for name, fields in callbacks_raw.items():
+        reg = host.get("callback", name)
+        callbacks[name] = validate(reg.config, fields if fields is not True else {}, f"callbacks.{name}")
+    evaluators = list(raw.get("evaluators") or ["exact", "token"])
+    for name in evaluators:
+        host.get("evaluator", name)
+    seed, data_seed = raw.get("seed", 0), raw.get("data_seed", 0)
+    for key, value in (("seed", seed), ("data_seed", data_seed)):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    return CognateConfig(arch, model_cfg, task_name, task_cfg, trainer_name, trainer_cfg, callbacks,
+                         evaluators, seed, data_seed)
+
+
+def task_spec_for(host: PluginHost, cfg: CognateConfig) -> TaskSpec:
+    """The task's spec without generating its data, when the dataset config can say it."""
+    spec = getattr(cfg.task, "task_spec", None)
+    if callable(spec):
+        return spec()
+    return host.get("dataset", cfg.task_name).obj(cfg.task, cfg.data_seed).spec
+
+
+def build_model(host: PluginHost, cfg: CognateConfig, task: TaskSpec, seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return host.get("architecture", cfg.architecture).obj(cfg.model, task)
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def describe_variants(host: PluginHost, with_parameters: bool = True) -> list[dict[str, Any]]:
+    rows = []
+    for name, reg in sorted(host.items("variant").items()):
+        row: dict[str, Any] = {"name": name, "description": reg.description, "plugin": reg.plugin}
+        try:
+            cfg = validate_cognate(host, reg.obj)
+            m = cfg.model
+            row.update(task=cfg.task_name, architecture=cfg.architecture, d_model=getattr(m, "d_model", None),
+                       layers=getattr(m, "n_layers", None), n=getattr(m, "n", None), T=getattr(m, "T", None),
+                       n_sup=getattr(m, "n_sup", 1), mixer=getattr(m, "mixer", None),
+                       effective_depth=m.effective_depth() if hasattr(m, "effective_depth") else None,
+                       callbacks=sorted(cfg.callbacks))
+            if with_parameters:
+                spec = task_spec_for(host, cfg)
+                with torch.device("meta"):  # shapes only: no memory, no init time
+                    model = host.get("architecture", cfg.architecture).obj(cfg.model, spec)
+                embed = sum(p.numel() for n_, p in model.named_parameters() if n_.startswith(("embed", "head")))
+                row.update(parameters=count_parameters(model), non_embedding_parameters=count_parameters(model) - embed,
+                           vocab_size=spec.vocab_size, seq_len=spec.seq_len)
+        except Exception as exc:  # one broken variant must not hide the others
+            row["error"] = f"{type(exc).__name__}: {exc}"
+        rows.append(row)
+    return rows
+
+
+class CognatePhase(Phase):
+    name: ClassVar[str] = "cognate"
+    default_variant: ClassVar[str | None] = "trm_small"
+
+    def validate(self, raw: dict[str, Any]) -> CognateConfig:
+        return validate_cognate(self.host, raw)
+
+    def resume_view(self, resolved: dict[str, Any]) -> dict[str, Any]:
+        return _without_budget(resolved)
+
+    def run(self, ctx: PhaseContext) -> PhaseResult:
+        cfg: CognateConfig = ctx.extras["validated"]
+        start = time.monotonic()
+        task_reg = self.host.get("dataset", cfg.task_name)
+        t0 = time.monotonic()
+        task_data = task_reg.obj(cfg.task, cfg.data_seed)
+        ctx.log.info("task.ready", task=cfg.task_name, train=len(task_data.train), eval=len(task_data.eval),
+                     seconds=round(time.monotonic() - t0, 2))
+        n_models = ctx.options.models
+        artifacts: list[ArtifactRef] = []
+        per_model: list[dict[str, Any]] = []
+        statuses = []
+        messages = []
+        for i in range(n_models):
+            seed = cfg.seed + i
+            model_dir = ctx.run_dir if n_models == 1 else ctx.run_dir / f"model-{i}"
+            ref, summary, status, message = self._train_one(ctx, cfg, task_data, seed, model_dir, i)
+            statuses.append(status)
+            messages.append(message)
+            per_model.append(summary)
+            if ref is not None:
+                artifacts.append(ref)
+                self.host.hook.forge_artifact_saved(artifact=ref.artifact)
+        status = "failed" if "failed" in statuses else ("stopped" if "stopped" in statuses else "completed")
+        metrics = _mean_metrics([m["metrics"] for m in per_model])
+        report = write_report(ctx.run_dir, cfg, per_model, ctx.extras.get("variant"))
+        return PhaseResult(phase=self.name, status=status, artifacts=tuple(artifacts), metrics=metrics,
+                           run_dir=ctx.run_dir.resolve(), duration_s=time.monotonic() - start,
+                           report_path=report.resolve(), message="; ".join(sorted(set(messages))),
+                           details={"models": per_model, "variant": ctx.extras.get("variant")})
+
+    def _train_one(self, ctx: PhaseContext, cfg: CognateConfig, task_data: Any, seed: int, model_dir: Path,
+                   index: int) -> tuple[ArtifactRef | None, dict[str, Any], str, str]:
+        model_dir.mkdir(parents=True, exist_ok=True)
+        model = build_model(self.host, cfg, task_data.spec, seed)
+        params = count_parameters(model)
+        callbacks = {name: self.host.get("callback", name).obj(c) for name, c in cfg.callbacks.items()}
+        trainer = self.host.get("trainer", cfg.trainer_name).obj(cfg.trainer)
+        log = ctx.log.bind(model=index, seed=seed)
+        log.info("model.built", architecture=cfg.architecture, parameters=params,
+                 device=str(resolve_device(cfg.trainer.device)))
+        fit = trainer.fit(FitContext(model=model, task=task_data, run_dir=model_dir, seed=seed, callbacks=callbacks,
+                                     host=self.host, evaluators=cfg.evaluators, resume=ctx.options.resume,
+                                     progress=ctx.options.progress, log=log,
+                                     config_fingerprint=sha256_json(_fingerprint_config(cfg))))
+        state = fit.state
+        # Final evaluation on the whole held-out split: raw weights, and EMA when present.
+        device = state.device
+        finals: dict[str, dict[str, float]] = {}
+        modules = dict(trainer.eval_models(state))
+        for label, module in modules.items():
+            ec = EvalContext(module, task_data, device, batch_size=cfg.trainer.eval_batch_size,
+                             precision=state.precision)
+            finals[label] = run_evaluators(self.host, cfg.evaluators, ec)
+        # Hand off the better weights on the eval split (exact accuracy, then token accuracy).
+        def key(label: str) -> tuple[float, float]:
+            m = finals[label]
+            return (m.get("exact_accuracy", -m.get("eval_loss", 0.0)), m.get("token_accuracy", 0.0))
+        chosen = max(finals, key=key)
+        metrics: dict[str, float] = {}
+        for label, m in finals.items():
+            metrics.update({f"{label}/{k}": v for k, v in m.items()})
+        metrics.update({k: v for k, v in finals[chosen].items()})
+        metrics.update(parameters=float(params), steps=float(state.step), train_seconds=state.elapsed_s,
+                       examples_seen=float(state.examples_started), early_stop_rate=state.early_stop_rate,
+                       nan_skipped=float(state.nan_skipped),
+                       mean_sup_steps=float(state.history[-1]["mean_sup_steps"]) if state.history else float(state.n_sup))
+        log.info("model.evaluated", chosen=chosen, **{k: round(v, 4) for k, v in metrics.items()
+                                                      if k.endswith(("exact_accuracy", "token_accuracy"))})
+        summary = {"index": index, "seed": seed, "chosen_weights": chosen, "metrics": metrics, "status": fit.status,
+                   "stop_reason": fit.message, "dir": str(model_dir), "history": state.history}
+        if fit.status == "failed":
+            return None, summary, fit.status, fit.message
+        weights = modules[chosen].state_dict()
+        # The artifact records how its task data is made, so a later phase can rebuild it.
+        spec = task_data.spec.model_copy(update={"info": {
+            **task_data.spec.info, "data_seed": cfg.data_seed,
+            "dataset": {"name": cfg.task_name, "config": cfg.task.model_dump(mode="json")}}})
+        artifact_id = f"cognate-{ctx.run_dir.name}-m{index}-{uuid.uuid4().hex[:8]}"
+        manifest = ctx.run_dir / "artifacts" / f"model-{index}.json"
+        parents = tuple(a.artifact.id for a in (ctx.previous.artifacts if ctx.previous else ()))
+        artifact = write_artifact(manifest, dict(
+            id=artifact_id, phase=self.name, variant=ctx.extras.get("variant"), architecture=cfg.architecture,
+            architecture_config=cfg.model.model_dump(mode="json"), task=spec, parameters=params,
+            metrics=metrics, step=state.step, seed=seed, weights_kind=chosen,
+            config_sha256=sha256_json(cfg.model_dump()), versions=VersionInfo.current(), parents=parents,
+        ), weights)
+        summary["artifact"] = str(manifest)
+        return ArtifactRef(manifest_path=manifest.resolve(), artifact=artifact), summary, fit.status, fit.message
+
+
+RESUMABLE_TRAINER_FIELDS = ("max_steps", "minutes", "checkpoint_every", "log_every", "eval_every",
+                            "keep_checkpoints")
+
+
+def _without_budget(data: dict[str, Any]) -> dict[str, Any]:
+    """The config minus the fields a resume may change (budgets and logging cadence)."""
+    data = {**data, "trainer": dict(data.get("trainer") or {})}
+    for key in RESUMABLE_TRAINER_FIELDS:
+        data["trainer"].pop(key, None)
+    return data
+
+
+def _fingerprint_config(cfg: CognateConfig) -> dict[str, Any]:
+    return _without_budget(cfg.model_dump())
+
+
+def _mean_metrics(rows: list[dict[str, float]]) -> dict[str, float]:
+    if not rows:
+        return {}
+    keys = set.intersection(*(set(r) for r in rows))
+    return {k: sum(r[k] for r in rows) / len(rows) for k in sorted(keys)}
+
+
+__all__ = ["CognatePhase", "CognateConfig", "validate_cognate", "describe_variants", "ModelArtifact"]

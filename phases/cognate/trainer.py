@@ -1,0 +1,591 @@
+"""DeepSupervisionTrainer: trains any model that follows the model protocol.
+
+The loop is documented step by step in :mod:`agent_forge.events`. Two ideas carry it:
+
+* **Deep supervision with a carry.** Every optimizer step runs *one* supervision step on a batch
+  of B rows; each row is a sample somewhere between its first and its ``max_sup_steps``-th step.
+  The carry (y, z) is detached between steps, so each step is its own loss and update.
+* **Refill, not mask.** A row whose sample halted (by the Q-head or at the step limit) is
+  refilled with a fresh training example and a fresh carry before the next step, as the
+  official TRM code does. The batch shape never changes, and halting early means more examples
+  per second instead of idle rows.
+
+Everything that shapes the future of a run (weights, optimizer, scheduler, the active batch and
+carry, the data cursor, every RNG, every callback's state) is saved by ``save_checkpoint``, so a
+resumed run on the CPU reaches bit-identical weights.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field, model_validator
+from torch import nn
+
+from agent_forge.checkpoint import atomic_write_json, load_train_state, save_train_state
+from agent_forge.config import StrictModel
+from agent_forge.data import TaskData
+from agent_forge.errors import ConfigError
+from agent_forge.events import Event
+from agent_forge.phases.cognate.evaluate import EvalContext, autocast, run_evaluators
+from agent_forge.phases.cognate.metrics_log import MetricsLog
+from agent_forge.phases.cognate.state import TrainState
+from agent_forge.protocols import merge_carry
+
+
+class DeepSupervisionConfig(StrictModel):
+    name: Literal["deep_supervision"] = "deep_supervision"
+    batch_size: int = Field(256, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.1, ge=0)
+    betas: tuple[float, float] = (0.9, 0.95)
+    warmup_steps: int = Field(100, ge=0)
+    schedule: Literal["constant", "cosine"] = "constant"
+    min_lr_ratio: float = Field(0.1, ge=0, le=1)
+    grad_clip: float | None = Field(1.0, gt=0)
+    max_steps: int | None = Field(None, ge=1, description="Optimizer steps; at least one of max_steps/minutes.")
+    minutes: float | None = Field(None, gt=0, description="Wall-clock budget for training.")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="'auto': bf16 on CUDA and on CPUs with AMX, fp32 elsewhere (see docs/performance.md).")
+    compile: bool = False
+    device: str = Field("auto", description="'auto' (cuda if present), 'cpu', 'cuda', 'cuda:1', ...")
+    threads: int | None = Field(None, ge=1, description="torch intra-op threads (default: torch's).")
+    log_every: int = Field(25, ge=1)
+    eval_every: int | None = Field(250, ge=1)
+    eval_samples: int = Field(500, ge=1, description="Eval examples used during training.")
+    eval_batch_size: int = Field(500, ge=1)
+    checkpoint_every: int | None = Field(None, ge=1)
+    keep_checkpoints: int = Field(2, ge=1)
+    nan_patience: int = Field(10, ge=1, description="Stop after this many non-finite steps in a row.")
+    supervision_weight_base: float = Field(
+        1.0, gt=0, description="Step s of N weighs base**((s-1)/(N-1)), normalised; 1 = uniform.")
+    improvement_reward_scale: float = Field(
+        0.0, ge=0, description="Adds scale * relu(loss_s - loss_{s-1}): a penalty for getting worse.")
+
+    @model_validator(mode="after")
+    def _check(self) -> "DeepSupervisionConfig":
+        if self.max_steps is None and self.minutes is None:
+            raise ValueError("set trainer.max_steps or trainer.minutes (or --max-steps / --minutes)")
+        return self
+
+
+@dataclass
+class FitContext:
+    model: nn.Module
+    task: TaskData
+    run_dir: Path
+    seed: int
+    callbacks: dict[str, Any] = field(default_factory=dict)
+    host: Any = None
+    evaluators: list[str] = field(default_factory=lambda: ["exact", "token"])
+    resume: bool = False
+    progress: bool = True
+    log: Any = None
+    #: Identifies the run's config; a resume with another is refused.
+    config_fingerprint: str = ""
+
+
+@dataclass
+class FitResult:
+    state: TrainState
+    status: Literal["completed", "stopped", "failed"]
+    message: str
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"trainer.device={name!r} but no CUDA device is available; use 'cpu' or 'auto'")
+    return device
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """bf16 only where it is fast: CUDA, or a CPU with AMX tiles. On an AVX2-only CPU, bf16
+    matrix products measured ~6x *slower* than fp32 (docs/performance.md)."""
+    if name != "auto":
+        return name
+    if device.type == "cuda":
+        return "bf16"
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return "fp32"
+    return "bf16" if "amx_bf16" in flags else "fp32"
+
+
+def lr_factor(cfg: DeepSupervisionConfig, step: int) -> float:
+    if cfg.warmup_steps and step < cfg.warmup_steps:
+        return (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "cosine" and cfg.max_steps:
+        progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
+        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    return 1.0
+
+
+class DataStream:
+    """Endless shuffled epochs over the training split; the position is part of the checkpoint."""
+
+    def __init__(self, n: int, generator: torch.Generator) -> None:
+        self.n, self.generator = n, generator
+        self.epoch, self.cursor = 0, 0
+        self.order = torch.randperm(n, generator=generator)
+
+    def take(self, k: int) -> torch.Tensor:
+        out = []
+        while k > 0:
+            if self.cursor == self.n:
+                self.epoch += 1
+                self.cursor = 0
+                self.order = torch.randperm(self.n, generator=self.generator)
+            m = min(k, self.n - self.cursor)
+            out.append(self.order[self.cursor:self.cursor + m])
+            self.cursor += m
+            k -= m
+        return torch.cat(out)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "cursor": self.cursor, "order": self.order}
+
+    def load_state_dict(self, s: dict[str, Any]) -> None:
+        self.epoch, self.cursor, self.order = int(s["epoch"]), int(s["cursor"]), s["order"]
+
+
+class DeepSupervisionTrainer:
+    def __init__(self, cfg: DeepSupervisionConfig) -> None:
+        self.cfg = cfg
+
+    # -- set-up ---------------------------------------------------------------------------
+    def _state(self, ctx: FitContext) -> TrainState:
+        cfg = self.cfg
+        device = resolve_device(cfg.device)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        model = ctx.model.to(device)
+        decay, no_decay = [], []
+        for name, p in model.named_parameters():
+            (no_decay if p.dim() < 2 or "scales" in name else decay).append(p)
+        optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=cfg.lr, betas=cfg.betas)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(cfg, s))
+        generator = torch.Generator().manual_seed(ctx.seed)
+        state = TrainState(model=model, optimizer=optimizer, scheduler=scheduler, task=ctx.task, device=device,
+                           run_dir=ctx.run_dir, config=cfg, generator=generator, callbacks=ctx.callbacks,
+                           precision=resolve_precision(cfg.precision, device))
+        state.max_sup_steps = state.n_sup
+        state.extras["stream"] = DataStream(len(ctx.task.train), generator)
+        return state
+
+    def _fire(self, state: TrainState, event: Event) -> None:
+        for cb in state.callbacks.values():
+            handler = getattr(cb, event.value, None)
+            if handler is not None:
+                handler(state)
+
+    def _draw(self, state: TrainState, k: int) -> dict[str, torch.Tensor]:
+        idx = state.extras["stream"].take(k)
+        batch = state.task.train.batch(idx)
+        if state.task.augment is not None:
+            batch = state.task.augment(batch, state.generator)
+        state.examples_started += k
+        return {key: v.to(state.device) for key, v in batch.items()}
+
+    def _refill(self, state: TrainState) -> None:
+        """Replace halted rows with fresh examples and a fresh carry."""
+        b = self.cfg.batch_size
+        if not state.batch:
+            state.batch = self._draw(state, b)
+            state.carry = state.model.initial_carry(state.batch)
+            state.sup_steps = torch.zeros(b, dtype=torch.long, device=state.device)
+            state.min_halt_steps = torch.ones(b, dtype=torch.long, device=state.device)
+            state.fresh = torch.ones(b, dtype=torch.bool, device=state.device)
+            return
+        halted = state.halted
+        state.fresh = halted.clone()
+        k = int(halted.sum())
+        if k == 0:
+            return
+        new = self._draw(state, k)
+        rows = halted.nonzero().flatten()
+        for key in state.batch:
+            state.batch[key] = state.batch[key].index_copy(0, rows, new[key])
+        fresh_carry = state.model.initial_carry(state.batch)
+        state.carry = merge_carry(state.carry, fresh_carry, halted)
+        state.sup_steps = torch.where(halted, torch.zeros_like(state.sup_steps), state.sup_steps)
+
+    # -- one step -------------------------------------------------------------------------
+    def _losses(self, state: TrainState) -> None:
+        out, targets = state.output, state.batch["targets"]
+        ignore = state.task.spec.ignore_index
+        logits = out.logits.float()
+        ce = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=ignore, reduction="none")  # (B, S)
+        scored = targets != ignore
+        per_sample = (ce * scored).sum(1) / scored.sum(1).clamp(min=1)
+        weights = self._step_weights(state)
+        lm = (per_sample * weights).mean()
+        if self.cfg.improvement_reward_scale > 0:
+            prev = state.extras.get("prev_loss")
+            if prev is not None:
+                worse = F.relu(per_sample - prev) * (~state.fresh)
+                lm = lm + self.cfg.improvement_reward_scale * worse.mean()
+            state.extras["prev_loss"] = per_sample.detach()
+        with torch.no_grad():
+            pred = logits.argmax(-1)
+            state.token_correct = (pred == targets) | ~scored
+            state.seq_correct = state.token_correct.all(1)
+            state.per_sample_loss = per_sample.detach()
+        state.losses = {"lm": lm}
+        for name, value in out.aux_losses.items():
+            state.losses[name] = value
+
+    def _step_weights(self, state: TrainState) -> torch.Tensor:
+        base, n = self.cfg.supervision_weight_base, state.max_sup_steps
+        if base == 1.0 or n == 1:
+            return torch.ones_like(state.sup_steps, dtype=torch.float32)
+        # sup_steps was already incremented for this step: s in 1..n.
+        s = state.sup_steps.float()
+        w = base ** ((s - 1) / (n - 1))
+        mean_w = sum(base ** (i / (n - 1)) for i in range(n)) / n
+        return w / mean_w
+
+    def _train_step(self, state: TrainState) -> bool:
+        """One supervision step for every row; False if it was skipped as non-finite."""
+        cfg = self.cfg
+        self._refill(state)
+        self._fire(state, Event.STEP_START)
+        carry_before = state.carry
+        with autocast(state.device, state.precision):
+            state.carry, state.output = state.model(state.carry, state.batch)
+        state.sup_steps = state.sup_steps + 1
+        self._losses(state)
+        self._fire(state, Event.LOSS)
+        loss = sum(state.losses.values())
+        state.optimizer.zero_grad(set_to_none=True)
+        finite = bool(torch.isfinite(loss))
+        if finite:
+            loss.backward()
+            self._fire(state, Event.AFTER_BACKWARD)
+            params = [p for p in state.model.parameters() if p.grad is not None]
+            if cfg.grad_clip is not None:
+                norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            else:
+                norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params]))
+            state.grad_norm = float(norm)
+            finite = math.isfinite(state.grad_norm)
+        if not finite:
+            # Skip: no update, and the rows keep the carry they had before this step.
+            state.optimizer.zero_grad(set_to_none=True)
+            state.carry = carry_before
+            state.sup_steps = state.sup_steps - 1
+            state.halted = torch.zeros_like(state.sup_steps, dtype=torch.bool)
+            state.nan_skipped += 1
+            state.nan_in_a_row += 1
+            if state.nan_in_a_row >= cfg.nan_patience:
+                state.should_stop, state.failed = True, True
+                state.stop_reason = (f"{state.nan_in_a_row} non-finite steps in a row at step {state.step};"
+                                     " training stopped, the last checkpoint is intact. Lower trainer.lr,"
+                                     " or try trainer.precision=fp32.")
+            return False
+        state.nan_in_a_row = 0
+        state.optimizer.step()
+        state.scheduler.step()
+        state.step += 1
+        self._fire(state, Event.STEP_END)
+        state.halted = state.sup_steps >= state.max_sup_steps
+        self._fire(state, Event.HALT)
+        done = state.halted
+        n_done = int(done.sum())
+        state.examples_finished += n_done
+        state.finished_early += int((done & (state.sup_steps < state.n_sup)).sum())
+        acc = state.extras.setdefault("acc", _Accumulator())
+        acc.add(state, done)
+        return True
+
+    # -- the loop -------------------------------------------------------------------------
+    def fit(self, ctx: FitContext) -> FitResult:
+        cfg = self.cfg
+        state = self._state(ctx)
+        ckpt_dir = ctx.run_dir / "checkpoints"
+        metrics_log = MetricsLog(ctx.run_dir / "metrics.jsonl")
+        if ctx.resume:
+            latest = latest_checkpoint(ckpt_dir)
+            if latest is None:
+                raise ConfigError(f"--resume: no checkpoint under {ckpt_dir}")
+            self.load_checkpoint(state, latest, ctx.config_fingerprint)
+            metrics_log.truncate_after(state.step)
+            if ctx.log:
+                ctx.log.info("resume", step=state.step, checkpoint=str(latest))
+        else:
+            metrics_log.reset()
+        if cfg.compile:
+            state.extras["compiled"] = True
+            state.model.forward = torch.compile(state.model.forward)  # type: ignore[method-assign]
+        self._fire(state, Event.FIT_START)
+        progress = _Progress(enabled=ctx.progress, total=cfg.max_steps, minutes=cfg.minutes, start_step=state.step)
+        t_start = time.monotonic() - state.elapsed_s
+        last_log_t, last_log_step, last_log_examples = time.monotonic(), state.step, state.examples_finished
+        try:
+            with progress:
+                while not state.should_stop:
+                    if cfg.max_steps is not None and state.step >= cfg.max_steps:
+                        state.should_stop, state.stop_reason = True, "max_steps"
+                        break
+                    if cfg.minutes is not None and state.elapsed_s >= cfg.minutes * 60:
+                        state.should_stop, state.stop_reason = True, "time_budget"
+                        break
+                    stepped = self._train_step(state)
+                    state.elapsed_s = time.monotonic() - t_start
+                    if not stepped:
+                        continue
+                    if state.step % cfg.log_every == 0:
+                        now = time.monotonic()
+                        dt = max(now - last_log_t, 1e-9)
+                        row = state.extras["acc"].flush(state)
+                        row.update(step=state.step, elapsed_s=round(state.elapsed_s, 2),
+                                   lr=state.scheduler.get_last_lr()[0], grad_norm=state.grad_norm,
+                                   examples_per_s=(state.examples_finished - last_log_examples) / dt,
+                                   sup_steps_per_s=(state.step - last_log_step) * cfg.batch_size / dt,
+                                   early_stop_rate=state.early_stop_rate, nan_skipped=state.nan_skipped,
+                                   max_sup_steps=state.max_sup_steps)
+                        if hasattr(state.model, "step_scale_values"):
+                            row.update(state.model.step_scale_values())
+                        state.metrics = row
+                        self._fire(state, Event.LOG)
+                        metrics_log.write({"kind": "train", **state.metrics})
+                        state.history.append(dict(state.metrics))
+                        progress.update(state)
+                        last_log_t, last_log_step, last_log_examples = now, state.step, state.examples_finished
+                    if cfg.eval_every and state.step % cfg.eval_every == 0:
+                        self.evaluate_during_training(state, ctx, metrics_log)
+                    if cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0:
+                        self.save_checkpoint(state, ckpt_dir, ctx.config_fingerprint)
+                    progress.advance(state)
+        except KeyboardInterrupt:
+            state.stop_reason = "interrupted"
+            state.should_stop = True
+            if cfg.checkpoint_every:
+                self.save_checkpoint(state, ckpt_dir, ctx.config_fingerprint)
+            raise
+        self._fire(state, Event.FIT_END)
+        if cfg.checkpoint_every and not state.failed:
+            self.save_checkpoint(state, ckpt_dir, ctx.config_fingerprint)
+        status: Literal["completed", "stopped", "failed"] = (
+            "failed" if state.failed else "completed" if state.stop_reason in {"max_steps", "time_budget"} else "stopped")
+        return FitResult(state, status, state.stop_reason)
+
+    def evaluate_during_training(self, state: TrainState, ctx: FitContext, metrics_log: MetricsLog) -> None:
+        n = min(self.cfg.eval_samples, len(state.task.eval))
+        sub = TaskData(spec=state.task.spec, train=state.task.train,
+                       eval=type(state.task.eval)(state.task.eval.inputs[:n], state.task.eval.targets[:n]))
+        metrics: dict[str, float] = {}
+        for label, model in self.eval_models(state):
+            ec = EvalContext(model, sub, state.device, batch_size=self.cfg.eval_batch_size,
+                             precision=state.precision)
+            for k, v in run_evaluators(ctx.host, ctx.evaluators, ec).items():
+                metrics[f"{label}/{k}" if label else k] = v
+        state.eval_metrics = metrics
+        self._fire(state, Event.EVAL)
+        metrics_log.write({"kind": "eval", "step": state.step, "elapsed_s": round(state.elapsed_s, 2), **metrics})
+        if ctx.log:
+            ctx.log.info("eval", step=state.step, **{k: round(v, 4) for k, v in metrics.items()})
+
+    @staticmethod
+    def eval_models(state: TrainState) -> list[tuple[str, nn.Module]]:
+        """(label, module) pairs to evaluate: the raw weights, plus any a callback offers (EMA)."""
+        models: list[tuple[str, nn.Module]] = [("raw", state.model)]
+        for cb in state.callbacks.values():
+            offer = getattr(cb, "eval_model", None)
+            if offer is not None:
+                extra = offer(state)
+                if extra is not None:
+                    models.append(extra)
+        return models
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def save_checkpoint(self, state: TrainState, ckpt_dir: Path, fingerprint: str) -> Path:
+        self._fire(state, Event.SAVE_CHECKPOINT)
+        payload = {
+            "fingerprint": fingerprint,
+            "step": state.step,
+            "elapsed_s": state.elapsed_s,
+            "max_sup_steps": state.max_sup_steps,
+            "model": state.model.state_dict(),
+            "optimizer": state.optimizer.state_dict(),
+            "scheduler": {k: v for k, v in state.scheduler.state_dict().items() if k != "lr_lambdas"},
+            "generator": state.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "python_rng": _py_rng_state(),
+            "stream": state.extras["stream"].state_dict(),
+            "active": {"batch": state.batch, "carry": state.carry, "sup_steps": state.sup_steps,
+                       "min_halt_steps": state.min_halt_steps, "halted": state.halted, "fresh": state.fresh,
+                       "prev_loss": state.extras.get("prev_loss")},
+            "counters": {"examples_started": state.examples_started, "examples_finished": state.examples_finished,
+                         "finished_early": state.finished_early, "nan_skipped": state.nan_skipped},
+            "accumulator": state.extras.get("acc", _Accumulator()).state_dict(),
+            "callbacks": {name: cb.state_dict() for name, cb in state.callbacks.items() if hasattr(cb, "state_dict")},
+        }
+        if torch.cuda.is_available():
+            payload["cuda_rng"] = torch.cuda.get_rng_state_all()
+        final = ckpt_dir / f"step-{state.step:08d}"
+        tmp = ckpt_dir / f".tmp-step-{state.step:08d}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        save_train_state(tmp, payload)
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)  # a folder appears whole or not at all
+        atomic_write_json(ckpt_dir / "latest.json", {"checkpoint": final.name, "step": state.step})
+        for old in sorted(p for p in ckpt_dir.glob("step-*") if p.is_dir())[:-self.cfg.keep_checkpoints]:
+            shutil.rmtree(old, ignore_errors=True)
+        return final
+
+    def load_checkpoint(self, state: TrainState, folder: Path, fingerprint: str) -> None:
+        payload = load_train_state(folder)
+        if fingerprint and payload.get("fingerprint") and payload["fingerprint"] != fingerprint:
+            raise ConfigError(f"--resume: the checkpoint {folder} was written with a different config;"
+                              " resume with the same flags, or start a new run")
+        state.model.load_state_dict(payload["model"])
+        state.optimizer.load_state_dict(payload["optimizer"])
+        sched = state.scheduler.state_dict()
+        sched.update(payload["scheduler"])
+        state.scheduler.load_state_dict(sched)
+        state.generator.set_state(payload["generator"])
+        torch.set_rng_state(payload["torch_rng"])
+        _set_py_rng_state(payload["python_rng"])
+        if "cuda_rng" in payload and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(payload["cuda_rng"])
+        state.extras["stream"].load_state_dict(payload["stream"])
+        state.step, state.elapsed_s = int(payload["step"]), float(payload["elapsed_s"])
+        state.max_sup_steps = int(payload["max_sup_steps"])
+        active = payload["active"]
+        dev = state.device
+        state.batch = {k: v.to(dev) for k, v in active["batch"].items()}
+        state.carry = {k: v.to(dev) for k, v in active["carry"].items()}
+        for key in ("sup_steps", "min_halt_steps", "halted", "fresh"):
+            value = active.get(key)
+            setattr(state, key, value.to(dev) if value is not None else None)
+        if active.get("prev_loss") is not None:
+            state.extras["prev_loss"] = active["prev_loss"].to(dev)
+        for key, value in payload["counters"].items():
+            setattr(state, key, int(value))
+        acc = _Accumulator()
+        acc.load_state_dict(payload["accumulator"])
+        state.extras["acc"] = acc
+        for name, cb_state in payload["callbacks"].items():
+            if name in state.callbacks and hasattr(state.callbacks[name], "load_state_dict"):
+                state.callbacks[name].load_state_dict(cb_state)
+
+
+def latest_checkpoint(ckpt_dir: Path) -> Path | None:
+    import json
+
+    pointer = ckpt_dir / "latest.json"
+    if pointer.exists():
+        folder = ckpt_dir / json.loads(pointer.read_text())["checkpoint"]
+        if folder.exists():
+            return folder
+    folders = sorted(p for p in ckpt_dir.glob("step-*") if p.is_dir())
+    return folders[-1] if folders else None
+
+
+def _py_rng_state() -> list[Any]:
+    version, internal, gauss = random.getstate()
+    return [version, list(internal), gauss]
+
+
+def _set_py_rng_state(s: list[Any]) -> None:
+    random.setstate((s[0], tuple(s[1]), s[2]))
+
+
+class _Accumulator:
+    """Training metrics summed between two log lines."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.steps = 0
+        self.loss = {}  # name -> sum
+        self.token_correct = 0.0
+        self.token_total = 0.0
+        self.seq_correct = 0.0
+        self.rows = 0
+        self.finished = 0
+        self.finished_steps = 0.0
+        self.finished_correct = 0.0
+
+    def add(self, state: TrainState, done: torch.Tensor) -> None:
+        self.steps += 1
+        for name, value in state.losses.items():
+            self.loss[name] = self.loss.get(name, 0.0) + float(value.detach())
+        self.token_correct += float(state.token_correct.float().sum())
+        self.token_total += state.token_correct.numel()
+        self.seq_correct += float(state.seq_correct.float().sum())
+        self.rows += state.seq_correct.numel()
+        self.finished += int(done.sum())
+        self.finished_steps += float(state.sup_steps[done].float().sum())
+        self.finished_correct += float(state.seq_correct[done].float().sum())
+
+    def flush(self, state: TrainState) -> dict[str, float]:
+        n = max(self.steps, 1)
+        row: dict[str, float] = {f"loss/{k}": v / n for k, v in self.loss.items()}
+        row["loss"] = sum(self.loss.values()) / n
+        row["train_token_accuracy"] = self.token_correct / max(self.token_total, 1)
+        row["train_exact_accuracy"] = self.seq_correct / max(self.rows, 1)
+        row["train_exact_at_halt"] = self.finished_correct / max(self.finished, 1)
+        row["mean_sup_steps"] = self.finished_steps / max(self.finished, 1)
+        self.reset()
+        return row
+
+    def state_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+    def load_state_dict(self, s: dict[str, Any]) -> None:
+        self.__dict__.update(s)
+
+
+class _Progress:
+    """A rich progress bar on the shared console; silent when disabled or not a terminal."""
+
+    def __init__(self, enabled: bool, total: int | None, minutes: float | None, start_step: int) -> None:
+        from agent_forge.logging import console
+
+        self.enabled = enabled and console.is_terminal
+        self.bar = None
+        if self.enabled:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(TextColumn("[bold]train"), BarColumn(), TextColumn("{task.description}"),
+                                TimeElapsedColumn(), console=console, transient=False)
+            self.by_time = total is None
+            self.task = self.bar.add_task("", total=(minutes * 60 if self.by_time else total),
+                                          completed=0 if self.by_time else start_step)
+
+    def __enter__(self) -> "_Progress":
+        if self.bar:
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar:
+            self.bar.__exit__(*exc)
+
+    def advance(self, state: TrainState) -> None:
+        if self.bar:
+            self.bar.update(self.task, completed=state.elapsed_s if self.by_time else state.step)
+
+    def update(self, state: TrainState) -> None:
+        if self.bar:
+            m = state.metrics
+            self.bar.update(self.task, description=(
+                f"step {state.step} loss {m.get('loss', 0):.3f} exact {m.get('train_exact_at_halt', 0):.3f}"
+                f" steps {m.get('mean_sup_steps', 0):.1f} {m.get('examples_per_s', 0):.0f} ex/s"))

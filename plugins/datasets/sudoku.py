@@ -1,0 +1,219 @@
+"""Sudoku tasks ``sudoku4``, ``sudoku6``, ``sudoku9`` (and ``sudoku`` with a ``size`` field).
+
+Tokens: 0 is a blank, 1..size are digits; vocab ``size + 1``; one token per cell, row-major.
+Targets are the full solution (every cell is scored by the loss; the metrics also report
+accuracy on the blank cells alone).
+
+Data is generated (see :mod:`sudoku_core`) and cached on disk as ``.npz`` (no pickle) by
+(size, count, blanks, seed), or read from user files in the Sudoku-Extreme CSV layout.
+Training batches are augmented on the fly with validity-preserving transforms applied
+identically to puzzle and solution: digit relabelling, band and stack permutations, row
+permutations within bands, column permutations within stacks, and transposition where the box
+is square.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import Field, field_validator, model_validator
+
+from agent_forge import hookimpl
+from agent_forge.config import StrictModel
+from agent_forge.contracts import TaskSpec
+from agent_forge.data import Split, TaskData
+from agent_forge.plugins.datasets import sudoku_core as core
+from agent_forge.plugins.datasets.csv_grids import read_grid_csv
+
+CACHE_ENV = "FORGE_CACHE_DIR"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "agent-forge")
+
+
+BlankRange = tuple[int, int]
+
+
+class SudokuConfig(StrictModel):
+    name: str = "sudoku"
+    size: int = Field(6, description="Grid side: 4, 6 or 9.")
+    train_count: int = Field(4000, ge=1, description="Distinct generated training puzzles.")
+    eval_count: int = Field(500, ge=1, description="Distinct generated evaluation puzzles.")
+    blanks: BlankRange = Field((20, 20), description="Blanks per training puzzle: [min, max].")
+    eval_blanks: BlankRange | None = Field(None, description="Blanks per eval puzzle (default: blanks).")
+    augment: bool = True
+    train_file: Path | None = Field(None, description="Train on this CSV instead of generating.")
+    eval_file: Path | None = Field(None, description="Evaluate on this CSV instead of generating.")
+    cache: bool = True
+
+    @field_validator("blanks", "eval_blanks", mode="before")
+    @classmethod
+    def _range(cls, v: Any) -> Any:
+        return (v, v) if isinstance(v, int) else v
+
+    @model_validator(mode="after")
+    def _check(self) -> "SudokuConfig":
+        core.box_shape(self.size)
+        cells = self.size * self.size
+        for field in ("blanks", "eval_blanks"):
+            lo_hi = getattr(self, field)
+            if lo_hi is None:
+                continue
+            lo, hi = lo_hi
+            if not 0 <= lo <= hi < cells:
+                raise ValueError(f"{field} [{lo}, {hi}] must satisfy 0 <= min <= max < {cells}")
+        return self
+
+    def task_spec(self) -> TaskSpec:
+        return task_spec(self.size, self.name)
+
+
+class Sudoku4Config(SudokuConfig):
+    name: str = "sudoku4"
+    size: Literal[4] = 4
+    blanks: BlankRange = (8, 10)
+
+
+class Sudoku6Config(SudokuConfig):
+    name: str = "sudoku6"
+    size: Literal[6] = 6
+    blanks: BlankRange = (20, 20)
+
+
+class Sudoku9Config(SudokuConfig):
+    name: str = "sudoku9"
+    size: Literal[9] = 9
+    blanks: BlankRange = (45, 50)
+
+
+
+
+
+def generate(size: int, count: int, blanks: BlankRange, seed: int, *, cache: bool = True,
+             exclude: set[bytes] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` distinct (puzzle, solution) pairs as uint8 arrays of shape (count, size*size)."""
+    path = cache_dir() / "sudoku" / f"s{size}-n{count}-b{blanks[0]}_{blanks[1]}-seed{seed}.npz"
+    if cache and path.exists() and exclude is None:
+        with np.load(path, allow_pickle=False) as f:
+            return f["puzzles"], f["solutions"]
+    rng = random.Random(f"sudoku-{size}-{seed}")
+    seen: set[bytes] = set()
+    puzzles, solutions = [], []
+    exclude = exclude or set()
+    attempts = 0
+    while len(puzzles) < count:
+        attempts += 1
+        if attempts > 20 * count + 100:
+            raise ValueError(f"could only make {len(puzzles)} distinct {size}x{size} puzzles of {count}")
+        puzzle, solution = core.make_puzzle(size, rng.randint(*blanks), rng)
+        key = bytes(puzzle)
+        if key in seen or key in exclude:
+            continue
+        seen.add(key)
+        puzzles.append(puzzle)
+        solutions.append(solution)
+    p, s = np.asarray(puzzles, dtype=np.uint8), np.asarray(solutions, dtype=np.uint8)
+    if cache and not exclude:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+        np.savez(tmp, puzzles=p, solutions=s)
+        os.replace(tmp, path)
+    return p, s
+
+
+# -- augmentation (torch, vectorised over the batch) ----------------------------------------
+def _grouped_perm(groups: int, per: int, batch: int, gen: torch.Generator) -> torch.Tensor:
+    """(batch, groups*per) permutations that shuffle the groups and the items within each."""
+    group_order = torch.argsort(torch.rand(batch, groups, generator=gen), dim=1)
+    within = torch.argsort(torch.rand(batch, groups, per, generator=gen), dim=2)
+    # Position j of group slot g takes item within[g', j] of group g' = group_order[g].
+    src_group = group_order.unsqueeze(-1).expand(batch, groups, per)
+    within_sel = torch.gather(within, 1, src_group)
+    return (src_group * per + within_sel).reshape(batch, groups * per)
+
+
+def make_augment(size: int):
+    box_r, box_c = core.box_shape(size)
+
+    def augment(batch: dict[str, torch.Tensor], gen: torch.Generator) -> dict[str, torch.Tensor]:
+        inputs, targets = batch["inputs"], batch["targets"]
+        b = inputs.shape[0]
+        # Digit relabelling: 0 (blank) stays 0.
+        relabel = torch.cat([torch.zeros(b, 1, dtype=torch.long),
+                             torch.argsort(torch.rand(b, size, generator=gen), dim=1) + 1], dim=1)
+        row_perm = _grouped_perm(size // box_r, box_r, b, gen)  # bands of box_r rows
+        col_perm = _grouped_perm(size // box_c, box_c, b, gen)  # stacks of box_c columns
+        flip = (torch.rand(b, generator=gen) < 0.5) if box_r == box_c else None
+
+        def apply(x: torch.Tensor) -> torch.Tensor:
+            g = torch.gather(relabel, 1, x.long()).view(b, size, size)
+            g = torch.gather(g, 1, row_perm.unsqueeze(-1).expand(b, size, size))
+            g = torch.gather(g, 2, col_perm.unsqueeze(1).expand(b, size, size))
+            if flip is not None:
+                g = torch.where(flip.view(b, 1, 1), g.transpose(1, 2), g)
+            return g.reshape(b, size * size)
+
+        return {**batch, "inputs": apply(inputs), "targets": apply(targets)}
+
+    return augment
+
+
+def render(size: int):
+    def show(tokens: torch.Tensor) -> str:
+        cells = tokens.tolist()
+        return "\n".join(" ".join(str(v) if v else "." for v in cells[r * size:(r + 1) * size])
+                         for r in range(size))
+    return show
+
+
+def task_spec(size: int, name: str | None = None) -> TaskSpec:
+    box = core.box_shape(size)
+    return TaskSpec(name=name or f"sudoku{size}", kind="puzzle", vocab_size=size + 1, seq_len=size * size,
+                    causal=False, info={"size": size, "box": list(box), "blank_token": 0})
+
+
+def _split(puzzles: np.ndarray, solutions: np.ndarray) -> Split:
+    return Split(torch.from_numpy(puzzles.astype(np.int64)), torch.from_numpy(solutions.astype(np.int64)))
+
+
+def build_sudoku(cfg: SudokuConfig, seed: int) -> TaskData:
+    size = cfg.size
+    eval_blanks = cfg.eval_blanks or cfg.blanks
+    if cfg.train_file is not None:
+        tp, ts = read_grid_csv(cfg.train_file, expect_size=size)
+    else:
+        tp, ts = generate(size, cfg.train_count, cfg.blanks, seed, cache=cfg.cache)
+    if cfg.eval_file is not None:
+        ep, es = read_grid_csv(cfg.eval_file, expect_size=size)
+    else:
+        # A separate stream, minus any puzzle that is also in the training set.
+        ep, es = generate(size, cfg.eval_count, eval_blanks, seed + 1_000_003, cache=False,
+                          exclude={bytes(row) for row in tp.tolist()})
+    return TaskData(spec=task_spec(size, cfg.name), train=_split(tp, ts), eval=_split(ep, es),
+                    augment=make_augment(size) if cfg.augment else None, render=render(size),
+                    info={"train_source": str(cfg.train_file or "generated"),
+                          "eval_source": str(cfg.eval_file or "generated"), "eval_blanks": list(eval_blanks)})
+
+
+def generate_examples(cfg: SudokuConfig, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fresh puzzles for a file: blanks from ``eval_blanks`` (or ``blanks``), no cache."""
+    return generate(cfg.size, count, cfg.eval_blanks or cfg.blanks, seed, cache=False)
+
+
+build_sudoku.generate_examples = generate_examples  # type: ignore[attr-defined]
+
+
+@hookimpl
+def forge_register_datasets(register):
+    register("sudoku", build_sudoku, config=SudokuConfig,
+             description="n x n Sudoku (size 4, 6 or 9) with unique solutions")
+    for size, cfg in ((4, Sudoku4Config), (6, Sudoku6Config), (9, Sudoku9Config)):
+        rows, cols = core.box_shape(size)
+        register(f"sudoku{size}", build_sudoku, config=cfg,
+                 description=f"{size}x{size} Sudoku with {rows}x{cols} boxes")

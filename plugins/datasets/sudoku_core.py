@@ -1,0 +1,204 @@
+"""Sudoku maths with no torch: box shapes, a bitmask solver, grid sampling, puzzle digging.
+
+Grids are flat lists of ``size*size`` ints, row-major; 0 is a blank, 1..size are digits.
+
+* :func:`random_grid` fills an empty grid by backtracking with a random digit order at every
+  cell, so it can reach *every* valid grid (not only relabellings/shuffles of one pattern).
+* :func:`dig` removes cells in random order, keeping a removal only while the puzzle still has
+  exactly one solution (checked by :func:`count_solutions` with limit 2).
+"""
+
+from __future__ import annotations
+
+import random
+
+BOX_SHAPES: dict[int, tuple[int, int]] = {4: (2, 2), 6: (2, 3), 9: (3, 3)}
+
+
+def box_shape(size: int) -> tuple[int, int]:
+    try:
+        return BOX_SHAPES[size]
+    except KeyError:
+        raise ValueError(f"unsupported Sudoku size {size}; supported: 4, 6, 9") from None
+
+
+class Geometry:
+    """Precomputed row/column/box index of each cell for one size."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.box_rows, self.box_cols = box_shape(size)
+        self.full = (1 << size) - 1
+        self.cells = size * size
+        self.row = [i // size for i in range(self.cells)]
+        self.col = [i % size for i in range(self.cells)]
+        per_band = size // self.box_cols  # boxes side by side in one band
+        self.box = [(self.row[i] // self.box_rows) * per_band + self.col[i] // self.box_cols
+                    for i in range(self.cells)]
+
+
+_GEOMETRY: dict[int, Geometry] = {}
+
+
+def geometry(size: int) -> Geometry:
+    if size not in _GEOMETRY:
+        _GEOMETRY[size] = Geometry(size)
+    return _GEOMETRY[size]
+
+
+def _masks(grid: list[int], g: Geometry) -> tuple[list[int], list[int], list[int]] | None:
+    rows, cols, boxes = [0] * g.size, [0] * g.size, [0] * g.size
+    for i, v in enumerate(grid):
+        if v:
+            bit = 1 << (v - 1)
+            if rows[g.row[i]] & bit or cols[g.col[i]] & bit or boxes[g.box[i]] & bit:
+                return None  # a digit repeats: no solution
+            rows[g.row[i]] |= bit
+            cols[g.col[i]] |= bit
+            boxes[g.box[i]] |= bit
+    return rows, cols, boxes
+
+
+def count_solutions(grid: list[int], size: int, limit: int = 2) -> int:
+    """Number of solutions of ``grid``, counting no further than ``limit``."""
+    g = geometry(size)
+    masks = _masks(grid, g)
+    if masks is None:
+        return 0
+    rows, cols, boxes = masks
+    cells = list(grid)
+    empties = [i for i, v in enumerate(cells) if v == 0]
+    R, C, B, full = g.row, g.col, g.box, g.full
+
+    def search() -> int:
+        # Most-constrained cell first: keeps the search tree tiny for these sizes.
+        best, best_cand, best_count = -1, 0, 99
+        for i in empties:
+            if cells[i]:
+                continue
+            cand = full & ~(rows[R[i]] | cols[C[i]] | boxes[B[i]])
+            count = cand.bit_count()
+            if count < best_count:
+                best, best_cand, best_count = i, cand, count
+                if count <= 1:
+                    break
+        if best < 0:
+            return 1
+        if best_count == 0:
+            return 0
+        total = 0
+        r, c, b = R[best], C[best], B[best]
+        cand = best_cand
+        while cand:
+            bit = cand & -cand
+            cand ^= bit
+            rows[r] |= bit; cols[c] |= bit; boxes[b] |= bit  # noqa: E702
+            cells[best] = bit.bit_length()
+            total += search()
+            rows[r] ^= bit; cols[c] ^= bit; boxes[b] ^= bit  # noqa: E702
+            cells[best] = 0
+            if total >= limit:
+                break
+        return total
+
+    return search()
+
+
+def solve(grid: list[int], size: int) -> list[int] | None:
+    """One solution of ``grid`` (the first found), or None."""
+    g = geometry(size)
+    masks = _masks(grid, g)
+    if masks is None:
+        return None
+    rows, cols, boxes = masks
+    cells = list(grid)
+
+    def search() -> bool:
+        best, best_cand, best_count = -1, 0, 99
+        for i, v in enumerate(cells):
+            if v:
+                continue
+            cand = g.full & ~(rows[g.row[i]] | cols[g.col[i]] | boxes[g.box[i]])
+            count = cand.bit_count()
+            if count < best_count:
+                best, best_cand, best_count = i, cand, count
+        if best < 0:
+            return True
+        r, c, b = g.row[best], g.col[best], g.box[best]
+        cand = best_cand
+        while cand:
+            bit = cand & -cand
+            cand ^= bit
+            rows[r] |= bit; cols[c] |= bit; boxes[b] |= bit  # noqa: E702
+            cells[best] = bit.bit_length()
+            if search():
+                return True
+            rows[r] ^= bit; cols[c] ^= bit; boxes[b] ^= bit  # noqa: E702
+            cells[best] = 0
+        return False
+
+    return cells if search() else None
+
+
+def random_grid(size: int, rng: random.Random) -> list[int]:
+    """A complete valid grid by randomised backtracking (random digit order at every cell)."""
+    g = geometry(size)
+    cells = [0] * g.cells
+    rows, cols, boxes = [0] * size, [0] * size, [0] * size
+    digits = list(range(1, size + 1))
+
+    def fill(i: int) -> bool:
+        if i == g.cells:
+            return True
+        r, c, b = g.row[i], g.col[i], g.box[i]
+        used = rows[r] | cols[c] | boxes[b]
+        order = digits[:]
+        rng.shuffle(order)
+        for d in order:
+            bit = 1 << (d - 1)
+            if used & bit:
+                continue
+            rows[r] |= bit; cols[c] |= bit; boxes[b] |= bit  # noqa: E702
+            cells[i] = d
+            if fill(i + 1):
+                return True
+            rows[r] ^= bit; cols[c] ^= bit; boxes[b] ^= bit  # noqa: E702
+        cells[i] = 0
+        return False
+
+    fill(0)
+    return cells
+
+
+def dig(solution: list[int], size: int, blanks: int, rng: random.Random) -> list[int] | None:
+    """Blank ``blanks`` cells keeping a unique solution, or None if this grid can't get there."""
+    puzzle = list(solution)
+    order = list(range(len(solution)))
+    rng.shuffle(order)
+    removed = 0
+    for i in order:
+        if removed == blanks:
+            break
+        keep = puzzle[i]
+        puzzle[i] = 0
+        if count_solutions(puzzle, size, limit=2) == 1:
+            removed += 1
+        else:
+            puzzle[i] = keep
+    return puzzle if removed == blanks else None
+
+
+def make_puzzle(size: int, blanks: int, rng: random.Random, max_tries: int = 50) -> tuple[list[int], list[int]]:
+    """A (puzzle, solution) pair with exactly ``blanks`` blanks and a unique solution."""
+    for _ in range(max_tries):
+        solution = random_grid(size, rng)
+        puzzle = dig(solution, size, blanks, rng)
+        if puzzle is not None:
+            return puzzle, solution
+    raise ValueError(f"could not make a {size}x{size} puzzle with {blanks} blanks and a unique solution"
+                     f" in {max_tries} tries; use fewer blanks")
+
+
+def is_valid_solution(grid: list[int], size: int) -> bool:
+    g = geometry(size)
+    return all(v != 0 for v in grid) and _masks(grid, g) is not None

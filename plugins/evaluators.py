@@ -1,0 +1,70 @@
+"""Built-in evaluators. Each reads the shared predictions from the EvalContext.
+
+* ``exact``: fraction of samples whose whole answer is right after all supervision steps.
+* ``token``: accuracy on the positions the task asks for — the blank cells of a puzzle
+  (``TaskSpec.info["blank_token"]``), every scored target otherwise.
+* ``halting``: where the Q-head would stop: mean halting step, exact accuracy of the answer at
+  that step, and how often ``q_halt > 0`` agrees with "the final answer is right".
+* ``loss``: mean token cross-entropy at the last step, and its perplexity.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from agent_forge import hookimpl
+
+
+def _scored(task: Any, split: Any) -> torch.Tensor:
+    mask = split.targets != task.spec.ignore_index
+    blank = task.spec.info.get("blank_token")
+    if blank is not None:
+        mask &= split.inputs == blank
+    return mask
+
+
+def exact(model: Any, task: Any, ctx: Any) -> dict[str, float]:
+    p = ctx.predictions()
+    split = getattr(task, ctx.split)
+    valid = split.targets != task.spec.ignore_index
+    correct = ((p.final == split.targets) | ~valid).all(1)
+    return {"exact_accuracy": float(correct.float().mean())}
+
+
+def token(model: Any, task: Any, ctx: Any) -> dict[str, float]:
+    p = ctx.predictions()
+    split = getattr(task, ctx.split)
+    mask = _scored(task, split)
+    right = (p.final == split.targets) & mask
+    return {"token_accuracy": float(right.sum()) / max(int(mask.sum()), 1)}
+
+
+def halting(model: Any, task: Any, ctx: Any) -> dict[str, float]:
+    p = ctx.predictions()
+    if torch.isnan(p.q_halt_final).all():
+        return {"mean_halt_steps": float(p.n_sup)}
+    split = getattr(task, ctx.split)
+    valid = split.targets != task.spec.ignore_index
+    final_ok = ((p.final == split.targets) | ~valid).all(1)
+    halt_ok = ((p.at_halt == split.targets) | ~valid).all(1)
+    return {
+        "mean_halt_steps": float(p.halt_step.float().mean()),
+        "halt_exact_accuracy": float(halt_ok.float().mean()),
+        "halting_accuracy": float(((p.q_halt_final > 0) == final_ok).float().mean()),
+    }
+
+
+def loss(model: Any, task: Any, ctx: Any) -> dict[str, float]:
+    p = ctx.predictions()
+    return {"eval_loss": p.loss, "perplexity": math.exp(min(p.loss, 50.0))}
+
+
+@hookimpl
+def forge_register_evaluators(register):
+    register("exact", exact, description="Whole-answer accuracy after all supervision steps")
+    register("token", token, description="Accuracy on blank cells (puzzles) or scored tokens")
+    register("halting", halting, description="Mean halting step and accuracy of the Q-head's decision")
+    register("loss", loss, description="Eval cross-entropy and perplexity")

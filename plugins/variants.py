@@ -1,0 +1,84 @@
+"""Built-in variants: complete Cognate configs, registered like any plugin's.
+
+The CPU presets are sized to train on 2 cores in minutes; every field is an override away
+(``--set model.d_model=512``). ``trm_paper``/``trm_paper_attention`` are the paper's 9x9 Sudoku
+shapes (GPU scale). The ``lm_*`` presets are causal language models (configs A-D of seed 002).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agent_forge import hookimpl
+
+SUDOKU6 = {"name": "sudoku6"}
+PUZZLE_EVALUATORS = ["exact", "token", "halting"]
+
+# The trainer settings every CPU puzzle preset starts from.
+CPU_TRAINER: dict[str, Any] = {
+    "batch_size": 256, "lr": 2e-3, "weight_decay": 0.1, "warmup_steps": 50, "minutes": 8.0,
+    "precision": "auto", "log_every": 25, "eval_every": 200, "eval_samples": 500,
+}
+
+
+def trm(layers: int, n: int, T: int, n_sup: int = 16, memory: str = "none", d_model: int = 128,
+        mixer: str = "attention", heads: int = 4, task: dict[str, Any] = SUDOKU6,
+        trainer: dict[str, Any] | None = None) -> dict[str, Any]:
+    callbacks: dict[str, Any] = {"ema": {"decay": 0.999}, "act": {}}
+    if memory != "none":
+        callbacks["memory"] = {}
+    return {
+        "model": {"architecture": "trm", "d_model": d_model, "n_layers": layers, "n_heads": heads,
+                  "n": n, "T": T, "n_sup": n_sup, "mixer": mixer, "memory": memory},
+        "task": dict(task),
+        "trainer": {**CPU_TRAINER, **(trainer or {})},
+        "callbacks": callbacks,
+        "evaluators": PUZZLE_EVALUATORS,
+    }
+
+
+def lm(layers: int, width: int, heads: int, n: int, n_sup: int, head_dim: int | None = None) -> dict[str, Any]:
+    return {
+        "model": {"architecture": "trm", "d_model": width, "n_layers": layers, "n_heads": heads, "n_kv_heads": 4,
+                  "head_dim": head_dim,
+                  "n": n, "T": 2, "n_sup": n_sup, "mixer": "attention", "causal": True},
+        "task": {"name": "text", "vocab_size": 50304, "seq_len": 512},
+        "trainer": {"batch_size": 8, "lr": 3e-4, "weight_decay": 0.1, "warmup_steps": 200, "minutes": 60.0,
+                    "precision": "auto", "eval_every": 500, "eval_samples": 64, "eval_batch_size": 8},
+        "callbacks": {"ema": {"decay": 0.999}},
+        "evaluators": ["loss", "token"],
+    }
+
+
+VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
+    "baseline": ({
+        "model": {"architecture": "transformer", "d_model": 128, "n_layers": 11, "n_heads": 4},
+        "task": dict(SUDOKU6),
+        "trainer": dict(CPU_TRAINER),
+        "callbacks": {},
+        "evaluators": PUZZLE_EVALUATORS,
+    }, "The non-recursive control: 11 layers applied once, no EMA, no halting"),
+    "trm_tiny": (trm(2, 6, 3), "2 layers, n=6, T=3: the paper's recursion at CPU width"),
+    "trm_small": (trm(4, 3, 3, memory="latent"), "The default: 4 layers, n=3, T=3, memory read into z"),
+    "trm_medium": (trm(6, 2, 3, memory="latent"), "6 layers, n=2, T=3, memory read into z"),
+    "trm_hybrid": (trm(6, 2, 3, memory="full"), "6 layers, n=2, T=3, memory read into z and y"),
+    "trm_paper": (trm(2, 6, 3, d_model=512, mixer="mlp", heads=8, task={"name": "sudoku9"},
+                      trainer={"batch_size": 768, "lr": 1e-4, "weight_decay": 1.0, "warmup_steps": 2000,
+                               "minutes": 600.0}),
+                  "The paper's 9x9 Sudoku model: d=512, MLP token mixing (~5M parameters); GPU scale"),
+    "trm_paper_attention": (trm(2, 6, 3, d_model=512, mixer="attention", heads=8, task={"name": "sudoku9"},
+                                trainer={"batch_size": 768, "lr": 1e-4, "weight_decay": 1.0,
+                                         "warmup_steps": 2000, "minutes": 600.0}),
+                            "trm_paper with self-attention instead of MLP mixing (~7M parameters)"),
+    "lm_conservative": (lm(12, 768, 12, 3, 8), "Causal LM, config A: 12 layers, width 768"),
+    # 1024 is not divisible by 12 heads: heads of width 64 (attention width 768), as in seed 002.
+    "lm_balanced": (lm(16, 1024, 12, 4, 8, head_dim=64), "Causal LM, config B: 16 layers, width 1024"),
+    "lm_aggressive": (lm(20, 1024, 12, 4, 12, head_dim=64), "Causal LM, config C: 20 layers, width 1024"),
+    "lm_cloud": (lm(24, 1536, 16, 4, 12), "Causal LM, config D: 24 layers, width 1536"),
+}
+
+
+@hookimpl
+def forge_register_variants(register):
+    for name, (spec, description) in VARIANTS.items():
+        register(name, spec, description=description)
