@@ -42,6 +42,12 @@ def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
 
 def parse_value(text: str) -> Any:
     """``--set`` values are YAML scalars or flow collections: 3, 0.1, true, null, [a, b], {k: v}."""
+    # Numbers first: YAML 1.1 reads "1e-3" (no dot) as a string.
+    for number in (int, float):
+        try:
+            return number(text)
+        except ValueError:
+            pass
     try:
         return yaml.safe_load(text) if text.strip() else ""
     except yaml.YAMLError:

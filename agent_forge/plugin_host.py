@@ -114,7 +114,7 @@ class PluginHost:
     # -- registration -------------------------------------------------------------------
     def _register_from(self, hook_name: str, kind: str) -> None:
         caller = getattr(self.pm.hook, hook_name)
-        for impl in reversed(caller.get_hookimpls()):  # pluggy stores last-registered first
+        for impl in caller.get_hookimpls():  # registration order: built-ins first, so they keep their names
             plugin = impl.plugin_name
             staged: list[Registration] = []
 

@@ -180,12 +180,21 @@ def make_mixer(kind: str, *, d_model: int, seq_len: int, n_heads: int, n_kv_head
 
 class TokenEmbedding(nn.Module):
     """Token embedding scaled by sqrt(d_model), initialised with std 1/sqrt(d_model), so the
-    embedded input starts at unit scale like the recurrent states it is added to."""
+    embedded input starts at unit scale like the recurrent states it is added to.
 
-    def __init__(self, vocab_size: int, d_model: int) -> None:
+    With ``seq_len`` set it adds a learned embedding per position (same scaling): on a fixed grid
+    it tells every cell which row, column and box it is in, which 1-D rotary offsets only imply.
+    """
+
+    def __init__(self, vocab_size: int, d_model: int, seq_len: int | None = None) -> None:
         super().__init__()
         self.scale = math.sqrt(d_model)
         self.weight = nn.Parameter(trunc_normal_(torch.empty(vocab_size, d_model), std=1.0 / self.scale))
+        self.position = (nn.Parameter(trunc_normal_(torch.empty(seq_len, d_model), std=1.0 / self.scale))
+                         if seq_len else None)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.scale * F.embedding(tokens, self.weight)
+        x = F.embedding(tokens, self.weight)
+        if self.position is not None:
+            x = x + self.position[: tokens.shape[1]]
+        return self.scale * x

@@ -27,7 +27,8 @@ class TransformerConfig(StrictModel):
     expansion: float = Field(4.0, gt=0)
     mixer: Literal["attention", "mlp"] = "attention"
     causal: bool | None = None
-    rope: bool = True
+    rope: bool = Field(True, description="Rotary position embeddings inside attention.")
+    learned_positions: bool = Field(False, description="Add a learned embedding per position to the input.")
 
     @model_validator(mode="after")
     def _check(self) -> "TransformerConfig":
@@ -53,7 +54,7 @@ class TransformerBaseline(nn.Module):
         causal = task.causal if cfg.causal is None else cfg.causal
         rotary = (RotaryEmbedding(cfg.head_dim or cfg.d_model // cfg.n_heads, task.seq_len)
                   if cfg.rope and cfg.mixer == "attention" else None)
-        self.embed = TokenEmbedding(task.vocab_size, cfg.d_model)
+        self.embed = TokenEmbedding(task.vocab_size, cfg.d_model, task.seq_len if cfg.learned_positions else None)
         self.blocks = nn.ModuleList(
             Block(cfg.d_model,
                   make_mixer(cfg.mixer, d_model=cfg.d_model, seq_len=task.seq_len, n_heads=cfg.n_heads,

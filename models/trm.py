@@ -42,7 +42,8 @@ class TRMConfig(StrictModel):
     n_sup: int = Field(16, ge=1, description="Maximum supervision steps per sample.")
     mixer: Literal["attention", "mlp"] = "attention"
     causal: bool | None = Field(None, description="Causal attention; default: what the task says.")
-    rope: bool = True
+    rope: bool = Field(True, description="Rotary position embeddings inside attention.")
+    learned_positions: bool = Field(False, description="Add a learned embedding per position to the input.")
     step_scales: bool = Field(False, description="Learnable per-step residual scales (ReZero-style).")
     step_scale_init: float = Field(0.1, gt=0)
     step_scale_min: float = Field(0.01, ge=0)
@@ -103,7 +104,7 @@ class TRMEnhancedCognate(nn.Module):
         self.n_sup = cfg.n_sup
         causal = task.causal if cfg.causal is None else cfg.causal
         d = cfg.d_model
-        self.embed = TokenEmbedding(task.vocab_size, d)
+        self.embed = TokenEmbedding(task.vocab_size, d, task.seq_len if cfg.learned_positions else None)
         self.net = RecursiveNet(cfg, task.seq_len, causal)
         self.head = Linear(d, task.vocab_size)
         self.q_head = nn.Linear(d, 1)

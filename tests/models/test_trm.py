@@ -1,0 +1,136 @@
+import pytest
+import torch
+
+from agent_forge.contracts import TaskSpec
+from agent_forge.models import layers
+from agent_forge.models.transformer import TransformerConfig, build_transformer
+from agent_forge.models.trm import TRMConfig, build_trm
+
+TASK = TaskSpec(name="t", vocab_size=7, seq_len=12)
+
+
+def _batch(b=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {"inputs": torch.randint(0, 7, (b, 12), generator=g)}
+
+
+def _model(**kw):
+    torch.manual_seed(0)
+    cfg = dict(d_model=16, n_layers=2, n_heads=2, n=2, T=3, n_sup=4)
+    cfg.update(kw)
+    return build_trm(TRMConfig(**cfg), TASK)
+
+
+def _count_net_calls(model):
+    calls = []
+    model.net.register_forward_hook(lambda mod, args, out: calls.append(torch.is_grad_enabled()))
+    return calls
+
+
+def test_only_the_last_cycle_builds_a_graph():
+    model = _model()
+    calls = _count_net_calls(model)
+    batch = _batch()
+    carry = model.initial_carry(batch)
+    _, out = model(carry, batch)
+    n, T = model.cfg.n, model.cfg.T
+    assert calls == [False] * ((T - 1) * (n + 1)) + [True] * (n + 1)
+    out.logits.sum().backward()
+    grads = {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
+
+    # The same gradients from running T-1 cycles as constants and one differentiable cycle.
+    model.zero_grad()
+    x = model.embed(batch["inputs"])
+    y, z = carry["y"], carry["z"]
+    with torch.no_grad():
+        for _ in range(T - 1):
+            y, z = model.cycle(x, y, z)
+    y, z = model.cycle(x, y.detach(), z.detach())
+    model.head(y).sum().backward()
+    for k, g in grads.items():
+        torch.testing.assert_close(model.get_parameter(k).grad, g)
+
+
+def test_carry_is_detached():
+    model = _model()
+    batch = _batch()
+    carry, out = model(model.initial_carry(batch), batch)
+    assert out.logits.requires_grad
+    assert all(not v.requires_grad and v.grad_fn is None for v in carry.values())
+
+
+@pytest.mark.parametrize("n,T", [(1, 1), (2, 3), (4, 2)])
+def test_compute_scales_with_n_and_T(n, T):
+    model = _model(n=n, T=T)
+    blocks = []
+    for block in model.net.blocks:
+        block.register_forward_hook(lambda *a: blocks.append(1))
+    batch = _batch()
+    model(model.initial_carry(batch), batch)
+    assert len(blocks) == model.cfg.n_layers * (n + 1) * T
+    assert model.cfg.effective_depth() == model.cfg.n_layers * (n + 1) * T * model.cfg.n_sup
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_causal_output_ignores_the_future_and_bidirectional_does_not(causal):
+    model = _model(causal=causal).eval()
+    a = _batch(b=1)
+    b = {"inputs": a["inputs"].clone()}
+    t = 5
+    b["inputs"][0, t + 1:] = (a["inputs"][0, t + 1:] + 1) % 7
+    with torch.no_grad():
+        la = model(model.initial_carry(a), a)[1].logits
+        lb = model(model.initial_carry(b), b)[1].logits
+    same_prefix = torch.allclose(la[0, :t + 1], lb[0, :t + 1], atol=1e-5)
+    assert same_prefix == causal
+
+
+def test_mlp_mixer_refuses_causal():
+    with pytest.raises(ValueError, match="bidirectional"):
+        TRMConfig(mixer="mlp", causal=True)
+
+
+def test_q_head_starts_at_keep_going():
+    model = _model()
+    batch = _batch()
+    _, out = model(model.initial_carry(batch), batch)
+    assert torch.allclose(out.q_halt_logits, torch.full((3,), -5.0))
+
+
+def test_step_scales_are_clamped_and_reported():
+    model = _model(step_scales=True, step_scale_min=0.05, step_scale_max=0.5)
+    with torch.no_grad():
+        model.net.scales.fill_(3.0)
+    values = model.step_scale_values()
+    assert values and all(v == 0.5 for v in values.values())
+    batch = _batch()
+    model(model.initial_carry(batch), batch)[1].logits.sum().backward()
+    assert model.net.scales.grad is not None
+
+
+def test_gqa_and_memory_options_build_and_run():
+    model = _model(n_heads=4, n_kv_heads=2, memory="full", memory_capacity=4)
+    batch = _batch()
+    carry, out = model(model.initial_carry(batch), batch)
+    assert out.logits.shape == (3, 12, 7)
+    written = model.memory.write(carry["z"], torch.tensor([1.0, 0.0, 2.0]), threshold=0.5)
+    assert written == 2 and int(model.memory.filled.sum()) == 2
+
+
+def test_baseline_and_trm_share_layer_code():
+    trm = _model()
+    base = build_transformer(TransformerConfig(d_model=16, n_layers=3, n_heads=2), TASK)
+    assert type(trm.net.blocks[0]) is type(base.blocks[0]) is layers.Block
+    assert type(trm.embed) is type(base.embed) is layers.TokenEmbedding
+    batch = _batch()
+    carry, out = base(base.initial_carry(batch), batch)
+    assert carry == {} and out.q_halt_logits is None and base.n_sup == 1
+
+
+@pytest.mark.parametrize("mixer,paper", [("mlp", 5_000_000), ("attention", 7_000_000)])
+def test_paper_sudoku_parameter_counts_within_ten_percent(mixer, paper):
+    task = TaskSpec(name="sudoku9", vocab_size=10, seq_len=81)
+    with torch.device("meta"):
+        model = build_trm(TRMConfig(d_model=512, n_layers=2, n_heads=8, n=6, T=3, mixer=mixer), task)
+    count = sum(p.numel() for p in model.parameters())
+    assert abs(count - paper) / paper < 0.10, count

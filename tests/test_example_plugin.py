@@ -1,0 +1,72 @@
+"""End to end: the example plugin package is pip-installed and found through its entry point."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def plugin_env(tmp_path_factory):
+    target = tmp_path_factory.mktemp("site")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                    "--no-index", "--target", str(target), str(ROOT / "examples" / "forge-example-plugin")],
+                   check=True, capture_output=True, timeout=300)
+    env = {**os.environ, "FORGE_LOAD_ENTRYPOINTS": "1",
+           "PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}
+    return env
+
+
+def _forge(env, *args, check=True):
+    proc = subprocess.run([sys.executable, "-m", "agent_forge", *args], capture_output=True, text=True, env=env,
+                          timeout=300)
+    if check:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def test_installed_plugin_shows_in_forge_plugins(plugin_env):
+    rows = json.loads(_forge(plugin_env, "plugins", "--json").stdout)
+    row = next(r for r in rows if r["name"] == "example")
+    assert row["origin"] == "entrypoint" and row["status"] == "ok"
+    assert row["distribution"] == "forge-example-plugin" and row["version"] == "0.3.0"
+    assert row["registered"] == {"architecture": ["cell_mlp"]}
+
+
+def test_plugin_command_runs(plugin_env):
+    assert "hello from forge-example-plugin, you" in _forge(plugin_env, "example-hello", "--name", "you").stdout
+
+
+def test_plugin_architecture_is_selectable_by_name(plugin_env, tmp_path):
+    proc = _forge(plugin_env, "--json-logs", "run", "phase", "cognate", "--variant", "baseline",
+                  "--set", "model={architecture: cell_mlp, hidden: 16}", "--task", "sudoku4",
+                  "--set", "task.train_count=32", "--set", "task.eval_count=16",
+                  "--set", "trainer.batch_size=8", "--set", "trainer.eval_every=null",
+                  "--max-steps", "3", "--no-progress", "--out", str(tmp_path / "run"))
+    result = json.loads(proc.stdout)
+    assert result["status"] == "completed"
+    assert result["artifacts"][0]["artifact"]["architecture"] == "cell_mlp"
+
+
+def test_plugin_that_raises_on_import_is_named_and_the_cli_still_works(plugin_env, tmp_path):
+    broken = tmp_path / "broken"
+    (broken / "forge_broken-9.9.dist-info").mkdir(parents=True)
+    (broken / "forge_broken-9.9.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: forge-broken\nVersion: 9.9\n")
+    (broken / "forge_broken-9.9.dist-info" / "entry_points.txt").write_text("[agent_forge]\nbroken = forge_broken\n")
+    (broken / "forge_broken.py").write_text("raise RuntimeError('this plugin is broken on purpose')\n")
+    env = {**plugin_env, "PYTHONPATH": os.pathsep.join([str(broken), plugin_env["PYTHONPATH"]])}
+    rows = json.loads(_forge(env, "plugins", "--json").stdout)
+    row = next(r for r in rows if r["name"] == "broken")
+    assert row["status"] == "failed" and "broken on purpose" in row["error"]
+    assert row["distribution"] == "forge-broken" and row["version"] == "9.9"
+    assert any(r["name"] == "example" and r["status"] == "ok" for r in rows)
+    variants = json.loads(_forge(env, "variants", "--json", "--no-counts").stdout)
+    assert any(v["name"] == "trm_small" for v in variants)
+    # Blocking it by name hides it entirely.
+    rows = json.loads(_forge({**env, "FORGE_DISABLE_PLUGINS": "broken"}, "plugins", "--json").stdout)
+    assert not any(r["name"] == "broken" for r in rows)
