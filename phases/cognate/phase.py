@@ -49,7 +49,7 @@ class CognateConfig:
     task: BaseModel
     trainer_name: str
     trainer: BaseModel
-    callbacks: dict[str, BaseModel]
+    callbacks: dict[str, BaseModel | None]
     evaluators: list[str]
     seed: int
     data_seed: int
@@ -59,7 +59,7 @@ class CognateConfig:
             "model": {"architecture": self.architecture, **self.model.model_dump(mode=mode)},
             "task": {**self.task.model_dump(mode=mode), "name": self.task_name},
             "trainer": {**self.trainer.model_dump(mode=mode), "name": self.trainer_name},
-            "callbacks": {k: v.model_dump(mode=mode) for k, v in self.callbacks.items()},
+            "callbacks": {k: v.model_dump(mode=mode) if v is not None else {} for k, v in self.callbacks.items()},
             "evaluators": list(self.evaluators),
             "seed": self.seed,
             "data_seed": self.data_seed,
@@ -96,7 +96,13 @@ def validate_cognate(host: PluginHost, raw: dict[str, Any]) -> CognateConfig:
     callbacks = {}
     for name, fields in callbacks_raw.items():
         reg = host.get("callback", name)
-        callbacks[name] = validate(reg.config, fields if fields is not True else {}, f"callbacks.{name}")
+        fields = {} if fields is True or fields is None else fields
+        if reg.config is None:  # a callback without settings
+            if fields:
+                raise ConfigError(f"callbacks.{name}: takes no settings, got {fields!r}")
+            callbacks[name] = None
+        else:
+            callbacks[name] = validate(reg.config, fields, f"callbacks.{name}")
     evaluators = list(raw.get("evaluators") or ["exact", "token"])
     for name in evaluators:
         host.get("evaluator", name)

@@ -17,7 +17,6 @@ from agent_forge.protocols import Batch, Carry, ModelOutput
 class TrainState:
     model: nn.Module
     optimizer: torch.optim.Optimizer
-    scheduler: Any
     task: TaskData
     device: torch.device
     run_dir: Path

@@ -10,7 +10,7 @@ The loop is documented step by step in :mod:`agent_forge.events`. Two ideas carr
   official TRM code does. The batch shape never changes, and halting early means more examples
   per second instead of idle rows.
 
-Everything that shapes the future of a run (weights, optimizer, scheduler, the active batch and
+Everything that shapes the future of a run (weights, optimizer, elapsed time, the active batch and
 carry, the data cursor, every RNG, every callback's state) is saved by ``save_checkpoint``, so a
 resumed run on the CPU reaches bit-identical weights.
 """
@@ -42,7 +42,7 @@ from agent_forge.protocols import merge_carry
 
 
 class DeepSupervisionConfig(StrictModel):
-    name: Literal["deep_supervision"] = "deep_supervision"
+    name: str = "deep_supervision"
     batch_size: int = Field(256, ge=1)
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.1, ge=0)
@@ -123,13 +123,24 @@ def resolve_precision(name: str, device: torch.device) -> str:
     return "bf16" if "amx_bf16" in flags else "fp32"
 
 
-def lr_factor(cfg: DeepSupervisionConfig, step: int) -> float:
+def lr_factor(cfg: DeepSupervisionConfig, step: int, elapsed_s: float) -> float:
+    """Linear warm-up, then constant or cosine decay over the budget that runs out first.
+
+    With only ``max_steps`` the schedule is a function of the step (deterministic, resumable
+    bit-for-bit). With a ``minutes`` budget, progress is the larger of the two fractions, so a
+    time-limited run still anneals to ``min_lr_ratio`` at its end.
+    """
     if cfg.warmup_steps and step < cfg.warmup_steps:
         return (step + 1) / cfg.warmup_steps
-    if cfg.schedule == "cosine" and cfg.max_steps:
-        progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
-        return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-    return 1.0
+    if cfg.schedule == "constant":
+        return 1.0
+    fractions = []
+    if cfg.max_steps:
+        fractions.append((step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
+    if cfg.minutes:
+        fractions.append(elapsed_s / (cfg.minutes * 60))
+    progress = min(1.0, max(fractions))
+    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 class DataStream:
@@ -177,9 +188,8 @@ class DeepSupervisionTrainer:
         optimizer = torch.optim.AdamW(
             [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
             lr=cfg.lr, betas=cfg.betas)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(cfg, s))
         generator = torch.Generator().manual_seed(ctx.seed)
-        state = TrainState(model=model, optimizer=optimizer, scheduler=scheduler, task=ctx.task, device=device,
+        state = TrainState(model=model, optimizer=optimizer, task=ctx.task, device=device,
                            run_dir=ctx.run_dir, config=cfg, generator=generator, callbacks=ctx.callbacks,
                            precision=resolve_precision(cfg.precision, device))
         state.max_sup_steps = state.n_sup
@@ -297,8 +307,9 @@ class DeepSupervisionTrainer:
                                      " or try trainer.precision=fp32.")
             return False
         state.nan_in_a_row = 0
+        for group in state.optimizer.param_groups:
+            group["lr"] = cfg.lr * lr_factor(cfg, state.step, state.elapsed_s)
         state.optimizer.step()
-        state.scheduler.step()
         state.step += 1
         self._fire(state, Event.STEP_END)
         state.halted = state.sup_steps >= state.max_sup_steps
@@ -352,7 +363,7 @@ class DeepSupervisionTrainer:
                         dt = max(now - last_log_t, 1e-9)
                         row = state.extras["acc"].flush(state)
                         row.update(step=state.step, elapsed_s=round(state.elapsed_s, 2),
-                                   lr=state.scheduler.get_last_lr()[0], grad_norm=state.grad_norm,
+                                   lr=state.optimizer.param_groups[0]["lr"], grad_norm=state.grad_norm,
                                    examples_per_s=(state.examples_finished - last_log_examples) / dt,
                                    sup_steps_per_s=(state.step - last_log_step) * cfg.batch_size / dt,
                                    early_stop_rate=state.early_stop_rate, nan_skipped=state.nan_skipped,
@@ -421,7 +432,6 @@ class DeepSupervisionTrainer:
             "max_sup_steps": state.max_sup_steps,
             "model": state.model.state_dict(),
             "optimizer": state.optimizer.state_dict(),
-            "scheduler": {k: v for k, v in state.scheduler.state_dict().items() if k != "lr_lambdas"},
             "generator": state.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
             "python_rng": _py_rng_state(),
@@ -455,9 +465,6 @@ class DeepSupervisionTrainer:
                               " resume with the same flags, or start a new run")
         state.model.load_state_dict(payload["model"])
         state.optimizer.load_state_dict(payload["optimizer"])
-        sched = state.scheduler.state_dict()
-        sched.update(payload["scheduler"])
-        state.scheduler.load_state_dict(sched)
         state.generator.set_state(payload["generator"])
         torch.set_rng_state(payload["torch_rng"])
         _set_py_rng_state(payload["python_rng"])

@@ -1,0 +1,115 @@
+"""Pipeline and run_phase from Python, with plugins registered inline (as an embedding program would)."""
+
+import types
+
+import pytest
+
+from agent_forge import Pipeline, hookimpl, load_artifact, run_phase
+from agent_forge.contracts import PhaseResult
+from agent_forge.errors import ArtifactError
+from agent_forge.phases.cognate.trainer import DeepSupervisionConfig, DeepSupervisionTrainer
+from agent_forge.plugin_host import load_plugins
+from agent_forge.plugins.variants import VARIANTS
+from agent_forge.runner import Phase
+from forge_testing import TINY
+
+
+class ConsumerPhase(Phase):
+    """A later phase that receives Cognate's result and loads (verifies) every artifact."""
+
+    name = "consumer"
+    seen: list = []
+
+    def run(self, ctx):
+        loaded = []
+        for ref in ctx.previous.artifacts:
+            artifact, state = load_artifact(ref.manifest_path)
+            loaded.append((artifact.id, sum(t.numel() for t in state.values())))
+        ConsumerPhase.seen.append(loaded)
+        return PhaseResult(phase=self.name, status="completed", run_dir=ctx.run_dir, duration_s=0.0,
+                           metrics={"models_loaded": float(len(loaded))})
+
+
+class RecordingTrainer(DeepSupervisionTrainer):
+    fits = 0
+
+    def fit(self, ctx):
+        RecordingTrainer.fits += 1
+        return super().fit(ctx)
+
+
+class CountingCallback:
+    def __init__(self, cfg):
+        self.steps = 0
+
+    def on_step_end(self, state):
+        self.steps += 1
+
+
+def _plugin(events):
+    mod = types.ModuleType("inline_test_plugin")
+
+    def forge_register_phases(register):
+        register("consumer", ConsumerPhase)
+
+    def forge_register_trainers(register):
+        register("recording", RecordingTrainer, config=DeepSupervisionConfig)
+
+    def forge_register_callbacks(register):
+        register("counting", CountingCallback, config=None)
+
+    def forge_register_variants(register):
+        spec = {**VARIANTS["trm_tiny"][0], "trainer": {**VARIANTS["trm_tiny"][0]["trainer"], "name": "recording"},
+                "callbacks": {"ema": {"decay": 0.9}, "counting": True}}
+        register("tiny_recorded", spec, description="test variant")
+
+    def forge_phase_start(phase, config):
+        events.append(("start", phase))
+
+    def forge_phase_end(phase, result):
+        events.append(("end", phase, result.status))
+
+    def forge_artifact_saved(artifact):
+        events.append(("artifact", artifact.phase))
+
+    for fn in (forge_register_phases, forge_register_trainers, forge_register_callbacks, forge_register_variants,
+               forge_phase_start, forge_phase_end, forge_artifact_saved):
+        setattr(mod, fn.__name__, hookimpl(fn))
+    return mod
+
+
+def test_pipeline_hands_cognate_artifacts_to_a_later_phase(tmp_path):
+    events: list = []
+    host = load_plugins(entry_points=False, extra=(_plugin(events),))
+    results = Pipeline(["cognate", "consumer"], host=host).run(
+        per_phase={"cognate": {"overrides": tuple(TINY)}}, variant="tiny_recorded", max_steps=4, models=2,
+        progress=False, out=tmp_path / "pipe")
+    cognate, consumer = results
+    assert cognate.status == "completed" and len(cognate.artifacts) == 2
+    assert consumer.metrics["models_loaded"] == 2.0
+    assert [a for a, _ in ConsumerPhase.seen[-1]] == [r.artifact.id for r in cognate.artifacts]
+    assert RecordingTrainer.fits >= 2
+    assert events[0] == ("start", "cognate") and ("end", "consumer", "completed") in events
+    assert events.count(("artifact", "cognate")) == 2
+    assert (tmp_path / "pipe" / "cognate" / "model-1" / "metrics.jsonl").exists()
+
+    # A tampered weights file is refused by the next phase.
+    weights = cognate.artifacts[0].manifest_path.with_suffix(".safetensors")
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0x7F
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="sha256"):
+        host_run = Pipeline(["consumer"], host=host)
+        host_run.runner.run("consumer", previous=cognate, run_dir=tmp_path / "again")
+
+
+def test_run_phase_from_python(tmp_path, host):
+    result = run_phase("cognate", host=host, variant="trm_tiny", overrides=TINY, max_steps=3, progress=False,
+                       out=tmp_path / "r")
+    assert result.status == "completed" and (tmp_path / "r" / "result.json").exists()
+    assert result.artifacts[0].artifact.parents == ()
+
+
+def test_unknown_phase_in_pipeline_fails_before_running(host):
+    with pytest.raises(Exception, match="Unknown phase 'cognat'"):
+        Pipeline(["cognat", "evomerge"], host=host)
