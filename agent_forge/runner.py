@@ -102,7 +102,9 @@ def resolve_raw_config(host: PluginHost, phase_cls: type[Phase], options: RunOpt
     # Budget flags are trainer fields; an explicit --max-steps replaces the variant's time budget.
     budget = {"max_steps": options.max_steps, "minutes": options.minutes,
               "checkpoint_every": options.checkpoint_every}
-    if any(v is not None for v in budget.values()):
+    # Only phases that train (they have a trainer section) take budget flags; in a pipeline the
+    # same flags reach every phase, and a merge or evaluation phase has nothing to budget.
+    if any(v is not None for v in budget.values()) and "trainer" in raw:
         trainer = raw.setdefault("trainer", {})
         if options.max_steps is not None and options.minutes is None:
             trainer.pop("minutes", None)

@@ -54,10 +54,7 @@ def run_ablation(host: PluginHost, arms: list[str], *, task: str | None, seeds: 
             m = dict(result.metrics)
             history = result.details["models"][0]["history"]
             m["final_loss"] = history[-1]["loss"] if history else float("nan")
-            model_cfg = host.get("variant", arm).obj["model"]
-            m["effective_depth"] = float(model_cfg.get("n_layers", 1) * (model_cfg.get("n", 0) + 1)
-                                         * model_cfg.get("T", 1) * model_cfg.get("n_sup", 1)
-                                         if model_cfg.get("architecture") == "trm" else model_cfg.get("n_layers", 1))
+            m["effective_depth"] = _effective_depth(host, result.run_dir)
             rows.setdefault(arm, []).append(m)
     summary = {arm: {k: _mean_std([r[k] for r in runs if k in r]) for k in REPORTED} for arm, runs in rows.items()}
     verdict = _verdict(summary)
@@ -67,6 +64,17 @@ def run_ablation(host: PluginHost, arms: list[str], *, task: str | None, seeds: 
     _plot(out / "ablation.png", out, arms, seeds)
     atomic_write_bytes(out / "ablation.md", _markdown(data).encode())
     return data
+
+
+def _effective_depth(host: PluginHost, run_dir: Path) -> float:
+    """From the run's resolved config, through the architecture's own config model."""
+    import json
+
+    model = dict(json.loads((run_dir / "config.json").read_text())["config"]["model"])
+    reg = host.get("architecture", model.pop("architecture"))
+    cfg = reg.config(**model) if reg.config is not None else None
+    depth = getattr(cfg, "effective_depth", None)
+    return float(depth()) if callable(depth) else float("nan")
 
 
 def _flow(value: Any) -> str:
@@ -134,7 +142,10 @@ def _plot(path: Path, out: Path, arms: list[str], seeds: int) -> None:
     ax.set_xlabel("minutes")
     ax.set_ylabel("eval exact accuracy")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    if ax.lines:
+        ax.legend(fontsize=7)
+    else:
+        ax.set_title("no evaluations during training (trainer.eval_every is off)")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
