@@ -59,16 +59,17 @@ def _masks(grid: list[int], g: Geometry) -> tuple[list[int], list[int], list[int
     return rows, cols, boxes
 
 
-def count_solutions(grid: list[int], size: int, limit: int = 2) -> int:
-    """Number of solutions of ``grid``, counting no further than ``limit``."""
+def _search(grid: list[int], size: int, limit: int) -> tuple[int, list[int] | None]:
+    """Count solutions up to ``limit``; also return the first one found."""
     g = geometry(size)
     masks = _masks(grid, g)
     if masks is None:
-        return 0
+        return 0, None
     rows, cols, boxes = masks
     cells = list(grid)
     empties = [i for i, v in enumerate(cells) if v == 0]
     R, C, B, full = g.row, g.col, g.box, g.full
+    first: list[list[int]] = []
 
     def search() -> int:
         # Most-constrained cell first: keeps the search tree tiny for these sizes.
@@ -83,6 +84,8 @@ def count_solutions(grid: list[int], size: int, limit: int = 2) -> int:
                 if count <= 1:
                     break
         if best < 0:
+            if not first:
+                first.append(list(cells))
             return 1
         if best_count == 0:
             return 0
@@ -101,43 +104,18 @@ def count_solutions(grid: list[int], size: int, limit: int = 2) -> int:
                 break
         return total
 
-    return search()
+    total = search()
+    return total, (first[0] if first else None)
+
+
+def count_solutions(grid: list[int], size: int, limit: int = 2) -> int:
+    """Number of solutions of ``grid``, counting no further than ``limit``."""
+    return _search(grid, size, limit)[0]
 
 
 def solve(grid: list[int], size: int) -> list[int] | None:
     """One solution of ``grid`` (the first found), or None."""
-    g = geometry(size)
-    masks = _masks(grid, g)
-    if masks is None:
-        return None
-    rows, cols, boxes = masks
-    cells = list(grid)
-
-    def search() -> bool:
-        best, best_cand, best_count = -1, 0, 99
-        for i, v in enumerate(cells):
-            if v:
-                continue
-            cand = g.full & ~(rows[g.row[i]] | cols[g.col[i]] | boxes[g.box[i]])
-            count = cand.bit_count()
-            if count < best_count:
-                best, best_cand, best_count = i, cand, count
-        if best < 0:
-            return True
-        r, c, b = g.row[best], g.col[best], g.box[best]
-        cand = best_cand
-        while cand:
-            bit = cand & -cand
-            cand ^= bit
-            rows[r] |= bit; cols[c] |= bit; boxes[b] |= bit  # noqa: E702
-            cells[best] = bit.bit_length()
-            if search():
-                return True
-            rows[r] ^= bit; cols[c] ^= bit; boxes[b] ^= bit  # noqa: E702
-            cells[best] = 0
-        return False
-
-    return cells if search() else None
+    return _search(grid, size, 1)[1]
 
 
 def random_grid(size: int, rng: random.Random) -> list[int]:
