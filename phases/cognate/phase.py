@@ -24,7 +24,7 @@ from pydantic import BaseModel
 
 from agent_forge.checkpoint import sha256_json, write_artifact
 from agent_forge.config import check_sections, validate
-from agent_forge.contracts import ArtifactRef, ModelArtifact, PhaseResult, TaskSpec, VersionInfo
+from agent_forge.contracts import ArtifactRef, PhaseResult, TaskSpec, VersionInfo
 from agent_forge.errors import ConfigError
 from agent_forge.phases.cognate.evaluate import EvalContext, run_evaluators
 from agent_forge.phases.cognate.report import write_report
@@ -280,4 +280,4 @@ def _mean_metrics(rows: list[dict[str, float]]) -> dict[str, float]:
     return {k: sum(r[k] for r in rows) / len(rows) for k in sorted(keys)}
 
 
-__all__ = ["CognatePhase", "CognateConfig", "validate_cognate", "describe_variants", "ModelArtifact"]
+__all__ = ["CognatePhase", "CognateConfig", "validate_cognate", "describe_variants"]
