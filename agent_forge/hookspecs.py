@@ -63,9 +63,10 @@ def forge_register_trainers(register: Register) -> None:
 def forge_register_evaluators(register: Register) -> None:
     """Register evaluators.
 
-    Call ``register(name, evaluate, description="")``. ``evaluate(model, task_data, *, device,
-    n_sup, batch_size) -> dict[str, float]`` returns named metrics computed on
-    ``task_data.eval``.
+    Call ``register(name, evaluate, description="")``. ``evaluate(model, task_data, ctx) ->
+    dict[str, float]`` returns named metrics for the split ``ctx.split`` of ``task_data``;
+    ``ctx`` is an :class:`agent_forge.phases.cognate.evaluate.EvalContext`, whose
+    ``predictions()`` runs the model once and is shared by every evaluator.
     """
 
 

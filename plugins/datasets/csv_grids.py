@@ -8,7 +8,6 @@ the file, the row number (the header is row 1) and what is wrong.
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import numpy as np
 
 from agent_forge.errors import ConfigError
 from agent_forge.plugins.datasets import sudoku_core as core
+from agent_forge.plugins.datasets.grids import iter_question_answer
 
 
 def _cells(text: str, size: int, *, blanks_ok: bool, where: str) -> list[int]:
@@ -35,53 +35,35 @@ def _cells(text: str, size: int, *, blanks_ok: bool, where: str) -> list[int]:
 def read_grid_csv(path: str | Path, expect_size: int | None = None,
                   check_solutions: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Read (puzzles, solutions) as uint8 arrays (N, size*size)."""
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"{path}: no such file")
     puzzles, solutions = [], []
     size: int | None = expect_size
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        missing = {"question", "answer"} - set(reader.fieldnames or [])
-        if missing:
-            raise ConfigError(f"{path}: row 1 (header) lacks column(s) {sorted(missing)};"
-                              f" found {reader.fieldnames}. Expected 'question,answer'.")
-        for row_no, row in enumerate(reader, start=2):
-            where = f"{path}: row {row_no}"
-            q, a = (row.get("question") or "").strip(), (row.get("answer") or "").strip()
-            side = math.isqrt(len(q))
-            if side * side != len(q) or side not in core.BOX_SHAPES:
-                raise ConfigError(f"{where}: question has {len(q)} cells; expected 16, 36 or 81")
-            if size is None:
-                size = side
-            elif side != size:
-                raise ConfigError(f"{where}: a {side}x{side} grid in a file of {size}x{size} grids"
-                                  if expect_size is None or len(puzzles) else
-                                  f"{where}: a {side}x{side} grid, but this task is {size}x{size}")
-            if len(a) != len(q):
-                raise ConfigError(f"{where}: answer has {len(a)} cells, question has {len(q)}")
-            qc = _cells(q, size, blanks_ok=True, where=f"{where} (question)")
-            ac = _cells(a, size, blanks_ok=False, where=f"{where} (answer)")
-            if check_solutions:
-                if not core.is_valid_solution(ac, size):
-                    raise ConfigError(f"{where}: the answer is not a valid {size}x{size} Sudoku grid")
-                clash = [i for i, (x, y) in enumerate(zip(qc, ac)) if x and x != y]
-                if clash:
-                    r, c = divmod(clash[0], size)
-                    raise ConfigError(f"{where}: given at row {r + 1}, column {c + 1} ({qc[clash[0]]})"
-                                      f" differs from the answer ({ac[clash[0]]})")
-            puzzles.append(qc)
-            solutions.append(ac)
-    if not puzzles:
-        raise ConfigError(f"{path}: no data rows")
+    for where, q, a in iter_question_answer(path):
+        side = math.isqrt(len(q))
+        if side * side != len(q) or side not in core.BOX_SHAPES:
+            raise ConfigError(f"{where}: question has {len(q)} cells; expected 16, 36 or 81")
+        if size is None:
+            size = side
+        elif side != size:
+            raise ConfigError(f"{where}: a {side}x{side} grid in a file of {size}x{size} grids"
+                              if expect_size is None or len(puzzles) else
+                              f"{where}: a {side}x{side} grid, but this task is {size}x{size}")
+        if len(a) != len(q):
+            raise ConfigError(f"{where}: answer has {len(a)} cells, question has {len(q)}")
+        qc = _cells(q, size, blanks_ok=True, where=f"{where} (question)")
+        ac = _cells(a, size, blanks_ok=False, where=f"{where} (answer)")
+        if check_solutions:
+            if not core.is_valid_solution(ac, size):
+                raise ConfigError(f"{where}: the answer is not a valid {size}x{size} Sudoku grid")
+            clash = [i for i, (x, y) in enumerate(zip(qc, ac)) if x and x != y]
+            if clash:
+                r, c = divmod(clash[0], size)
+                raise ConfigError(f"{where}: given at row {r + 1}, column {c + 1} ({qc[clash[0]]})"
+                                  f" differs from the answer ({ac[clash[0]]})")
+        puzzles.append(qc)
+        solutions.append(ac)
     return np.asarray(puzzles, dtype=np.uint8), np.asarray(solutions, dtype=np.uint8)
 
 
-def write_grid_csv(path: str | Path, puzzles: np.ndarray, solutions: np.ndarray) -> Path:
-    from agent_forge.checkpoint import atomic_write_bytes
-
-    lines = ["question,answer"]
-    for p, s in zip(puzzles.tolist(), solutions.tolist()):
-        lines.append("".join(str(v) if v else "." for v in p) + "," + "".join(str(v) for v in s))
-    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
-    return Path(path)
+def grid_text(cells: list[int]) -> str:
+    """One grid as a CSV cell string: digits, ``.`` for a blank."""
+    return "".join(str(v) if v else "." for v in cells)

@@ -1,4 +1,9 @@
-"""``forge data generate``: write a task's generated examples to a CSV a user can read and edit."""
+"""``forge data generate``: write a task's generated examples to a CSV a user can read and edit.
+
+A dataset opts in by giving its build function an attribute
+``generate_examples(config, count, seed) -> (questions, answers)``: two lists of strings, one
+``question,answer`` row each, in the layout its ``eval_file`` reader accepts.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from pathlib import Path
 
 from agent_forge.config import apply_overrides, validate
 from agent_forge.errors import ConfigError
-from agent_forge.plugins.datasets.csv_grids import write_grid_csv
+from agent_forge.plugins.datasets.grids import write_question_answer
 
 
 def generate_file(host, task: str, count: int, overrides: list[str], out: Path, seed: int) -> tuple[Path, float]:
@@ -18,6 +23,6 @@ def generate_file(host, task: str, count: int, overrides: list[str], out: Path, 
     raw = apply_overrides({}, overrides)
     cfg = validate(reg.config, raw, "task")
     start = time.monotonic()
-    puzzles, solutions = generate(cfg, count, seed)
-    write_grid_csv(out, puzzles, solutions)
+    questions, answers = generate(cfg, count, seed)
+    write_question_answer(out, questions, answers)
     return out, time.monotonic() - start

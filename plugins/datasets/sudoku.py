@@ -14,7 +14,6 @@ is square.
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 from typing import Any, Literal
@@ -28,13 +27,8 @@ from agent_forge.config import StrictModel
 from agent_forge.contracts import TaskSpec
 from agent_forge.data import Split, TaskData
 from agent_forge.plugins.datasets import sudoku_core as core
-from agent_forge.plugins.datasets.csv_grids import read_grid_csv
-
-CACHE_ENV = "FORGE_CACHE_DIR"
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "agent-forge")
+from agent_forge.plugins.datasets.csv_grids import grid_text, read_grid_csv
+from agent_forge.plugins.datasets.grids import cache_dir, cached_arrays
 
 
 BlankRange = tuple[int, int]
@@ -99,32 +93,27 @@ def generate(size: int, count: int, blanks: BlankRange, seed: int, *, cache: boo
              exclude: set[bytes] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``count`` distinct (puzzle, solution) pairs as uint8 arrays of shape (count, size*size)."""
     path = cache_dir() / "sudoku" / f"s{size}-n{count}-b{blanks[0]}_{blanks[1]}-seed{seed}.npz"
-    if cache and path.exists() and exclude is None:
-        with np.load(path, allow_pickle=False) as f:
-            return f["puzzles"], f["solutions"]
-    rng = random.Random(f"sudoku-{size}-{seed}")
-    seen: set[bytes] = set()
-    puzzles, solutions = [], []
-    exclude = exclude or set()
-    attempts = 0
-    while len(puzzles) < count:
-        attempts += 1
-        if attempts > 20 * count + 100:
-            raise ValueError(f"could only make {len(puzzles)} distinct {size}x{size} puzzles of {count}")
-        puzzle, solution = core.make_puzzle(size, rng.randint(*blanks), rng)
-        key = bytes(puzzle)
-        if key in seen or key in exclude:
-            continue
-        seen.add(key)
-        puzzles.append(puzzle)
-        solutions.append(solution)
-    p, s = np.asarray(puzzles, dtype=np.uint8), np.asarray(solutions, dtype=np.uint8)
-    if cache and not exclude:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-        np.savez(tmp, puzzles=p, solutions=s)
-        os.replace(tmp, path)
-    return p, s
+
+    def make() -> dict[str, np.ndarray]:
+        rng = random.Random(f"sudoku-{size}-{seed}")
+        seen: set[bytes] = set()
+        puzzles, solutions = [], []
+        attempts = 0
+        while len(puzzles) < count:
+            attempts += 1
+            if attempts > 20 * count + 100:
+                raise ValueError(f"could only make {len(puzzles)} distinct {size}x{size} puzzles of {count}")
+            puzzle, solution = core.make_puzzle(size, rng.randint(*blanks), rng)
+            key = bytes(puzzle)
+            if key in seen or key in (exclude or ()):
+                continue
+            seen.add(key)
+            puzzles.append(puzzle)
+            solutions.append(solution)
+        return {"puzzles": np.asarray(puzzles, dtype=np.uint8), "solutions": np.asarray(solutions, dtype=np.uint8)}
+
+    arrays = cached_arrays(path if cache and not exclude else None, make)
+    return arrays["puzzles"], arrays["solutions"]
 
 
 # -- augmentation (torch, vectorised over the batch) ----------------------------------------
@@ -201,9 +190,10 @@ def build_sudoku(cfg: SudokuConfig, seed: int) -> TaskData:
                           "eval_source": str(cfg.eval_file or "generated"), "eval_blanks": list(eval_blanks)})
 
 
-def generate_examples(cfg: SudokuConfig, count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Fresh puzzles for a file: blanks from ``eval_blanks`` (or ``blanks``), no cache."""
-    return generate(cfg.size, count, cfg.eval_blanks or cfg.blanks, seed, cache=False)
+def generate_examples(cfg: SudokuConfig, count: int, seed: int) -> tuple[list[str], list[str]]:
+    """Fresh puzzles as CSV cells (``.`` = blank): blanks from ``eval_blanks`` (or ``blanks``), no cache."""
+    puzzles, solutions = generate(cfg.size, count, cfg.eval_blanks or cfg.blanks, seed, cache=False)
+    return ([grid_text(p) for p in puzzles.tolist()], [grid_text(s) for s in solutions.tolist()])
 
 
 build_sudoku.generate_examples = generate_examples  # type: ignore[attr-defined]

@@ -100,3 +100,13 @@ def test_eval_reports_malformed_csv_with_row_number(finished_run, tmp_path):
     csv.write_text("question,answer\n" + "." * 16 + "," + "1234341221434321\n" + "12x4" + "." * 12 + ",1234341221434321\n")
     proc = forge("eval", result["artifacts"][0]["manifest_path"], "--data", str(csv), check=False)
     assert proc.returncode == 2 and "row 3" in proc.stderr and "'x'" in proc.stderr
+
+
+def test_data_generate_maze_writes_readable_csv(tmp_path):
+    from agent_forge.plugins.datasets.maze import read_maze_csv
+
+    out = tmp_path / "mazes.csv"
+    gen = json.loads(forge("data", "generate", "maze", "--count", "10", "--set", "size=9", "--out", str(out)).stdout)
+    assert gen["count"] == 10
+    questions, answers = read_maze_csv(out, 9)  # validates every marked path is a shortest one
+    assert questions.shape == (10, 81)

@@ -1,0 +1,93 @@
+"""Helpers shared by the grid tasks (Sudoku, maze, ARC): dihedral transforms, the on-disk
+``.npz`` cache, and the ``question,answer`` CSV layout.
+
+The eight dihedral transforms are numbered ``k = 0..7``: rotate by ``k % 4`` quarter turns
+(counter-clockwise, as :func:`torch.rot90`), then transpose when ``k >= 4``. Rotations invert
+with ``(4 - k) % 4``; the four ``k >= 4`` are reflections, which are their own inverse.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from agent_forge.errors import ConfigError
+
+CACHE_ENV = "FORGE_CACHE_DIR"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "agent-forge")
+
+
+def cached_arrays(path: Path | None, make: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Load ``path`` (no pickle) or build with ``make()`` and save it atomically; ``None`` = no cache."""
+    if path is not None and path.exists():
+        with np.load(path, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+    arrays = make()
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+    return arrays
+
+
+def dihedral(grid: torch.Tensor, k: int) -> torch.Tensor:
+    """Transform ``k`` (0..7) of the last two dimensions of ``grid``."""
+    out = torch.rot90(grid, k % 4, dims=(-2, -1))
+    return out.transpose(-2, -1) if k >= 4 else out
+
+
+def inverse_dihedral(k: int) -> int:
+    return (4 - k) % 4 if k < 4 else k
+
+
+def dihedral_batch(grids: torch.Tensor, ks: torch.Tensor) -> torch.Tensor:
+    """Apply transform ``ks[i]`` to square grid ``grids[i]`` for a (B, n, n) batch."""
+    out = grids.clone()
+    for k in range(1, 8):
+        rows = (ks == k).nonzero().flatten()
+        if len(rows):
+            out[rows] = dihedral(grids[rows], k)
+    return out
+
+
+def iter_question_answer(path: str | Path) -> Iterator[tuple[str, str, str]]:
+    """Yield ``(where, question, answer)`` per data row; ``where`` names the file and row
+    (the header is row 1). Columns other than ``question`` and ``answer`` are ignored."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: no such file")
+    rows = 0
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = {"question", "answer"} - set(reader.fieldnames or [])
+        if missing:
+            raise ConfigError(f"{path}: row 1 (header) lacks column(s) {sorted(missing)};"
+                              f" found {reader.fieldnames}. Expected 'question,answer'.")
+        for row_no, row in enumerate(reader, start=2):
+            rows += 1
+            yield f"{path}: row {row_no}", (row.get("question") or "").strip(), (row.get("answer") or "").strip()
+    if not rows:
+        raise ConfigError(f"{path}: no data rows")
+
+
+def write_question_answer(path: str | Path, questions: list[str], answers: list[str]) -> Path:
+    """Write a ``question,answer`` CSV atomically (quoted where a cell needs it)."""
+    import io
+
+    from agent_forge.checkpoint import atomic_write_bytes
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["question", "answer"])
+    writer.writerows(zip(questions, answers))
+    atomic_write_bytes(path, buf.getvalue().encode())
+    return Path(path)

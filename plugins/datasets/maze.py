@@ -1,0 +1,167 @@
+"""Task ``maze``: find the shortest path from ``S`` to ``G`` in an n×n grid maze.
+
+Tokens (one per cell, row-major): 1 wall ``#``, 2 open ``.``, 3 start ``S``, 4 goal ``G``,
+5 path ``*``; 0 is unused. The question has walls, open cells, ``S`` and ``G``; the answer is the
+same grid with the cells of the shortest path marked ``*``. Every generated maze has a *unique*
+shortest path (see :mod:`maze_core`), so the target is well defined. Difficulty: ``size``,
+``min_path_length`` and ``loops`` (the share of inner walls knocked out; more loops = more
+competing routes). Training batches get a random dihedral transform (rotations and
+reflections keep shortest paths shortest and unique). Files use the ``question,answer`` CSV
+layout with the characters above; the side is inferred from the length.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+from pydantic import Field, model_validator
+
+from agent_forge import hookimpl
+from agent_forge.config import StrictModel
+from agent_forge.contracts import TaskSpec
+from agent_forge.data import Split, TaskData
+from agent_forge.errors import ConfigError
+from agent_forge.plugins.datasets import maze_core as core
+from agent_forge.plugins.datasets.grids import (cache_dir, cached_arrays, dihedral_batch,
+                                                iter_question_answer)
+
+VOCAB = 6
+
+
+class MazeConfig(StrictModel):
+    name: str = "maze"
+    size: int = Field(11, ge=5, le=64, description="Grid side (odd sizes use every row; even ones leave a wall).")
+    train_count: int = Field(4000, ge=1, description="Distinct generated training mazes.")
+    eval_count: int = Field(500, ge=1, description="Distinct generated evaluation mazes.")
+    min_path_length: int | None = Field(None, ge=2, description="Fewest steps from S to G (default: size).")
+    loops: float = Field(0.1, ge=0, le=1, description="Share of inner walls removed after carving.")
+    augment: bool = True
+    train_file: Path | None = Field(None, description="Train on this CSV instead of generating.")
+    eval_file: Path | None = Field(None, description="Evaluate on this CSV instead of generating.")
+    cache: bool = True
+
+    @model_validator(mode="after")
+    def _check(self) -> "MazeConfig":
+        lattice = ((self.size - 1) // 2) ** 2
+        if self.min_path_length is not None and self.min_path_length > 2 * lattice:
+            raise ValueError(f"min_path_length {self.min_path_length} cannot fit in a {self.size}x{self.size} maze")
+        return self
+
+    @property
+    def min_path(self) -> int:
+        return self.min_path_length or self.size
+
+    def task_spec(self) -> TaskSpec:
+        return task_spec(self.size, self.name)
+
+
+def task_spec(size: int, name: str = "maze") -> TaskSpec:
+    return TaskSpec(name=name, kind="puzzle", vocab_size=VOCAB, seq_len=size * size, causal=False,
+                    info={"size": size, "blank_token": core.OPEN, "chars": {str(k): v for k, v in core.CHARS.items()}})
+
+
+def generate(cfg: MazeConfig, count: int, seed: int, *, cache: bool = True,
+             exclude: set[bytes] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` distinct (question, answer) uint8 arrays of shape (count, size*size)."""
+    name = f"n{cfg.size}-c{count}-p{cfg.min_path}-l{cfg.loops:g}-seed{seed}.npz"
+
+    def make() -> dict[str, np.ndarray]:
+        rng = random.Random(f"maze-{cfg.size}-{seed}")
+        seen: set[bytes] = set(exclude or ())
+        questions, answers = [], []
+        for _ in range(20 * count + 100):
+            q, a = core.make_maze(cfg.size, cfg.min_path, cfg.loops, rng)
+            if bytes(q) in seen:
+                continue
+            seen.add(bytes(q))
+            questions.append(q)
+            answers.append(a)
+            if len(questions) == count:
+                return {"questions": np.asarray(questions, np.uint8), "answers": np.asarray(answers, np.uint8)}
+        raise ConfigError(f"could only make {len(questions)} distinct mazes of {count}; raise size or loops")
+
+    arrays = cached_arrays(cache_dir() / "maze" / name if cache and not exclude else None, make)
+    return arrays["questions"], arrays["answers"]
+
+
+def read_maze_csv(path: str | Path, size: int) -> tuple[np.ndarray, np.ndarray]:
+    questions, answers = [], []
+    for where, q, a in iter_question_answer(path):
+        side = math.isqrt(len(q))
+        if side * side != len(q):
+            raise ConfigError(f"{where}: question has {len(q)} cells, not a square grid")
+        if side != size:
+            raise ConfigError(f"{where}: a {side}x{side} maze, but this task is {size}x{size}"
+                              f" (set task.size={side})")
+        if len(a) != len(q):
+            raise ConfigError(f"{where}: answer has {len(a)} cells, question has {len(q)}")
+        cells = []
+        for label, text in (("question", q), ("answer", a)):
+            bad = sorted(set(text) - set(core.TOKENS))
+            if bad:
+                raise ConfigError(f"{where} ({label}): {bad[0]!r} is not one of {''.join(core.TOKENS)}")
+            cells.append([core.TOKENS[ch] for ch in text])
+        problem = core.check_answer(cells[0], cells[1], side)
+        if problem:
+            raise ConfigError(f"{where}: {problem}")
+        questions.append(cells[0])
+        answers.append(cells[1])
+    return np.asarray(questions, np.uint8), np.asarray(answers, np.uint8)
+
+
+def make_augment(size: int):
+    def augment(batch: dict[str, torch.Tensor], gen: torch.Generator) -> dict[str, torch.Tensor]:
+        b = batch["inputs"].shape[0]
+        ks = torch.randint(0, 8, (b,), generator=gen)
+
+        def apply(x: torch.Tensor) -> torch.Tensor:
+            return dihedral_batch(x.view(b, size, size), ks).reshape(b, size * size)
+
+        return {**batch, "inputs": apply(batch["inputs"]), "targets": apply(batch["targets"])}
+
+    return augment
+
+
+def render(size: int):
+    def show(tokens: torch.Tensor) -> str:
+        text = core.to_text(tokens.tolist())
+        return "\n".join(text[r * size:(r + 1) * size] for r in range(size))
+    return show
+
+
+def _split(q: np.ndarray, a: np.ndarray) -> Split:
+    return Split(torch.from_numpy(q.astype(np.int64)), torch.from_numpy(a.astype(np.int64)))
+
+
+def build_maze(cfg: MazeConfig, seed: int) -> TaskData:
+    if cfg.train_file is not None:
+        tq, ta = read_maze_csv(cfg.train_file, cfg.size)
+    else:
+        tq, ta = generate(cfg, cfg.train_count, seed, cache=cfg.cache)
+    if cfg.eval_file is not None:
+        eq, ea = read_maze_csv(cfg.eval_file, cfg.size)
+    else:
+        eq, ea = generate(cfg, cfg.eval_count, seed + 1_000_003, cache=False,
+                          exclude={bytes(row) for row in tq.tolist()})
+    return TaskData(spec=cfg.task_spec(), train=_split(tq, ta), eval=_split(eq, ea),
+                    augment=make_augment(cfg.size) if cfg.augment else None, render=render(cfg.size),
+                    info={"train_source": str(cfg.train_file or "generated"),
+                          "eval_source": str(cfg.eval_file or "generated")})
+
+
+def generate_examples(cfg: MazeConfig, count: int, seed: int) -> tuple[list[str], list[str]]:
+    q, a = generate(cfg, count, seed, cache=False)
+    return [core.to_text(r) for r in q.tolist()], [core.to_text(r) for r in a.tolist()]
+
+
+build_maze.generate_examples = generate_examples  # type: ignore[attr-defined]
+
+
+@hookimpl
+def forge_register_datasets(register):
+    register("maze", build_maze, config=MazeConfig,
+             description="n x n grid maze; target: the unique shortest S-G path")
