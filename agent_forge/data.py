@@ -15,22 +15,40 @@ Augment = Callable[[dict[str, torch.Tensor], torch.Generator], dict[str, torch.T
 
 @dataclass
 class Split:
-    """``inputs`` and ``targets`` are (N, seq_len) int64; targets use ``TaskSpec.ignore_index``
-    where a position is not scored."""
+    """``inputs`` and ``targets`` are (N, seq_len) integer tensors; targets use
+    ``TaskSpec.ignore_index`` where a position is not scored. They may be stored narrow (uint8,
+    int16) to save memory: :meth:`batch` hands the model int64.
+
+    ``extras`` are further per-row tensors (first dimension N) that travel with each batch to the
+    model, e.g. ``puzzle_ids`` for a per-puzzle embedding. ``meta`` are per-row tensors that only
+    evaluators read (e.g. which augmentation produced a row); they never reach the model.
+    """
 
     inputs: torch.Tensor
     targets: torch.Tensor
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
+    meta: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.inputs.shape != self.targets.shape or self.inputs.dim() != 2:
             raise ValueError(f"inputs {tuple(self.inputs.shape)} and targets "
                              f"{tuple(self.targets.shape)} must both be (N, seq_len)")
+        for kind, tensors in (("extras", self.extras), ("meta", self.meta)):
+            for key, value in tensors.items():
+                if value.shape[0] != len(self):
+                    raise ValueError(f"{kind}[{key!r}] has {value.shape[0]} rows; the split has {len(self)}")
 
     def __len__(self) -> int:
         return self.inputs.shape[0]
 
+    def subset(self, index: torch.Tensor | slice) -> "Split":
+        """The rows at ``index``, with their extras and meta."""
+        return Split(self.inputs[index], self.targets[index], {k: v[index] for k, v in self.extras.items()},
+                     {k: v[index] for k, v in self.meta.items()})
+
     def batch(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"inputs": self.inputs[index], "targets": self.targets[index]}
+        return {"inputs": self.inputs[index].long(), "targets": self.targets[index].long(),
+                **{key: value[index] for key, value in self.extras.items()}}
 
 
 @dataclass

@@ -184,17 +184,26 @@ class TokenEmbedding(nn.Module):
 
     With ``seq_len`` set it adds a learned embedding per position (same scaling): on a fixed grid
     it tells every cell which row, column and box it is in, which 1-D rotary offsets only imply.
+
+    With ``num_puzzles`` set it adds a learned vector per puzzle id (``batch["puzzle_ids"]``) to
+    every position: a task such as ARC names the puzzle (and its augmentation) a grid belongs to,
+    and the model learns that puzzle's rule into this vector from its demonstration pairs. It
+    starts at zero so it first learns nothing puzzle-specific, as in the official TRM code.
     """
 
-    def __init__(self, vocab_size: int, d_model: int, seq_len: int | None = None) -> None:
+    def __init__(self, vocab_size: int, d_model: int, seq_len: int | None = None,
+                 num_puzzles: int | None = None) -> None:
         super().__init__()
         self.scale = math.sqrt(d_model)
         self.weight = nn.Parameter(trunc_normal_(torch.empty(vocab_size, d_model), std=1.0 / self.scale))
         self.position = (nn.Parameter(trunc_normal_(torch.empty(seq_len, d_model), std=1.0 / self.scale))
                          if seq_len else None)
+        self.puzzle = nn.Parameter(torch.zeros(num_puzzles, d_model)) if num_puzzles else None
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, puzzle_ids: torch.Tensor | None = None) -> torch.Tensor:
         x = F.embedding(tokens, self.weight)
         if self.position is not None:
             x = x + self.position[: tokens.shape[1]]
+        if self.puzzle is not None and puzzle_ids is not None:
+            x = x + F.embedding(puzzle_ids, self.puzzle).unsqueeze(1)
         return self.scale * x

@@ -54,7 +54,8 @@ class TransformerBaseline(nn.Module):
         causal = task.causal if cfg.causal is None else cfg.causal
         rotary = (RotaryEmbedding(cfg.head_dim or cfg.d_model // cfg.n_heads, task.seq_len)
                   if cfg.rope and cfg.mixer == "attention" else None)
-        self.embed = TokenEmbedding(task.vocab_size, cfg.d_model, task.seq_len if cfg.learned_positions else None)
+        self.embed = TokenEmbedding(task.vocab_size, cfg.d_model, task.seq_len if cfg.learned_positions else None,
+                                    task.info.get("num_puzzle_ids"))
         self.blocks = nn.ModuleList(
             Block(cfg.d_model,
                   make_mixer(cfg.mixer, d_model=cfg.d_model, seq_len=task.seq_len, n_heads=cfg.n_heads,
@@ -68,7 +69,7 @@ class TransformerBaseline(nn.Module):
         return {}
 
     def forward(self, carry: Carry, batch: Batch) -> tuple[Carry, ModelOutput]:
-        h = self.embed(batch["inputs"])
+        h = self.embed(batch["inputs"], batch.get("puzzle_ids"))
         for block in self.blocks:
             h = block(h)
         return {}, ModelOutput(logits=self.head(h))

@@ -104,7 +104,8 @@ class TRMEnhancedCognate(nn.Module):
         self.n_sup = cfg.n_sup
         causal = task.causal if cfg.causal is None else cfg.causal
         d = cfg.d_model
-        self.embed = TokenEmbedding(task.vocab_size, d, task.seq_len if cfg.learned_positions else None)
+        self.embed = TokenEmbedding(task.vocab_size, d, task.seq_len if cfg.learned_positions else None,
+                                    task.info.get("num_puzzle_ids"))
         self.net = RecursiveNet(cfg, task.seq_len, causal)
         self.head = Linear(d, task.vocab_size)
         self.q_head = nn.Linear(d, 1)
@@ -130,7 +131,7 @@ class TRMEnhancedCognate(nn.Module):
         return y, z
 
     def forward(self, carry: Carry, batch: Batch) -> tuple[Carry, ModelOutput]:
-        x = self.embed(batch["inputs"])  # (batch, seq, d)
+        x = self.embed(batch["inputs"], batch.get("puzzle_ids"))  # (batch, seq, d)
         y, z = carry["y"], carry["z"]
         with torch.no_grad():
             for _ in range(self.cfg.T - 1):

@@ -37,7 +37,7 @@ def trm(layers: int, n: int, T: int, n_sup: int = 16, memory: str = "none", d_mo
         "task": dict(task),
         "trainer": {**CPU_TRAINER, **(trainer or {})},
         "callbacks": callbacks,
-        "evaluators": PUZZLE_EVALUATORS,
+        "evaluators": PUZZLE_EVALUATORS + (["arc_vote"] if task.get("name") == "arc" else []),
     }
 
 
@@ -79,6 +79,10 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
                                 trainer={"batch_size": 768, "lr": 1e-4, "weight_decay": 1.0,
                                          "warmup_steps": 2000, "minutes": 600.0}),
                             "trm_paper with self-attention instead of MLP mixing (~7M parameters)"),
+    "trm_arc": (trm(2, 6, 3, d_model=512, heads=8, task={"name": "arc"}, learned_positions=False,
+                    trainer={"batch_size": 768, "lr": 1e-4, "weight_decay": 0.1, "warmup_steps": 2000,
+                             "minutes": 600.0, "eval_batch_size": 64}),
+                "ARC-AGI-1 (optional extra 'arc'): the paper's attention TRM with puzzle embeddings; GPU scale"),
     "lm_conservative": (lm(12, 768, 12, 3, 8), "Causal LM, config A: 12 layers, width 768"),
     # 1024 is not divisible by 12 heads: heads of width 64 (attention width 768), as in seed 002.
     "lm_balanced": (lm(16, 1024, 12, 4, 8, head_dim=64), "Causal LM, config B: 16 layers, width 1024"),

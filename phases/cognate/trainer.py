@@ -397,7 +397,7 @@ class DeepSupervisionTrainer:
     def evaluate_during_training(self, state: TrainState, ctx: FitContext, metrics_log: MetricsLog) -> None:
         n = min(self.cfg.eval_samples, len(state.task.eval))
         sub = TaskData(spec=state.task.spec, train=state.task.train,
-                       eval=type(state.task.eval)(state.task.eval.inputs[:n], state.task.eval.targets[:n]))
+                       eval=state.task.eval.subset(slice(0, n)))
         metrics: dict[str, float] = {}
         for label, model in self.eval_models(state):
             ec = EvalContext(model, sub, state.device, batch_size=self.cfg.eval_batch_size,

