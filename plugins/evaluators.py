@@ -6,6 +6,9 @@
 * ``halting``: where the Q-head would stop: mean halting step, exact accuracy of the answer at
   that step, and how often ``q_halt > 0`` agrees with "the final answer is right".
 * ``loss``: mean token cross-entropy at the last step, and its perplexity.
+* ``samples`` (causal LM tasks): greedy continuations of the first eval windows. The texts go to
+  ``samples.json``; the metrics say how often the continuation matched the real text token for
+  token, and how varied it is (distinct bigrams), which catches a model stuck repeating itself.
 """
 
 from __future__ import annotations
@@ -62,9 +65,36 @@ def loss(model: Any, task: Any, ctx: Any) -> dict[str, float]:
     return {"eval_loss": p.loss, "perplexity": math.exp(min(p.loss, 50.0))}
 
 
+SAMPLE_COUNT, SAMPLE_NEW_TOKENS = 4, 48
+
+
+def samples(model: Any, task: Any, ctx: Any) -> dict[str, float]:
+    from agent_forge.errors import ConfigError
+    from agent_forge.phases.cognate.evaluate import generate_tokens
+
+    if not task.spec.causal:
+        raise ConfigError(f"evaluator 'samples' needs a causal (language-model) task; {task.spec.name!r} is not")
+    split = getattr(task, ctx.split)
+    seq_len = task.spec.seq_len
+    prompt_len = max(1, seq_len // 4)
+    k = min(SAMPLE_COUNT, len(split))
+    new = min(SAMPLE_NEW_TOKENS, seq_len - prompt_len)
+    prompt = split.inputs[:k, :prompt_len].long()
+    truth = split.inputs[:k, prompt_len:prompt_len + new].long()
+    out = generate_tokens(model, prompt, new, n_sup=ctx.n_sup or int(getattr(model, "n_sup", 1)), seq_len=seq_len,
+                          device=ctx.device)
+    render = task.render or (lambda t: " ".join(str(v) for v in t.tolist()))
+    ctx.texts["samples"] = [{"prompt": render(p), "completion": render(c), "reference": render(r)}
+                            for p, c, r in zip(prompt, out, truth)]
+    bigrams = [tuple(pair) for row in out.tolist() for pair in zip(row, row[1:])]
+    return {"sample_match_rate": float((out == truth).float().mean()),
+            "sample_distinct_2": len(set(bigrams)) / max(len(bigrams), 1)}
+
+
 @hookimpl
 def forge_register_evaluators(register):
     register("exact", exact, description="Whole-answer accuracy after all supervision steps")
     register("token", token, description="Accuracy on blank cells (puzzles) or scored tokens")
     register("halting", halting, description="Mean halting step and accuracy of the Q-head's decision")
     register("loss", loss, description="Eval cross-entropy and perplexity")
+    register("samples", samples, description="Greedy text continuations (samples.json), match rate, distinct bigrams")

@@ -50,7 +50,7 @@ def lm(layers: int, width: int, heads: int, n: int, n_sup: int, head_dim: int | 
         "trainer": {"batch_size": 8, "lr": 3e-4, "weight_decay": 0.1, "warmup_steps": 200, "minutes": 60.0,
                     "precision": "auto", "eval_every": 500, "eval_samples": 64, "eval_batch_size": 8},
         "callbacks": {"ema": {"decay": 0.999}},
-        "evaluators": ["loss", "token"],
+        "evaluators": ["loss", "token", "samples"],
     }
 
 

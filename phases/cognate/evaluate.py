@@ -83,9 +83,44 @@ def predict(model: nn.Module, split: Split, *, n_sup: int, batch_size: int, devi
                        n_sup, loss_sum / max(loss_count, 1))
 
 
+@torch.no_grad()
+def generate_tokens(model: nn.Module, prompt: torch.Tensor, new_tokens: int, *, n_sup: int, seq_len: int,
+                    device: torch.device, temperature: float = 0.0,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+    """Continue ``prompt`` (B, P) by ``new_tokens`` tokens of a causal model.
+
+    Each new token runs all ``n_sup`` supervision steps on the last ``seq_len`` tokens from a
+    fresh carry and reads the last position's logits: greedy at ``temperature`` 0 (reproducible),
+    otherwise sampled with ``generator``. Returns only the new tokens, (B, new_tokens).
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        tokens = prompt.to(device)
+        for _ in range(new_tokens):
+            batch = {"inputs": tokens[:, -seq_len:]}
+            carry = model.initial_carry(batch)
+            for _ in range(n_sup):
+                carry, out = model(carry, batch)
+            logits = out.logits[:, -1].float()
+            if temperature > 0:
+                probs = torch.softmax(logits / temperature, dim=-1).cpu()
+                nxt = torch.multinomial(probs, 1, generator=generator).to(device)
+            else:
+                nxt = logits.argmax(-1, keepdim=True)
+            tokens = torch.cat([tokens, nxt], dim=1)
+    finally:
+        model.train(was_training)
+    return tokens[:, prompt.shape[1]:].cpu()
+
+
 @dataclass
 class EvalContext:
-    """Handed to every evaluator; computes predictions once and shares them."""
+    """Handed to every evaluator; computes predictions once and shares them.
+
+    Evaluators that produce text (generated samples) put it in ``texts`` under their name; the
+    Cognate phase writes it to ``samples.json`` beside the model's metrics.
+    """
 
     model: nn.Module
     task: TaskData
@@ -94,6 +129,7 @@ class EvalContext:
     precision: str = "fp32"
     n_sup: int | None = None
     split: str = "eval"
+    texts: dict[str, Any] = field(default_factory=dict)
     _cache: dict[str, Any] = field(default_factory=dict)
 
     def predictions(self) -> Predictions:

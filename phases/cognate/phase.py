@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import torch
 from pydantic import BaseModel
 
-from agent_forge.checkpoint import sha256_json, write_artifact
+from agent_forge.checkpoint import atomic_write_json, sha256_json, write_artifact
 from agent_forge.config import check_sections, validate
 from agent_forge.contracts import ArtifactRef, PhaseResult, TaskSpec, VersionInfo
 from agent_forge.errors import ConfigError
@@ -216,10 +216,18 @@ class CognatePhase(Phase):
         device = state.device
         finals: dict[str, dict[str, float]] = {}
         modules = dict(trainer.eval_models(state))
+        texts: dict[str, Any] = {}
         for label, module in modules.items():
             ec = EvalContext(module, task_data, device, batch_size=cfg.trainer.eval_batch_size,
                              precision=state.precision)
             finals[label] = run_evaluators(self.host, cfg.evaluators, ec)
+            if ec.texts:
+                texts[label] = ec.texts
+        if texts:
+            atomic_write_json(model_dir / "samples.json", texts)
+            for label, by_eval in texts.items():
+                for sample in by_eval.get("samples", [])[:1]:
+                    log.info("sample", weights=label, prompt=sample["prompt"][-80:], completion=sample["completion"][:120])
         # Hand off the better weights on the eval split (exact accuracy, then token accuracy).
         def key(label: str) -> tuple[float, float]:
             m = finals[label]

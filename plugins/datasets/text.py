@@ -4,10 +4,14 @@
   per line, from the ``text`` field). With no paths, the corpus is the docstrings of the Python
   standard library installed with the interpreter that runs agent-forge, read at run time with
   ``ast``: present on every machine, English prose about code, a few MB, and no download.
-* **Tokenizer.** Byte-level: token = byte value (0–255), 256 = end of document. ``vocab_size``
-  may be larger (the LM presets use GPT-2's padded 50304 so their parameter counts compare with
-  the literature); the extra rows are never produced by this tokenizer. A trained BPE is not
-  implemented yet.
+* **Tokenizer.** ``byte`` (default): token = byte value (0–255), 256 = end of document.
+  ``bpe``: a byte-level BPE of ``bpe_vocab`` tokens trained with the ``tokenizers`` package (the
+  optional extra ``bpe``) on the *training* documents only, token 0 = end of document. Training
+  is deterministic (same documents and size give the same tokenizer, which a later phase relies
+  on to rebuild it from the artifact's dataset config) and cached as JSON under
+  ``$FORGE_CACHE_DIR/bpe``. ``vocab_size`` (embedding rows) defaults to what the tokenizer
+  needs; it may be larger (the LM presets use GPT-2's padded 50304 so their parameter counts
+  compare with the literature), and the extra rows are never produced.
 * **Splits.** By document (a hash of the document and ``seed``), so no document is in both.
   Each split is concatenated and cut into ``seq_len + 1`` windows: inputs are the first
   ``seq_len`` tokens, targets the next ones.
@@ -20,6 +24,7 @@ import hashlib
 import json
 import sysconfig
 from pathlib import Path
+from typing import Callable, Literal
 
 import torch
 from pydantic import Field, model_validator
@@ -29,15 +34,19 @@ from agent_forge.config import StrictModel
 from agent_forge.contracts import TaskSpec
 from agent_forge.data import Split, TaskData
 from agent_forge.errors import ConfigError
+from agent_forge.plugins.datasets.grids import cache_dir
 
 EOS = 256
+BPE_EOS = "<|endoftext|>"
 
 
 class TextConfig(StrictModel):
     name: str = "text"
     paths: list[Path] = Field(default_factory=list, description="Text/JSONL files; empty = stdlib docstrings.")
     seq_len: int = Field(256, ge=8)
-    vocab_size: int = Field(257, ge=257, description="At least 257 (bytes + end of document).")
+    tokenizer: Literal["byte", "bpe"] = Field("byte", description="'byte' or a trained 'bpe' (extra 'bpe').")
+    bpe_vocab: int = Field(4096, ge=260, le=200_000, description="Tokens the BPE learns (tokenizer=bpe).")
+    vocab_size: int | None = Field(None, ge=257, description="Embedding rows (default: the tokenizer's size).")
     eval_fraction: float = Field(0.05, gt=0, lt=1)
     max_documents: int | None = Field(None, ge=2)
     max_sequences: int | None = Field(20000, ge=2, description="Cap on training windows (memory).")
@@ -47,11 +56,19 @@ class TextConfig(StrictModel):
         for p in self.paths:
             if p.suffix not in {".txt", ".jsonl", ".md"}:
                 raise ValueError(f"paths: {p} is not a .txt, .md or .jsonl file")
+        if self.vocab_size is not None and self.vocab_size < self.tokenizer_size:
+            raise ValueError(f"vocab_size {self.vocab_size} is smaller than the {self.tokenizer} tokenizer's"
+                             f" {self.tokenizer_size} tokens; raise vocab_size or lower bpe_vocab")
         return self
 
+    @property
+    def tokenizer_size(self) -> int:
+        return self.bpe_vocab if self.tokenizer == "bpe" else EOS + 1
+
     def task_spec(self) -> TaskSpec:
-        return TaskSpec(name=self.name, kind="lm", vocab_size=self.vocab_size, seq_len=self.seq_len, causal=True,
-                        info={"tokenizer": "byte", "eos": EOS})
+        return TaskSpec(name=self.name, kind="lm", vocab_size=self.vocab_size or self.tokenizer_size,
+                        seq_len=self.seq_len, causal=True,
+                        info={"tokenizer": self.tokenizer, "eos": 0 if self.tokenizer == "bpe" else EOS})
 
 
 def stdlib_docstrings(limit: int | None = None) -> list[str]:
@@ -93,11 +110,57 @@ def read_documents(paths: list[Path]) -> list[str]:
     return docs
 
 
-def _windows(docs: list[str], seq_len: int, cap: int | None) -> Split:
+class ByteTokenizer:
+    eos = EOS
+
+    def encode(self, text: str) -> list[int]:
+        return list(text.encode("utf-8"))
+
+    def decode(self, ids: list[int]) -> str:
+        return bytes(i for i in ids if i < 256).decode("utf-8", errors="replace")
+
+
+class BPETokenizer:
+    """A byte-level BPE from the ``tokenizers`` package, trained on the given documents."""
+
+    eos = 0
+
+    def __init__(self, docs: list[str], vocab: int) -> None:
+        try:
+            from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+        except ImportError:
+            raise ConfigError("task.tokenizer=bpe needs the optional package tokenizers:"
+                              " pip install 'agent-forge[bpe]'") from None
+        digest = hashlib.sha256(f"{vocab}\0".encode() + "\0".join(docs).encode()).hexdigest()[:24]
+        path = cache_dir() / "bpe" / f"{digest}.json"
+        if path.exists():
+            self.tok = Tokenizer.from_str(path.read_text())
+        else:
+            tok = Tokenizer(models.BPE())
+            tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+            tok.decoder = decoders.ByteLevel()
+            trainer = trainers.BpeTrainer(vocab_size=vocab, special_tokens=[BPE_EOS], show_progress=False,
+                                          initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+            tok.train_from_iterator(docs, trainer)
+            from agent_forge.checkpoint import atomic_write_bytes
+
+            atomic_write_bytes(path, tok.to_str().encode())
+            self.tok = tok
+        assert self.tok.token_to_id(BPE_EOS) == self.eos
+        self.digest = digest
+
+    def encode(self, text: str) -> list[int]:
+        return self.tok.encode(text).ids
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tok.decode([i for i in ids if i != self.eos and i < self.tok.get_vocab_size()])
+
+
+def _windows(docs: list[str], seq_len: int, cap: int | None, encode: Callable[[str], list[int]], eos: int) -> Split:
     stream: list[int] = []
     for doc in docs:
-        stream.extend(doc.encode("utf-8"))
-        stream.append(EOS)
+        stream.extend(encode(doc))
+        stream.append(eos)
         if cap and len(stream) > (cap + 1) * (seq_len + 1):
             break
     n = len(stream) // (seq_len + 1)
@@ -124,10 +187,17 @@ def build_text(cfg: TextConfig, seed: int) -> TaskData:
     eval_docs = [d for d in docs if in_eval(d)] or train_docs[-1:]
     if eval_docs == train_docs[-1:]:
         train_docs = train_docs[:-1]
-    return TaskData(spec=cfg.task_spec(), train=_windows(train_docs, cfg.seq_len, cfg.max_sequences),
-                    eval=_windows(eval_docs, cfg.seq_len, cfg.max_sequences),
-                    render=lambda t: bytes(int(v) for v in t.tolist() if v < 256).decode("utf-8", errors="replace"),
-                    info={"documents": len(docs), "train_documents": len(train_docs), "eval_documents": len(eval_docs)})
+    # The tokenizer learns from the training documents only, so eval text stays unseen.
+    tokenizer = BPETokenizer(train_docs, cfg.bpe_vocab) if cfg.tokenizer == "bpe" else ByteTokenizer()
+    spec = cfg.task_spec()
+    if isinstance(tokenizer, BPETokenizer):
+        spec = spec.model_copy(update={"info": {**spec.info, "bpe_sha": tokenizer.digest}})
+    return TaskData(spec=spec,
+                    train=_windows(train_docs, cfg.seq_len, cfg.max_sequences, tokenizer.encode, tokenizer.eos),
+                    eval=_windows(eval_docs, cfg.seq_len, cfg.max_sequences, tokenizer.encode, tokenizer.eos),
+                    render=lambda t: tokenizer.decode([int(v) for v in t.tolist()]),
+                    info={"documents": len(docs), "train_documents": len(train_docs), "eval_documents": len(eval_docs),
+                          "tokenizer": cfg.tokenizer})
 
 
 @hookimpl
