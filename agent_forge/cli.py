@@ -7,6 +7,7 @@ Errors a user can fix (:class:`agent_forge.errors.ForgeError`) print one message
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -119,6 +120,54 @@ def _run_options(**kw: Any) -> Any:
     return RunOptions(overrides=tuple(sets or ()), **{k: v for k, v in kw.items() if v is not None})
 
 
+_NPROC_HELP = ("Start K local processes (ranks) through torch.distributed.run; gloo on CPU, NCCL on CUDA."
+               " trainer.batch_size stays the global batch. See docs/distributed.md.")
+_BACKEND_HELP = "torch.distributed backend for --nproc or torchrun: gloo or nccl (default: by device)."
+
+
+def _without_flag(argv: list[str], flag: str) -> list[str]:
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg == flag:
+            skip = True
+            continue
+        if arg.startswith(flag + "="):
+            continue
+        out.append(arg)
+    return out
+
+
+def _launch_ranks(nproc: int, backend: Optional[str]) -> None:
+    """Re-run this very command as ``nproc`` ranks under torch.distributed.run, and wait.
+
+    A rank that dies brings the others down (torchrun's agent stops them) and this raises a
+    ForgeError naming the rank and how it ended.
+    """
+
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import main as torchrun
+
+    from agent_forge.errors import ForgeError
+
+    if backend:
+        os.environ["FORGE_DIST_BACKEND"] = backend
+    argv = _without_flag(_without_flag(sys.argv[1:], "--nproc"), "--backend")
+    try:
+        torchrun(["--standalone", f"--nproc-per-node={nproc}", "--monitor-interval=0.5",
+                  "--module", "agent_forge", *argv])
+    except ChildFailedError as exc:
+        lines = []
+        for rank_, failure in sorted(exc.failures.items()):
+            how = (f"killed by signal {failure.signal_name()}" if failure.exitcode < 0
+                   else f"exit code {failure.exitcode}")
+            lines.append(f"rank {rank_} (pid {failure.pid}) failed: {how}")
+        raise ForgeError("distributed run failed; " + "; ".join(lines) +
+                         ". The last checkpoint (if any) is intact: rerun with --resume.") from None
+
+
 @run_app.command("phase")
 def run_phase_cmd(
     name: str = typer.Argument(..., help="Phase name, e.g. cognate."),
@@ -134,15 +183,28 @@ def run_phase_cmd(
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out (or the latest one)."),
     models: int = typer.Option(1, "--models", help="Train N base models (seed, seed+1, ...)."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    nproc: int = typer.Option(1, "--nproc", min=1, help=_NPROC_HELP),
+    backend: Optional[str] = typer.Option(None, "--backend", help=_BACKEND_HELP),
 ) -> None:
     """Run one phase and print its PhaseResult JSON on stdout."""
+    from agent_forge import distributed
     from agent_forge.runner import PhaseRunner
 
     options = _run_options(variant=variant, task=task, set_=set_, config_file=config_file, max_steps=max_steps,
                            minutes=minutes, seed=seed, out=out, checkpoint_every=checkpoint_every,
                            resume=resume, models=models, progress=progress)
-    result = PhaseRunner(_host()).run(name, options)
-    _emit_json(result.model_dump(mode="json"))
+    if nproc > 1 and not distributed.launched():
+        PhaseRunner(_host()).prepare(name, options)  # config errors surface here, before any rank starts
+        _launch_ranks(nproc, backend)
+        return
+    if backend:
+        os.environ[distributed.BACKEND_ENV] = backend
+    try:
+        result = PhaseRunner(_host()).run(name, options)
+    finally:
+        distributed.shutdown()
+    if distributed.rank_from_env() == 0:
+        _emit_json(result.model_dump(mode="json"))
     if result.status == "failed":
         raise typer.Exit(1)
 

@@ -7,6 +7,7 @@ lands above the bar instead of tearing it. Results (JSON) go to stdout, never th
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Any
 
@@ -33,6 +34,10 @@ def configure_logging(*, debug: bool = False, json_logs: bool | None = None) -> 
     """Configure structlog once per process; ``json_logs=None`` means "JSON unless a TTY"."""
     if json_logs is None:
         json_logs = not console.is_terminal
+    level = logging.DEBUG if debug else logging.INFO
+    if int(os.environ.get("RANK", "0")) > 0:
+        # In a distributed run rank 0 speaks for the job; the others report only problems.
+        level = logging.WARNING
     renderer: Any = (structlog.processors.JSONRenderer() if json_logs
                      else structlog.dev.ConsoleRenderer(colors=console.is_terminal))
     structlog.configure(
@@ -43,7 +48,7 @@ def configure_logging(*, debug: bool = False, json_logs: bool | None = None) -> 
             structlog.processors.format_exc_info,
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG if debug else logging.INFO),
+        wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=lambda *args: _ConsoleWriter(),
         cache_logger_on_first_use=False,
     )

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
+from agent_forge import distributed
 from agent_forge.checkpoint import atomic_write_json
 from agent_forge.config import StrictModel, apply_overrides, deep_merge, load_config_file
 from agent_forge.contracts import PhaseResult
@@ -131,9 +132,15 @@ class PhaseRunner:
         phase, raw, validated = self.prepare(name, options)  # all config errors surface here
         variant = options.variant or type(phase).default_variant
         run_dir = run_dir or options.out or _pick_run_dir(options, name, variant)
+        # In a distributed run every rank works in rank 0's run directory; only rank 0 writes.
+        distributed.init_from_env()
+        run_dir = distributed.broadcast_object(run_dir)
+        main = distributed.is_main()
         if run_dir.exists() and any(run_dir.iterdir()) and not options.resume and (run_dir / "result.json").exists():
             raise ForgeError(f"{run_dir} already holds a finished run; choose another --out or pass --resume")
-        run_dir.mkdir(parents=True, exist_ok=True)
+        if main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        distributed.barrier()
         resolved = validated.model_dump(mode="json") if hasattr(validated, "model_dump") else raw
         config_path = run_dir / "config.json"
         if options.resume and config_path.exists():
@@ -143,8 +150,9 @@ class PhaseRunner:
                 raise ConfigError(
                     f"--resume: the config differs from the run's config.json at {', '.join(diff[:8])}."
                     " Resume with the same flags, or start a new run.")
-        atomic_write_json(config_path, {"phase": name, "variant": variant,
-                                        "options": options.model_dump(mode="json"), "config": resolved})
+        if main:
+            atomic_write_json(config_path, {"phase": name, "variant": variant, "world_size": distributed.world_size(),
+                                            "options": options.model_dump(mode="json"), "config": resolved})
         log = get_logger(phase=name, run=run_dir.name)
         ctx = PhaseContext(self.host, name, options, raw, run_dir, previous, log,
                            extras={"validated": validated, "variant": variant})
@@ -154,7 +162,8 @@ class PhaseRunner:
         result = phase.run(ctx)
         if result.duration_s == 0:
             result = result.model_copy(update={"duration_s": time.monotonic() - start})
-        atomic_write_json(run_dir / "result.json", result.model_dump(mode="json"))
+        if main:
+            atomic_write_json(run_dir / "result.json", result.model_dump(mode="json"))
         self.host.hook.forge_phase_end(phase=name, result=result)
         log.info("phase.end", status=result.status, duration_s=round(result.duration_s, 1))
         return result

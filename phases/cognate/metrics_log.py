@@ -18,14 +18,21 @@ def _clean(value: Any) -> Any:
 
 
 class MetricsLog:
-    def __init__(self, path: Path) -> None:
+    """``enabled=False`` (ranks other than 0 in a distributed run) makes every write a no-op."""
+
+    def __init__(self, path: Path, enabled: bool = True) -> None:
         self.path = path
+        self.enabled = enabled
 
     def reset(self) -> None:
+        if not self.enabled:
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.write_text("")
 
     def write(self, row: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
         with open(self.path, "a") as f:
             f.write(json.dumps({k: _clean(v) for k, v in row.items()}) + "\n")
 
@@ -36,5 +43,7 @@ class MetricsLog:
 
     def truncate_after(self, step: int) -> None:
         """On resume: drop rows logged after the checkpoint, which the resumed run logs again."""
+        if not self.enabled:
+            return
         rows = [r for r in self.read() if int(r.get("step", 0)) <= step]
         atomic_write_bytes(self.path, "".join(json.dumps(r) + "\n" for r in rows).encode())

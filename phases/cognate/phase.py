@@ -22,7 +22,8 @@ from typing import Any, ClassVar
 import torch
 from pydantic import BaseModel
 
-from agent_forge.checkpoint import atomic_write_json, sha256_json, write_artifact
+from agent_forge import distributed
+from agent_forge.checkpoint import atomic_write_json, sha256_json, verify_artifact, write_artifact
 from agent_forge.config import check_sections, validate
 from agent_forge.contracts import ArtifactRef, PhaseResult, TaskSpec, VersionInfo
 from agent_forge.errors import ConfigError
@@ -191,7 +192,8 @@ class CognatePhase(Phase):
                 self.host.hook.forge_artifact_saved(artifact=ref.artifact)
         status = "failed" if "failed" in statuses else ("stopped" if "stopped" in statuses else "completed")
         metrics = _mean_metrics([m["metrics"] for m in per_model])
-        report = write_report(ctx.run_dir, cfg, per_model, ctx.extras.get("variant"))
+        report = (write_report(ctx.run_dir, cfg, per_model, ctx.extras.get("variant")) if distributed.is_main()
+                  else ctx.run_dir / "report.md")
         return PhaseResult(phase=self.name, status=status, artifacts=tuple(artifacts), metrics=metrics,
                            run_dir=ctx.run_dir.resolve(), duration_s=time.monotonic() - start,
                            report_path=report.resolve(), message="; ".join(sorted(set(messages))),
@@ -223,7 +225,7 @@ class CognatePhase(Phase):
             finals[label] = run_evaluators(self.host, cfg.evaluators, ec)
             if ec.texts:
                 texts[label] = ec.texts
-        if texts:
+        if texts and distributed.is_main():
             atomic_write_json(model_dir / "samples.json", texts)
             for label, by_eval in texts.items():
                 for sample in by_eval.get("samples", [])[:1]:
@@ -255,12 +257,17 @@ class CognatePhase(Phase):
         artifact_id = f"cognate-{ctx.run_dir.name}-m{index}-{uuid.uuid4().hex[:8]}"
         manifest = ctx.run_dir / "artifacts" / f"model-{index}.json"
         parents = tuple(a.artifact.id for a in (ctx.previous.artifacts if ctx.previous else ()))
-        artifact = write_artifact(manifest, dict(
+        # Every rank trained the same weights; rank 0 writes them and the others read them back.
+        fields = dict(
             id=artifact_id, phase=self.name, variant=ctx.extras.get("variant"), architecture=cfg.architecture,
             architecture_config=cfg.model.model_dump(mode="json"), task=spec, parameters=params,
             metrics=metrics, step=state.step, seed=seed, weights_kind=chosen,
-            config_sha256=sha256_json(cfg.model_dump()), versions=VersionInfo.current(), parents=parents,
-        ), weights)
+            config_sha256=sha256_json(cfg.model_dump()), versions=VersionInfo.current(), parents=parents)
+        if distributed.is_main():
+            artifact = write_artifact(manifest, fields, weights)
+        distributed.barrier()
+        if not distributed.is_main():
+            artifact, _ = verify_artifact(manifest)
         summary["artifact"] = str(manifest)
         return ArtifactRef(manifest_path=manifest.resolve(), artifact=artifact), summary, fit.status, fit.message
 

@@ -17,6 +17,7 @@ resumed run on the CPU reaches bit-identical weights.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 import shutil
@@ -30,6 +31,7 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import nn
 
+from agent_forge import distributed as dist
 from agent_forge.checkpoint import atomic_write_json, load_train_state, save_train_state
 from agent_forge.config import StrictModel
 from agent_forge.data import TaskData
@@ -57,6 +59,8 @@ class DeepSupervisionConfig(StrictModel):
         "auto", description="'auto': bf16 on CUDA and on CPUs with AMX, fp32 elsewhere (see docs/performance.md).")
     compile: bool = False
     device: str = Field("auto", description="'auto' (cuda if present), 'cpu', 'cuda', 'cuda:1', ...")
+    parallel: Literal["ddp"] = Field(
+        "ddp", description="How a multi-process run splits work: 'ddp' (data parallel); see docs/distributed.md.")
     threads: int | None = Field(None, ge=1, description="torch intra-op threads (default: torch's).")
     log_every: int = Field(25, ge=1)
     eval_every: int | None = Field(250, ge=1)
@@ -102,7 +106,8 @@ class FitResult:
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        # One GPU per rank under a launcher; LOCAL_RANK is 0 otherwise.
+        return torch.device("cuda", dist.local_rank()) if torch.cuda.is_available() else torch.device("cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"trainer.device={name!r} but no CUDA device is available; use 'cpu' or 'auto'")
@@ -194,7 +199,23 @@ class DeepSupervisionTrainer:
                            precision=resolve_precision(cfg.precision, device))
         state.max_sup_steps = state.n_sup
         state.extras["stream"] = DataStream(len(ctx.task.train), generator)
+        world = dist.world_size()
+        if cfg.batch_size % world:
+            raise ConfigError(f"trainer.batch_size={cfg.batch_size} is the global batch and must divide evenly"
+                              f" among {world} processes; use a multiple of {world}")
+        state.extras["rows"] = dist.local_rows(cfg.batch_size)
+        if dist.active():
+            from torch.nn.parallel import DistributedDataParallel
+
+            # Parameters are broadcast from rank 0 here, so every rank starts from the same weights.
+            state.extras["ddp"] = DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None)
         return state
+
+    @staticmethod
+    def _local(state: TrainState, t: torch.Tensor) -> torch.Tensor:
+        """This rank's rows of a global per-row tensor (all of them in a single process)."""
+        return t[state.extras["rows"]]
 
     def _fire(self, state: TrainState, event: Event) -> None:
         for cb in state.callbacks.values():
@@ -215,7 +236,7 @@ class DeepSupervisionTrainer:
         b = self.cfg.batch_size
         if not state.batch:
             state.batch = self._draw(state, b)
-            state.carry = state.model.initial_carry(state.batch)
+            state.carry = state.model.initial_carry(self._local_batch(state))
             state.sup_steps = torch.zeros(b, dtype=torch.long, device=state.device)
             state.min_halt_steps = torch.ones(b, dtype=torch.long, device=state.device)
             state.fresh = torch.ones(b, dtype=torch.bool, device=state.device)
@@ -229,13 +250,16 @@ class DeepSupervisionTrainer:
         rows = halted.nonzero().flatten()
         for key in state.batch:
             state.batch[key] = state.batch[key].index_copy(0, rows, new[key])
-        fresh_carry = state.model.initial_carry(state.batch)
-        state.carry = merge_carry(state.carry, fresh_carry, halted)
+        fresh_carry = state.model.initial_carry(self._local_batch(state))
+        state.carry = merge_carry(state.carry, fresh_carry, self._local(state, halted))
         state.sup_steps = torch.where(halted, torch.zeros_like(state.sup_steps), state.sup_steps)
+
+    def _local_batch(self, state: TrainState) -> dict[str, torch.Tensor]:
+        return {key: self._local(state, value) for key, value in state.batch.items()}
 
     # -- one step -------------------------------------------------------------------------
     def _losses(self, state: TrainState) -> None:
-        out, targets = state.output, state.batch["targets"]
+        out, targets = state.output, self._local(state, state.batch["targets"])
         ignore = state.task.spec.ignore_index
         logits = out.logits.float()
         ce = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=ignore, reduction="none")  # (B, S)
@@ -246,7 +270,7 @@ class DeepSupervisionTrainer:
         if self.cfg.improvement_reward_scale > 0:
             prev = state.extras.get("prev_loss")
             if prev is not None:
-                worse = F.relu(per_sample - prev) * (~state.fresh)
+                worse = F.relu(per_sample - prev) * (~self._local(state, state.fresh))
                 lm = lm + self.cfg.improvement_reward_scale * worse.mean()
             state.extras["prev_loss"] = per_sample.detach()
         with torch.no_grad():
@@ -260,10 +284,9 @@ class DeepSupervisionTrainer:
 
     def _step_weights(self, state: TrainState) -> torch.Tensor:
         base, n = self.cfg.supervision_weight_base, state.max_sup_steps
+        s = self._local(state, state.sup_steps).float()  # already incremented: s in 1..n
         if base == 1.0 or n == 1:
-            return torch.ones_like(state.sup_steps, dtype=torch.float32)
-        # sup_steps was already incremented for this step: s in 1..n.
-        s = state.sup_steps.float()
+            return torch.ones_like(s)
         w = base ** ((s - 1) / (n - 1))
         mean_w = sum(base ** (i / (n - 1)) for i in range(n)) / n
         return w / mean_w
@@ -274,14 +297,16 @@ class DeepSupervisionTrainer:
         self._refill(state)
         self._fire(state, Event.STEP_START)
         carry_before = state.carry
+        net = state.extras.get("ddp", state.model)  # the DDP wrapper averages gradients across ranks
         with autocast(state.device, state.precision):
-            state.carry, state.output = state.model(state.carry, state.batch)
+            state.carry, state.output = net(state.carry, self._local_batch(state))
         state.sup_steps = state.sup_steps + 1
         self._losses(state)
         self._fire(state, Event.LOSS)
         loss = sum(state.losses.values())
         state.optimizer.zero_grad(set_to_none=True)
-        finite = bool(torch.isfinite(loss))
+        # Every rank must skip together, or the others would wait forever in DDP's all-reduce.
+        finite = dist.agree([float(bool(torch.isfinite(loss)))], "min")[0] > 0
         if finite:
             loss.backward()
             self._fire(state, Event.AFTER_BACKWARD)
@@ -290,7 +315,7 @@ class DeepSupervisionTrainer:
                 norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             else:
                 norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params]))
-            state.grad_norm = float(norm)
+            state.grad_norm = float(norm)  # of the averaged gradients: the same on every rank
             finite = math.isfinite(state.grad_norm)
         if not finite:
             # Skip: no update, and the rows keep the carry they had before this step.
@@ -312,6 +337,7 @@ class DeepSupervisionTrainer:
         state.optimizer.step()
         state.step += 1
         self._fire(state, Event.STEP_END)
+        self._gather_rows(state)
         state.halted = state.sup_steps >= state.max_sup_steps
         self._fire(state, Event.HALT)
         done = state.halted
@@ -322,12 +348,24 @@ class DeepSupervisionTrainer:
         acc.add(state, done)
         return True
 
+    def _gather_rows(self, state: TrainState) -> None:
+        """From here on the step's per-row outputs cover the global batch, so halting, refill
+        and training metrics are decided identically on every rank."""
+        if not dist.active():
+            return
+        q = state.output.q_halt_logits
+        state.output = dataclasses.replace(
+            state.output, q_halt_logits=None if q is None else dist.gather_rows(q.detach().float()))
+        state.seq_correct = dist.gather_rows(state.seq_correct)
+        state.token_correct = dist.gather_rows(state.token_correct)
+        state.per_sample_loss = dist.gather_rows(state.per_sample_loss)
+
     # -- the loop -------------------------------------------------------------------------
     def fit(self, ctx: FitContext) -> FitResult:
         cfg = self.cfg
         state = self._state(ctx)
         ckpt_dir = ctx.run_dir / "checkpoints"
-        metrics_log = MetricsLog(ctx.run_dir / "metrics.jsonl")
+        metrics_log = MetricsLog(ctx.run_dir / "metrics.jsonl", enabled=dist.is_main())
         if ctx.resume:
             latest = latest_checkpoint(ckpt_dir)
             if latest is None:
@@ -342,7 +380,7 @@ class DeepSupervisionTrainer:
             state.extras["compiled"] = True
             state.model.forward = torch.compile(state.model.forward)  # type: ignore[method-assign]
         self._fire(state, Event.FIT_START)
-        progress = _Progress(enabled=ctx.progress, total=cfg.max_steps, minutes=cfg.minutes, start_step=state.step)
+        progress = _Progress(enabled=ctx.progress and dist.is_main(), total=cfg.max_steps, minutes=cfg.minutes, start_step=state.step)
         t_start = time.monotonic() - state.elapsed_s
         last_log_t, last_log_step, last_log_examples = time.monotonic(), state.step, state.examples_finished
         try:
@@ -356,12 +394,16 @@ class DeepSupervisionTrainer:
                         break
                     stepped = self._train_step(state)
                     state.elapsed_s = time.monotonic() - t_start
+                    if dist.active():
+                        # One clock and one stop decision for all ranks, or they would part ways.
+                        elapsed, stop = dist.agree([state.elapsed_s, float(state.should_stop)], "max")
+                        state.elapsed_s, state.should_stop = elapsed, bool(stop)
                     if not stepped:
                         continue
                     if state.step % cfg.log_every == 0:
                         now = time.monotonic()
                         dt = max(now - last_log_t, 1e-9)
-                        row = state.extras["acc"].flush(state)
+                        row = state.extras["acc"].flush(state)  # global figures (all-reduced)
                         row.update(step=state.step, elapsed_s=round(state.elapsed_s, 2),
                                    lr=state.optimizer.param_groups[0]["lr"], grad_norm=state.grad_norm,
                                    examples_per_s=(state.examples_finished - last_log_examples) / dt,
@@ -424,21 +466,30 @@ class DeepSupervisionTrainer:
 
     # -- checkpoints ----------------------------------------------------------------------
     def save_checkpoint(self, state: TrainState, ckpt_dir: Path, fingerprint: str) -> Path:
+        """Every rank calls this (the carry and RNG states are gathered); only rank 0 writes."""
         self._fire(state, Event.SAVE_CHECKPOINT)
+        carry = {k: dist.gather_rows(v) for k, v in state.carry.items()}
+        prev_loss = state.extras.get("prev_loss")
+        prev_loss = dist.gather_rows(prev_loss) if prev_loss is not None else None
+        torch_rng = dist.gather_rows(torch.get_rng_state().unsqueeze(0))  # (world, n): one per rank
+        final = ckpt_dir / f"step-{state.step:08d}"
+        if not dist.is_main():
+            return final
         payload = {
             "fingerprint": fingerprint,
+            "world_size": dist.world_size(),
             "step": state.step,
             "elapsed_s": state.elapsed_s,
             "max_sup_steps": state.max_sup_steps,
             "model": state.model.state_dict(),
             "optimizer": state.optimizer.state_dict(),
             "generator": state.generator.get_state(),
-            "torch_rng": torch.get_rng_state(),
+            "torch_rng": torch_rng,
             "python_rng": _py_rng_state(),
             "stream": state.extras["stream"].state_dict(),
-            "active": {"batch": state.batch, "carry": state.carry, "sup_steps": state.sup_steps,
+            "active": {"batch": state.batch, "carry": carry, "sup_steps": state.sup_steps,
                        "min_halt_steps": state.min_halt_steps, "halted": state.halted, "fresh": state.fresh,
-                       "prev_loss": state.extras.get("prev_loss")},
+                       "prev_loss": prev_loss},
             "counters": {"examples_started": state.examples_started, "examples_finished": state.examples_finished,
                          "finished_early": state.finished_early, "nan_skipped": state.nan_skipped},
             "accumulator": state.extras.get("acc", _Accumulator()).state_dict(),
@@ -446,7 +497,6 @@ class DeepSupervisionTrainer:
         }
         if torch.cuda.is_available():
             payload["cuda_rng"] = torch.cuda.get_rng_state_all()
-        final = ckpt_dir / f"step-{state.step:08d}"
         tmp = ckpt_dir / f".tmp-step-{state.step:08d}"
         shutil.rmtree(tmp, ignore_errors=True)
         save_train_state(tmp, payload)
@@ -463,10 +513,16 @@ class DeepSupervisionTrainer:
         if fingerprint and payload.get("fingerprint") and payload["fingerprint"] != fingerprint:
             raise ConfigError(f"--resume: the checkpoint {folder} was written with a different config;"
                               " resume with the same flags, or start a new run")
+        saved_world = int(payload.get("world_size", 1))
+        if saved_world != dist.world_size():
+            raise ConfigError(f"--resume: the checkpoint {folder} was written by {saved_world} process(es), this run"
+                              f" has {dist.world_size()}; resume with --nproc {saved_world} (a resumed run"
+                              " continues exactly only with the same number of processes)")
         state.model.load_state_dict(payload["model"])
         state.optimizer.load_state_dict(payload["optimizer"])
         state.generator.set_state(payload["generator"])
-        torch.set_rng_state(payload["torch_rng"])
+        torch_rng = payload["torch_rng"]
+        torch.set_rng_state(torch_rng[dist.rank()] if torch_rng.dim() == 2 else torch_rng)
         _set_py_rng_state(payload["python_rng"])
         if "cuda_rng" in payload and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(payload["cuda_rng"])
@@ -476,12 +532,12 @@ class DeepSupervisionTrainer:
         active = payload["active"]
         dev = state.device
         state.batch = {k: v.to(dev) for k, v in active["batch"].items()}
-        state.carry = {k: v.to(dev) for k, v in active["carry"].items()}
+        state.carry = {k: self._local(state, v).to(dev) for k, v in active["carry"].items()}
         for key in ("sup_steps", "min_halt_steps", "halted", "fresh"):
             value = active.get(key)
             setattr(state, key, value.to(dev) if value is not None else None)
         if active.get("prev_loss") is not None:
-            state.extras["prev_loss"] = active["prev_loss"].to(dev)
+            state.extras["prev_loss"] = self._local(state, active["prev_loss"]).to(dev)
         for key, value in payload["counters"].items():
             setattr(state, key, int(value))
         acc = _Accumulator()
@@ -544,6 +600,11 @@ class _Accumulator:
 
     def flush(self, state: TrainState) -> dict[str, float]:
         n = max(self.steps, 1)
+        if self.loss:
+            # Each rank summed the loss of its own rows; their mean is the global batch's loss.
+            names = sorted(self.loss)
+            sums = dist.agree([self.loss[k] for k in names], "sum")
+            self.loss = {k: v / dist.world_size() for k, v in zip(names, sums)}
         row: dict[str, float] = {f"loss/{k}": v / n for k, v in self.loss.items()}
         row["loss"] = sum(self.loss.values()) / n
         row["train_token_accuracy"] = self.token_correct / max(self.token_total, 1)
