@@ -159,13 +159,16 @@ def _launch_ranks(nproc: int, backend: Optional[str]) -> None:
         torchrun(["--standalone", f"--nproc-per-node={nproc}", "--monitor-interval=0.5",
                   "--module", "agent_forge", *argv])
     except ChildFailedError as exc:
-        lines = []
-        for rank_, failure in sorted(exc.failures.items()):
-            how = (f"killed by signal {failure.signal_name()}" if failure.exitcode < 0
-                   else f"exit code {failure.exitcode}")
-            lines.append(f"rank {rank_} (pid {failure.pid}) failed: {how}")
-        raise ForgeError("distributed run failed; " + "; ".join(lines) +
-                         ". The last checkpoint (if any) is intact: rerun with --resume.") from None
+        def how(failure: Any) -> str:
+            return (f"killed by signal {failure.signal_name()}" if failure.exitcode < 0
+                    else f"exit code {failure.exitcode}")
+
+        # The first rank to fail is the cause; the agent then stopped the others (SIGTERM).
+        ordered = sorted(exc.failures.items(), key=lambda kv: kv[1].timestamp)
+        first_rank, first = ordered[0]
+        others = "".join(f"; rank {r} was stopped ({how(f)})" for r, f in ordered[1:])
+        raise ForgeError(f"distributed run failed: rank {first_rank} (pid {first.pid}) died first, {how(first)}"
+                         f"{others}. The last checkpoint (if any) is intact: rerun with --resume.") from None
 
 
 @run_app.command("phase")

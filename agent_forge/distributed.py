@@ -106,9 +106,9 @@ def gather_rows(t: torch.Tensor) -> torch.Tensor:
         return t
     dev = _device_for_collectives()
     local = t.detach().to(dev).contiguous()
-    out = torch.empty((world_size() * local.shape[0], *local.shape[1:]), dtype=local.dtype, device=dev)
-    dist.all_gather_into_tensor(out, local)
-    return out.to(t.device)
+    parts = [torch.empty_like(local) for _ in range(world_size())]
+    dist.all_gather(parts, local)
+    return torch.cat(parts).to(t.device)
 
 
 def broadcast_object(obj: Any) -> Any:

@@ -7,3 +7,71 @@ TINY = [
     "trainer.batch_size=16", "trainer.log_every=2", "trainer.eval_every=4", "trainer.eval_samples=16",
     "trainer.eval_batch_size=32", "trainer.warmup_steps=2", "trainer.precision=fp32", "trainer.threads=1",
 ]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RowRecorder:
+    """A training callback that records the puzzles this rank started, per step (test only)."""
+
+    def __init__(self, cfg) -> None:
+        self.rows: list[list[bytes]] = []
+
+    def on_step_start(self, state) -> None:
+        rows = state.extras["rows"]
+        fresh = state.fresh[rows]
+        inputs = state.batch["inputs"][rows][fresh]
+        self.rows.append([bytes(r.to(dtype=__import__("torch").uint8).tolist()) for r in inputs])
+
+
+class _RecorderPlugin:
+    recorders: list = []
+
+    @staticmethod
+    def _make(cfg):
+        rec = RowRecorder(cfg)
+        _RecorderPlugin.recorders.append(rec)
+        return rec
+
+
+def _register_recorder():
+    from pydantic import BaseModel, ConfigDict
+
+    from agent_forge import hookimpl
+
+    class Empty(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+    class Plugin:
+        @hookimpl
+        def forge_register_callbacks(self, register):
+            register("record_rows", _RecorderPlugin._make, config=Empty)
+
+    return Plugin()
+
+
+def distributed_worker(rank: int, world: int, port: int, out: str, overrides: list[str], max_steps: int) -> None:
+    """One rank of an in-process distributed run (torch.multiprocessing.spawn target)."""
+    import json
+    import os
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port), FORGE_LOAD_ENTRYPOINTS="0", FORGE_DIST_BACKEND="gloo")
+    from agent_forge import distributed, run_phase
+    from agent_forge.plugin_host import load_plugins
+
+    host = load_plugins(entry_points=False, extra=(_register_recorder(),))
+    try:
+        run_phase("cognate", host=host, variant="trm_tiny", overrides=overrides + ["callbacks.record_rows={}"],
+                  max_steps=max_steps, progress=False, out=out)
+        rows = [[r.hex() for r in step] for step in _RecorderPlugin.recorders[-1].rows]
+        with open(os.path.join(out, f"rows-rank{rank}.json"), "w") as f:
+            json.dump(rows, f)
+    finally:
+        distributed.shutdown()

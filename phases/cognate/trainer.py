@@ -522,7 +522,8 @@ class DeepSupervisionTrainer:
         state.optimizer.load_state_dict(payload["optimizer"])
         state.generator.set_state(payload["generator"])
         torch_rng = payload["torch_rng"]
-        torch.set_rng_state(torch_rng[dist.rank()] if torch_rng.dim() == 2 else torch_rng)
+        # clone(): set_rng_state reads from the start of the storage, so a row view would not do.
+        torch.set_rng_state((torch_rng[dist.rank()] if torch_rng.dim() == 2 else torch_rng).clone())
         _set_py_rng_state(payload["python_rng"])
         if "cuda_rng" in payload and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(payload["cuda_rng"])
