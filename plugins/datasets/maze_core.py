@@ -112,8 +112,10 @@ def make_maze(side: int, min_path: int, loops: float, rng: random.Random,
                 i = next(j for j in _neighbours(i, side) if dist[j] == dist[i] - 1 and counts[j] > 0)
                 answer[i] = PATH
             return question, answer
-    raise ValueError(f"no {side}x{side} maze with a unique shortest path of >= {min_path} steps in"
-                     f" {max_tries} tries; lower min_path_length or loops")
+    from agent_forge.errors import ConfigError
+
+    raise ConfigError(f"task: no {side}x{side} maze with a unique shortest path of >= {min_path} steps in"
+                      f" {max_tries} tries; lower task.min_path_length or task.loops, or raise task.size")
 
 
 def check_answer(question: list[int], answer: list[int], side: int) -> str | None:
