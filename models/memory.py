@@ -44,11 +44,12 @@ class MemoryBank(nn.Module):
         return (torch.tanh(self.gate) * self.read_proj(readout)).unsqueeze(1)
 
     @torch.no_grad()
-    def write(self, state: torch.Tensor, surprise: torch.Tensor, threshold: float) -> int:
-        """Store the pooled state of samples whose ``surprise`` exceeds ``threshold``; return how many."""
+    def write(self, pooled: torch.Tensor, surprise: torch.Tensor, threshold: float) -> int:
+        """Store the pooled states ``(batch, d)`` (a latent averaged over positions) of the samples
+        whose ``surprise`` exceeds ``threshold``; return how many."""
         self.usage.mul_(self.usage_decay)
         chosen = (surprise > threshold).nonzero().flatten()
-        pooled = state.mean(dim=1).float()
+        pooled = pooled.float()
         for i in chosen.tolist():
             empty = (~self.filled).nonzero().flatten()
             slot = int(empty[0]) if len(empty) else int(self.usage.argmin())

@@ -145,7 +145,10 @@ class TRMEnhancedCognate(nn.Module):
         """Current clamped residual scales, for the metrics (empty when disabled)."""
         if self.net.scales is None:
             return {}
-        s = self.net.scales.detach().clamp(*self.net.scale_range)
+        s = self.net.scales.detach()
+        # Under FSDP the parameter is a sharded DTensor; the metrics need all of it.
+        s = s.full_tensor() if hasattr(s, "full_tensor") else s
+        s = s.clamp(*self.net.scale_range)
         return {f"scale/l{l}/s{i}/{part}": float(s[l, i, j]) for l in range(s.shape[0])
                 for i in range(s.shape[1]) for j, part in enumerate(("mix", "mlp"))}
 

@@ -18,16 +18,34 @@ def free_port() -> int:
 
 
 class RowRecorder:
-    """A training callback that records the puzzles this rank started, per step (test only)."""
+    """A training callback that records the puzzles this rank started, per step, and how many
+    parameter, optimizer and EMA elements this rank holds (test only)."""
 
     def __init__(self, cfg) -> None:
         self.rows: list[list[bytes]] = []
+        self.sizes: dict[str, int] = {}
+
+    def on_fit_start(self, state) -> None:
+        self.sizes["params_local"] = sum(_local(p).numel() for p in state.model.parameters())
+        self.sizes["params_full"] = sum(p.numel() for p in state.model.parameters())
+
+    def on_fit_end(self, state) -> None:
+        moments = [s["exp_avg"] for s in state.optimizer.state.values()]
+        self.sizes["adam_moment_local"] = sum(_local(m).numel() for m in moments)
+        ema = state.callbacks.get("ema")
+        if ema is not None:
+            self.sizes["ema_local"] = sum(_local(t).numel() for t in ema.shadow.values())
 
     def on_step_start(self, state) -> None:
         rows = state.extras["rows"]
         fresh = state.fresh[rows]
         inputs = state.batch["inputs"][rows][fresh]
         self.rows.append([bytes(r.tolist()) for r in inputs])  # tokens are < 256
+
+
+def _local(t):
+    """This rank's part of a tensor: a DTensor's shard, or the whole tensor."""
+    return t.to_local() if hasattr(t, "to_local") else t
 
 
 class _RecorderPlugin:
@@ -70,8 +88,9 @@ def distributed_worker(rank: int, world: int, port: int, out: str, overrides: li
     try:
         run_phase("cognate", host=host, variant="trm_tiny", overrides=overrides + ["callbacks.record_rows={}"],
                   max_steps=max_steps, progress=False, out=out)
-        rows = [[r.hex() for r in step] for step in _RecorderPlugin.recorders[-1].rows]
+        recorder = _RecorderPlugin.recorders[-1]
+        rows = [[r.hex() for r in step] for step in recorder.rows]
         with open(os.path.join(out, f"rows-rank{rank}.json"), "w") as f:
-            json.dump(rows, f)
+            json.dump({"rows": rows, "sizes": recorder.sizes}, f)
     finally:
         distributed.shutdown()

@@ -13,6 +13,7 @@ Config sections (a variant supplies all of them; ``--set``/``--config`` change a
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from typing import Any, ClassVar
 import torch
 from pydantic import BaseModel
 
-from agent_forge import distributed
+from agent_forge import distributed, parallel
 from agent_forge.checkpoint import atomic_write_json, sha256_json, verify_artifact, write_artifact
 from agent_forge.config import check_sections, validate
 from agent_forge.contracts import ArtifactRef, PhaseResult, TaskSpec, VersionInfo
@@ -217,12 +218,12 @@ class CognatePhase(Phase):
         # Final evaluation on the whole held-out split: raw weights, and EMA when present.
         device = state.device
         finals: dict[str, dict[str, float]] = {}
-        modules = dict(trainer.eval_models(state))
         texts: dict[str, Any] = {}
-        for label, module in modules.items():
-            ec = EvalContext(module, task_data, device, batch_size=cfg.trainer.eval_batch_size,
-                             precision=state.precision)
-            finals[label] = run_evaluators(self.host, cfg.evaluators, ec)
+        for label in _weight_labels(trainer, state):
+            with _weights(trainer, state, label) as module:
+                ec = EvalContext(module, task_data, device, batch_size=cfg.trainer.eval_batch_size,
+                                 precision=state.precision)
+                finals[label] = run_evaluators(self.host, cfg.evaluators, ec)
             if ec.texts:
                 texts[label] = ec.texts
         if texts and distributed.is_main():
@@ -249,7 +250,8 @@ class CognatePhase(Phase):
                    "stop_reason": fit.message, "dir": str(model_dir), "history": state.history}
         if fit.status == "failed":
             return None, summary, fit.status, fit.message
-        weights = modules[chosen].state_dict()
+        with _weights(trainer, state, chosen) as module:
+            weights = parallel.full_state_dict(module)  # all ranks gather; rank 0 holds the result
         # The artifact records how its task data is made, so a later phase can rebuild it.
         spec = task_data.spec.model_copy(update={"info": {
             **task_data.spec.info, "data_seed": cfg.data_seed,
@@ -286,6 +288,17 @@ def _without_budget(data: dict[str, Any]) -> dict[str, Any]:
 
 def _fingerprint_config(cfg: CognateConfig) -> dict[str, Any]:
     return _without_budget(cfg.model_dump())
+
+
+def _weight_labels(trainer: Any, state: Any) -> list[str]:
+    """The weights a trainer offers for the final evaluation; only ``raw`` if it names none."""
+    offer = getattr(trainer, "weight_labels", None)
+    return list(offer(state)) if offer is not None else ["raw"]
+
+
+def _weights(trainer: Any, state: Any, label: str) -> contextlib.AbstractContextManager:
+    swap = getattr(trainer, "weights", None)
+    return swap(state, label) if swap is not None else contextlib.nullcontext(state.model)
 
 
 def _mean_metrics(rows: list[dict[str, float]]) -> dict[str, float]:

@@ -17,6 +17,7 @@ resumed run on the CPU reaches bit-identical weights.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import random
@@ -24,7 +25,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Iterator, Literal
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +33,7 @@ from pydantic import Field, model_validator
 from torch import nn
 
 from agent_forge import distributed as dist
+from agent_forge import parallel
 from agent_forge.checkpoint import atomic_write_json, load_train_state, save_train_state
 from agent_forge.config import StrictModel
 from agent_forge.data import TaskData
@@ -59,8 +61,10 @@ class DeepSupervisionConfig(StrictModel):
         "auto", description="'auto': bf16 on CUDA and on CPUs with AMX, fp32 elsewhere (see docs/performance.md).")
     compile: bool = False
     device: str = Field("auto", description="'auto' (cuda if present), 'cpu', 'cuda', 'cuda:1', ...")
-    parallel: Literal["ddp"] = Field(
-        "ddp", description="How a multi-process run splits work: 'ddp' (data parallel); see docs/distributed.md.")
+    parallel: Literal["ddp", "fsdp"] = Field(
+        "ddp", description="How a multi-process run splits the model: 'ddp' (replicated, gradients averaged) or"
+                           " 'fsdp' (FSDP2: parameters, gradients, optimizer and EMA sharded); see"
+                           " docs/distributed.md. A single process ignores it.")
     threads: int | None = Field(None, ge=1, description="torch intra-op threads (default: torch's).")
     log_every: int = Field(25, ge=1)
     eval_every: int | None = Field(250, ge=1)
@@ -186,7 +190,16 @@ class DeepSupervisionTrainer:
         device = resolve_device(cfg.device)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
+        world = dist.world_size()
+        if cfg.batch_size % world:
+            raise ConfigError(f"trainer.batch_size={cfg.batch_size} is the global batch and must divide evenly"
+                              f" among {world} processes; use a multiple of {world}")
         model = ctx.model.to(device)
+        # FSDP shards before the optimizer is built: AdamW must hold (and size its moments by)
+        # the shards, not the full parameters.
+        sharded = dist.active() and cfg.parallel == "fsdp"
+        if sharded:
+            parallel.shard(model, device)
         decay, no_decay = [], []
         for name, p in model.named_parameters():
             (no_decay if p.dim() < 2 or "scales" in name else decay).append(p)
@@ -199,12 +212,8 @@ class DeepSupervisionTrainer:
                            precision=resolve_precision(cfg.precision, device))
         state.max_sup_steps = state.n_sup
         state.extras["stream"] = DataStream(len(ctx.task.train), generator)
-        world = dist.world_size()
-        if cfg.batch_size % world:
-            raise ConfigError(f"trainer.batch_size={cfg.batch_size} is the global batch and must divide evenly"
-                              f" among {world} processes; use a multiple of {world}")
         state.extras["rows"] = dist.local_rows(cfg.batch_size)
-        if dist.active():
+        if dist.active() and not sharded:
             from torch.nn.parallel import DistributedDataParallel
 
             # Parameters are broadcast from rank 0 here, so every rank starts from the same weights.
@@ -311,11 +320,10 @@ class DeepSupervisionTrainer:
             loss.backward()
             self._fire(state, Event.AFTER_BACKWARD)
             params = [p for p in state.model.parameters() if p.grad is not None]
-            if cfg.grad_clip is not None:
-                norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            else:
-                norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params]))
-            state.grad_norm = float(norm)  # of the averaged gradients: the same on every rank
+            # With no clip the norm is still measured (for the metrics); scaling by 1 is exact.
+            norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip or math.inf)
+            # Of the averaged gradients, so the same on every rank (gathered from FSDP's shards).
+            state.grad_norm = float(parallel.full_tensor(norm))
             finite = math.isfinite(state.grad_norm)
         if not finite:
             # Skip: no update, and the rows keep the carry they had before this step.
@@ -441,11 +449,12 @@ class DeepSupervisionTrainer:
         sub = TaskData(spec=state.task.spec, train=state.task.train,
                        eval=state.task.eval.subset(slice(0, n)))
         metrics: dict[str, float] = {}
-        for label, model in self.eval_models(state):
-            ec = EvalContext(model, sub, state.device, batch_size=self.cfg.eval_batch_size,
-                             precision=state.precision)
-            for k, v in run_evaluators(ctx.host, ctx.evaluators, ec).items():
-                metrics[f"{label}/{k}" if label else k] = v
+        for label in self.weight_labels(state):
+            with self.weights(state, label) as model:
+                ec = EvalContext(model, sub, state.device, batch_size=self.cfg.eval_batch_size,
+                                 precision=state.precision)
+                for k, v in run_evaluators(ctx.host, ctx.evaluators, ec).items():
+                    metrics[f"{label}/{k}" if label else k] = v
         state.eval_metrics = metrics
         self._fire(state, Event.EVAL)
         metrics_log.write({"kind": "eval", "step": state.step, "elapsed_s": round(state.elapsed_s, 2), **metrics})
@@ -453,16 +462,50 @@ class DeepSupervisionTrainer:
             ctx.log.info("eval", step=state.step, **{k: round(v, 4) for k, v in metrics.items()})
 
     @staticmethod
-    def eval_models(state: TrainState) -> list[tuple[str, nn.Module]]:
-        """(label, module) pairs to evaluate: the raw weights, plus any a callback offers (EMA)."""
-        models: list[tuple[str, nn.Module]] = [("raw", state.model)]
+    def _offers(state: TrainState) -> dict[str, dict[str, torch.Tensor]]:
+        """Weights the callbacks offer for evaluation (EMA), by label."""
+        offers: dict[str, dict[str, torch.Tensor]] = {}
         for cb in state.callbacks.values():
-            offer = getattr(cb, "eval_model", None)
-            if offer is not None:
-                extra = offer(state)
-                if extra is not None:
-                    models.append(extra)
-        return models
+            offer = getattr(cb, "eval_weights", None)
+            extra = offer(state) if offer is not None else None
+            if extra is not None:
+                label, weights = extra
+                offers[label] = weights
+        return offers
+
+    def weight_labels(self, state: TrainState) -> list[str]:
+        """The weights to evaluate: ``raw`` (the live model), then any a callback offers (``ema``)."""
+        return ["raw", *self._offers(state)]
+
+    @contextlib.contextmanager
+    def weights(self, state: TrainState, label: str) -> Iterator[nn.Module]:
+        """The live model holding the weights called ``label`` for the duration of the block.
+
+        Offered weights are copied into the model's parameters and the live ones are put back
+        afterwards, bit for bit. Swapping in place, rather than evaluating a copy of the model,
+        works the same for a sharded (FSDP) model, which cannot be copied, and keeps the live
+        buffers (a memory bank) in use.
+        """
+        if label == "raw":
+            yield state.model
+            return
+        offered = self._offers(state)[label]
+        parallel.reshard(state.model)  # so the parameters are the shards the offer is laid out like
+        params = dict(state.model.named_parameters())
+        unknown = sorted(set(offered) - set(params))
+        if unknown:
+            raise ValueError(f"weights {label!r} name parameters the model does not have: {unknown[:5]}")
+        with torch.no_grad():
+            live = {name: params[name].detach().clone() for name in offered}
+            for name, value in offered.items():
+                params[name].copy_(value)
+        try:
+            yield state.model
+        finally:
+            parallel.reshard(state.model)
+            with torch.no_grad():
+                for name, value in live.items():
+                    params[name].copy_(value)
 
     # -- checkpoints ----------------------------------------------------------------------
     def save_checkpoint(self, state: TrainState, ckpt_dir: Path, fingerprint: str) -> Path:
@@ -472,6 +515,10 @@ class DeepSupervisionTrainer:
         prev_loss = state.extras.get("prev_loss")
         prev_loss = dist.gather_rows(prev_loss) if prev_loss is not None else None
         torch_rng = dist.gather_rows(torch.get_rng_state().unsqueeze(0))  # (world, n): one per rank
+        # Collectives under FSDP (the shards are gathered to rank 0), so every rank takes part.
+        model_state = parallel.full_state_dict(state.model)
+        optimizer_state = parallel.optimizer_state_dict(state.model, state.optimizer)
+        callback_states = {name: cb.state_dict() for name, cb in state.callbacks.items() if hasattr(cb, "state_dict")}
         final = ckpt_dir / f"step-{state.step:08d}"
         if not dist.is_main():
             return final
@@ -481,8 +528,8 @@ class DeepSupervisionTrainer:
             "step": state.step,
             "elapsed_s": state.elapsed_s,
             "max_sup_steps": state.max_sup_steps,
-            "model": state.model.state_dict(),
-            "optimizer": state.optimizer.state_dict(),
+            "model": model_state,
+            "optimizer": optimizer_state,
             "generator": state.generator.get_state(),
             "torch_rng": torch_rng,
             "python_rng": _py_rng_state(),
@@ -493,7 +540,7 @@ class DeepSupervisionTrainer:
             "counters": {"examples_started": state.examples_started, "examples_finished": state.examples_finished,
                          "finished_early": state.finished_early, "nan_skipped": state.nan_skipped},
             "accumulator": state.extras.get("acc", _Accumulator()).state_dict(),
-            "callbacks": {name: cb.state_dict() for name, cb in state.callbacks.items() if hasattr(cb, "state_dict")},
+            "callbacks": callback_states,
         }
         if torch.cuda.is_available():
             payload["cuda_rng"] = torch.cuda.get_rng_state_all()
@@ -518,8 +565,8 @@ class DeepSupervisionTrainer:
             raise ConfigError(f"--resume: the checkpoint {folder} was written by {saved_world} process(es), this run"
                               f" has {dist.world_size()}; resume with --nproc {saved_world} (a resumed run"
                               " continues exactly only with the same number of processes)")
-        state.model.load_state_dict(payload["model"])
-        state.optimizer.load_state_dict(payload["optimizer"])
+        parallel.load_full_state_dict(state.model, payload["model"])
+        parallel.load_optimizer_state_dict(state.model, state.optimizer, payload["optimizer"])
         state.generator.set_state(payload["generator"])
         torch_rng = payload["torch_rng"]
         # clone(): set_rng_state reads from the start of the storage, so a row view would not do.

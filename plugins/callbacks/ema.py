@@ -1,9 +1,15 @@
 """``ema`` callback: an exponential moving average of the weights, evaluated beside the raw ones.
 
-Built on ``torch.optim.swa_utils.AveragedModel``. The decay warms up as
-``min(decay, (1 + t) / (10 + t))`` after t updates, so early evaluations are not dominated by the
-random initial weights. Buffers (fixed init vectors, memory bank) are copied from the live model
-at evaluation time rather than averaged: averaging a memory's "filled" flags means nothing.
+The average is kept as one shadow tensor per parameter, laid out like the parameter itself: a
+whole tensor in a single process or under DDP, this rank's shard under FSDP (so the EMA costs
+each rank ``1/K`` of the weights, and a sharded model, which cannot be deep-copied, works the
+same). The trainer evaluates it by swapping the shadows into the live model
+(``eval_weights``); buffers (fixed init vectors, a memory bank) are therefore the live ones,
+since averaging a memory's "filled" flags means nothing.
+
+The first update copies the weights; update ``t`` (counting from 0) then moves the average by
+``1 - d`` towards them, with ``d = min(decay, (1 + t) / (10 + t))`` while ``warmup`` is on, so
+early evaluations are not dominated by the random initial weights.
 """
 
 from __future__ import annotations
@@ -12,10 +18,10 @@ from typing import Any
 
 import torch
 from pydantic import Field
-from torch.optim.swa_utils import AveragedModel
 
 from agent_forge import hookimpl
 from agent_forge.config import StrictModel
+from agent_forge.parallel import full_tensor, shard_like
 
 
 class EMAConfig(StrictModel):
@@ -31,46 +37,54 @@ def ema_decay(decay: float, num_averaged: int, warmup: bool) -> float:
 class EMACallback:
     def __init__(self, cfg: EMAConfig) -> None:
         self.cfg = cfg
-        self.averaged: AveragedModel | None = None
+        self.shadow: dict[str, torch.Tensor] | None = None  # parameter name -> average
+        self.num_averaged = 0
         self._pending: dict[str, Any] | None = None  # restored state, applied at fit start
 
-    def _make(self, model: torch.nn.Module) -> AveragedModel:
-        cfg = self.cfg
-
-        def avg_fn(avg: torch.Tensor, new: torch.Tensor, num_averaged: Any) -> torch.Tensor:
-            d = ema_decay(cfg.decay, int(num_averaged), cfg.warmup)
-            return d * avg + (1 - d) * new
-
-        return AveragedModel(model, avg_fn=avg_fn, use_buffers=False)
-
     def on_fit_start(self, state: Any) -> None:
-        if self.averaged is None:
-            self.averaged = self._make(state.model)
+        params = dict(state.model.named_parameters())
+        if self.shadow is None:
+            self.shadow = {name: p.detach().clone() for name, p in params.items()}
         if self._pending is not None:
-            self.averaged.load_state_dict(self._pending)
+            saved = self._pending["shadow"]
+            missing = sorted(set(params) - set(saved))
+            if missing:
+                raise ValueError(f"the checkpoint's EMA lacks parameters of this model: {missing[:5]}")
+            self.shadow = {name: shard_like(saved[name], p.detach()) for name, p in params.items()}
+            self.num_averaged = int(self._pending["num_averaged"])
             self._pending = None
 
+    @torch.no_grad()
     def on_step_end(self, state: Any) -> None:
-        if state.step % self.cfg.every == 0:
-            self.averaged.update_parameters(state.model)
+        if state.step % self.cfg.every:
+            return
+        shadows, params = [], []
+        for name, p in state.model.named_parameters():
+            shadows.append(self.shadow[name])
+            params.append(p.detach())
+        if self.num_averaged == 0:
+            for s, p in zip(shadows, params):
+                s.copy_(p)
+        else:
+            d = ema_decay(self.cfg.decay, self.num_averaged, self.cfg.warmup)
+            # d * avg + (1 - d) * new, in place, one kernel per parameter.
+            for s, p in zip(shadows, params):
+                s.lerp_(p, 1 - d)
+        self.num_averaged += 1
 
-    def module(self, live: torch.nn.Module) -> torch.nn.Module:
-        """The averaged module, with the live model's buffers copied in."""
-        module = self.averaged.module
-        with torch.no_grad():
-            for (_, mine), (_, theirs) in zip(module.named_buffers(), live.named_buffers()):
-                mine.copy_(theirs)
-        return module
-
-    def eval_model(self, state: Any) -> tuple[str, torch.nn.Module] | None:
-        return ("ema", self.module(state.model)) if self.averaged is not None else None
+    def eval_weights(self, state: Any) -> tuple[str, dict[str, torch.Tensor]] | None:
+        return ("ema", self.shadow) if self.shadow is not None else None
 
     def state_dict(self) -> dict[str, Any]:
-        return {} if self.averaged is None else {"averaged": self.averaged.state_dict()}
+        # Whole tensors, so the checkpoint does not depend on how the run was sharded.
+        if self.shadow is None:
+            return {}
+        return {"shadow": {name: full_tensor(s).detach().cpu() for name, s in self.shadow.items()},
+                "num_averaged": self.num_averaged}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        # The averaged copy is built at fit start (it needs the model); restore it then.
-        self._pending = state.get("averaged")
+        # Shadows are laid out like the live (maybe sharded) parameters; restore them at fit start.
+        self._pending = state if state.get("shadow") is not None else None
 
 
 @hookimpl

@@ -4,7 +4,9 @@ The model reads its bank inside the recursion (``model.memory``, see
 :mod:`agent_forge.models.memory`); this callback decides what is written: the pooled latent of
 samples whose loss ("surprise") exceeds ``surprise_quantile`` of the batch's losses and
 ``min_surprise``. It does nothing for a model without a memory bank. The bank's contents are
-buffers of the model, so they are saved and restored with its weights.
+buffers of the model, so they are saved and restored with its weights. In a multi-process run
+the bank stays identical on every rank without a broadcast: writes are chosen from the gathered
+global batch, and reads' usage counts are summed across ranks.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 import torch
 from pydantic import Field
 
+from agent_forge import distributed as dist
 from agent_forge import hookimpl
 from agent_forge.config import StrictModel
 
@@ -28,14 +31,37 @@ class MemoryCallback:
     def __init__(self, cfg: MemoryConfig) -> None:
         self.cfg = cfg
         self.written = 0
+        self._usage_seen: torch.Tensor | None = None  # the bank's usage after the last step
+
+    def on_fit_start(self, state: Any) -> None:
+        memory = getattr(state.model, "memory", None)
+        if memory is not None:
+            self._usage_seen = memory.usage.detach().clone()
 
     def on_step_end(self, state: Any) -> None:
         memory = getattr(state.model, "memory", None)
-        if memory is None or state.step % self.cfg.every or state.per_sample_loss is None:
+        if memory is None:
             return
-        surprise = state.per_sample_loss
-        threshold = max(float(torch.quantile(surprise, self.cfg.surprise_quantile)), self.cfg.min_surprise)
-        self.written += memory.write(state.carry["z"], surprise, threshold)
+        self._share_usage(memory)
+        if state.step % self.cfg.every == 0 and state.per_sample_loss is not None:
+            # The losses cover the global batch (gathered by the trainer); gather the pooled
+            # latents to match, so every rank writes the same rows in the same slots.
+            pooled = dist.gather_rows(state.carry["z"].mean(dim=1).float())
+            surprise = state.per_sample_loss
+            threshold = max(float(torch.quantile(surprise, self.cfg.surprise_quantile)), self.cfg.min_surprise)
+            self.written += memory.write(pooled, surprise, threshold)
+        self._usage_seen = memory.usage.detach().clone()
+
+    def _share_usage(self, memory: Any) -> None:
+        """Reading adds each rank's own rows' attention to ``usage``; sum those additions across
+        ranks, so the bank holds the global batch's usage on every rank (as one process would)
+        and its eviction choices agree."""
+        if not dist.active() or self._usage_seen is None:
+            return
+        added = memory.usage - self._usage_seen
+        total = torch.tensor(dist.agree(added.double().tolist(), "sum"), dtype=memory.usage.dtype)
+        with torch.no_grad():
+            memory.usage.copy_(self._usage_seen + total.to(memory.usage.device))
 
     def on_log(self, state: Any) -> None:
         memory = getattr(state.model, "memory", None)

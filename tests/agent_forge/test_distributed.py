@@ -22,18 +22,26 @@ pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="to
 OVERRIDES = [o for o in TINY if o != "trainer.threads=1"] + ["trainer.threads=1", "trainer.eval_every=null"]
 
 
-def _spawn(world: int, out: Path, steps: int) -> None:
-    mp.spawn(distributed_worker, args=(world, free_port(), str(out), OVERRIDES, steps), nprocs=world, join=True)
+def _spawn(world: int, out: Path, steps: int, extra: tuple[str, ...] = ()) -> None:
+    mp.spawn(distributed_worker, args=(world, free_port(), str(out), OVERRIDES + list(extra), steps), nprocs=world,
+             join=True)
+
+
+def _weights(out: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(out / "artifacts" / "model-0.safetensors"))
+
+
+def _worst_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    assert set(a) == set(b)
+    return max(float((a[k] - b[k]).abs().max()) for k in a)
 
 
 def test_two_ranks_match_one_process_with_the_same_global_batch(tmp_path):
     _spawn(2, tmp_path / "two", steps=8)
     _spawn(1, tmp_path / "one", steps=8)
-    two = load_file(str(tmp_path / "two" / "artifacts" / "model-0.safetensors"))
-    one = load_file(str(tmp_path / "one" / "artifacts" / "model-0.safetensors"))
     # Not bit-identical: gloo sums the two ranks' gradient halves, where one process sums the
     # whole batch in one reduction; the float rounding differs at ~1e-7 and grows with steps.
-    worst = max(float((two[k] - one[k]).abs().max()) for k in one)
+    worst = _worst_difference(_weights(tmp_path / "two"), _weights(tmp_path / "one"))
     assert worst < 1e-4, worst
     train = [json.loads(line) for line in (tmp_path / "two" / "metrics.jsonl").read_text().splitlines()]
     single = [json.loads(line) for line in (tmp_path / "one" / "metrics.jsonl").read_text().splitlines()]
@@ -47,7 +55,7 @@ def test_two_ranks_match_one_process_with_the_same_global_batch(tmp_path):
 
 def test_each_rank_trains_on_its_own_rows_without_overlap(tmp_path):
     _spawn(2, tmp_path / "two", steps=12)
-    ranks = [json.loads((tmp_path / "two" / f"rows-rank{r}.json").read_text()) for r in range(2)]
+    ranks = [json.loads((tmp_path / "two" / f"rows-rank{r}.json").read_text())["rows"] for r in range(2)]
     assert len(ranks[0]) == len(ranks[1]) == 12  # the same number of steps on both ranks
     # The global stream in draw order: each step, rank 0's new rows, then rank 1's.
     order = [(r, row) for step in range(12) for r in (0, 1) for row in ranks[r][step]]
@@ -128,10 +136,12 @@ def test_global_batch_must_divide_among_ranks(tmp_path):
     assert "trainer.batch_size=15" in proc.stderr and "multiple of 2" in proc.stderr
 
 
-def test_resume_with_the_same_world_size_continues_exactly(tmp_path):
+@pytest.mark.parametrize("parallel", ["ddp", "fsdp"])
+def test_resume_with_the_same_world_size_continues_exactly(tmp_path, parallel):
     def run(out, steps, *extra):
         proc = subprocess.run([sys.executable, "-m", "agent_forge", "run", "phase", "cognate", "--variant", "trm_tiny",
                                *[x for o in OVERRIDES for x in ("--set", o)], "--set", "trainer.schedule=constant",
+                               "--set", f"trainer.parallel={parallel}",
                                "--checkpoint-every", "4", "--max-steps", str(steps), "--out", str(out),
                                "--no-progress", "--nproc", "2", *extra], capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr[-3000:]
@@ -143,3 +153,24 @@ def test_resume_with_the_same_world_size_continues_exactly(tmp_path):
     a = load_file(str(tmp_path / "straight" / "artifacts" / "model-0.safetensors"))
     b = load_file(str(tmp_path / "cut" / "artifacts" / "model-0.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_fsdp_shards_the_state_and_matches_one_process(tmp_path):
+    fsdp = ("trainer.parallel=fsdp",)
+    _spawn(2, tmp_path / "fsdp", steps=8, extra=fsdp)
+    _spawn(1, tmp_path / "one", steps=8, extra=fsdp)  # one process: parallel is ignored
+    # The same tolerance and reason as DDP: FSDP reduce-scatters the two gradient halves.
+    worst = _worst_difference(_weights(tmp_path / "fsdp"), _weights(tmp_path / "one"))
+    assert worst < 1e-4, worst
+    sizes = [json.loads((tmp_path / "fsdp" / f"rows-rank{r}.json").read_text())["sizes"] for r in range(2)]
+    full = sizes[0]["params_full"]
+    for key in ("params_local", "adam_moment_local", "ema_local"):
+        # Each rank holds a part (dim-0 shards, so halves up to rounding), together the whole.
+        assert all(s[key] < full for s in sizes), (key, sizes)
+        assert sum(s[key] for s in sizes) == full, (key, sizes)
+    single = json.loads((tmp_path / "one" / "rows-rank0.json").read_text())["sizes"]
+    assert single["params_local"] == single["adam_moment_local"] == single["ema_local"] == full
+    report = json.loads((tmp_path / "fsdp" / "result.json").read_text())
+    assert report["status"] == "completed"
+    assert report["metrics"]["ema/exact_accuracy"] == pytest.approx(
+        json.loads((tmp_path / "one" / "result.json").read_text())["metrics"]["ema/exact_accuracy"])

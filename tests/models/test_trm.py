@@ -113,7 +113,7 @@ def test_gqa_and_memory_options_build_and_run():
     batch = _batch()
     carry, out = model(model.initial_carry(batch), batch)
     assert out.logits.shape == (3, 12, 7)
-    written = model.memory.write(carry["z"], torch.tensor([1.0, 0.0, 2.0]), threshold=0.5)
+    written = model.memory.write(carry["z"].mean(dim=1), torch.tensor([1.0, 0.0, 2.0]), threshold=0.5)
     assert written == 2 and int(model.memory.filled.sum()) == 2
 
 

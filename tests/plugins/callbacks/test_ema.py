@@ -1,15 +1,21 @@
 import types
 
+import pytest
 import torch
 
 from agent_forge.plugins.callbacks.ema import EMACallback, EMAConfig, ema_decay
 
 
-def test_ema_is_the_decay_weighted_average_computed_by_hand():
+def _linear(w: float, b: float) -> torch.nn.Linear:
     model = torch.nn.Linear(1, 1, bias=True)  # two parameters: weight and bias
     with torch.no_grad():
-        model.weight.fill_(1.0)
-        model.bias.fill_(-2.0)
+        model.weight.fill_(w)
+        model.bias.fill_(b)
+    return model
+
+
+def test_ema_is_the_decay_weighted_average_computed_by_hand():
+    model = _linear(1.0, -2.0)
     cb = EMACallback(EMAConfig(decay=0.9, warmup=True))
     state = types.SimpleNamespace(model=model, step=0)
     cb.on_fit_start(state)
@@ -21,15 +27,29 @@ def test_ema_is_the_decay_weighted_average_computed_by_hand():
         state.step = t + 1
         cb.on_step_end(state)
         new = torch.tensor([w, b])
-        if expected is None:  # AveragedModel's first update copies the weights
+        if expected is None:  # the first update copies the weights
             expected = new
         else:  # update t averages with num_averaged = t
             d = min(0.9, (1 + t) / (10 + t))
             expected = d * expected + (1 - d) * new
-    ema = cb.module(model)
-    got = torch.tensor([float(ema.weight.detach()), float(ema.bias.detach())])
+    label, weights = cb.eval_weights(state)
+    got = torch.tensor([float(weights["weight"]), float(weights["bias"])])
+    assert label == "ema"
     torch.testing.assert_close(got, expected)
     assert not torch.equal(got, torch.tensor([-1.0, 4.0]))  # differs from the raw weights
+    # The live model is untouched by averaging.
+    assert float(model.weight.detach()) == -1.0 and float(model.bias.detach()) == 4.0
+
+
+def test_every_skips_the_steps_in_between():
+    model = _linear(1.0, 0.0)
+    cb = EMACallback(EMAConfig(decay=0.5, warmup=False, every=2))
+    state = types.SimpleNamespace(model=model, step=0)
+    cb.on_fit_start(state)
+    for step in (1, 2, 3):
+        state.step = step
+        cb.on_step_end(state)
+    assert cb.num_averaged == 1
 
 
 def test_decay_warmup_then_constant():
@@ -44,10 +64,21 @@ def test_ema_state_round_trip():
     state = types.SimpleNamespace(model=model, step=1)
     cb.on_fit_start(state)
     cb.on_step_end(state)
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    cb.on_step_end(state)
     saved = cb.state_dict()
     other = EMACallback(EMAConfig(decay=0.5))
     other.load_state_dict(saved)
     other.on_fit_start(state)
-    for a, b in zip(cb.averaged.parameters(), other.averaged.parameters()):
-        assert torch.equal(a, b)
-    assert int(other.averaged.n_averaged) == int(cb.averaged.n_averaged)
+    assert set(other.shadow) == set(cb.shadow)
+    for name in cb.shadow:
+        assert torch.equal(cb.shadow[name], other.shadow[name])
+    assert other.num_averaged == cb.num_averaged == 2
+
+
+def test_a_checkpoint_for_another_model_is_refused():
+    cb = EMACallback(EMAConfig())
+    cb.load_state_dict({"shadow": {"weight": torch.zeros(2, 2)}, "num_averaged": 3})
+    with pytest.raises(ValueError, match="bias"):
+        cb.on_fit_start(types.SimpleNamespace(model=torch.nn.Linear(2, 2), step=0))
