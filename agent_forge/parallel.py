@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from agent_forge import distributed as dist
+from agent_forge.errors import ConfigError
 
 Parallel = Literal["ddp", "fsdp"]
 
@@ -74,6 +75,11 @@ def shard(model: nn.Module, device: torch.device) -> nn.Module:
     # losses build new tensors), and TRM's outputs (the detached carry, the squeezed Q logit)
     # are views by nature, so the warning would only be noise on every run.
     warnings.filterwarnings("ignore", message=r"FSDP2-wrapped module .* returned a view tensor")
+    scalars = [name for name, p in model.named_parameters() if p.dim() == 0]
+    if scalars:
+        raise ConfigError(f"trainer.parallel=fsdp cannot shard 0-d parameters ({', '.join(scalars[:5])}): give them"
+                          " one dimension in the model (torch.zeros(1), not torch.zeros(())), or use"
+                          " trainer.parallel=ddp")
     model.to(device)
     broadcast_from_main(model)
     for unit in fsdp_units(model):

@@ -27,7 +27,15 @@ class MemoryBank(nn.Module):
         self.register_buffer("filled", torch.zeros(capacity, dtype=torch.bool))
         self.register_buffer("writes", torch.zeros((), dtype=torch.long))
         self.read_proj = Linear(d_model, d_model)
-        self.gate = nn.Parameter(torch.zeros(()))
+        # One element, not a 0-d scalar: FSDP shards parameters along a first dimension.
+        self.gate = nn.Parameter(torch.zeros(1))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[override]
+        # Weights saved before the gate had a dimension hold it as a 0-d tensor.
+        gate = state_dict.get(prefix + "gate")
+        if gate is not None and gate.dim() == 0:
+            state_dict[prefix + "gate"] = gate.reshape(1)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def read(self, state: torch.Tensor) -> torch.Tensor:
         """(batch, seq, d) -> (batch, 1, d) memory readout, broadcast over positions."""

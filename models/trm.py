@@ -116,6 +116,9 @@ class TRMEnhancedCognate(nn.Module):
         self.register_buffer("y_init", trunc_normal_(torch.empty(d), std=1.0))
         self.register_buffer("z_init", trunc_normal_(torch.empty(d), std=1.0))
         self.memory = MemoryBank(d, cfg.memory_capacity) if cfg.memory != "none" else None
+        # An empty bank is not read, so its parameters get no gradient on those steps; DDP must
+        # be told to look for such parameters (see the model protocol in docs/plugins.md).
+        self.has_unused_parameters = self.memory is not None
 
     def initial_carry(self, batch: Batch) -> Carry:
         b, s = batch["inputs"].shape

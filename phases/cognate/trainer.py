@@ -218,7 +218,8 @@ class DeepSupervisionTrainer:
 
             # Parameters are broadcast from rank 0 here, so every rank starts from the same weights.
             state.extras["ddp"] = DistributedDataParallel(
-                model, device_ids=[device.index] if device.type == "cuda" else None)
+                model, device_ids=[device.index] if device.type == "cuda" else None,
+                find_unused_parameters=bool(getattr(model, "has_unused_parameters", False)))
         return state
 
     @staticmethod

@@ -44,10 +44,10 @@ class MemoryCallback:
             return
         self._share_usage(memory)
         if state.step % self.cfg.every == 0 and state.per_sample_loss is not None:
-            # The losses cover the global batch (gathered by the trainer); gather the pooled
-            # latents to match, so every rank writes the same rows in the same slots.
+            # At on_step_end the carry and losses hold this rank's rows; gather the global
+            # batch's, so every rank writes the same rows in the same slots (as one process would).
             pooled = dist.gather_rows(state.carry["z"].mean(dim=1).float())
-            surprise = state.per_sample_loss
+            surprise = dist.gather_rows(state.per_sample_loss)
             threshold = max(float(torch.quantile(surprise, self.cfg.surprise_quantile)), self.cfg.min_surprise)
             self.written += memory.write(pooled, surprise, threshold)
         self._usage_seen = memory.usage.detach().clone()

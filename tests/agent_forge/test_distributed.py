@@ -33,7 +33,7 @@ def _weights(out: Path) -> dict[str, torch.Tensor]:
 
 def _worst_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
     assert set(a) == set(b)
-    return max(float((a[k] - b[k]).abs().max()) for k in a)
+    return max(float((a[k].double() - b[k].double()).abs().max()) for k in a)
 
 
 def test_two_ranks_match_one_process_with_the_same_global_batch(tmp_path):
@@ -174,3 +174,17 @@ def test_fsdp_shards_the_state_and_matches_one_process(tmp_path):
     assert report["status"] == "completed"
     assert report["metrics"]["ema/exact_accuracy"] == pytest.approx(
         json.loads((tmp_path / "one" / "result.json").read_text())["metrics"]["ema/exact_accuracy"])
+
+
+@pytest.mark.parametrize("parallel", ["ddp", "fsdp"])
+def test_the_memory_bank_is_written_from_the_global_batch(tmp_path, parallel):
+    memory = ("model.memory=full", "model.memory_capacity=8", "callbacks.memory={}", f"trainer.parallel={parallel}")
+    _spawn(2, tmp_path / "two", steps=8, extra=memory)
+    _spawn(1, tmp_path / "one", steps=8, extra=memory)
+    two, one = _weights(tmp_path / "two"), _weights(tmp_path / "one")
+    # The bank is a buffer: it holds what one process would have written (the surprising rows
+    # of the whole batch, in the same slots), not only rank 0's rows.
+    assert int(one["memory.filled"].sum()) > 0
+    assert torch.equal(two["memory.filled"], one["memory.filled"])
+    assert int(two["memory.writes"]) == int(one["memory.writes"])
+    assert _worst_difference(two, one) < 1e-4

@@ -134,3 +134,12 @@ def test_paper_sudoku_parameter_counts_within_ten_percent(mixer, paper):
         model = build_trm(TRMConfig(d_model=512, n_layers=2, n_heads=8, n=6, T=3, mixer=mixer), task)
     count = sum(p.numel() for p in model.parameters())
     assert abs(count - paper) / paper < 0.10, count
+
+
+def test_memory_weights_saved_with_a_0d_gate_still_load():
+    model = _model(memory="latent", memory_capacity=4)
+    state = model.state_dict()
+    state["memory.gate"] = torch.tensor(0.25)  # how the gate was stored before it had a dimension
+    fresh = _model(memory="latent", memory_capacity=4)
+    fresh.load_state_dict(state)
+    assert fresh.memory.gate.shape == (1,) and float(fresh.memory.gate.detach()) == 0.25

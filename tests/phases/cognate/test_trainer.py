@@ -106,3 +106,20 @@ def test_metrics_file_has_the_promised_fields(host, tmp_path, tiny):
     ev = [r for r in rows if r["kind"] == "eval"][-1]
     for key in ("raw/exact_accuracy", "ema/exact_accuracy", "raw/halting_accuracy", "raw/mean_halt_steps"):
         assert key in ev
+
+
+def test_offered_weights_are_swapped_in_for_evaluation_and_the_live_ones_restored(host, tmp_path, tiny):
+    fit, model = _fit(host, tmp_path, tiny + ["trainer.max_steps=4", "trainer.eval_every=null"])
+    trainer = host.get("trainer", "deep_supervision").obj(fit.state.config)
+    assert trainer.weight_labels(fit.state) == ["raw", "ema"]
+    live = {n: p.detach().clone() for n, p in model.named_parameters()}
+    ema = fit.state.callbacks["ema"].shadow
+    with trainer.weights(fit.state, "ema") as module:
+        assert module is model
+        assert all(torch.equal(p, ema[n]) for n, p in module.named_parameters())
+        assert not all(torch.equal(p, live[n]) for n, p in module.named_parameters())
+    assert all(torch.equal(p, live[n]) for n, p in model.named_parameters())  # bit for bit
+    with pytest.raises(RuntimeError):
+        with trainer.weights(fit.state, "ema"):
+            raise RuntimeError("an evaluator failed")
+    assert all(torch.equal(p, live[n]) for n, p in model.named_parameters())  # restored on errors too
