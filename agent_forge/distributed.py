@@ -11,7 +11,8 @@ The contract the trainer builds on (docs/distributed.md):
   the *global* batch; rank ``r`` runs the model only on its rows ``[r*b, (r+1)*b)``. So the
   examples are split between ranks without overlap, and every rank takes the same number of
   optimizer steps (the refill keeps every row busy).
-* **Agreement.** Gradients are averaged by DDP; skip/stop decisions and the clock are reduced
+* **Agreement.** Gradients are averaged by DDP or FSDP (:mod:`agent_forge.parallel`); skip/stop
+  decisions and the clock are reduced
   with :func:`agree`, per-row outputs are gathered with :func:`gather_rows`.
 * **Rank 0 writes** (:func:`is_main`): checkpoints, metrics, artifacts, reports.
 """

@@ -77,7 +77,9 @@ def forge_register_callbacks(register: Register) -> None:
     Call ``register(name, build, config=ConfigModel, description="")``. ``build(config)`` returns
     an object implementing any of the methods named by :class:`agent_forge.events.Event`
     (each takes the mutable ``TrainState``), and optionally ``state_dict()`` /
-    ``load_state_dict(state)`` so that ``--resume`` restores it.
+    ``load_state_dict(state)`` so that ``--resume`` restores it (``state_dict()`` runs on every
+    rank of a multi-process run; rank 0's is written), and ``eval_weights(state)`` to have other
+    weights evaluated beside the raw ones (docs/plugins.md).
     """
 
 
