@@ -487,11 +487,10 @@ class DeepSupervisionTrainer:
         works the same for a sharded (FSDP) model, which cannot be copied, and keeps the live
         buffers (a memory bank) in use.
         """
-        if label == "raw":
-            yield state.model
-            return
-        offered = self._offers(state)[label]
-        parallel.reshard(state.model)  # so the parameters are the shards the offer is laid out like
+        # Under FSDP, start and end with the parameters sharded (at rest): the offer is laid out
+        # like the shards, and an evaluation's forward leaves the root unit gathered.
+        parallel.reshard(state.model)
+        offered = self._offers(state)[label] if label != "raw" else {}
         params = dict(state.model.named_parameters())
         unknown = sorted(set(offered) - set(params))
         if unknown:

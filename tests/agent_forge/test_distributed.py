@@ -156,7 +156,8 @@ def test_resume_with_the_same_world_size_continues_exactly(tmp_path, parallel):
 
 
 def test_fsdp_shards_the_state_and_matches_one_process(tmp_path):
-    fsdp = ("trainer.parallel=fsdp",)
+    # Evaluations during training too: a forward without backward must leave FSDP ready to train.
+    fsdp = ("trainer.parallel=fsdp", "trainer.eval_every=3")
     _spawn(2, tmp_path / "fsdp", steps=8, extra=fsdp)
     _spawn(1, tmp_path / "one", steps=8, extra=fsdp)  # one process: parallel is ignored
     # The same tolerance and reason as DDP: FSDP reduce-scatters the two gradient halves.
