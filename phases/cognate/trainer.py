@@ -34,6 +34,7 @@ from torch import nn
 
 from agent_forge import distributed as dist
 from agent_forge import parallel
+from agent_forge.parallel import Parallel
 from agent_forge.checkpoint import atomic_write_json, load_train_state, save_train_state
 from agent_forge.config import StrictModel
 from agent_forge.data import TaskData
@@ -61,7 +62,7 @@ class DeepSupervisionConfig(StrictModel):
         "auto", description="'auto': bf16 on CUDA and on CPUs with AMX, fp32 elsewhere (see docs/performance.md).")
     compile: bool = False
     device: str = Field("auto", description="'auto' (cuda if present), 'cpu', 'cuda', 'cuda:1', ...")
-    parallel: Literal["ddp", "fsdp"] = Field(
+    parallel: Parallel = Field(
         "ddp", description="How a multi-process run splits the model: 'ddp' (replicated, gradients averaged) or"
                            " 'fsdp' (FSDP2: parameters, gradients, optimizer and EMA sharded); see"
                            " docs/distributed.md. A single process ignores it.")
