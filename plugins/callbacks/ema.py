@@ -58,18 +58,14 @@ class EMACallback:
     def on_step_end(self, state: Any) -> None:
         if state.step % self.cfg.every:
             return
-        shadows, params = [], []
+        first = self.num_averaged == 0
+        d = ema_decay(self.cfg.decay, self.num_averaged, self.cfg.warmup)
         for name, p in state.model.named_parameters():
-            shadows.append(self.shadow[name])
-            params.append(p.detach())
-        if self.num_averaged == 0:
-            for s, p in zip(shadows, params):
-                s.copy_(p)
-        else:
-            d = ema_decay(self.cfg.decay, self.num_averaged, self.cfg.warmup)
-            # d * avg + (1 - d) * new, in place, one kernel per parameter.
-            for s, p in zip(shadows, params):
-                s.lerp_(p, 1 - d)
+            shadow = self.shadow[name]
+            if first:
+                shadow.copy_(p.detach())
+            else:
+                shadow.lerp_(p.detach(), 1 - d)  # d * avg + (1 - d) * new, in place
         self.num_averaged += 1
 
     def eval_weights(self, state: Any) -> tuple[str, dict[str, torch.Tensor]] | None:
