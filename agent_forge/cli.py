@@ -246,7 +246,7 @@ def eval_cmd(
     batch_size: int = typer.Option(256, "--batch-size"),
 ) -> None:
     """Evaluate a hand-off artifact on a user file; print the metrics JSON on stdout."""
-    from agent_forge.phases.cognate.evaluate import evaluate_artifact_on_file
+    from agent_forge.phases.common.evaluation import evaluate_artifact_on_file
 
     metrics = evaluate_artifact_on_file(_host(), artifact, data, batch_size=batch_size)
     if as_json or not console.is_terminal:

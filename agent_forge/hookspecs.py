@@ -35,7 +35,7 @@ def forge_register_architectures(register: Register) -> None:
     ``ConfigModel`` is a pydantic model (use ``extra="forbid"``) holding the architecture's own
     fields; ``build(config, task) -> torch.nn.Module`` gets a validated instance and the
     :class:`agent_forge.contracts.TaskSpec`. The module must follow the model protocol
-    (:class:`agent_forge.protocols.RecursiveModel`): ``initial_carry(batch)`` and
+    (:class:`agent_forge.models.protocol.RecursiveModel`): ``initial_carry(batch)`` and
     ``forward(carry, batch) -> (carry, ModelOutput)``.
     """
 
@@ -65,7 +65,7 @@ def forge_register_evaluators(register: Register) -> None:
 
     Call ``register(name, evaluate, description="")``. ``evaluate(model, task_data, ctx) ->
     dict[str, float]`` returns named metrics for the split ``ctx.split`` of ``task_data``;
-    ``ctx`` is an :class:`agent_forge.phases.cognate.evaluate.EvalContext`, whose
+    ``ctx`` is an :class:`agent_forge.phases.common.evaluation.EvalContext`, whose
     ``predictions()`` runs the model once and is shared by every evaluator.
     """
 

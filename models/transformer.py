@@ -15,7 +15,7 @@ from torch import nn
 from agent_forge.config import StrictModel
 from agent_forge.contracts import TaskSpec
 from agent_forge.models.layers import Block, Linear, RotaryEmbedding, TokenEmbedding, make_mixer
-from agent_forge.protocols import Batch, Carry, ModelOutput
+from agent_forge.models.protocol import Batch, Carry, ModelOutput
 
 
 class TransformerConfig(StrictModel):

@@ -27,7 +27,7 @@ from agent_forge.config import StrictModel
 from agent_forge.contracts import TaskSpec
 from agent_forge.models.layers import Block, Linear, RotaryEmbedding, TokenEmbedding, make_mixer, trunc_normal_
 from agent_forge.models.memory import MemoryBank
-from agent_forge.protocols import Batch, Carry, ModelOutput
+from agent_forge.models.protocol import Batch, Carry, ModelOutput
 
 
 class TRMConfig(StrictModel):

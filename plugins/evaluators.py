@@ -70,7 +70,7 @@ SAMPLE_COUNT, SAMPLE_NEW_TOKENS = 4, 48
 
 def samples(model: Any, task: Any, ctx: Any) -> dict[str, float]:
     from agent_forge.errors import ConfigError
-    from agent_forge.phases.cognate.evaluate import generate_tokens
+    from agent_forge.phases.common.evaluation import generate_tokens
 
     if not task.spec.causal:
         raise ConfigError(f"evaluator 'samples' needs a causal (language-model) task; {task.spec.name!r} is not")

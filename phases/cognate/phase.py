@@ -28,7 +28,7 @@ from agent_forge.checkpoint import atomic_write_json, sha256_json, verify_artifa
 from agent_forge.config import check_sections, validate
 from agent_forge.contracts import ArtifactRef, PhaseResult, TaskSpec, VersionInfo
 from agent_forge.errors import ConfigError
-from agent_forge.phases.cognate.evaluate import EvalContext, run_evaluators
+from agent_forge.phases.common.evaluation import EvalContext, run_evaluators
 from agent_forge.phases.cognate.report import write_report
 from agent_forge.phases.cognate.trainer import FitContext, resolve_device
 from agent_forge.plugin_host import PluginHost

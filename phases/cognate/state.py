@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from agent_forge.data import TaskData
-from agent_forge.protocols import Batch, Carry, ModelOutput
+from agent_forge.models.protocol import Batch, Carry, ModelOutput
 
 
 @dataclass

@@ -40,10 +40,10 @@ from agent_forge.config import StrictModel
 from agent_forge.data import TaskData
 from agent_forge.errors import ConfigError
 from agent_forge.events import Event
-from agent_forge.phases.cognate.evaluate import EvalContext, autocast, run_evaluators
+from agent_forge.phases.common.evaluation import EvalContext, autocast, run_evaluators
 from agent_forge.phases.cognate.metrics_log import MetricsLog
 from agent_forge.phases.cognate.state import TrainState
-from agent_forge.protocols import merge_carry
+from agent_forge.models.protocol import merge_carry
 
 
 class DeepSupervisionConfig(StrictModel):

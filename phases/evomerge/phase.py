@@ -25,8 +25,8 @@ from agent_forge.checkpoint import sha256_json, write_artifact
 from agent_forge.config import StrictModel, validate
 from agent_forge.contracts import ArtifactRef, ModelArtifact, PhaseResult, VersionInfo
 from agent_forge.errors import ConfigError
-from agent_forge.phases.cognate.evaluate import EvalContext, run_evaluators
-from agent_forge.phases.cognate.loading import load_model
+from agent_forge.phases.common.evaluation import EvalContext, run_evaluators
+from agent_forge.phases.common.loading import load_model
 from agent_forge.runner import Phase, PhaseContext
 
 State = dict[str, torch.Tensor]

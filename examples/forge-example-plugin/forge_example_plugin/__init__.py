@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from agent_forge import hookimpl
-from agent_forge.protocols import ModelOutput
+from agent_forge.models.protocol import ModelOutput
 
 
 class CellMLPConfig(BaseModel):

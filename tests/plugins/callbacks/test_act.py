@@ -3,7 +3,7 @@ import types
 import torch
 
 from agent_forge.plugins.callbacks.act import ACTCallback, ACTConfig
-from agent_forge.protocols import ModelOutput
+from agent_forge.models.protocol import ModelOutput
 
 
 def _state(q, correct, steps, min_steps=None, fresh=None):

@@ -152,7 +152,7 @@ def run_evaluators(host: Any, names: list[str], ctx: EvalContext) -> dict[str, f
 
 def evaluate_artifact_on_file(host: Any, manifest: Path, data: Path, *, batch_size: int = 256) -> dict[str, Any]:
     """``forge eval``: load a verified artifact, read a user data file, return metrics."""
-    from agent_forge.phases.cognate.loading import load_model
+    from agent_forge.phases.common.loading import load_model
 
     from agent_forge.config import validate
     from agent_forge.errors import ConfigError
