@@ -28,7 +28,15 @@ from agent_forge.plugin_host import PluginHost, get_host
 
 
 class RunOptions(StrictModel):
-    """What a user chooses for one phase run (the CLI flags of ``forge run phase``)."""
+    """What a user chooses for one phase run (the CLI flags of ``forge run phase``).
+
+    The runner itself reads only ``variant``, ``config_file``, ``overrides``, ``out``,
+    ``runs_root`` and ``resume``. The rest (``task``, ``seed``, ``max_steps``, ``minutes``,
+    ``checkpoint_every``, ``models``) mean whatever a phase makes of them in
+    :meth:`Phase.apply_run_options`; ``None`` means "not given" (keep the phase's own value), and
+    a phase that has no use for one ignores it, so one set of flags can reach every phase of a
+    pipeline. ``progress`` is for the phase to read from ``ctx.options``.
+    """
 
     variant: str | None = None
     task: str | None = None
@@ -41,7 +49,7 @@ class RunOptions(StrictModel):
     runs_root: Path = Path("runs")
     checkpoint_every: int | None = Field(default=None, ge=1)
     resume: bool = False
-    models: int = Field(default=1, ge=1)
+    models: int | None = Field(default=None, ge=1)
     progress: bool = True
 
 
@@ -70,6 +78,18 @@ class Phase:
     def __init__(self, host: PluginHost) -> None:
         self.host = host
 
+    def apply_run_options(self, raw: dict[str, Any], options: RunOptions) -> dict[str, Any]:
+        """Turn the generic run options into this phase's own config; return the new ``raw``.
+
+        ``raw`` is the variant merged with ``--config``; the ``--set`` overrides are applied to
+        what this returns, so they win over a flag. Read ``options.task``, ``options.seed``,
+        ``options.max_steps``, ``options.minutes``, ``options.checkpoint_every`` and
+        ``options.models`` (each ``None`` when not given) and write them where your config keeps
+        such things. The base implementation returns ``raw`` unchanged: a phase that does not
+        train ignores budget flags, as it must in a pipeline, where every phase gets the same.
+        """
+        return raw
+
     def validate(self, raw: dict[str, Any]) -> Any:
         """Check ``raw`` before any work; return the validated config. Errors are ConfigError."""
         return raw
@@ -87,29 +107,16 @@ def new_run_id(phase: str, variant: str | None) -> str:
     return f"{stamp}-{phase}{'-' + variant if variant else ''}-{secrets.token_hex(2)}"
 
 
-def resolve_raw_config(host: PluginHost, phase_cls: type[Phase], options: RunOptions) -> dict[str, Any]:
-    """Variant spec, then the config file, then ``--task``, then the ``--set`` overrides."""
+def resolve_raw_config(host: PluginHost, phase: Phase, options: RunOptions) -> dict[str, Any]:
+    """The variant spec, then the config file, then the phase's reading of the run options
+    (:meth:`Phase.apply_run_options`), then the ``--set`` overrides."""
     raw: dict[str, Any] = {}
-    variant = options.variant or phase_cls.default_variant
+    variant = options.variant or type(phase).default_variant
     if variant is not None:
         raw = deep_merge({}, host.get("variant", variant).obj)
     if options.config_file is not None:
         raw = deep_merge(raw, load_config_file(options.config_file))
-    if options.task is not None:
-        host.get("dataset", options.task)  # fail early, with the list of tasks
-        raw["task"] = {"name": options.task}
-    if options.seed is not None:
-        raw["seed"] = options.seed
-    # Budget flags are trainer fields; an explicit --max-steps replaces the variant's time budget.
-    budget = {"max_steps": options.max_steps, "minutes": options.minutes,
-              "checkpoint_every": options.checkpoint_every}
-    # Only phases that train (they have a trainer section) take budget flags; in a pipeline the
-    # same flags reach every phase, and a merge or evaluation phase has nothing to budget.
-    if any(v is not None for v in budget.values()) and "trainer" in raw:
-        trainer = raw.setdefault("trainer", {})
-        if options.max_steps is not None and options.minutes is None:
-            trainer.pop("minutes", None)
-        trainer.update({k: v for k, v in budget.items() if v is not None})
+    raw = phase.apply_run_options(raw, options)
     return apply_overrides(raw, options.overrides)
 
 
@@ -121,9 +128,8 @@ class PhaseRunner:
         return self.host.get("phase", name).obj
 
     def prepare(self, name: str, options: RunOptions) -> tuple[Phase, dict[str, Any], Any]:
-        phase_cls = self.phase_class(name)
-        phase = phase_cls(self.host)
-        raw = resolve_raw_config(self.host, phase_cls, options)
+        phase = self.phase_class(name)(self.host)
+        raw = resolve_raw_config(self.host, phase, options)
         return phase, raw, phase.validate(raw)
 
     def run(self, name: str, options: RunOptions | None = None, *,

@@ -9,6 +9,10 @@ Config sections (a variant supplies all of them; ``--set``/``--config`` change a
 * ``evaluators``: evaluator names run on the held-out split.
 * ``seed`` (training: init, data order, augmentation) and ``data_seed`` (which puzzles are
   generated, shared by every model and every ablation arm).
+* ``models``: how many base models to train (seeds ``seed … seed+models-1``), default 1.
+
+The run options (``--task``, ``--seed``, ``--max-steps``, ``--minutes``, ``--checkpoint-every``,
+``--models``) become these fields in :meth:`CognatePhase.apply_run_options`.
 """
 
 from __future__ import annotations
@@ -32,12 +36,13 @@ from agent_forge.phases.common.evaluation import EvalContext, run_evaluators
 from agent_forge.phases.cognate.report import write_report
 from agent_forge.phases.cognate.trainer import FitContext, resolve_device
 from agent_forge.plugin_host import PluginHost
-from agent_forge.runner import Phase, PhaseContext
+from agent_forge.runner import Phase, PhaseContext, RunOptions
 
 SECTIONS = {
     "model": "architecture + its fields", "task": "dataset name + its fields",
     "trainer": "trainer name + its fields", "callbacks": "{name: fields} of enabled callbacks",
     "evaluators": "list of evaluator names", "seed": "training seed", "data_seed": "data generation seed",
+    "models": "how many base models to train",
 }
 
 
@@ -55,6 +60,7 @@ class CognateConfig:
     evaluators: list[str]
     seed: int
     data_seed: int
+    models: int = 1
 
     def model_dump(self, mode: str = "json") -> dict[str, Any]:
         return {
@@ -65,6 +71,7 @@ class CognateConfig:
             "evaluators": list(self.evaluators),
             "seed": self.seed,
             "data_seed": self.data_seed,
+            "models": self.models,
         }
 
 
@@ -112,8 +119,11 @@ def validate_cognate(host: PluginHost, raw: dict[str, Any]) -> CognateConfig:
     for key, value in (("seed", seed), ("data_seed", data_seed)):
         if not isinstance(value, int) or isinstance(value, bool):
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    models = raw.get("models", 1)
+    if not isinstance(models, int) or isinstance(models, bool) or models < 1:
+        raise ConfigError(f"models: expected an integer >= 1 (how many base models to train), got {models!r}")
     return CognateConfig(arch, model_cfg, task_name, task_cfg, trainer_name, trainer_cfg, callbacks,
-                         evaluators, seed, data_seed)
+                         evaluators, seed, data_seed, models)
 
 
 def task_spec_for(host: PluginHost, cfg: CognateConfig) -> TaskSpec:
@@ -162,11 +172,33 @@ class CognatePhase(Phase):
     name: ClassVar[str] = "cognate"
     default_variant: ClassVar[str | None] = "trm_small"
 
+    def apply_run_options(self, raw: dict[str, Any], options: RunOptions) -> dict[str, Any]:
+        """``--task T`` -> ``task: {name: T}``, ``--seed`` -> ``seed``, ``--models`` -> ``models``,
+        ``--max-steps``/``--minutes``/``--checkpoint-every`` -> ``trainer.*``. An explicit
+        ``--max-steps`` without ``--minutes`` drops the variant's time budget."""
+        raw = dict(raw)
+        if options.task is not None:
+            self.host.get("dataset", options.task)  # fail early, with the list of tasks
+            raw["task"] = {"name": options.task}
+        if options.seed is not None:
+            raw["seed"] = options.seed
+        if options.models is not None:
+            raw["models"] = options.models
+        budget = {"max_steps": options.max_steps, "minutes": options.minutes,
+                  "checkpoint_every": options.checkpoint_every}
+        if any(v is not None for v in budget.values()):
+            trainer = dict(raw.get("trainer") or {})
+            if options.max_steps is not None and options.minutes is None:
+                trainer.pop("minutes", None)
+            trainer.update({k: v for k, v in budget.items() if v is not None})
+            raw["trainer"] = trainer
+        return raw
+
     def validate(self, raw: dict[str, Any]) -> CognateConfig:
         return validate_cognate(self.host, raw)
 
     def resume_view(self, resolved: dict[str, Any]) -> dict[str, Any]:
-        return _without_budget(resolved)
+        return {"models": 1, **_without_budget(resolved)}  # runs from before ``models`` trained one
 
     def run(self, ctx: PhaseContext) -> PhaseResult:
         cfg: CognateConfig = ctx.extras["validated"]
@@ -176,7 +208,7 @@ class CognatePhase(Phase):
         task_data = task_reg.obj(cfg.task, cfg.data_seed)
         ctx.log.info("task.ready", task=cfg.task_name, train=len(task_data.train), eval=len(task_data.eval),
                      seconds=round(time.monotonic() - t0, 2))
-        n_models = ctx.options.models
+        n_models = cfg.models
         artifacts: list[ArtifactRef] = []
         per_model: list[dict[str, Any]] = []
         statuses = []
@@ -287,7 +319,10 @@ def _without_budget(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _fingerprint_config(cfg: CognateConfig) -> dict[str, Any]:
-    return _without_budget(cfg.model_dump())
+    """What one model's training state depends on (how many models the run trains is not)."""
+    data = _without_budget(cfg.model_dump())
+    data.pop("models", None)
+    return data
 
 
 def _weight_labels(trainer: Any, state: Any) -> list[str]:

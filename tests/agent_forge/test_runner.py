@@ -113,3 +113,56 @@ def test_run_phase_from_python(tmp_path, host):
 def test_unknown_phase_in_pipeline_fails_before_running(host):
     with pytest.raises(Exception, match="Unknown phase 'cognat'"):
         Pipeline(["cognat", "evomerge"], host=host)
+
+
+class EchoPhase(Phase):
+    """A phase without apply_run_options: it sees its config exactly as variant + file + --set give it."""
+
+    name = "echo"
+
+    def run(self, ctx):  # pragma: no cover - only prepared here
+        raise AssertionError("not run")
+
+
+def test_run_options_leave_a_phase_without_apply_run_options_untouched(tmp_path):
+    from agent_forge.runner import PhaseRunner, RunOptions
+
+    mod = types.ModuleType("echo_plugin")
+    mod.forge_register_phases = hookimpl(lambda register: register("echo", EchoPhase))
+    host = load_plugins(entry_points=False, extra=(mod,))
+    config = tmp_path / "echo.json"
+    config.write_text('{"trainer": {"minutes": 5}, "seed": 7}')
+    options = RunOptions(config_file=config, max_steps=3, minutes=None, checkpoint_every=2, models=4, seed=1,
+                         task="sudoku4", overrides=("extra=1",))
+    _, raw, validated = PhaseRunner(host).prepare("echo", options)
+    # The runner writes no trainer.*, seed, task or models field: only the phase could.
+    assert raw == {"trainer": {"minutes": 5}, "seed": 7, "extra": 1} == validated
+
+
+def test_cognate_turns_run_options_into_its_own_config(host):
+    from agent_forge.errors import ConfigError
+    from agent_forge.runner import PhaseRunner, RunOptions
+
+    runner = PhaseRunner(host)
+    _, raw, cfg = runner.prepare("cognate", RunOptions(variant="trm_tiny", max_steps=5, checkpoint_every=2,
+                                                       models=3, seed=4, task="sudoku4"))
+    assert "minutes" not in raw["trainer"]  # an explicit step limit replaces the variant's time budget
+    assert (cfg.trainer.max_steps, cfg.trainer.minutes, cfg.trainer.checkpoint_every) == (5, None, 2)
+    assert (cfg.models, cfg.seed, cfg.task_name) == (3, 4, "sudoku4")
+    assert cfg.model_dump()["models"] == 3
+    _, _, both = runner.prepare("cognate", RunOptions(variant="trm_tiny", max_steps=5, minutes=1.5))
+    assert (both.trainer.max_steps, both.trainer.minutes) == (5, 1.5)
+    _, _, default = runner.prepare("cognate", RunOptions(variant="trm_tiny"))
+    assert default.models == 1
+    # --set wins over the flag, and the field is validated like any other.
+    _, _, overridden = runner.prepare("cognate", RunOptions(variant="trm_tiny", models=3, overrides=("models=2",)))
+    assert overridden.models == 2
+    with pytest.raises(ConfigError, match="models: expected an integer >= 1"):
+        runner.prepare("cognate", RunOptions(variant="trm_tiny", overrides=("models=0",)))
+
+
+def test_a_phase_that_does_not_train_ignores_the_pipeline_flags(host):
+    from agent_forge.runner import PhaseRunner, RunOptions
+
+    _, raw, _ = PhaseRunner(host).prepare("evomerge", RunOptions(max_steps=3, minutes=1.0, seed=2, models=2))
+    assert raw == {}
