@@ -1,7 +1,15 @@
 """The ``forge`` command line. Results go to stdout (JSON); logs and progress to stderr.
 
+The core holds only the generic commands: ``plugins``, ``inspect``, ``run phase`` and
+``run pipeline``. Every other command (Cognate's ``variants``, ``eval``, ``ablate``; the dataset
+plugins' ``data generate``) arrives through the hook ``forge_register_commands(cli)``, from the
+plugin that owns it, exactly as a third-party plugin's commands do (:func:`build_app`).
+
 Errors a user can fix (:class:`agent_forge.errors.ForgeError`) print one message and exit 2;
 ``--debug`` shows the traceback instead.
+
+For command authors: :func:`command_group` finds or makes a sub-group (``forge data ...``) and
+:func:`emit_json` prints a result the way every command does.
 """
 
 from __future__ import annotations
@@ -9,27 +17,22 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 from rich.table import Table
 from rich.text import Text
+from typer.main import get_command_name
+from typer.models import DefaultPlaceholder
 
 from agent_forge.errors import ForgeError
 from agent_forge.logging import configure_logging, console
 
-app = typer.Typer(name="forge", help="Agent Forge: forge models through a pipeline of plugin phases.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
-run_app = typer.Typer(help="Run a phase or a pipeline of phases.", no_args_is_help=True)
-data_app = typer.Typer(help="Generate task data files.", no_args_is_help=True)
-app.add_typer(run_app, name="run")
-app.add_typer(data_app, name="data")
-
 _state: dict[str, Any] = {"debug": False}
 
 
-@app.callback()
 def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
           json_logs: Optional[bool] = typer.Option(None, "--json-logs/--console-logs",
                                                    help="Log format (default: console on a TTY).")) -> None:
@@ -43,20 +46,20 @@ def _host() -> Any:
     return get_host()
 
 
-def _emit_json(data: Any) -> None:
+def emit_json(data: Any) -> None:
+    """Write ``data`` to stdout as indented JSON (a command's machine-readable result)."""
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
     sys.stdout.flush()
 
 
-# -- plugins / variants / inspect ------------------------------------------------------------
-@app.command()
+# -- plugins / inspect --------------------------------------------------------------------
 def plugins(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """List every plugin: name, version, origin and what it registered (broken ones too)."""
     from agent_forge.plugin_host import describe_plugins
 
     rows = describe_plugins(_host())
     if as_json:
-        _emit_json(rows)
+        emit_json(rows)
         return
     table = Table(title="agent-forge plugins")
     for col in ("name", "origin", "version", "status", "registered"):
@@ -68,29 +71,6 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="Machine-readable
     console.print(table)
 
 
-@app.command()
-def variants(as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
-             counts: bool = typer.Option(True, "--counts/--no-counts",
-                                         help="Build each model to count its parameters exactly.")) -> None:
-    """List every variant: task, architecture, shape, effective depth and parameter count."""
-    from agent_forge.phases.cognate.phase import describe_variants
-
-    rows = describe_variants(_host(), with_parameters=counts)
-    if as_json:
-        _emit_json(rows)
-        return
-    table = Table(title="Cognate variants")
-    for col in ("variant", "task", "architecture", "d_model", "layers", "n", "T", "N_sup",
-                "effective depth", "parameters"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(r["name"], r["task"], r["architecture"], str(r.get("d_model")), str(r.get("layers")),
-                      str(r.get("n")), str(r.get("T")), str(r.get("n_sup")), str(r.get("effective_depth")),
-                      f"{r['parameters']:,}" if r.get("parameters") is not None else "-")
-    console.print(table)
-
-
-@app.command()
 def inspect(path: Path = typer.Argument(..., help="An artifact manifest (.json)."),
             as_json: bool = typer.Option(False, "--json")) -> None:
     """Show an artifact's manifest after verifying its weights (size and sha256)."""
@@ -99,7 +79,7 @@ def inspect(path: Path = typer.Argument(..., help="An artifact manifest (.json).
     artifact, weights = verify_artifact(path)
     data = artifact.model_dump(mode="json")
     if as_json:
-        _emit_json({"verified": True, "weights_path": str(weights), **data})
+        emit_json({"verified": True, "weights_path": str(weights), **data})
         return
     console.print(f"[green]verified[/green] {weights} ({artifact.size_bytes:,} bytes, sha256 {artifact.sha256[:16]}…)")
     for key in ("id", "phase", "variant", "architecture", "parameters", "weights_kind", "step", "seed", "created_at"):
@@ -171,7 +151,6 @@ def _launch_ranks(nproc: int, backend: Optional[str]) -> None:
                          f"{others}. The last checkpoint (if any) is intact: rerun with --resume.") from None
 
 
-@run_app.command("phase")
 def run_phase_cmd(
     name: str = typer.Argument(..., help="Phase name, e.g. cognate."),
     variant: Optional[str] = typer.Option(None, "--variant", "-v", help="A registered variant (forge variants)."),
@@ -184,7 +163,8 @@ def run_phase_cmd(
     out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default runs/<run-id>)."),
     checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Save training state every N steps."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out (or the latest one)."),
-    models: int = typer.Option(1, "--models", help="Train N base models (seed, seed+1, ...)."),
+    models: Optional[int] = typer.Option(None, "--models", min=1,
+                                         help="Train N base models (Cognate: seeds seed, seed+1, ...)."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
     nproc: int = typer.Option(1, "--nproc", min=1, help=_NPROC_HELP),
     backend: Optional[str] = typer.Option(None, "--backend", help=_BACKEND_HELP),
@@ -207,12 +187,11 @@ def run_phase_cmd(
     finally:
         distributed.shutdown()
     if distributed.rank_from_env() == 0:
-        _emit_json(result.model_dump(mode="json"))
+        emit_json(result.model_dump(mode="json"))
     if result.status == "failed":
         raise typer.Exit(1)
 
 
-@run_app.command("pipeline")
 def run_pipeline_cmd(
     phases: str = typer.Argument(..., help="Comma-separated phases, e.g. cognate,evomerge."),
     variant: Optional[str] = typer.Option(None, "--variant", "-v"),
@@ -221,7 +200,7 @@ def run_pipeline_cmd(
     minutes: Optional[float] = typer.Option(None, "--minutes"),
     seed: Optional[int] = typer.Option(None, "--seed"),
     out: Optional[Path] = typer.Option(None, "--out"),
-    models: int = typer.Option(1, "--models"),
+    models: Optional[int] = typer.Option(None, "--models", min=1, help="Models the training phases train."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Run phases in order; each gets the previous PhaseResult. Prints all results as JSON."""
@@ -232,80 +211,112 @@ def run_pipeline_cmd(
                                     models=models, progress=progress).items() if v is not None}
     per_phase = {names[0]: {"overrides": tuple(set_ or ())}} if names else {}
     results = Pipeline(names, host=_host()).run(per_phase=per_phase, out=out, **common)
-    _emit_json([r.model_dump(mode="json") for r in results])
+    emit_json([r.model_dump(mode="json") for r in results])
     if any(r.status == "failed" for r in results):
         raise typer.Exit(1)
 
 
-# -- eval / data -----------------------------------------------------------------------------
-@app.command("eval")
-def eval_cmd(
-    artifact: Path = typer.Argument(..., help="Artifact manifest (.json) to evaluate."),
-    data: Path = typer.Option(..., "--data", help="Data file in the task's layout (CSV for puzzles)."),
-    as_json: bool = typer.Option(False, "--json"),
-    batch_size: int = typer.Option(256, "--batch-size"),
-) -> None:
-    """Evaluate a hand-off artifact on a user file; print the metrics JSON on stdout."""
-    from agent_forge.phases.common.evaluation import evaluate_artifact_on_file
-
-    metrics = evaluate_artifact_on_file(_host(), artifact, data, batch_size=batch_size)
-    if as_json or not console.is_terminal:
-        _emit_json(metrics)
-    else:
-        for key, value in metrics.items():
-            console.print(f"{key:>22}: {value}")
+# -- the app -----------------------------------------------------------------------------------
+_CORE = "agent_forge.cli"
 
 
-@data_app.command("generate")
-def data_generate(
-    task: str = typer.Argument(..., help="Task name, e.g. sudoku6 or maze."),
-    count: int = typer.Option(1000, "--count", min=1),
-    set_: Optional[list[str]] = typer.Option(None, "--set", help="Task config value: --set blanks=20."),
-    out: Path = typer.Option(..., "--out", help="CSV file to write."),
-    seed: int = typer.Option(0, "--seed"),
-) -> None:
-    """Generate COUNT examples of TASK into a CSV file (question,answer columns)."""
-    from agent_forge.plugins.datasets.files import generate_file
-
-    path, seconds = generate_file(_host(), task, count, list(set_ or ()), out, seed)
-    _emit_json({"task": task, "count": count, "path": str(path), "seconds": round(seconds, 3)})
+def _core_app() -> typer.Typer:
+    app = typer.Typer(name="forge", help="Agent Forge: forge models through a pipeline of plugin phases.",
+                      no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+    app.callback()(_root)
+    app.command()(plugins)
+    app.command()(inspect)
+    run_app = typer.Typer(help="Run a phase or a pipeline of phases.", no_args_is_help=True)
+    run_app.command("phase")(run_phase_cmd)
+    run_app.command("pipeline")(run_pipeline_cmd)
+    app.add_typer(run_app, name="run")
+    return app
 
 
-# -- ablate ------------------------------------------------------------------------------------
-@app.command()
-def ablate(
-    variants_: str = typer.Option(..., "--variants", help="Comma-separated variants (arms)."),
-    task: Optional[str] = typer.Option(None, "--task", help="One task for every arm (default: the first arm's)."),
-    seeds: int = typer.Option(1, "--seeds", min=1),
-    minutes: float = typer.Option(2.0, "--minutes", help="Wall-clock training budget per run."),
-    set_: Optional[list[str]] = typer.Option(None, "--set", help=_SET_HELP + " Applies to every arm."),
-    out: Optional[Path] = typer.Option(None, "--out"),
-) -> None:
-    """Train every arm on the same task, data and budget; report mean ± std over seeds."""
-    from agent_forge.phases.cognate.ablation import run_ablation
-
-    arms = [v.strip() for v in variants_.split(",") if v.strip()]
-    summary = run_ablation(_host(), arms, task=task, seeds=seeds, minutes=minutes,
-                           overrides=list(set_ or ()), out=out)
-    _emit_json(summary)
+def _group_name(info: Any) -> str | None:
+    for name in (info.name, info.typer_instance.info.name):
+        if name and not isinstance(name, DefaultPlaceholder):
+            return str(name)
+    return None
 
 
-def _register_plugin_commands() -> None:
-    from agent_forge.plugin_host import get_host
+def command_group(cli: typer.Typer, name: str, help: str = "") -> typer.Typer:
+    """The sub-group ``forge NAME`` of ``cli``: the one another plugin (or the core) made, or a
+    new, empty one added under that name. ``help`` is used only when the group is new.
 
-    host = get_host()
+    ``@command_group(cli, "data", help="Generate task data files.").command("generate")`` is how
+    the built-in dataset plugin adds ``forge data generate``; several plugins can fill one group.
+    """
+    for info in cli.registered_groups:
+        if _group_name(info) == name:
+            return info.typer_instance
+    group = typer.Typer(help=help or None, no_args_is_help=True)
+    cli.add_typer(group, name=name)
+    return group
+
+
+def _paths(app: typer.Typer, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command and group path under ``app``, e.g. ("run",), ("run", "phase")."""
+    out = [prefix + (c.name or get_command_name(c.callback.__name__),) for c in app.registered_commands]
+    for info in app.registered_groups:
+        path = prefix + (_group_name(info) or "?",)
+        out += [path, *_paths(info.typer_instance, path)]
+    return out
+
+
+def _snapshot(app: typer.Typer) -> list[tuple[typer.Typer, list, list]]:
+    shot = [(app, list(app.registered_commands), list(app.registered_groups))]
+    for info in app.registered_groups:
+        shot += _snapshot(info.typer_instance)
+    return shot
+
+
+def register_plugin_commands(app: typer.Typer, host: Any) -> None:
+    """Call every plugin's ``forge_register_commands(cli=app)``, built-ins first.
+
+    A plugin whose hook raises, or that claims a command path already taken, is recorded as
+    failed (``forge plugins`` shows it) and everything it added is taken off ``app``; the other
+    plugins and the core commands keep working.
+    """
+    from agent_forge.plugin_host import DISABLE_ENV, PluginError
+
+    owners = {path: _CORE for path in _paths(app)}
     for impl in host.pm.hook.forge_register_commands.get_hookimpls():
+        plugin = impl.plugin_name
+        before = _snapshot(app)
         try:
             impl.function(cli=app)
+            paths = _paths(app)
+            taken = [p for p, n in Counter(paths).items() if n > 1]
+            if taken:
+                where = "forge " + " ".join(taken[0])
+                raise PluginError(f"command {where!r} is registered by both {owners.get(taken[0], plugin)!r} and"
+                                  f" {plugin!r}; rename one, or block one with {DISABLE_ENV}={plugin}")
+            owners.update({p: plugin for p in paths if p not in owners})
         except Exception as exc:  # one broken plugin never takes the CLI down
-            host._fail(impl.plugin_name, exc)
+            for group, commands, groups in before:
+                group.registered_commands[:] = commands
+                group.registered_groups[:] = groups
+            host._fail(plugin, exc)
+
+
+def build_app(host: Any = None) -> typer.Typer:
+    """The ``forge`` app: the core's commands, then every plugin's (``forge_register_commands``).
+
+    ``host`` is whose plugins add commands (default: the process-wide
+    :func:`agent_forge.plugin_host.get_host`, which the commands themselves use). Each call builds
+    a fresh app, so a test can build one with plugins registered inline.
+    """
+    app = _core_app()
+    register_plugin_commands(app, host if host is not None else _host())
+    return app
 
 
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
-        _register_plugin_commands()
+        app = build_app()
         # Standalone mode: typer handles usage errors and exits; our errors propagate to here.
         app(args=argv, prog_name="forge")
     except ForgeError as exc:

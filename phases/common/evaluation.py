@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -149,23 +148,3 @@ def run_evaluators(host: Any, names: list[str], ctx: EvalContext) -> dict[str, f
             metrics[key] = float(value)
     return metrics
 
-
-def evaluate_artifact_on_file(host: Any, manifest: Path, data: Path, *, batch_size: int = 256) -> dict[str, Any]:
-    """``forge eval``: load a verified artifact, read a user data file, return metrics."""
-    from agent_forge.phases.common.loading import load_model
-
-    from agent_forge.config import validate
-    from agent_forge.errors import ConfigError
-
-    artifact, model = load_model(host, manifest)
-    dataset = artifact.task.info.get("dataset") or {"name": artifact.task.name, "config": {}}
-    reg = host.get("dataset", dataset["name"])
-    if "eval_file" not in reg.config.model_fields:
-        raise ConfigError(f"task {dataset['name']!r} cannot read a data file (its config has no eval_file)")
-    # The file is both splits: nothing is generated, and the eval split is exactly the file.
-    cfg = validate(reg.config, {**dataset["config"], "train_file": str(data), "eval_file": str(data)}, "task")
-    task = reg.obj(cfg, int(artifact.task.info.get("data_seed", 0)))
-    ctx = EvalContext(model, task, torch.device("cpu"), batch_size=batch_size)
-    names = ["exact", "token", "halting"]
-    metrics: dict[str, Any] = run_evaluators(host, names, ctx)
-    return {"artifact": artifact.id, "data": str(data), "examples": len(task.eval), **metrics}

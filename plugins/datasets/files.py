@@ -3,13 +3,20 @@
 A dataset opts in by giving its build function an attribute
 ``generate_examples(config, count, seed) -> (questions, answers)``: two lists of strings, one
 ``question,answer`` row each, in the layout its ``eval_file`` reader accepts.
+
+This module is a built-in plugin: its ``forge_register_commands`` adds the command to the
+``data`` group (made here if no plugin made it first).
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Optional
 
+import typer
+
+from agent_forge import hookimpl
 from agent_forge.config import apply_overrides, validate
 from agent_forge.errors import ConfigError
 from agent_forge.plugins.datasets.grids import write_question_answer
@@ -26,3 +33,25 @@ def generate_file(host, task: str, count: int, overrides: list[str], out: Path, 
     questions, answers = generate(cfg, count, seed)
     write_question_answer(out, questions, answers)
     return out, time.monotonic() - start
+
+
+def data_generate(
+    task: str = typer.Argument(..., help="Task name, e.g. sudoku6 or maze."),
+    count: int = typer.Option(1000, "--count", min=1),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="Task config value: --set blanks=20."),
+    out: Path = typer.Option(..., "--out", help="CSV file to write."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Generate COUNT examples of TASK into a CSV file (question,answer columns)."""
+    from agent_forge.cli import emit_json
+    from agent_forge.plugin_host import get_host
+
+    path, seconds = generate_file(get_host(), task, count, list(set_ or ()), out, seed)
+    emit_json({"task": task, "count": count, "path": str(path), "seconds": round(seconds, 3)})
+
+
+@hookimpl
+def forge_register_commands(cli):
+    from agent_forge.cli import command_group
+
+    command_group(cli, "data", help="Generate task data files.").command("generate")(data_generate)

@@ -110,3 +110,100 @@ def test_data_generate_maze_writes_readable_csv(tmp_path):
     assert gen["count"] == 10
     questions, answers = read_maze_csv(out, 9)  # validates every marked path is a shortest one
     assert questions.shape == (10, 81)
+
+
+# -- commands arrive through forge_register_commands ----------------------------------------------
+def test_help_lists_every_command_core_and_plugin():
+    out = forge("--help").stdout
+    for name in ("plugins", "inspect", "run", "variants", "eval", "ablate", "data"):
+        assert f" {name} " in out, name
+    assert "generate" in forge("data", "--help").stdout
+
+
+def _commands_plugin(name, hook):
+    import types
+
+    from agent_forge import hookimpl
+
+    mod = types.ModuleType(name)
+    mod.forge_register_commands = hookimpl(hook)
+    return mod
+
+
+def _app_with(*plugins):
+    from agent_forge.cli import build_app
+    from agent_forge.plugin_host import load_plugins
+
+    host = load_plugins(entry_points=False, extra=plugins)
+    return build_app(host), host
+
+
+def test_an_inline_plugin_adds_a_command_and_a_data_subcommand():
+    """The docs/plugins.md example, registered inline as a third-party package would be."""
+    import typer
+    from typer.testing import CliRunner
+
+    from agent_forge.cli import command_group, emit_json
+    from agent_forge.plugin_host import get_host
+
+    def task_info(task: str = typer.Argument(...)) -> None:
+        reg = get_host().get("dataset", task)
+        emit_json({"task": task, "plugin": reg.plugin, "fields": sorted(reg.config.model_fields)})
+
+    def hook(cli):
+        cli.command("task-info")(task_info)
+        command_group(cli, "data", help="ignored: the group exists").command("info")(task_info)
+
+    app, host = _app_with(_commands_plugin("third_party_commands", hook))
+    assert host.failures == []
+    runner = CliRunner()
+    for args in (["task-info", "sudoku4"], ["data", "info", "sudoku4"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        info = json.loads(result.stdout)
+        assert info["plugin"] == "agent_forge.plugins.datasets.sudoku" and "blanks" in info["fields"]
+    data_help = runner.invoke(app, ["data", "--help"]).stdout
+    assert "generate" in data_help and "info" in data_help  # one data group, filled by two plugins
+    assert "task-info" in runner.invoke(app, ["--help"]).stdout
+
+
+def test_a_failing_or_clashing_command_plugin_is_reported_and_taken_back():
+    from typer.testing import CliRunner
+
+    def broken(cli):
+        cli.command("half-added")(lambda: None)
+        raise RuntimeError("commands broken on purpose")
+
+    def clashing(cli):
+        cli.command("variants")(lambda: None)  # Cognate's, registered by agent_forge.plugins.phases
+
+    app, host = _app_with(_commands_plugin("broken_commands", broken), _commands_plugin("clashing_commands", clashing))
+    errors = {f.name: f.error for f in host.failures}
+    assert "commands broken on purpose" in errors["broken_commands"]
+    clash = errors["clashing_commands"]
+    assert "'forge variants'" in clash and "agent_forge.plugins.phases" in clash
+    runner = CliRunner()
+    listing = runner.invoke(app, ["--help"]).stdout
+    assert "half-added" not in listing
+    rows = json.loads(runner.invoke(app, ["variants", "--json", "--no-counts"]).stdout)  # the built-in one
+    assert any(r["name"] == "trm_small" for r in rows)
+
+
+def test_the_core_imports_no_phase_or_plugin_and_no_phase_imports_a_plugin():
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+
+    def imports(path):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                yield node.module
+            elif isinstance(node, ast.Import):
+                yield from (a.name for a in node.names)
+
+    rules = [("agent_forge", ("agent_forge.phases", "agent_forge.plugins")), ("phases", ("agent_forge.plugins",))]
+    broken = [f"{path.relative_to(root)} imports {name} ({folder}/ must not import {', '.join(banned)})"
+              for folder, banned in rules for path in sorted((root / folder).rglob("*.py"))
+              for name in imports(path) if any(name == b or name.startswith(b + ".") for b in banned)]
+    assert broken == []

@@ -1,0 +1,80 @@
+"""Cognate's commands: ``forge variants``, ``forge eval`` and ``forge ablate``.
+
+The core CLI knows none of them: the built-in phases plugin passes the root app to
+:func:`add_commands` from its ``forge_register_commands`` hook, as any third-party plugin would.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from agent_forge.cli import emit_json
+from agent_forge.logging import console
+from agent_forge.plugin_host import get_host
+
+
+def variants(as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+             counts: bool = typer.Option(True, "--counts/--no-counts",
+                                         help="Build each model to count its parameters exactly.")) -> None:
+    """List every variant: task, architecture, shape, effective depth and parameter count."""
+    from agent_forge.phases.cognate.phase import describe_variants
+
+    rows = describe_variants(get_host(), with_parameters=counts)
+    if as_json:
+        emit_json(rows)
+        return
+    table = Table(title="Cognate variants")
+    for col in ("variant", "task", "architecture", "d_model", "layers", "n", "T", "N_sup",
+                "effective depth", "parameters"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["name"], r["task"], r["architecture"], str(r.get("d_model")), str(r.get("layers")),
+                      str(r.get("n")), str(r.get("T")), str(r.get("n_sup")), str(r.get("effective_depth")),
+                      f"{r['parameters']:,}" if r.get("parameters") is not None else "-")
+    console.print(table)
+
+
+def eval_cmd(
+    artifact: Path = typer.Argument(..., help="Artifact manifest (.json) to evaluate."),
+    data: Path = typer.Option(..., "--data", help="Data file in the task's layout (CSV for puzzles)."),
+    as_json: bool = typer.Option(False, "--json"),
+    batch_size: int = typer.Option(256, "--batch-size"),
+) -> None:
+    """Evaluate a hand-off artifact on a user file; print the metrics JSON on stdout."""
+    from agent_forge.phases.cognate.evaluate import evaluate_artifact_on_file
+
+    metrics = evaluate_artifact_on_file(get_host(), artifact, data, batch_size=batch_size)
+    if as_json or not console.is_terminal:
+        emit_json(metrics)
+    else:
+        for key, value in metrics.items():
+            console.print(f"{key:>22}: {value}")
+
+
+def ablate(
+    variants_: str = typer.Option(..., "--variants", help="Comma-separated variants (arms)."),
+    task: Optional[str] = typer.Option(None, "--task", help="One task for every arm (default: the first arm's)."),
+    seeds: int = typer.Option(1, "--seeds", min=1),
+    minutes: float = typer.Option(2.0, "--minutes", help="Wall-clock training budget per run."),
+    set_: Optional[list[str]] = typer.Option(
+        None, "--set", help="Override a config value: --set model.d_model=128 (repeatable). Applies to every arm."),
+    out: Optional[Path] = typer.Option(None, "--out"),
+) -> None:
+    """Train every arm on the same task, data and budget; report mean ± std over seeds."""
+    from agent_forge.phases.cognate.ablation import run_ablation
+
+    arms = [v.strip() for v in variants_.split(",") if v.strip()]
+    summary = run_ablation(get_host(), arms, task=task, seeds=seeds, minutes=minutes,
+                           overrides=list(set_ or ()), out=out)
+    emit_json(summary)
+
+
+def add_commands(cli: typer.Typer) -> None:
+    """Add ``variants``, ``eval`` and ``ablate`` to the root app ``cli``."""
+    cli.command()(variants)
+    cli.command("eval")(eval_cmd)
+    cli.command()(ablate)
