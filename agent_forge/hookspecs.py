@@ -106,7 +106,24 @@ def forge_register_phases(register: Register) -> None:
 def forge_register_commands(cli: Any) -> None:
     """Add commands to the ``forge`` CLI.
 
-    ``cli`` is the root :class:`typer.Typer` app; call ``@cli.command()`` on your functions.
+    ``cli`` is the root :class:`typer.Typer` app. It already holds the core's generic commands
+    (``plugins``, ``inspect``, ``run phase``, ``run pipeline``) and those of the plugins called
+    before yours (built-ins first, then entry points); the built-in ones (``variants``, ``eval``,
+    ``ablate``, ``data generate``) arrive through this same hook. Add a command with
+    ``cli.command("name")(function)`` (or ``@cli.command()`` on it), exactly as in typer. For
+    ``forge GROUP name``, take the group from ``agent_forge.cli.command_group(cli, "GROUP",
+    help=...)``, which returns the group another plugin already made or adds a new one, and
+    call ``.command("name")`` on it; the core makes no ``data`` group: the dataset plugin that
+    first asks for it does.
+
+    Inside a command, ``agent_forge.plugin_host.get_host()`` is the host that loaded the
+    plugins. Print results on stdout (``agent_forge.cli.emit_json``) and logs on stderr; raise
+    :class:`agent_forge.errors.ForgeError` for an error the user can fix: it is printed as one
+    ``error:`` line with exit status 2 (``--debug`` shows the traceback).
+
+    A plugin whose hook raises, or that adds a command or group name already taken, is reported
+    (``forge plugins``: failed, with the error) and skipped, not fatal: what it added to the CLI
+    is taken back, its other registrations are dropped, and every other command keeps working.
     """
 
 
