@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, ClassVar
@@ -47,14 +47,19 @@ class RunOptions(StrictModel):
 
 @dataclass
 class PhaseContext:
+    """What a phase's :meth:`Phase.run` receives."""
+
     host: PluginHost
     phase: str
     options: RunOptions
     raw_config: dict[str, Any]
+    #: What :meth:`Phase.validate` returned for ``raw_config``.
+    config: Any
+    #: The variant the config was resolved from (None for phases without variants).
+    variant: str | None
     run_dir: Path
     previous: PhaseResult | None = None
     log: Any = None
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 class Phase:
@@ -154,8 +159,7 @@ class PhaseRunner:
             atomic_write_json(config_path, {"phase": name, "variant": variant, "world_size": distributed.world_size(),
                                             "options": options.model_dump(mode="json"), "config": resolved})
         log = get_logger(phase=name, run=run_dir.name)
-        ctx = PhaseContext(self.host, name, options, raw, run_dir, previous, log,
-                           extras={"validated": validated, "variant": variant})
+        ctx = PhaseContext(self.host, name, options, raw, validated, variant, run_dir, previous, log)
         self.host.hook.forge_phase_start(phase=name, config=resolved)
         start = time.monotonic()
         log.info("phase.start", run_dir=str(run_dir), variant=variant)

@@ -37,7 +37,7 @@ class RowRecorder:
             self.sizes["ema_local"] = sum(_local(t).numel() for t in ema.shadow.values())
 
     def on_step_start(self, state) -> None:
-        rows = state.extras["rows"]
+        rows = state.rows
         fresh = state.fresh[rows]
         inputs = state.batch["inputs"][rows][fresh]
         self.rows.append([bytes(r.tolist()) for r in inputs])  # tokens are < 256
