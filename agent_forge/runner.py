@@ -22,7 +22,7 @@ from agent_forge import distributed
 from agent_forge.checkpoint import atomic_write_json
 from agent_forge.config import StrictModel, apply_overrides, deep_merge, load_config_file
 from agent_forge.contracts import PhaseResult
-from agent_forge.errors import ConfigError, ForgeError
+from agent_forge.errors import ConfigError, ForgeError, RunInterrupted
 from agent_forge.logging import get_logger
 from agent_forge.plugin_host import PluginHost, get_host
 
@@ -131,12 +131,17 @@ class PhaseRunner:
         raw = resolve_raw_config(self.host, phase_cls, options)
         return phase, raw, phase.validate(raw)
 
+    def run_dir_for(self, name: str, options: RunOptions) -> Path:
+        """Where a run of ``name`` with ``options`` lives: ``--out``, or a new ``runs/<run-id>``
+        (with ``--resume``, the newest run of that phase and variant that has checkpoints)."""
+        variant = options.variant or self.phase_class(name).default_variant
+        return options.out or _pick_run_dir(options, name, variant)
+
     def run(self, name: str, options: RunOptions | None = None, *,
             previous: PhaseResult | None = None, run_dir: Path | None = None) -> PhaseResult:
         options = options or RunOptions()
         phase, raw, validated = self.prepare(name, options)  # all config errors surface here
-        variant = options.variant or type(phase).default_variant
-        run_dir = run_dir or options.out or _pick_run_dir(options, name, variant)
+        run_dir = run_dir or self.run_dir_for(name, options)
         # In a distributed run every rank works in rank 0's run directory; only rank 0 writes.
         distributed.init_from_env()
         run_dir = distributed.broadcast_object(run_dir)
@@ -163,7 +168,12 @@ class PhaseRunner:
         self.host.hook.forge_phase_start(phase=name, config=resolved)
         start = time.monotonic()
         log.info("phase.start", run_dir=str(run_dir), variant=variant)
-        result = phase.run(ctx)
+        try:
+            result = phase.run(ctx)
+        except RunInterrupted as exc:
+            exc.run_dir = run_dir  # the folder a --resume continues (a phase may train in sub-folders)
+            log.warning("phase.interrupted", signal=exc.signal_name, step=exc.step)
+            raise
         if result.duration_s == 0:
             result = result.model_copy(update={"duration_s": time.monotonic() - start})
         if main:

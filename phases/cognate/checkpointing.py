@@ -13,8 +13,8 @@ it appears whole or not at all; ``latest.json`` points at the newest.
 
 from __future__ import annotations
 
-import json
 import random
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,11 +25,12 @@ import torch
 from agent_forge import distributed as dist
 from agent_forge import parallel
 from agent_forge.checkpoint import atomic_write_json, load_train_state, save_train_state
-from agent_forge.errors import ConfigError
+from agent_forge.errors import ArtifactError, ConfigError
 from agent_forge.phases.cognate.state import TrainState
 
 #: Bumped when the parts change; a checkpoint of another layout is refused with a clear message.
 LAYOUT = 2
+_NAME = re.compile(r"step-\d{8}")
 
 
 @dataclass(frozen=True)
@@ -59,19 +60,21 @@ def checkpoint_parts(state: TrainState) -> dict[str, Part]:
 def save_checkpoint(state: TrainState, ckpt_dir: Path, fingerprint: str, keep: int) -> Path:
     """Write ``step-<N>/`` and point ``latest.json`` at it; keep the newest ``keep`` folders.
     Every rank calls this; only rank 0 writes."""
-    payload = {key: part.save() for key, part in checkpoint_parts(state).items()}
     final = ckpt_dir / f"step-{state.step:08d}"
+    if final.exists():
+        # This step boundary is already saved (a periodic checkpoint, then an interrupt at the
+        # same step): keep that whole folder rather than delete it to write the same again.
+        return final
+    payload = {key: part.save() for key, part in checkpoint_parts(state).items()}
     if not dist.is_main():
         return final
     payload["meta"] = {"layout": LAYOUT, "fingerprint": fingerprint, "world_size": dist.world_size()}
     tmp = ckpt_dir / f".tmp-step-{state.step:08d}"
     shutil.rmtree(tmp, ignore_errors=True)
     save_train_state(tmp, payload)
-    if final.exists():
-        shutil.rmtree(final)
     tmp.rename(final)  # a folder appears whole or not at all
     atomic_write_json(ckpt_dir / "latest.json", {"checkpoint": final.name, "step": state.step})
-    for old in sorted(p for p in ckpt_dir.glob("step-*") if p.is_dir())[:-keep]:
+    for old in checkpoints_newest_first(ckpt_dir)[keep:]:
         shutil.rmtree(old, ignore_errors=True)
     return final
 
@@ -95,13 +98,37 @@ def load_checkpoint(state: TrainState, folder: Path, fingerprint: str) -> None:
 
 
 def latest_checkpoint(ckpt_dir: Path) -> Path | None:
-    pointer = ckpt_dir / "latest.json"
-    if pointer.exists():
-        folder = ckpt_dir / json.loads(pointer.read_text())["checkpoint"]
-        if folder.exists():
+    """The newest checkpoint folder (by step; ``latest.json`` is only a pointer a reader may use)."""
+    folders = checkpoints_newest_first(ckpt_dir)
+    return folders[0] if folders else None
+
+
+def checkpoints_newest_first(ckpt_dir: Path) -> list[Path]:
+    """``step-<8 digits>`` folders; a ``.tmp-`` (half-written) or ``.corrupt`` one is none."""
+    return sorted((p for p in ckpt_dir.glob("step-*") if p.is_dir() and _NAME.fullmatch(p.name)), reverse=True)
+
+
+def resume_from_newest_intact(state: TrainState, ckpt_dir: Path, fingerprint: str, log: Any = None) -> Path:
+    """Load the newest checkpoint that reads back whole. A damaged one (a truncated or edited
+    file: its sha256 no longer matches) is moved aside to ``<name>.corrupt`` and the next older
+    one is tried, and the log says so. Config and world-size mismatches are errors, not damage."""
+    folders = checkpoints_newest_first(ckpt_dir)
+    if not folders:
+        raise ConfigError(f"--resume: no checkpoint under {ckpt_dir}; start the run without --resume")
+    for folder in folders:
+        try:
+            load_checkpoint(state, folder, fingerprint)
             return folder
-    folders = sorted(p for p in ckpt_dir.glob("step-*") if p.is_dir())
-    return folders[-1] if folders else None
+        except (ArtifactError, ValueError, KeyError, OSError) as exc:
+            aside = folder.with_name(folder.name + ".corrupt")
+            if dist.is_main():
+                shutil.rmtree(aside, ignore_errors=True)
+                folder.rename(aside)
+            dist.barrier()
+            if log is not None:
+                log.warning("checkpoint.corrupt", checkpoint=str(folder), moved_to=str(aside), error=str(exc))
+    raise ArtifactError(f"--resume: every checkpoint under {ckpt_dir} is damaged (moved aside as *.corrupt);"
+                        " start a new run")
 
 
 # -- parts that are not a state_dict of one object -------------------------------------------

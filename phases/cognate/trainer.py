@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,17 +36,18 @@ from torch import nn
 from agent_forge import distributed as dist
 from agent_forge import parallel
 from agent_forge.data import TaskData
-from agent_forge.errors import ConfigError
+from agent_forge.errors import ConfigError, RunInterrupted
 from agent_forge.events import Event
 from agent_forge.models.protocol import RecursiveModel, merge_carry
 from agent_forge.phases.common.evaluation import autocast
 from agent_forge.phases.cognate import checkpointing
+from agent_forge.phases.cognate.interrupts import Interrupts
 from agent_forge.phases.cognate.losses import compute_task_loss
 from agent_forge.phases.cognate.metrics_log import MetricsLog
 from agent_forge.phases.cognate.schedule import DataStream, lr_factor
 from agent_forge.phases.cognate.state import TrainState
 from agent_forge.phases.cognate.training_config import DeepSupervisionConfig, resolve_device, resolve_precision
-from agent_forge.phases.cognate.training_metrics import ProgressBar
+from agent_forge.phases.cognate.training_metrics import LogWindow, ProgressBar
 from agent_forge.phases.cognate.weights import evaluate_weights, swapped_in, weight_labels
 
 
@@ -142,6 +144,12 @@ class DeepSupervisionTrainer:
             handler = getattr(cb, event.value, None)
             if handler is not None:
                 handler(state)
+
+    def _fire_exception(self, state: TrainState, exc: BaseException) -> None:
+        for cb in state.callbacks.values():
+            handler = getattr(cb, "on_exception", None)
+            if handler is not None:
+                handler(state, exc)
 
     # -- the batch: draw and refill -------------------------------------------------------
     def _draw(self, state: TrainState, k: int) -> dict[str, torch.Tensor]:
@@ -249,10 +257,7 @@ class DeepSupervisionTrainer:
         ckpt_dir = ctx.run_dir / "checkpoints"
         metrics_log = MetricsLog(ctx.run_dir / "metrics.jsonl", enabled=dist.is_main())
         if ctx.resume:
-            latest = checkpointing.latest_checkpoint(ckpt_dir)
-            if latest is None:
-                raise ConfigError(f"--resume: no checkpoint under {ckpt_dir}")
-            checkpointing.load_checkpoint(state, latest, ctx.config_fingerprint)
+            latest = checkpointing.resume_from_newest_intact(state, ckpt_dir, ctx.config_fingerprint, ctx.log)
             metrics_log.truncate_after(state.step)
             if ctx.log:
                 ctx.log.info("resume", step=state.step, checkpoint=str(latest))
@@ -264,18 +269,22 @@ class DeepSupervisionTrainer:
         progress = ProgressBar(enabled=ctx.progress and dist.is_main(), total=cfg.max_steps, minutes=cfg.minutes,
                                start_step=state.step)
         t_start = time.monotonic() - state.elapsed_s
-        window = _LogWindow(time.monotonic(), state.step, state.examples_finished)
+        window = LogWindow(time.monotonic(), state.step, state.examples_finished)
         try:
-            with progress:
+            with progress, Interrupts() as interrupts:
+                stop_signal: int | None = None  # a signal every rank has seen (agreed below)
                 while not state.should_stop:
-                    if self._budget_spent(state):
+                    if stop_signal is not None or self._budget_spent(state):
                         break
                     stepped = self._train_step(state)
                     state.elapsed_s = time.monotonic() - t_start
+                    stop_signal = interrupts.signum
                     if dist.active():
-                        # One clock and one stop decision for all ranks, or they would part ways.
-                        elapsed, stop = dist.agree([state.elapsed_s, float(state.should_stop)], "max")
-                        state.elapsed_s, state.should_stop = elapsed, bool(stop)
+                        # One clock, one stop and one interrupt decision for all ranks, or they
+                        # would part ways (a signal reaches each rank at its own moment).
+                        elapsed, stop, signum = dist.agree(
+                            [state.elapsed_s, float(state.should_stop), float(stop_signal or 0)], "max")
+                        state.elapsed_s, state.should_stop, stop_signal = elapsed, bool(stop), int(signum) or None
                     if not stepped:
                         continue
                     if state.step % cfg.log_every == 0:
@@ -286,13 +295,14 @@ class DeepSupervisionTrainer:
                     if cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0:
                         self._save(state, ckpt_dir, ctx)
                     progress.advance(state)
+                if stop_signal is not None:
+                    self._stop_on_interrupt(state, ckpt_dir, ctx, signal.Signals(stop_signal).name)
+        except RunInterrupted:
+            raise
         except BaseException as exc:
             state.should_stop, state.failed = True, True
             state.stop_reason = state.stop_reason or f"{type(exc).__name__}: {exc}"
-            for cb in state.callbacks.values():
-                handler = getattr(cb, "on_exception", None)
-                if handler is not None:
-                    handler(state, exc)
+            self._fire_exception(state, exc)
             raise
         self._fire(state, Event.FIT_END)
         if cfg.checkpoint_every and not state.failed:
@@ -300,6 +310,15 @@ class DeepSupervisionTrainer:
         status: Literal["completed", "stopped", "failed"] = (
             "failed" if state.failed else "completed" if state.stop_reason in {"max_steps", "time_budget"} else "stopped")
         return FitResult(state, status, state.stop_reason)
+
+    def _stop_on_interrupt(self, state: TrainState, ckpt_dir: Path, ctx: FitContext, name: str) -> None:
+        """Save the last finished step (it is a consistent boundary: the step in flight when the
+        signal came was completed) and raise :class:`RunInterrupted`."""
+        folder = self._save(state, ckpt_dir, ctx)
+        self._fire_exception(state, KeyboardInterrupt(name))
+        code = 128 + int(getattr(signal, name))
+        raise RunInterrupted(f"interrupted by {name} at step {state.step}; saved checkpoint {folder}",
+                             signal_name=name, step=state.step, checkpoint=folder, exit_code=code)
 
     def _budget_spent(self, state: TrainState) -> bool:
         cfg = self.cfg
@@ -309,23 +328,11 @@ class DeepSupervisionTrainer:
             state.should_stop, state.stop_reason = True, "time_budget"
         return state.should_stop
 
-    def _log(self, state: TrainState, window: "_LogWindow", metrics_log: MetricsLog) -> None:
-        now = time.monotonic()
-        dt = max(now - window.t, 1e-9)
-        row = state.accumulator.flush(state)  # global figures (all-reduced)
-        row.update(step=state.step, elapsed_s=round(state.elapsed_s, 2),
-                   lr=state.optimizer.param_groups[0]["lr"], grad_norm=state.grad_norm,
-                   examples_per_s=(state.examples_finished - window.examples) / dt,
-                   sup_steps_per_s=(state.step - window.step) * self.cfg.batch_size / dt,
-                   early_stop_rate=state.early_stop_rate, nan_skipped=state.nan_skipped,
-                   max_sup_steps=state.max_sup_steps)
-        if hasattr(state.model, "step_scale_values"):
-            row.update(state.model.step_scale_values())
-        state.metrics = row
+    def _log(self, state: TrainState, window: LogWindow, metrics_log: MetricsLog) -> None:
+        state.metrics = window.close(state, self.cfg.batch_size)
         self._fire(state, Event.LOG)
         metrics_log.write({"kind": "train", **state.metrics})
         state.history.append(dict(state.metrics))
-        window.t, window.step, window.examples = now, state.step, state.examples_finished
 
     def evaluate_during_training(self, state: TrainState, ctx: FitContext, metrics_log: MetricsLog) -> None:
         n = min(self.cfg.eval_samples, len(state.task.eval))
@@ -341,12 +348,3 @@ class DeepSupervisionTrainer:
     def _save(self, state: TrainState, ckpt_dir: Path, ctx: FitContext) -> Path:
         self._fire(state, Event.SAVE_CHECKPOINT)
         return checkpointing.save_checkpoint(state, ckpt_dir, ctx.config_fingerprint, self.cfg.keep_checkpoints)
-
-
-@dataclass
-class _LogWindow:
-    """Where the current log window started: time, step and finished examples."""
-
-    t: float
-    step: int
-    examples: int

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -59,6 +61,31 @@ class MetricsAccumulator:
 
     def load_state_dict(self, s: dict[str, Any]) -> None:
         self.__dict__.update(s)
+
+
+@dataclass
+class LogWindow:
+    """Where the current log window started: time, step and finished examples."""
+
+    t: float
+    step: int
+    examples: int
+
+    def close(self, state: Any, batch_size: int) -> dict[str, float]:
+        """The window's metrics row (global figures, all-reduced); the next window starts now."""
+        now = time.monotonic()
+        dt = max(now - self.t, 1e-9)
+        row = state.accumulator.flush(state)
+        row.update(step=state.step, elapsed_s=round(state.elapsed_s, 2),
+                   lr=state.optimizer.param_groups[0]["lr"], grad_norm=state.grad_norm,
+                   examples_per_s=(state.examples_finished - self.examples) / dt,
+                   sup_steps_per_s=(state.step - self.step) * batch_size / dt,
+                   early_stop_rate=state.early_stop_rate, nan_skipped=state.nan_skipped,
+                   max_sup_steps=state.max_sup_steps)
+        if hasattr(state.model, "step_scale_values"):
+            row.update(state.model.step_scale_values())
+        self.t, self.step, self.examples = now, state.step, state.examples_finished
+        return row
 
 
 class ProgressBar:
