@@ -79,7 +79,7 @@ def config_from_dataclass(cls: type) -> type[DataclassConfig]:
         elif f.default_factory is not dataclasses.MISSING:
             kwargs["default_factory"] = f.default_factory
         fields[f.name] = (hints[f.name], Field(**kwargs))
-    model = create_model(cls.__name__, __base__=DataclassConfig, __module__=cls.__module__,
+    model = create_model(cls.__name__, __base__=DataclassConfig,
                          __doc__=f"Validated fields of :class:`{cls.__module__}.{cls.__qualname__}`.", **fields)
     model.dataclass = cls
     return model
