@@ -141,6 +141,7 @@ class PhaseRunner:
             previous: PhaseResult | None = None, run_dir: Path | None = None) -> PhaseResult:
         options = options or RunOptions()
         phase, raw, validated = self.prepare(name, options)  # all config errors surface here
+        variant = options.variant or type(phase).default_variant
         run_dir = run_dir or self.run_dir_for(name, options)
         # In a distributed run every rank works in rank 0's run directory; only rank 0 writes.
         distributed.init_from_env()
