@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from collections import Counter
 from pathlib import Path
@@ -27,7 +28,7 @@ from rich.text import Text
 from typer.main import get_command_name
 from typer.models import DefaultPlaceholder
 
-from agent_forge.errors import ForgeError
+from agent_forge.errors import ForgeError, RunInterrupted
 from agent_forge.logging import configure_logging, console
 
 _state: dict[str, Any] = {"debug": False}
@@ -120,25 +121,39 @@ def _without_flag(argv: list[str], flag: str) -> list[str]:
     return out
 
 
-def _launch_ranks(nproc: int, backend: Optional[str]) -> None:
+def _launch_ranks(nproc: int, backend: Optional[str], run_dir: Path) -> None:
     """Re-run this very command as ``nproc`` ranks under torch.distributed.run, and wait.
 
-    A rank that dies brings the others down (torchrun's agent stops them) and this raises a
-    ForgeError naming the rank and how it ended.
+    Every rank gets ``--out run_dir``. A rank that dies brings the others down (torchrun's agent
+    stops them) and this raises a ForgeError naming the rank and how it ended. SIGINT/SIGTERM
+    reach the ranks (directly from a terminal, or forwarded by torchrun's agent); they save a
+    checkpoint of the same step and exit 130/143, and this raises :class:`RunInterrupted`.
     """
 
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import main as torchrun
 
-    from agent_forge.errors import ForgeError
-
     if backend:
         os.environ["FORGE_DIST_BACKEND"] = backend
-    argv = _without_flag(_without_flag(sys.argv[1:], "--nproc"), "--backend")
+    argv = [*_without_flag(_without_flag(_without_flag(sys.argv[1:], "--nproc"), "--backend"), "--out"),
+            "--out", str(run_dir)]
+
+    def interrupted(name: str) -> RunInterrupted:
+        exc = RunInterrupted(f"interrupted by {name}; every rank saved its last finished step",
+                             signal_name=name, step=-1, exit_code=128 + int(getattr(signal, name)))
+        exc.run_dir = run_dir
+        return exc
+
     try:
         torchrun(["--standalone", f"--nproc-per-node={nproc}", "--monitor-interval=0.5",
                   "--module", "agent_forge", *argv])
+    except SignalException as exc:  # this process got the signal; the agent forwarded it to the ranks
+        raise interrupted(signal.Signals(exc.sigval).name) from None
     except ChildFailedError as exc:
+        codes = {f.exitcode for f in exc.failures.values()}
+        if codes <= {130, 143}:  # every rank stopped on an interrupt, after its checkpoint
+            raise interrupted("SIGINT" if 130 in codes else "SIGTERM") from None
         def how(failure: Any) -> str:
             return (f"killed by signal {failure.signal_name()}" if failure.exitcode < 0
                     else f"exit code {failure.exitcode}")
@@ -177,8 +192,9 @@ def run_phase_cmd(
                            minutes=minutes, seed=seed, out=out, checkpoint_every=checkpoint_every,
                            resume=resume, models=models, progress=progress)
     if nproc > 1 and not distributed.launched():
-        PhaseRunner(_host()).prepare(name, options)  # config errors surface here, before any rank starts
-        _launch_ranks(nproc, backend)
+        runner = PhaseRunner(_host())
+        runner.prepare(name, options)  # config errors surface here, before any rank starts
+        _launch_ranks(nproc, backend, runner.run_dir_for(name, options))
         return
     if backend:
         os.environ[distributed.BACKEND_ENV] = backend
@@ -312,6 +328,14 @@ def build_app(host: Any = None) -> typer.Typer:
     return app
 
 
+def resume_command(argv: list[str], run_dir: Path) -> str:
+    """The command that continues an interrupted run: the same flags, ``--out RUN_DIR --resume``."""
+    import shlex
+
+    rest = [a for a in _without_flag(argv, "--out") if a != "--resume"]
+    return shlex.join(["forge", *rest, "--out", str(run_dir), "--resume"])
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
@@ -319,10 +343,22 @@ def main(argv: list[str] | None = None) -> None:
         app = build_app()
         # Standalone mode: typer handles usage errors and exits; our errors propagate to here.
         app(args=argv, prog_name="forge")
+    except RunInterrupted as exc:
+        if debug:
+            raise
+        from agent_forge import distributed
+
+        if distributed.launched():  # a rank: the launching process tells the user what to do
+            sys.exit(exc.exit_code)
+        console.print(Text.assemble(("stopped: ", "bold yellow"), str(exc)), soft_wrap=True)
+        if exc.run_dir is not None:
+            console.print(f"resume with: {resume_command(argv, exc.run_dir)}", soft_wrap=True, highlight=False)
+        sys.exit(exc.exit_code)
     except ForgeError as exc:
         if debug:
             raise
-        console.print(Text.assemble(("error: ", "bold red"), str(exc)))
+        # soft_wrap: one line whatever the width, so a long path is never cut in two.
+        console.print(Text.assemble(("error: ", "bold red"), str(exc)), soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         console.print("interrupted")

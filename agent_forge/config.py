@@ -9,14 +9,17 @@ Validation goes through pydantic models with ``extra="forbid"``; every problem i
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
 import json
 import tomllib
+import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+from pydantic_core import InitErrorDetails
 
 from agent_forge.errors import ConfigError
 
@@ -27,6 +30,59 @@ class StrictModel(BaseModel):
     """Base for every config model: unknown keys are errors, assignments are validated."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+
+#: Keys of a dataclass field's ``metadata`` that become pydantic ``Field`` arguments.
+FIELD_METADATA = ("description", "ge", "gt", "le", "lt")
+
+
+class DataclassConfig(StrictModel):
+    """Base of the models :func:`config_from_dataclass` makes; ``to_dataclass()`` gives the config."""
+
+    dataclass: ClassVar[type]
+
+    def to_dataclass(self) -> Any:
+        return self.dataclass(**{f.name: getattr(self, f.name) for f in dataclasses.fields(self.dataclass)})
+
+    @model_validator(mode="after")
+    def _dataclass_checks(self) -> "DataclassConfig":
+        try:
+            self.to_dataclass()
+        except ValueError as exc:  # the dataclass's __post_init__ refused the values
+            name = getattr(exc, "field", None)
+            loc, value = ((name,), getattr(self, name)) if name in type(self).model_fields else ((), self.model_dump())
+            raise ValidationError.from_exception_data(type(self).__name__, [InitErrorDetails(
+                type="value_error", loc=loc, input=value, ctx={"error": str(exc)})]) from None
+        return self
+
+
+def config_from_dataclass(cls: type) -> type[DataclassConfig]:
+    """A strict pydantic model with the fields of the dataclass ``cls``, for a plugin's ``config=``.
+
+    Each field keeps its type (``Literal`` choices included) and its default; the ``description``,
+    ``ge``, ``gt``, ``le``, ``lt`` in its ``metadata`` become pydantic constraints. The dataclass's
+    own ``__post_init__`` runs as a model validator: a ``ValueError`` there is a validation error
+    of the section, or of the field named by the exception's ``field`` attribute (as
+    ``agent_forge.models.fields.OptionError`` carries), so :func:`validate` reports it as
+    ``model.<field>: ...``. Subclass the result to add a docstring or methods::
+
+        class TRMSettings(config_from_dataclass(TRMConfig)):
+            def effective_depth(self) -> int:
+                return self.to_dataclass().effective_depth()
+    """
+    hints = typing.get_type_hints(cls)
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        kwargs = {key: f.metadata[key] for key in FIELD_METADATA if f.metadata.get(key) not in (None, "")}
+        if f.default is not dataclasses.MISSING:
+            kwargs["default"] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            kwargs["default_factory"] = f.default_factory
+        fields[f.name] = (hints[f.name], Field(**kwargs))
+    model = create_model(cls.__name__, __base__=DataclassConfig,
+                         __doc__=f"Validated fields of :class:`{cls.__module__}.{cls.__qualname__}`.", **fields)
+    model.dataclass = cls
+    return model
 
 
 def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:

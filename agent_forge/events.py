@@ -27,7 +27,7 @@ In a multi-process run (docs/distributed.md) ``state.batch``, ``state.sup_steps`
 ``state.fresh``, ``state.halted`` and ``state.min_halt_steps`` always cover the *global* batch
 (identical on every rank), while ``state.carry`` and, during ``on_loss``/``on_after_backward``/
 ``on_step_end``, ``state.output``, ``state.seq_correct`` and ``state.per_sample_loss`` hold only
-this rank's rows (``state.extras["rows"]``). From ``on_halt`` on, they are gathered to the
+this rank's rows (``state.rows``). From ``on_halt`` on, they are gathered to the
 global batch. In a single process the two views are the same.
 """
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, ClassVar
@@ -22,7 +22,7 @@ from agent_forge import distributed
 from agent_forge.checkpoint import atomic_write_json
 from agent_forge.config import StrictModel, apply_overrides, deep_merge, load_config_file
 from agent_forge.contracts import PhaseResult
-from agent_forge.errors import ConfigError, ForgeError
+from agent_forge.errors import ConfigError, ForgeError, RunInterrupted
 from agent_forge.logging import get_logger
 from agent_forge.plugin_host import PluginHost, get_host
 
@@ -55,14 +55,19 @@ class RunOptions(StrictModel):
 
 @dataclass
 class PhaseContext:
+    """What a phase's :meth:`Phase.run` receives."""
+
     host: PluginHost
     phase: str
     options: RunOptions
     raw_config: dict[str, Any]
+    #: What :meth:`Phase.validate` returned for ``raw_config``.
+    config: Any
+    #: The variant the config was resolved from (None for phases without variants).
+    variant: str | None
     run_dir: Path
     previous: PhaseResult | None = None
     log: Any = None
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 class Phase:
@@ -132,12 +137,18 @@ class PhaseRunner:
         raw = resolve_raw_config(self.host, phase, options)
         return phase, raw, phase.validate(raw)
 
+    def run_dir_for(self, name: str, options: RunOptions) -> Path:
+        """Where a run of ``name`` with ``options`` lives: ``--out``, or a new ``runs/<run-id>``
+        (with ``--resume``, the newest run of that phase and variant that has checkpoints)."""
+        variant = options.variant or self.phase_class(name).default_variant
+        return options.out or _pick_run_dir(options, name, variant)
+
     def run(self, name: str, options: RunOptions | None = None, *,
             previous: PhaseResult | None = None, run_dir: Path | None = None) -> PhaseResult:
         options = options or RunOptions()
         phase, raw, validated = self.prepare(name, options)  # all config errors surface here
         variant = options.variant or type(phase).default_variant
-        run_dir = run_dir or options.out or _pick_run_dir(options, name, variant)
+        run_dir = run_dir or self.run_dir_for(name, options)
         # In a distributed run every rank works in rank 0's run directory; only rank 0 writes.
         distributed.init_from_env()
         run_dir = distributed.broadcast_object(run_dir)
@@ -160,12 +171,16 @@ class PhaseRunner:
             atomic_write_json(config_path, {"phase": name, "variant": variant, "world_size": distributed.world_size(),
                                             "options": options.model_dump(mode="json"), "config": resolved})
         log = get_logger(phase=name, run=run_dir.name)
-        ctx = PhaseContext(self.host, name, options, raw, run_dir, previous, log,
-                           extras={"validated": validated, "variant": variant})
+        ctx = PhaseContext(self.host, name, options, raw, validated, variant, run_dir, previous, log)
         self.host.hook.forge_phase_start(phase=name, config=resolved)
         start = time.monotonic()
         log.info("phase.start", run_dir=str(run_dir), variant=variant)
-        result = phase.run(ctx)
+        try:
+            result = phase.run(ctx)
+        except RunInterrupted as exc:
+            exc.run_dir = run_dir  # the folder a --resume continues (a phase may train in sub-folders)
+            log.warning("phase.interrupted", signal=exc.signal_name, step=exc.step)
+            raise
         if result.duration_s == 0:
             result = result.model_copy(update={"duration_s": time.monotonic() - start})
         if main:

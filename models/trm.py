@@ -13,58 +13,64 @@ One small shared network ``net`` (``n_layers`` post-norm blocks) refines two sta
 
 Effective depth per supervision step is ``n_layers * (n + 1) * T``; the trainer runs up to
 ``n_sup`` steps per sample, so the whole model is ``n_layers * (n+1) * T * n_sup`` layers deep.
+
+Plain torch: the model takes its config and what the task says, nothing of the pipeline::
+
+    model = TRMEnhancedCognate(TRMConfig(d_model=64, n=2, T=2), vocab_size=7, seq_len=36)
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
-from pydantic import Field, model_validator
 from torch import nn
 
-from agent_forge.config import StrictModel
-from agent_forge.contracts import TaskSpec
+from agent_forge.models.fields import OptionError, check_options, option
 from agent_forge.models.layers import Block, Linear, RotaryEmbedding, TokenEmbedding, make_mixer, trunc_normal_
 from agent_forge.models.memory import MemoryBank
 from agent_forge.models.protocol import Batch, Carry, ModelOutput
 
 
-class TRMConfig(StrictModel):
-    d_model: int = Field(128, ge=8, description="Width of every state and layer.")
-    n_layers: int = Field(2, ge=1, description="Blocks in the shared network (L).")
-    n_heads: int = Field(4, ge=1)
-    head_dim: int | None = Field(None, ge=1, description="Per-head width (default: d_model // n_heads).")
-    n_kv_heads: int | None = Field(None, ge=1, description="Grouped-query KV heads (default: n_heads).")
-    expansion: float = Field(4.0, gt=0, description="SwiGLU expansion of the channel MLP.")
-    n: int = Field(3, ge=1, description="Latent updates per cycle.")
-    T: int = Field(3, ge=1, description="Cycles per supervision step (T-1 without gradients).")
-    n_sup: int = Field(16, ge=1, description="Maximum supervision steps per sample.")
-    mixer: Literal["attention", "mlp"] = "attention"
-    causal: bool | None = Field(None, description="Causal attention; default: what the task says.")
-    rope: bool = Field(True, description="Rotary position embeddings inside attention.")
-    learned_positions: bool = Field(False, description="Add a learned embedding per position to the input.")
-    step_scales: bool = Field(False, description="Learnable per-step residual scales (ReZero-style).")
-    step_scale_init: float = Field(0.1, gt=0)
-    step_scale_min: float = Field(0.01, ge=0)
-    step_scale_max: float = Field(1.0, gt=0)
-    memory: Literal["none", "latent", "full"] = Field(
-        "none", description="Memory bank read into z ('latent') or into z and y ('full').")
-    memory_capacity: int = Field(64, ge=1)
+@dataclass
+class TRMConfig:
+    d_model: int = option(128, "Width of every state and layer.", ge=8)
+    n_layers: int = option(2, "Blocks in the shared network (L).", ge=1)
+    n_heads: int = option(4, "Attention heads.", ge=1)
+    head_dim: int | None = option(None, "Per-head width (default: d_model // n_heads).", ge=1)
+    n_kv_heads: int | None = option(None, "Grouped-query KV heads (default: n_heads).", ge=1)
+    expansion: float = option(4.0, "SwiGLU expansion of the channel MLP.", gt=0)
+    n: int = option(3, "Latent updates per cycle.", ge=1)
+    T: int = option(3, "Cycles per supervision step (T-1 without gradients).", ge=1)
+    n_sup: int = option(16, "Maximum supervision steps per sample.", ge=1)
+    mixer: Literal["attention", "mlp"] = option("attention", "Token mixer: self-attention or an MLP across positions.")
+    causal: bool | None = option(None, "Causal attention; default: what the task says.")
+    rope: bool = option(True, "Rotary position embeddings inside attention.")
+    learned_positions: bool = option(False, "Add a learned embedding per position to the input.")
+    step_scales: bool = option(False, "Learnable per-step residual scales (ReZero-style).")
+    step_scale_init: float = option(0.1, "Initial value of every step scale.", gt=0)
+    step_scale_min: float = option(0.01, "Lower clamp of the step scales.", ge=0)
+    step_scale_max: float = option(1.0, "Upper clamp of the step scales.", gt=0)
+    memory: Literal["none", "latent", "full"] = option(
+        "none", "Memory bank read into z ('latent') or into z and y ('full').")
+    memory_capacity: int = option(64, "Slots in the memory bank.", ge=1)
 
-    @model_validator(mode="after")
-    def _check(self) -> "TRMConfig":
+    def __post_init__(self) -> None:
+        check_options(self)
         kv = self.n_kv_heads or self.n_heads
         if self.mixer == "attention" and self.head_dim is None and self.d_model % self.n_heads:
-            raise ValueError(f"d_model ({self.d_model}) is not divisible by n_heads ({self.n_heads});"
-                             " set head_dim explicitly")
+            raise OptionError("n_heads", f"d_model={self.d_model} is not divisible by n_heads={self.n_heads};"
+                                         " set head_dim or choose n_heads dividing d_model")
         if self.n_heads % kv:
-            raise ValueError(f"n_heads ({self.n_heads}) must be divisible by n_kv_heads ({kv})")
+            raise OptionError("n_kv_heads", f"n_heads={self.n_heads} is not divisible by n_kv_heads={kv};"
+                                            " choose n_kv_heads dividing n_heads")
         if self.step_scale_min > self.step_scale_max:
-            raise ValueError("step_scale_min must not exceed step_scale_max")
+            raise OptionError("step_scale_min", f"step_scale_min={self.step_scale_min} exceeds step_scale_max="
+                                                f"{self.step_scale_max}; lower the minimum or raise the maximum")
         if self.mixer == "mlp" and self.causal:
-            raise ValueError("mixer='mlp' is bidirectional; set causal=false or mixer='attention'")
-        return self
+            raise OptionError("causal", "mixer='mlp' is bidirectional but causal=True;"
+                                        " set causal=false or mixer='attention'")
 
     def effective_depth(self) -> int:
         return self.n_layers * (self.n + 1) * self.T * self.n_sup
@@ -98,16 +104,22 @@ class RecursiveNet(nn.Module):
 
 
 class TRMEnhancedCognate(nn.Module):
-    def __init__(self, cfg: TRMConfig, task: TaskSpec) -> None:
+    """The TRM for a task of ``vocab_size`` tokens and sequences of ``seq_len``.
+
+    ``causal`` is the task's default (``cfg.causal`` overrides it when set); ``num_puzzle_ids``
+    adds a learned embedding per puzzle id (``batch["puzzle_ids"]``) when the task names puzzles.
+    """
+
+    def __init__(self, cfg: TRMConfig, *, vocab_size: int, seq_len: int, causal: bool = False,
+                 num_puzzle_ids: int | None = None) -> None:
         super().__init__()
-        self.cfg, self.task = cfg, task
+        self.cfg = cfg
         self.n_sup = cfg.n_sup
-        causal = task.causal if cfg.causal is None else cfg.causal
+        causal = causal if cfg.causal is None else cfg.causal
         d = cfg.d_model
-        self.embed = TokenEmbedding(task.vocab_size, d, task.seq_len if cfg.learned_positions else None,
-                                    task.info.get("num_puzzle_ids"))
-        self.net = RecursiveNet(cfg, task.seq_len, causal)
-        self.head = Linear(d, task.vocab_size)
+        self.embed = TokenEmbedding(vocab_size, d, seq_len if cfg.learned_positions else None, num_puzzle_ids)
+        self.net = RecursiveNet(cfg, seq_len, causal)
+        self.head = Linear(d, vocab_size)
         self.q_head = nn.Linear(d, 1)
         # Q-head starts at "keep going" (sigmoid(-5) ~ 0.007) so early training never halts.
         nn.init.zeros_(self.q_head.weight)
@@ -155,6 +167,3 @@ class TRMEnhancedCognate(nn.Module):
         return {f"scale/l{l}/s{i}/{part}": float(s[l, i, j]) for l in range(s.shape[0])
                 for i in range(s.shape[1]) for j, part in enumerate(("mix", "mlp"))}
 
-
-def build_trm(cfg: TRMConfig, task: TaskSpec) -> TRMEnhancedCognate:
-    return TRMEnhancedCognate(cfg, task)

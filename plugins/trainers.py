@@ -1,7 +1,8 @@
 """Built-in trainers."""
 
 from agent_forge import hookimpl
-from agent_forge.phases.cognate.trainer import DeepSupervisionConfig, DeepSupervisionTrainer
+from agent_forge.phases.cognate.trainer import DeepSupervisionTrainer
+from agent_forge.phases.cognate.training_config import DeepSupervisionConfig
 
 
 @hookimpl

@@ -37,7 +37,7 @@ class RowRecorder:
             self.sizes["ema_local"] = sum(_local(t).numel() for t in ema.shadow.values())
 
     def on_step_start(self, state) -> None:
-        rows = state.extras["rows"]
+        rows = state.rows
         fresh = state.fresh[rows]
         inputs = state.batch["inputs"][rows][fresh]
         self.rows.append([bytes(r.tolist()) for r in inputs])  # tokens are < 256
@@ -94,3 +94,34 @@ def distributed_worker(rank: int, world: int, port: int, out: str, overrides: li
             json.dump({"rows": rows, "sizes": recorder.sizes}, f)
     finally:
         distributed.shutdown()
+
+
+def flat_tensors(tree, prefix=""):
+    """Every tensor of a nested dict/list structure, keyed by its path (for exact comparisons)."""
+    import torch
+
+    out = {}
+    if isinstance(tree, torch.Tensor):
+        out[prefix] = tree
+    elif isinstance(tree, dict):
+        for k, v in tree.items():
+            out.update(flat_tensors(v, f"{prefix}/{k}"))
+    elif isinstance(tree, (list, tuple)):
+        for i, v in enumerate(tree):
+            out.update(flat_tensors(v, f"{prefix}/{i}"))
+    return out
+
+
+def assert_same_training_state(a, b):
+    """Model, optimizer and EMA of two training-state payloads are bit-identical."""
+    import torch
+
+    for part in ("model", "optimizer"):
+        flat_a, flat_b = flat_tensors(a[part]), flat_tensors(b[part])
+        assert flat_a.keys() == flat_b.keys()
+        for key in flat_a:
+            assert torch.equal(flat_a[key], flat_b[key]), f"{part}{key} differs after resume"
+    ema_a, ema_b = flat_tensors(a["callbacks"]["ema"]), flat_tensors(b["callbacks"]["ema"])
+    assert ema_a and ema_a.keys() == ema_b.keys()
+    for key in ema_a:
+        assert torch.equal(ema_a[key], ema_b[key]), f"ema{key} differs after resume"

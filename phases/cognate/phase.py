@@ -17,7 +17,6 @@ The run options (``--task``, ``--seed``, ``--max-steps``, ``--minutes``, ``--che
 
 from __future__ import annotations
 
-import contextlib
 import time
 import uuid
 from dataclasses import dataclass
@@ -32,9 +31,10 @@ from agent_forge.checkpoint import atomic_write_json, sha256_json, verify_artifa
 from agent_forge.config import check_sections, validate
 from agent_forge.contracts import ArtifactRef, PhaseResult, TaskSpec, VersionInfo
 from agent_forge.errors import ConfigError
-from agent_forge.phases.common.evaluation import EvalContext, run_evaluators
 from agent_forge.phases.cognate.report import write_report
-from agent_forge.phases.cognate.trainer import FitContext, resolve_device
+from agent_forge.phases.cognate.trainer import FitContext, Trainer
+from agent_forge.phases.cognate.training_config import resolve_device
+from agent_forge.phases.cognate.weights import evaluate_weights
 from agent_forge.plugin_host import PluginHost
 from agent_forge.runner import Phase, PhaseContext, RunOptions
 
@@ -201,7 +201,7 @@ class CognatePhase(Phase):
         return {"models": 1, **_without_budget(resolved)}  # runs from before ``models`` trained one
 
     def run(self, ctx: PhaseContext) -> PhaseResult:
-        cfg: CognateConfig = ctx.extras["validated"]
+        cfg: CognateConfig = ctx.config
         start = time.monotonic()
         task_reg = self.host.get("dataset", cfg.task_name)
         t0 = time.monotonic()
@@ -225,12 +225,12 @@ class CognatePhase(Phase):
                 self.host.hook.forge_artifact_saved(artifact=ref.artifact)
         status = "failed" if "failed" in statuses else ("stopped" if "stopped" in statuses else "completed")
         metrics = _mean_metrics([m["metrics"] for m in per_model])
-        report = (write_report(ctx.run_dir, cfg, per_model, ctx.extras.get("variant")) if distributed.is_main()
+        report = (write_report(ctx.run_dir, cfg, per_model, ctx.variant) if distributed.is_main()
                   else ctx.run_dir / "report.md")
         return PhaseResult(phase=self.name, status=status, artifacts=tuple(artifacts), metrics=metrics,
                            run_dir=ctx.run_dir.resolve(), duration_s=time.monotonic() - start,
                            report_path=report.resolve(), message="; ".join(sorted(set(messages))),
-                           details={"models": per_model, "variant": ctx.extras.get("variant")})
+                           details={"models": per_model, "variant": ctx.variant})
 
     def _train_one(self, ctx: PhaseContext, cfg: CognateConfig, task_data: Any, seed: int, model_dir: Path,
                    index: int) -> tuple[ArtifactRef | None, dict[str, Any], str, str]:
@@ -238,7 +238,7 @@ class CognatePhase(Phase):
         model = build_model(self.host, cfg, task_data.spec, seed)
         params = count_parameters(model)
         callbacks = {name: self.host.get("callback", name).obj(c) for name, c in cfg.callbacks.items()}
-        trainer = self.host.get("trainer", cfg.trainer_name).obj(cfg.trainer)
+        trainer: Trainer = self.host.get("trainer", cfg.trainer_name).obj(cfg.trainer)
         log = ctx.log.bind(model=index, seed=seed)
         log.info("model.built", architecture=cfg.architecture, parameters=params,
                  device=str(resolve_device(cfg.trainer.device)))
@@ -248,16 +248,8 @@ class CognatePhase(Phase):
                                      config_fingerprint=sha256_json(_fingerprint_config(cfg))))
         state = fit.state
         # Final evaluation on the whole held-out split: raw weights, and EMA when present.
-        device = state.device
-        finals: dict[str, dict[str, float]] = {}
-        texts: dict[str, Any] = {}
-        for label in _weight_labels(trainer, state):
-            with _weights(trainer, state, label) as module:
-                ec = EvalContext(module, task_data, device, batch_size=cfg.trainer.eval_batch_size,
-                                 precision=state.precision)
-                finals[label] = run_evaluators(self.host, cfg.evaluators, ec)
-            if ec.texts:
-                texts[label] = ec.texts
+        final = evaluate_weights(trainer, state, task_data, self.host, cfg.evaluators, cfg.trainer.eval_batch_size)
+        finals, texts = final.metrics, final.texts
         if texts and distributed.is_main():
             atomic_write_json(model_dir / "samples.json", texts)
             for label, by_eval in texts.items():
@@ -282,7 +274,7 @@ class CognatePhase(Phase):
                    "stop_reason": fit.message, "dir": str(model_dir), "history": state.history}
         if fit.status == "failed":
             return None, summary, fit.status, fit.message
-        with _weights(trainer, state, chosen) as module:
+        with trainer.weights(state, chosen) as module:
             weights = parallel.full_state_dict(module)  # all ranks gather; rank 0 holds the result
         # The artifact records how its task data is made, so a later phase can rebuild it.
         spec = task_data.spec.model_copy(update={"info": {
@@ -293,7 +285,7 @@ class CognatePhase(Phase):
         parents = tuple(a.artifact.id for a in (ctx.previous.artifacts if ctx.previous else ()))
         # Every rank trained the same weights; rank 0 writes them and the others read them back.
         fields = dict(
-            id=artifact_id, phase=self.name, variant=ctx.extras.get("variant"), architecture=cfg.architecture,
+            id=artifact_id, phase=self.name, variant=ctx.variant, architecture=cfg.architecture,
             architecture_config=cfg.model.model_dump(mode="json"), task=spec, parameters=params,
             metrics=metrics, step=state.step, seed=seed, weights_kind=chosen,
             config_sha256=sha256_json(cfg.model_dump()), versions=VersionInfo.current(), parents=parents)
@@ -323,17 +315,6 @@ def _fingerprint_config(cfg: CognateConfig) -> dict[str, Any]:
     data = _without_budget(cfg.model_dump())
     data.pop("models", None)
     return data
-
-
-def _weight_labels(trainer: Any, state: Any) -> list[str]:
-    """The weights a trainer offers for the final evaluation; only ``raw`` if it names none."""
-    offer = getattr(trainer, "weight_labels", None)
-    return list(offer(state)) if offer is not None else ["raw"]
-
-
-def _weights(trainer: Any, state: Any, label: str) -> contextlib.AbstractContextManager:
-    swap = getattr(trainer, "weights", None)
-    return swap(state, label) if swap is not None else contextlib.nullcontext(state.model)
 
 
 def _mean_metrics(rows: list[dict[str, float]]) -> dict[str, float]:

@@ -1,4 +1,11 @@
-"""The one mutable run state that the trainer and every callback share."""
+"""The one mutable run state that the trainer and every callback share.
+
+Callbacks read and write its attributes (see :mod:`agent_forge.events` for when each is set).
+:meth:`TrainState.state_dict` / :meth:`TrainState.load_state_dict` cover the part of it that a
+resumed run needs: the loop's position and counters and the active batch with its carry. The
+model, optimizer, RNGs, data stream and callbacks are saved beside it (see
+:mod:`agent_forge.phases.cognate.checkpointing`, the one list of what a checkpoint holds).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +16,17 @@ from typing import Any
 import torch
 from torch import nn
 
+from agent_forge import distributed as dist
 from agent_forge.data import TaskData
 from agent_forge.models.protocol import Batch, Carry, ModelOutput
+from agent_forge.phases.cognate.schedule import DataStream
+from agent_forge.phases.cognate.training_metrics import MetricsAccumulator
+
+#: Integer and float fields of the state that a resume restores (the loop's position and counters).
+_COUNTERS = ("step", "max_sup_steps", "examples_started", "examples_finished", "finished_early",
+             "nan_skipped", "nan_in_a_row")
+#: Per-row tensors of the active batch, identical on every rank (they cover the global batch).
+_GLOBAL_ROWS = ("sup_steps", "min_halt_steps", "halted", "fresh")
 
 
 @dataclass
@@ -24,8 +40,14 @@ class TrainState:
     config: Any
     #: Drives every random draw of the trainer (data order, augmentation, exploration).
     generator: torch.Generator
+    #: Endless shuffled epochs over the training split.
+    stream: DataStream
     callbacks: dict[str, Any] = field(default_factory=dict)
     precision: str = "fp32"  # resolved from the config's "auto"
+    #: This rank's rows of the global batch (all rows in a single process).
+    rows: slice = field(default_factory=lambda: slice(None))
+    #: What runs the forward pass: the model, or its DDP wrapper (which averages gradients).
+    forward_module: nn.Module | None = None
 
     step: int = 0  # optimizer steps taken
     elapsed_s: float = 0.0  # training wall-clock, summed across resumes
@@ -33,11 +55,13 @@ class TrainState:
 
     # The active batch: each row is one sample somewhere in its supervision steps.
     batch: Batch = field(default_factory=dict)
-    carry: Carry = field(default_factory=dict)
+    carry: Carry = field(default_factory=dict)  # this rank's rows
     sup_steps: torch.Tensor | None = None  # (B,) steps done by each row's sample
     fresh: torch.Tensor | None = None  # (B,) rows refilled this step
     min_halt_steps: torch.Tensor | None = None  # (B,) ACT exploration
     halted: torch.Tensor | None = None  # (B,) rows to refill before the next step
+    #: (local B,) each row's loss at its previous step, for the improvement reward.
+    prev_loss: torch.Tensor | None = None
 
     # Set during a step.
     output: ModelOutput | None = None
@@ -56,9 +80,12 @@ class TrainState:
     should_stop: bool = False
     stop_reason: str = ""
     failed: bool = False
+    #: Training metrics summed between two log lines.
+    accumulator: MetricsAccumulator = field(default_factory=MetricsAccumulator)
     metrics: dict[str, float] = field(default_factory=dict)  # last logged training metrics
     eval_metrics: dict[str, float] = field(default_factory=dict)  # last evaluation
     history: list[dict[str, float]] = field(default_factory=list)
+    #: Free for third-party callbacks' own use; the trainer never reads it.
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -68,3 +95,35 @@ class TrainState:
     @property
     def early_stop_rate(self) -> float:
         return self.finished_early / self.examples_finished if self.examples_finished else 0.0
+
+    def local(self, t: torch.Tensor) -> torch.Tensor:
+        """This rank's rows of a global per-row tensor (all of them in a single process)."""
+        return t[self.rows]
+
+    def local_batch(self) -> Batch:
+        return {key: self.local(value) for key, value in self.batch.items()}
+
+    # -- resume ---------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """The loop's position and the active batch. Every rank calls it (the carry is gathered)."""
+        out: dict[str, Any] = {key: getattr(self, key) for key in _COUNTERS}
+        out["elapsed_s"] = self.elapsed_s
+        out["batch"] = dict(self.batch)
+        out["carry"] = {k: dist.gather_rows(v) for k, v in self.carry.items()}
+        out["prev_loss"] = dist.gather_rows(self.prev_loss) if self.prev_loss is not None else None
+        for key in _GLOBAL_ROWS:
+            out[key] = getattr(self, key)
+        return out
+
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        for key in _COUNTERS:
+            setattr(self, key, int(saved[key]))
+        self.elapsed_s = float(saved["elapsed_s"])
+        dev = self.device
+        self.batch = {k: v.to(dev) for k, v in saved["batch"].items()}
+        self.carry = {k: self.local(v).to(dev) for k, v in saved["carry"].items()}
+        prev = saved.get("prev_loss")
+        self.prev_loss = self.local(prev).to(dev) if prev is not None else None
+        for key in _GLOBAL_ROWS:
+            value = saved.get(key)
+            setattr(self, key, value.to(dev) if value is not None else None)

@@ -97,7 +97,7 @@ class EvoMergePhase(Phase):
         return cfg
 
     def run(self, ctx: PhaseContext) -> PhaseResult:
-        cfg: EvoMergeConfig = ctx.extras["validated"]
+        cfg: EvoMergeConfig = ctx.config
         start = time.monotonic()
         manifests = list(cfg.inputs) or [a.manifest_path for a in (ctx.previous.artifacts if ctx.previous else ())]
         if not manifests:

@@ -24,6 +24,7 @@ from pydantic import Field
 
 from agent_forge import hookimpl
 from agent_forge.config import StrictModel
+from agent_forge.phases.cognate import Callback, TrainState
 
 
 class ACTConfig(StrictModel):
@@ -34,11 +35,11 @@ class ACTConfig(StrictModel):
     ponder_weight: float = Field(0.01, ge=0)
 
 
-class ACTCallback:
+class ACTCallback(Callback):
     def __init__(self, cfg: ACTConfig) -> None:
         self.cfg = cfg
 
-    def on_step_start(self, state: Any) -> None:
+    def on_step_start(self, state: TrainState) -> None:
         fresh = state.fresh
         if fresh is None or not bool(fresh.any()):
             return
@@ -49,7 +50,7 @@ class ACTCallback:
         minimum = torch.where(explore, draw, torch.ones_like(draw)).to(state.device)
         state.min_halt_steps = torch.where(fresh, minimum, state.min_halt_steps)
 
-    def on_loss(self, state: Any) -> None:
+    def on_loss(self, state: TrainState) -> None:
         q = state.output.q_halt_logits
         if q is None:
             return
@@ -60,7 +61,7 @@ class ACTCallback:
         else:
             state.losses["ponder"] = self.cfg.ponder_weight * (1 - torch.sigmoid(q)).mean()
 
-    def on_halt(self, state: Any) -> None:
+    def on_halt(self, state: TrainState) -> None:
         q = state.output.q_halt_logits
         if q is None:
             return

@@ -17,6 +17,7 @@ from pydantic import Field
 
 from agent_forge import hookimpl
 from agent_forge.config import StrictModel
+from agent_forge.phases.cognate import Callback, TrainState
 from agent_forge.errors import ConfigError
 
 
@@ -31,14 +32,14 @@ class EarlyStopConfig(StrictModel):
     stop_at: float | None = Field(None, description="Stop once monitor reaches this value.")
 
 
-class EarlyStopCallback:
+class EarlyStopCallback(Callback):
     def __init__(self, cfg: EarlyStopConfig) -> None:
         self.cfg = cfg
         self.best: float | None = None
         self.bad_evals = 0
         self.cut_at_step: int | None = None
 
-    def on_log(self, state: Any) -> None:
+    def on_log(self, state: TrainState) -> None:
         cfg = self.cfg
         if cfg.cut_threshold is None or self.cut_at_step is not None:
             return
@@ -46,7 +47,7 @@ class EarlyStopCallback:
             self.cut_at_step = state.step
             state.max_sup_steps = min(state.max_sup_steps, cfg.cut_to)
 
-    def on_eval(self, state: Any) -> None:
+    def on_eval(self, state: TrainState) -> None:
         cfg = self.cfg
         if cfg.monitor is None:
             return
@@ -70,7 +71,7 @@ class EarlyStopCallback:
             state.should_stop = True
             state.stop_reason = f"early_stop: no {cfg.monitor} improvement in {cfg.patience} evaluations"
 
-    def on_fit_start(self, state: Any) -> None:
+    def on_fit_start(self, state: TrainState) -> None:
         if self.cut_at_step is not None:
             state.max_sup_steps = min(state.max_sup_steps, self.cfg.cut_to)
 

@@ -21,6 +21,7 @@ from pydantic import Field
 
 from agent_forge import hookimpl
 from agent_forge.config import StrictModel
+from agent_forge.phases.cognate import Callback, TrainState
 from agent_forge.parallel import full_tensor, shard_like
 
 
@@ -34,14 +35,14 @@ def ema_decay(decay: float, num_averaged: int, warmup: bool) -> float:
     return min(decay, (1 + num_averaged) / (10 + num_averaged)) if warmup else decay
 
 
-class EMACallback:
+class EMACallback(Callback):
     def __init__(self, cfg: EMAConfig) -> None:
         self.cfg = cfg
         self.shadow: dict[str, torch.Tensor] | None = None  # parameter name -> average
         self.num_averaged = 0
         self._pending: dict[str, Any] | None = None  # restored state, applied at fit start
 
-    def on_fit_start(self, state: Any) -> None:
+    def on_fit_start(self, state: TrainState) -> None:
         params = dict(state.model.named_parameters())
         if self.shadow is None:
             self.shadow = {name: p.detach().clone() for name, p in params.items()}
@@ -55,7 +56,7 @@ class EMACallback:
             self._pending = None
 
     @torch.no_grad()
-    def on_step_end(self, state: Any) -> None:
+    def on_step_end(self, state: TrainState) -> None:
         if state.step % self.cfg.every:
             return
         first = self.num_averaged == 0
@@ -68,7 +69,7 @@ class EMACallback:
                 shadow.lerp_(p.detach(), 1 - d)  # d * avg + (1 - d) * new, in place
         self.num_averaged += 1
 
-    def eval_weights(self, state: Any) -> tuple[str, dict[str, torch.Tensor]] | None:
+    def eval_weights(self, state: TrainState) -> tuple[str, dict[str, torch.Tensor]] | None:
         return ("ema", self.shadow) if self.shadow is not None else None
 
     def state_dict(self) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from pydantic import Field
 from agent_forge import distributed as dist
 from agent_forge import hookimpl
 from agent_forge.config import StrictModel
+from agent_forge.phases.cognate import Callback, TrainState
 
 
 class MemoryConfig(StrictModel):
@@ -27,18 +28,18 @@ class MemoryConfig(StrictModel):
     every: int = Field(1, ge=1)
 
 
-class MemoryCallback:
+class MemoryCallback(Callback):
     def __init__(self, cfg: MemoryConfig) -> None:
         self.cfg = cfg
         self.written = 0
         self._usage_seen: torch.Tensor | None = None  # the bank's usage after the last step
 
-    def on_fit_start(self, state: Any) -> None:
+    def on_fit_start(self, state: TrainState) -> None:
         memory = getattr(state.model, "memory", None)
         if memory is not None:
             self._usage_seen = memory.usage.detach().clone()
 
-    def on_step_end(self, state: Any) -> None:
+    def on_step_end(self, state: TrainState) -> None:
         memory = getattr(state.model, "memory", None)
         if memory is None:
             return
@@ -63,7 +64,7 @@ class MemoryCallback:
         with torch.no_grad():
             memory.usage.copy_(self._usage_seen + total.to(memory.usage.device))
 
-    def on_log(self, state: Any) -> None:
+    def on_log(self, state: TrainState) -> None:
         memory = getattr(state.model, "memory", None)
         if memory is not None:
             state.metrics["memory_filled"] = float(memory.filled.float().mean())

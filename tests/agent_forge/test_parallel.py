@@ -6,18 +6,17 @@ import torch
 from torch import nn
 
 from agent_forge import parallel
-from agent_forge.contracts import TaskSpec
 from agent_forge.errors import ConfigError
-from agent_forge.models.transformer import TransformerConfig, build_transformer
-from agent_forge.models.trm import TRMConfig, build_trm
+from agent_forge.models.transformer import TransformerBaseline, TransformerConfig
+from agent_forge.models.trm import TRMConfig, TRMEnhancedCognate
 
-TASK = TaskSpec(name="t", vocab_size=7, seq_len=12)
+TASK = {"vocab_size": 7, "seq_len": 12}
 
 
 def test_the_units_are_the_layers_of_the_outermost_module_lists():
-    trm = build_trm(TRMConfig(d_model=16, n_layers=3, n_heads=2, n=1, T=1, n_sup=1), TASK)
+    trm = TRMEnhancedCognate(TRMConfig(d_model=16, n_layers=3, n_heads=2, n=1, T=1, n_sup=1), **TASK)
     assert parallel.fsdp_units(trm) == list(trm.net.blocks)
-    base = build_transformer(TransformerConfig(d_model=16, n_layers=2, n_heads=2), TASK)
+    base = TransformerBaseline(TransformerConfig(d_model=16, n_layers=2, n_heads=2), **TASK)
     assert parallel.fsdp_units(base) == list(base.blocks)
 
     class Nested(nn.Module):

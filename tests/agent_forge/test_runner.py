@@ -7,7 +7,8 @@ import pytest
 from agent_forge import Pipeline, hookimpl, load_artifact, run_phase
 from agent_forge.contracts import PhaseResult
 from agent_forge.errors import ArtifactError
-from agent_forge.phases.cognate.trainer import DeepSupervisionConfig, DeepSupervisionTrainer
+from agent_forge.phases.cognate.trainer import DeepSupervisionTrainer
+from agent_forge.phases.cognate.training_config import DeepSupervisionConfig
 from agent_forge.plugin_host import load_plugins
 from agent_forge.plugins.variants import VARIANTS
 from agent_forge.runner import Phase

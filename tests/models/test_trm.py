@@ -1,12 +1,11 @@
 import pytest
 import torch
 
-from agent_forge.contracts import TaskSpec
 from agent_forge.models import layers
-from agent_forge.models.transformer import TransformerConfig, build_transformer
-from agent_forge.models.trm import TRMConfig, build_trm
+from agent_forge.models.transformer import TransformerBaseline, TransformerConfig
+from agent_forge.models.trm import TRMConfig, TRMEnhancedCognate
 
-TASK = TaskSpec(name="t", vocab_size=7, seq_len=12)
+TASK = {"vocab_size": 7, "seq_len": 12}
 
 
 def _batch(b=3, seed=0):
@@ -18,7 +17,7 @@ def _model(**kw):
     torch.manual_seed(0)
     cfg = dict(d_model=16, n_layers=2, n_heads=2, n=2, T=3, n_sup=4)
     cfg.update(kw)
-    return build_trm(TRMConfig(**cfg), TASK)
+    return TRMEnhancedCognate(TRMConfig(**cfg), **TASK)
 
 
 def _count_net_calls(model):
@@ -119,7 +118,7 @@ def test_gqa_and_memory_options_build_and_run():
 
 def test_baseline_and_trm_share_layer_code():
     trm = _model()
-    base = build_transformer(TransformerConfig(d_model=16, n_layers=3, n_heads=2), TASK)
+    base = TransformerBaseline(TransformerConfig(d_model=16, n_layers=3, n_heads=2), **TASK)
     assert type(trm.net.blocks[0]) is type(base.blocks[0]) is layers.Block
     assert type(trm.embed) is type(base.embed) is layers.TokenEmbedding
     batch = _batch()
@@ -129,9 +128,9 @@ def test_baseline_and_trm_share_layer_code():
 
 @pytest.mark.parametrize("mixer,paper", [("mlp", 5_000_000), ("attention", 7_000_000)])
 def test_paper_sudoku_parameter_counts_within_ten_percent(mixer, paper):
-    task = TaskSpec(name="sudoku9", vocab_size=10, seq_len=81)
-    with torch.device("meta"):
-        model = build_trm(TRMConfig(d_model=512, n_layers=2, n_heads=8, n=6, T=3, mixer=mixer), task)
+    with torch.device("meta"):  # 9x9 Sudoku: 10 tokens, 81 cells
+        model = TRMEnhancedCognate(TRMConfig(d_model=512, n_layers=2, n_heads=8, n=6, T=3, mixer=mixer),
+                                   vocab_size=10, seq_len=81)
     count = sum(p.numel() for p in model.parameters())
     assert abs(count - paper) / paper < 0.10, count
 

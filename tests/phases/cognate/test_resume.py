@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from agent_forge.checkpoint import load_train_state
+from forge_testing import assert_same_training_state
 
 STEPS, EVERY = 24, 3
 
@@ -54,14 +55,7 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, tiny):
 
     resumed = subprocess.run(_cmd(killed, tiny, resume=True), capture_output=True, text=True, env=env, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    a, b = _final_state(full), _final_state(killed)
-    for part in ("model", "optimizer"):
-        flat_a, flat_b = _tensors(a[part]), _tensors(b[part])
-        assert flat_a.keys() == flat_b.keys()
-        for key in flat_a:
-            assert torch.equal(flat_a[key], flat_b[key]), f"{part}/{key} differs after resume"
-    ema_a, ema_b = _tensors(a["callbacks"]["ema"]), _tensors(b["callbacks"]["ema"])
-    assert ema_a and all(torch.equal(ema_a[k], ema_b[k]) for k in ema_a)
+    assert_same_training_state(_final_state(full), _final_state(killed))
     # The metrics log has no duplicated or missing steps after the resume.
     steps = [json.loads(l)["step"] for l in (killed / "metrics.jsonl").read_text().splitlines()
              if json.loads(l)["kind"] == "train"]
@@ -75,16 +69,3 @@ def test_resume_with_a_changed_config_is_refused(tmp_path, tiny):
     proc = subprocess.run(changed, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
     assert "trainer.lr" in proc.stderr and "Traceback" not in proc.stderr
-
-
-def _tensors(tree, prefix=""):
-    out = {}
-    if isinstance(tree, torch.Tensor):
-        out[prefix] = tree
-    elif isinstance(tree, dict):
-        for k, v in tree.items():
-            out.update(_tensors(v, f"{prefix}/{k}"))
-    elif isinstance(tree, (list, tuple)):
-        for i, v in enumerate(tree):
-            out.update(_tensors(v, f"{prefix}/{i}"))
-    return out

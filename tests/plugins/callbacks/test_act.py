@@ -1,5 +1,7 @@
+import math
 import types
 
+import pytest
 import torch
 
 from agent_forge.plugins.callbacks.act import ACTCallback, ACTConfig
@@ -43,3 +45,38 @@ def test_ponder_mode_rewards_halting_regardless_of_correctness():
     # Halts the wrong answer (q > 0) and keeps the right one: the failure mode seed 001 reports.
     assert s.halted.tolist() == [True, False]
     assert "halt" not in s.losses and s.losses["ponder"].item() > 0
+
+
+def test_q_learning_target_is_whole_answer_correct_on_mixed_rows():
+    """The halting BCE's target is "every scored cell right", per row: not a constant, not token accuracy."""
+    # Five rows of three cells; which cells the answer gets right, and the Q-head's logit.
+    cells_right = [[1, 1, 1], [1, 1, 0], [0, 0, 0], [1, 1, 1], [0, 1, 0]]
+    q = [1.5, 0.5, -1.0, -0.5, 2.5]
+    targets = torch.tensor([[0, 1, 2]] * 5)
+    # Logits whose argmax is the target exactly where the cell is right (the next class otherwise).
+    logits = torch.zeros(5, 3, 3)
+    for r, row in enumerate(cells_right):
+        for c, right in enumerate(row):
+            logits[r, c, (c if right else c + 1) % 3] = 4.0
+    token_correct = logits.argmax(-1) == targets
+    assert token_correct.int().tolist() == cells_right
+    state = types.SimpleNamespace(
+        output=ModelOutput(logits=logits, q_halt_logits=torch.tensor(q)), batch={"targets": targets},
+        token_correct=token_correct, seq_correct=token_correct.all(1), sup_steps=torch.ones(5, dtype=torch.long),
+        losses={}, min_halt_steps=torch.ones(5, dtype=torch.long), halted=torch.zeros(5, dtype=torch.bool),
+        fresh=torch.zeros(5, dtype=torch.bool), generator=torch.Generator().manual_seed(0), max_sup_steps=8,
+        device=torch.device("cpu"))
+    weight = 0.7
+    ACTCallback(ACTConfig(loss_weight=weight)).on_loss(state)
+
+    def bce(target):  # by hand: -(t log s(q) + (1-t) log(1-s(q))) = log(1 + e^q) - t q, mean over rows
+        return weight * sum(math.log1p(math.exp(qi)) - ti * qi for qi, ti in zip(q, target)) / len(q)
+
+    whole = [1.0 if all(row) else 0.0 for row in cells_right]
+    assert whole == [1.0, 0.0, 0.0, 1.0, 0.0]
+    wrong_targets = {"constant 1": [1.0] * 5, "constant 0": [0.0] * 5,
+                     "token accuracy": [sum(row) / 3 for row in cells_right],
+                     "inverted": [1 - t for t in whole]}
+    for name, target in wrong_targets.items():  # the rows tell every wrong target apart from the right one
+        assert abs(bce(target) - bce(whole)) > 0.05, name
+    assert state.losses["halt"].item() == pytest.approx(bce(whole), rel=1e-5, abs=1e-6)

@@ -1,0 +1,78 @@
+"""The deep-supervision trainer's config, and how its device and precision are resolved."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from pydantic import Field, model_validator
+
+from agent_forge import distributed as dist
+from agent_forge.config import StrictModel
+from agent_forge.errors import ConfigError
+from agent_forge.parallel import Parallel
+
+
+class DeepSupervisionConfig(StrictModel):
+    name: str = "deep_supervision"
+    batch_size: int = Field(256, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.1, ge=0)
+    betas: tuple[float, float] = (0.9, 0.95)
+    warmup_steps: int = Field(100, ge=0)
+    schedule: Literal["constant", "cosine"] = "constant"
+    min_lr_ratio: float = Field(0.1, ge=0, le=1)
+    grad_clip: float | None = Field(1.0, gt=0)
+    max_steps: int | None = Field(None, ge=1, description="Optimizer steps; at least one of max_steps/minutes.")
+    minutes: float | None = Field(None, gt=0, description="Wall-clock budget for training.")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="'auto': bf16 on CUDA and on CPUs with AMX, fp32 elsewhere (see docs/performance.md).")
+    compile: bool = False
+    device: str = Field("auto", description="'auto' (cuda if present), 'cpu', 'cuda', 'cuda:1', ...")
+    parallel: Parallel = Field(
+        "ddp", description="How a multi-process run splits the model: 'ddp' (replicated, gradients averaged) or"
+                           " 'fsdp' (FSDP2: parameters, gradients, optimizer and EMA sharded); see"
+                           " docs/distributed.md. A single process ignores it.")
+    threads: int | None = Field(None, ge=1, description="torch intra-op threads (default: torch's).")
+    log_every: int = Field(25, ge=1)
+    eval_every: int | None = Field(250, ge=1)
+    eval_samples: int = Field(500, ge=1, description="Eval examples used during training.")
+    eval_batch_size: int = Field(500, ge=1)
+    checkpoint_every: int | None = Field(None, ge=1)
+    keep_checkpoints: int = Field(2, ge=1)
+    nan_patience: int = Field(10, ge=1, description="Stop after this many non-finite steps in a row.")
+    supervision_weight_base: float = Field(
+        1.0, gt=0, description="Step s of N weighs base**((s-1)/(N-1)), normalised; 1 = uniform.")
+    improvement_reward_scale: float = Field(
+        0.0, ge=0, description="Adds scale * relu(loss_s - loss_{s-1}): a penalty for getting worse.")
+
+    @model_validator(mode="after")
+    def _check(self) -> "DeepSupervisionConfig":
+        if self.max_steps is None and self.minutes is None:
+            raise ValueError("set trainer.max_steps or trainer.minutes (or --max-steps / --minutes)")
+        return self
+
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        # One GPU per rank under a launcher; LOCAL_RANK is 0 otherwise.
+        return torch.device("cuda", dist.local_rank()) if torch.cuda.is_available() else torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"trainer.device={name!r} but no CUDA device is available; use 'cpu' or 'auto'")
+    return device
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """bf16 only where it is fast: CUDA, or a CPU with AMX tiles. On an AVX2-only CPU, bf16
+    matrix products measured ~6x *slower* than fp32 (docs/performance.md)."""
+    if name != "auto":
+        return name
+    if device.type == "cuda":
+        return "bf16"
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return "fp32"
+    return "bf16" if "amx_bf16" in flags else "fp32"

@@ -1,0 +1,126 @@
+"""Training metrics between two log lines, and the progress bar that shows them."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from agent_forge import distributed as dist
+
+
+class MetricsAccumulator:
+    """Training metrics summed between two log lines."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.steps = 0
+        self.loss = {}  # name -> sum
+        self.token_correct = 0.0
+        self.token_total = 0.0
+        self.seq_correct = 0.0
+        self.rows = 0
+        self.finished = 0
+        self.finished_steps = 0.0
+        self.finished_correct = 0.0
+
+    def add(self, state: Any, done: torch.Tensor) -> None:
+        self.steps += 1
+        for name, value in state.losses.items():
+            self.loss[name] = self.loss.get(name, 0.0) + float(value.detach())
+        self.token_correct += float(state.token_correct.float().sum())
+        self.token_total += state.token_correct.numel()
+        self.seq_correct += float(state.seq_correct.float().sum())
+        self.rows += state.seq_correct.numel()
+        self.finished += int(done.sum())
+        self.finished_steps += float(state.sup_steps[done].float().sum())
+        self.finished_correct += float(state.seq_correct[done].float().sum())
+
+    def flush(self, state: Any) -> dict[str, float]:
+        n = max(self.steps, 1)
+        if self.loss:
+            # Each rank summed the loss of its own rows; their mean is the global batch's loss.
+            names = sorted(self.loss)
+            sums = dist.agree([self.loss[k] for k in names], "sum")
+            self.loss = {k: v / dist.world_size() for k, v in zip(names, sums)}
+        row: dict[str, float] = {f"loss/{k}": v / n for k, v in self.loss.items()}
+        row["loss"] = sum(self.loss.values()) / n
+        row["train_token_accuracy"] = self.token_correct / max(self.token_total, 1)
+        row["train_exact_accuracy"] = self.seq_correct / max(self.rows, 1)
+        row["train_exact_at_halt"] = self.finished_correct / max(self.finished, 1)
+        row["mean_sup_steps"] = self.finished_steps / max(self.finished, 1)
+        self.reset()
+        return row
+
+    def state_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+    def load_state_dict(self, s: dict[str, Any]) -> None:
+        self.__dict__.update(s)
+
+
+@dataclass
+class LogWindow:
+    """Where the current log window started: time, step and finished examples."""
+
+    t: float
+    step: int
+    examples: int
+
+    def close(self, state: Any, batch_size: int) -> dict[str, float]:
+        """The window's metrics row (global figures, all-reduced); the next window starts now."""
+        now = time.monotonic()
+        dt = max(now - self.t, 1e-9)
+        row = state.accumulator.flush(state)
+        row.update(step=state.step, elapsed_s=round(state.elapsed_s, 2),
+                   lr=state.optimizer.param_groups[0]["lr"], grad_norm=state.grad_norm,
+                   examples_per_s=(state.examples_finished - self.examples) / dt,
+                   sup_steps_per_s=(state.step - self.step) * batch_size / dt,
+                   early_stop_rate=state.early_stop_rate, nan_skipped=state.nan_skipped,
+                   max_sup_steps=state.max_sup_steps)
+        if hasattr(state.model, "step_scale_values"):
+            row.update(state.model.step_scale_values())
+        self.t, self.step, self.examples = now, state.step, state.examples_finished
+        return row
+
+
+class ProgressBar:
+    """A rich progress bar on the shared console; silent when disabled or not a terminal."""
+
+    def __init__(self, enabled: bool, total: int | None, minutes: float | None, start_step: int) -> None:
+        from agent_forge.logging import console
+
+        self.enabled = enabled and console.is_terminal
+        self.bar = None
+        if self.enabled:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(TextColumn("[bold]train"), BarColumn(), TextColumn("{task.description}"),
+                                TimeElapsedColumn(), console=console, transient=False)
+            self.by_time = total is None
+            self.task = self.bar.add_task("", total=(minutes * 60 if self.by_time else total),
+                                          completed=0 if self.by_time else start_step)
+
+    def __enter__(self) -> "ProgressBar":
+        if self.bar:
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar:
+            self.bar.__exit__(*exc)
+
+    def advance(self, state: Any) -> None:
+        if self.bar:
+            self.bar.update(self.task, completed=state.elapsed_s if self.by_time else state.step)
+
+    def update(self, state: Any) -> None:
+        if self.bar:
+            m = state.metrics
+            self.bar.update(self.task, description=(
+                f"step {state.step} loss {m.get('loss', 0):.3f} exact {m.get('train_exact_at_halt', 0):.3f}"
+                f" steps {m.get('mean_sup_steps', 0):.1f} {m.get('examples_per_s', 0):.0f} ex/s"))

@@ -1,0 +1,92 @@
+"""The weights a run can evaluate and hand off, and the one path that evaluates them.
+
+``raw`` is the live model; callbacks may offer more (EMA offers ``ema``) through
+:meth:`~agent_forge.phases.cognate.callback.Callback.eval_weights`. :func:`evaluate_weights`
+is used both for the evaluations during training and for the final one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import torch
+from torch import nn
+
+from agent_forge import parallel
+from agent_forge.data import TaskData
+from agent_forge.phases.common.evaluation import EvalContext, run_evaluators
+from agent_forge.phases.cognate.state import TrainState
+
+
+def offered_weights(state: TrainState) -> dict[str, dict[str, torch.Tensor]]:
+    """Weights the callbacks offer for evaluation, by label."""
+    offers: dict[str, dict[str, torch.Tensor]] = {}
+    for cb in state.callbacks.values():
+        offer = getattr(cb, "eval_weights", None)
+        extra = offer(state) if offer is not None else None
+        if extra is not None:
+            label, weights = extra
+            offers[label] = weights
+    return offers
+
+
+def weight_labels(state: TrainState) -> list[str]:
+    """The weights to evaluate: ``raw`` (the live model), then any a callback offers (``ema``)."""
+    return ["raw", *offered_weights(state)]
+
+
+@contextlib.contextmanager
+def swapped_in(state: TrainState, label: str) -> Iterator[nn.Module]:
+    """The live model holding the weights called ``label`` for the duration of the block.
+
+    Offered weights are copied into the model's parameters and the live ones are put back
+    afterwards, bit for bit. Swapping in place, rather than evaluating a copy of the model,
+    works the same for a sharded (FSDP) model, which cannot be copied, and keeps the live
+    buffers (a memory bank) in use.
+    """
+    # Under FSDP, start and end with the parameters sharded (at rest): the offer is laid out
+    # like the shards, and an evaluation's forward leaves the root unit gathered.
+    parallel.reshard(state.model)
+    offered = offered_weights(state)[label] if label != "raw" else {}
+    params = dict(state.model.named_parameters())
+    unknown = sorted(set(offered) - set(params))
+    if unknown:
+        raise ValueError(f"weights {label!r} name parameters the model does not have: {unknown[:5]}")
+    with torch.no_grad():
+        live = {name: params[name].detach().clone() for name in offered}
+        for name, value in offered.items():
+            params[name].copy_(value)
+    try:
+        yield state.model
+    finally:
+        parallel.reshard(state.model)
+        with torch.no_grad():
+            for name, value in live.items():
+                params[name].copy_(value)
+
+
+@dataclass
+class WeightsEvaluation:
+    #: label -> evaluator metrics (``exact_accuracy``, ...)
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: label -> texts the evaluators produced (generated samples), where any did
+    texts: dict[str, Any] = field(default_factory=dict)
+
+    def flat(self) -> dict[str, float]:
+        """``{"raw/exact_accuracy": ..., "ema/exact_accuracy": ...}``"""
+        return {f"{label}/{k}": v for label, m in self.metrics.items() for k, v in m.items()}
+
+
+def evaluate_weights(trainer: Any, state: TrainState, task: TaskData, host: Any, evaluators: list[str],
+                     batch_size: int) -> WeightsEvaluation:
+    """Run ``evaluators`` on ``task``'s eval split with every weights label the trainer offers."""
+    result = WeightsEvaluation()
+    for label in trainer.weight_labels(state):
+        with trainer.weights(state, label) as model:
+            ctx = EvalContext(model, task, state.device, batch_size=batch_size, precision=state.precision)
+            result.metrics[label] = run_evaluators(host, evaluators, ctx)
+        if ctx.texts:
+            result.texts[label] = ctx.texts
+    return result
