@@ -61,7 +61,8 @@ def save_checkpoint(state: TrainState, ckpt_dir: Path, fingerprint: str, keep: i
     """Write ``step-<N>/`` and point ``latest.json`` at it; keep the newest ``keep`` folders.
     Every rank calls this; only rank 0 writes."""
     final = ckpt_dir / f"step-{state.step:08d}"
-    if final.exists():
+    # Rank 0's view, shared: the other ranks must take the same branch (the parts gather).
+    if dist.broadcast_object(final.exists()):
         # This step boundary is already saved (a periodic checkpoint, then an interrupt at the
         # same step): keep that whole folder rather than delete it to write the same again.
         return final
