@@ -59,7 +59,7 @@ def plot_history(path: Path, histories: list[list[dict[str, Any]]], labels: list
     import matplotlib.pyplot as plt
 
     nan = math.nan
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), sharex=True)  # gaps must not shrink a time axis
     halted_any = False
     for rows, label in zip(histories, labels):
         t = [r["elapsed_s"] / 60 for r in rows]
@@ -78,6 +78,7 @@ def plot_history(path: Path, histories: list[list[dict[str, Any]]], labels: list
             ax.text(0.5, 0.5, "no sample halted in any log window", ha="center", va="center",
                     transform=ax.transAxes, fontsize=8)
     axes[0].set_yscale("log")
+    axes[1].set_ylim(-0.02, 1.02)
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
