@@ -3,8 +3,10 @@
 Two kinds of files:
 
 * **Artifacts** (hand-off models): ``<name>.safetensors`` + ``<name>.json`` (a
-  :class:`~agent_forge.contracts.ModelArtifact`). :func:`load_artifact` verifies size and sha256
-  before reading a byte of the weights.
+  :class:`~agent_forge.contracts.ModelArtifact`). The manifest carries a digest of its own content
+  (:func:`manifest_digests`), so an edited metric, parameter count or variant is refused, naming
+  the field; :func:`load_artifact` checks that, then the weights' size and sha256, before reading a
+  byte of the weights.
 * **Training state** (resume): any nested structure of dicts, lists, tuples, tensors and JSON
   scalars (model, optimizer, scheduler, RNG and callback states). Tensors go to one safetensors
   file, the structure to a JSON skeleton that points into it. Neither format can run code when
@@ -93,21 +95,98 @@ def save_weights(path: str | Path, state: dict[str, torch.Tensor]) -> tuple[str,
     return hashlib.sha256(data).hexdigest(), len(data)
 
 
+# -- artifact manifests ----------------------------------------------------------------------
+#: The manifest fields that hold its own digests; every other top-level field is covered by them.
+DIGEST_FIELDS = ("field_sha256", "manifest_sha256")
+#: The first schema version whose manifests always carry ``manifest_sha256``.
+SEALED_SINCE = 2
+
+
+def canonical_json(data: Any) -> bytes:
+    """One byte string per JSON value: sorted keys, no whitespace, UTF-8 (floats as ``repr``)."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _digest(data: Any) -> str:
+    return hashlib.sha256(canonical_json(data)).hexdigest()
+
+
+def manifest_digests(data: dict[str, Any]) -> dict[str, Any]:
+    """The digests a manifest carries about itself, computed from its JSON content ``data``.
+
+    * ``field_sha256``: ``{field: sha256(canonical_json(value))}`` for every top-level field
+      except the two digest fields. It is the record of what was written, which is what lets a
+      reader *name* the field that was edited (``metrics``, ``parameters``, ``variant``, ...).
+    * ``manifest_sha256``: sha256 of the canonical JSON of every other field, ``field_sha256``
+      included, so an edit of the per-field digests themselves is caught too.
+
+    The digests are over the JSON values as they are on disk (not over a re-serialised model),
+    so they do not depend on how a library version prints a datetime. They catch edits and
+    damage, not forgery: whoever edits a field can recompute them (that would need a signature).
+    """
+    body = {k: v for k, v in data.items() if k not in DIGEST_FIELDS}
+    fields = {k: _digest(v) for k, v in sorted(body.items())}
+    return {"field_sha256": fields, "manifest_sha256": _digest({**body, "field_sha256": fields})}
+
+
 def write_artifact(manifest_path: str | Path, artifact_fields: dict[str, Any],
                    state: dict[str, torch.Tensor]) -> ModelArtifact:
     """Write weights next to ``manifest_path`` (same stem, ``.safetensors``) and then the manifest.
 
-    The manifest is written last, so a manifest on disk always describes complete weights.
+    The manifest is written last, so a manifest on disk always describes complete weights. It is
+    sealed with :func:`manifest_digests`; the returned artifact carries those digests.
     """
     manifest_path = Path(manifest_path)
     weights_path = manifest_path.with_suffix(".safetensors")
     sha, size = save_weights(weights_path, state)
-    artifact = ModelArtifact(weights=weights_path.name, sha256=sha, size_bytes=size, **artifact_fields)
-    atomic_write_json(manifest_path, artifact.model_dump(mode="json"))
-    return artifact
+    fields = {k: v for k, v in artifact_fields.items() if k not in DIGEST_FIELDS}
+    artifact = ModelArtifact(weights=weights_path.name, sha256=sha, size_bytes=size, **fields)
+    data = artifact.model_dump(mode="json", exclude=set(DIGEST_FIELDS))
+    data.update(manifest_digests(data))
+    atomic_write_json(manifest_path, data)
+    return ModelArtifact.model_validate(data)
+
+
+def _check_manifest_digests(path: Path, data: dict[str, Any]) -> dict[str, Any]:
+    """Refuse a manifest whose content differs from its digests; return ``data`` to validate.
+
+    A manifest without ``manifest_sha256`` is accepted only at schema_version 1 (written before
+    manifests carried digests): it loads, its weights are still checked, and ``manifest_sealed``
+    is False so ``forge inspect`` says "manifest unverified". From schema_version 2 on, a missing
+    digest means it was removed, and the manifest is refused.
+    """
+    refuse = (" Refusing to load it: restore the manifest that was written with the weights,"
+              " or re-run the phase that wrote it.")
+    version = data.get("schema_version", 1)
+    recorded = data.get("manifest_sha256")
+    if recorded is None:
+        if isinstance(version, int) and not isinstance(version, bool) and version < SEALED_SINCE:
+            return {**data, "schema_version": version}
+        raise ArtifactError(f"{path}: schema_version {version!r} manifest has no manifest_sha256; its digest was"
+                            f" removed, so its content cannot be checked.{refuse}")
+    body = {k: v for k, v in data.items() if k not in DIGEST_FIELDS}
+    fields = data.get("field_sha256")
+    if isinstance(fields, dict) and fields:
+        changes = []
+        for key in sorted(set(body) | set(fields)):
+            if key not in body:
+                changes.append(f"{key} (removed)")
+            elif key not in fields:
+                changes.append(f"{key} (added)")
+            elif fields[key] != _digest(body[key]):
+                changes.append(key)
+        if changes:
+            noun = "field" if len(changes) == 1 else "fields"
+            raise ArtifactError(f"{path}: manifest {noun} {', '.join(changes)} differ{'s' if noun == 'field' else ''}"
+                                f" from what was written (field_sha256); the manifest was edited.{refuse}")
+    if _digest({**body, "field_sha256": fields}) != recorded:
+        raise ArtifactError(f"{path}: manifest_sha256 does not match the manifest's content (its digests were"
+                            f" edited or removed); the manifest was edited.{refuse}")
+    return data
 
 
 def read_manifest(manifest_path: str | Path) -> ModelArtifact:
+    """Parse and check a manifest: schema version, its own digests (:func:`_check_manifest_digests`), fields."""
     path = Path(manifest_path)
     if path.is_dir():
         raise ArtifactError(f"{path} is a folder; pass the artifact's .json manifest inside it")
@@ -122,6 +201,9 @@ def read_manifest(manifest_path: str | Path) -> ModelArtifact:
         raise ArtifactError(
             f"{path} has schema_version {version}; this agent-forge reads up to {SCHEMA_VERSION}."
             " Upgrade agent-forge to load it.")
+    if not isinstance(data, dict):
+        raise ArtifactError(f"{path} is not an artifact manifest (expected a JSON object)")
+    data = _check_manifest_digests(path, data)
     try:
         return ModelArtifact.model_validate(data)
     except Exception as exc:
@@ -129,7 +211,11 @@ def read_manifest(manifest_path: str | Path) -> ModelArtifact:
 
 
 def verify_artifact(manifest_path: str | Path) -> tuple[ModelArtifact, Path]:
-    """Check the weights file's size and sha256 against the manifest; return both."""
+    """Check the manifest's own digests, then the weights file's size and sha256; return both.
+
+    A schema-1 manifest (no digests) is accepted with ``artifact.manifest_sealed`` False and a
+    warning logged: its weights are verified, its other fields are not.
+    """
     manifest_path = Path(manifest_path)
     artifact = read_manifest(manifest_path)
     weights = (manifest_path.parent / artifact.weights).resolve()
@@ -147,6 +233,12 @@ def verify_artifact(manifest_path: str | Path) -> tuple[ModelArtifact, Path]:
         raise ArtifactError(
             f"{weights}: sha256 {digest} does not match the manifest's {artifact.sha256};"
             " the file was modified or corrupted. Refusing to load it.")
+    if not artifact.manifest_sealed:
+        from agent_forge.logging import get_logger
+
+        get_logger().warning("artifact.manifest_unverified", manifest=str(manifest_path),
+                             schema_version=artifact.schema_version,
+                             reason="written before manifests carried a digest; only its weights were verified")
     return artifact, weights
 
 

@@ -74,20 +74,36 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="Machine-readable
 
 def inspect(path: Path = typer.Argument(..., help="An artifact manifest (.json)."),
             as_json: bool = typer.Option(False, "--json")) -> None:
-    """Show an artifact's manifest after verifying its weights (size and sha256)."""
+    """Show an artifact's manifest after verifying it (its own digest) and its weights (size, sha256).
+
+    An edited manifest or weights file is refused (exit 2). A schema-1 manifest, written before
+    manifests carried a digest, is shown as "manifest unverified": only its weights were checked.
+    ``--json`` says ``verified`` (both), ``manifest_verified`` and ``weights_verified``.
+    """
     from agent_forge.checkpoint import verify_artifact
+    from agent_forge.formatting import format_number
 
     artifact, weights = verify_artifact(path)
     data = artifact.model_dump(mode="json")
+    sealed = artifact.manifest_sealed
     if as_json:
-        emit_json({"verified": True, "weights_path": str(weights), **data})
+        emit_json({"verified": sealed, "manifest_verified": sealed, "weights_verified": True,
+                   "weights_path": str(weights), **data})
         return
-    console.print(f"[green]verified[/green] {weights} ({artifact.size_bytes:,} bytes, sha256 {artifact.sha256[:16]}…)")
+    if sealed:
+        console.print(f"[green]verified[/green] manifest {path} (sha256 {artifact.manifest_sha256[:16]}…)")
+    else:
+        console.print(f"[yellow]manifest unverified[/yellow] {path}: schema_version {artifact.schema_version},"
+                      " written before manifests carried a digest; the fields below are as found, not checked")
+    console.print(f"[green]verified[/green] weights {weights} ({format_number(artifact.size_bytes, 'count')} bytes,"
+                  f" sha256 {artifact.sha256[:16]}…)")
     for key in ("id", "phase", "variant", "architecture", "parameters", "weights_kind", "step", "seed", "created_at"):
-        console.print(f"{key:>14}: {data[key]}")
+        value = data[key]
+        shown = format_number(value, "count") if key in ("parameters", "step", "seed") else ("-" if value is None else value)
+        console.print(f"{key:>14}: {shown}")
     console.print(f"{'task':>14}: {artifact.task.name} (vocab {artifact.task.vocab_size}, seq {artifact.task.seq_len})")
     for key, value in artifact.metrics.items():
-        console.print(f"{key:>14}: {value:.4f}")
+        console.print(f"{key:>14}: {format_number(value, 'auto', key=key)}")
 
 
 # -- run -------------------------------------------------------------------------------------

@@ -13,8 +13,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-#: Bumped when a field is removed or changes meaning; loaders refuse a newer major.
-SCHEMA_VERSION = 1
+#: Bumped when a field is added, removed or changes meaning; loaders refuse a newer version.
+#: 2: artifact manifests carry ``field_sha256`` and ``manifest_sha256`` (see
+#: :func:`agent_forge.checkpoint.manifest_digests`); version 1 manifests have neither.
+SCHEMA_VERSION = 2
 
 
 class Contract(BaseModel):
@@ -77,6 +79,17 @@ class ModelArtifact(Contract):
     created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
     versions: VersionInfo
     parents: tuple[str, ...] = ()
+    #: sha256 of each other top-level field's canonical JSON, so a reader can name an edited field.
+    #: Written by :func:`agent_forge.checkpoint.write_artifact`; empty in a manifest not yet written.
+    field_sha256: dict[str, str] = Field(default_factory=dict)
+    #: sha256 of the canonical JSON of every other field (``field_sha256`` included). None in a
+    #: manifest not yet written, and in schema-1 manifests (written before manifest digests).
+    manifest_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+
+    @property
+    def manifest_sealed(self) -> bool:
+        """True when the manifest carries its own digest (checked by ``read_manifest``)."""
+        return self.manifest_sha256 is not None
 
 
 class ArtifactRef(Contract):

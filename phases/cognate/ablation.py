@@ -7,7 +7,13 @@ Fairness rules, enforced here rather than trusted to the variants:
 * one optimizer setting (lr, batch, weight decay, warm-up) for every arm, taken from the first
   arm's trainer section; only the architecture and its callbacks differ;
 * the same ``--minutes`` budget per run, with no step limit, so faster arms get more steps;
-* seeds 0..K-1 for every arm; results are mean ± std over seeds.
+* seeds 0..K-1 for every arm; results are mean ± std over seeds (with one seed the spread is
+  "n/a (1 seed)", not 0).
+
+``ablation.md`` shows the settings the runs actually used, read back from every run's resolved
+``config.json`` (so ``--set`` values, not the preset's): the ones every arm shared, and per arm
+the ones that differ. Numbers go through :func:`agent_forge.formatting.format_number`; a value
+that was not measured is "n/a", never ``nan``.
 
 Nothing here is expected to win: ``ablation.md`` says which arm scored highest, by how much, and
 whether the gap is larger than the seed-to-seed spread.
@@ -15,12 +21,15 @@ whether the gap is larger than the seed-to-seed spread.
 
 from __future__ import annotations
 
+import json
+import math
 import statistics
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from agent_forge.checkpoint import atomic_write_bytes, atomic_write_json
+from agent_forge.formatting import format_number, format_spread
 from agent_forge.plugin_host import PluginHost
 from agent_forge.runner import PhaseRunner, RunOptions
 
@@ -46,47 +55,109 @@ def run_ablation(host: PluginHost, arms: list[str], *, task: str | None, seeds: 
     common = [f"task={_flow(task_section)}", "trainer.max_steps=null", f"trainer.minutes={minutes}"]
     common += [f"trainer.{k}={_flow(v)}" for k, v in shared.items()]
     runner = PhaseRunner(host)
-    rows: dict[str, list[dict[str, float]]] = {}
+    rows: dict[str, list[dict[str, float | None]]] = {}
+    configs: dict[str, list[dict[str, Any]]] = {}
     for arm in arms:
         for seed in range(seeds):
             result = runner.run("cognate", RunOptions(variant=arm, seed=seed, overrides=tuple(common + overrides),
                                                       progress=progress), run_dir=out / arm / f"seed-{seed}")
-            m = dict(result.metrics)
+            m: dict[str, float | None] = {k: _finite(v) for k, v in result.metrics.items()}
             history = result.details["models"][0]["history"]
-            m["final_loss"] = history[-1]["loss"] if history else float("nan")
+            m["final_loss"] = _finite(history[-1]["loss"]) if history else None
             m["effective_depth"] = _effective_depth(host, result.run_dir)
             rows.setdefault(arm, []).append(m)
-    summary = {arm: {k: _mean_std([r[k] for r in runs if k in r]) for k in REPORTED} for arm, runs in rows.items()}
+            configs.setdefault(arm, []).append(json.loads((result.run_dir / "config.json").read_text())["config"])
+    summary = {arm: {k: _mean_std([r.get(k) for r in runs]) for k in REPORTED} for arm, runs in rows.items()}
     verdict = _verdict(summary)
     data = {"arms": arms, "task": task_section, "seeds": seeds, "minutes": minutes, "shared_trainer": shared,
-            "overrides": overrides, "summary": summary, "runs": rows, "verdict": verdict, "out": str(out)}
+            "overrides": overrides, "settings": _settings(configs), "summary": summary, "runs": rows,
+            "verdict": verdict, "out": str(out)}
     atomic_write_json(out / "ablation.json", data)
     _plot(out / "ablation.png", out, arms, seeds)
     atomic_write_bytes(out / "ablation.md", _markdown(data).encode())
     return data
 
 
-def _effective_depth(host: PluginHost, run_dir: Path) -> float:
-    """From the run's resolved config, through the architecture's own config model."""
-    import json
+#: Config keys that differ between runs by design and are reported elsewhere (seeds 0..K-1).
+_PER_RUN_KEYS = ("seed", "models")
+_UNSET = "(not set)"
 
+
+def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(_flatten(value, name + "."))
+        elif isinstance(value, dict) and not prefix:
+            continue  # an empty section (no callbacks): its settings show as "(not set)"
+        else:
+            out[name] = value
+    return out
+
+
+def _settings(configs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """What the runs ran with, from their resolved configs (dotted keys, ``seed`` left out).
+
+    ``shared``: ``{setting: value}`` for settings with one value in every run of every arm.
+    ``per_arm``: ``{setting: {arm: value}}`` for the others; an arm whose seeds ran with
+    different values has ``{"per_seed": [value, ...]}``; an arm without the setting has "(not set)".
+    """
+    flat = {arm: [_flatten({k: v for k, v in c.items() if k not in _PER_RUN_KEYS}) for c in runs]
+            for arm, runs in configs.items()}
+    keys = sorted({k for runs in flat.values() for c in runs for k in c})
+    shared: dict[str, Any] = {}
+    per_arm: dict[str, dict[str, Any]] = {}
+    for key in keys:
+        by_arm: dict[str, Any] = {}
+        for arm, runs in flat.items():
+            values = [c.get(key, _UNSET) for c in runs]
+            same = len({json.dumps(v, sort_keys=True) for v in values}) == 1
+            by_arm[arm] = values[0] if same else {"per_seed": values}
+        if len({json.dumps(v, sort_keys=True) for v in by_arm.values()}) == 1 and not any(
+                isinstance(v, dict) and "per_seed" in v for v in by_arm.values()):
+            shared[key] = next(iter(by_arm.values()))
+        else:
+            per_arm[key] = by_arm
+    return {"shared": shared, "per_arm": per_arm}
+
+
+def _setting_text(value: Any) -> str:
+    if isinstance(value, dict) and "per_seed" in value:
+        return " / ".join(f"seed {i}: {_setting_text(v)}" for i, v in enumerate(value["per_seed"]))
+    if value == _UNSET:
+        return value
+    return f"`{value}`" if isinstance(value, str) else f"`{json.dumps(value)}`"
+
+
+def _finite(value: Any) -> float | None:
+    """A metric as a float, or None when it is missing or not a number (NaN, inf)."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _effective_depth(host: PluginHost, run_dir: Path) -> float | None:
+    """From the run's resolved config, through the architecture's own config model; None if it has none."""
     model = dict(json.loads((run_dir / "config.json").read_text())["config"]["model"])
     reg = host.get("architecture", model.pop("architecture"))
     cfg = reg.config(**model) if reg.config is not None else None
     depth = getattr(cfg, "effective_depth", None)
-    return float(depth()) if callable(depth) else float("nan")
+    return float(depth()) if callable(depth) else None
 
 
 def _flow(value: Any) -> str:
-    import json
-
     return json.dumps(value)
 
 
-def _mean_std(values: list[float]) -> dict[str, float] | None:
+def _mean_std(values: list[float | None]) -> dict[str, Any] | None:
+    """Mean, std and n over the measured values (None and NaN are not measurements);
+    ``std`` is None with one value: one seed says nothing about the spread."""
+    values = [v for v in values if v is not None and math.isfinite(v)]
     if not values:
         return None
-    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+    return {"mean": statistics.fmean(values), "std": statistics.stdev(values) if len(values) > 1 else None,
             "n": float(len(values))}
 
 
@@ -97,31 +168,59 @@ def _verdict(summary: dict[str, dict[str, Any]]) -> str:
     scored.sort(key=lambda x: -x[1]["mean"])
     (best, b), (second, c) = scored[0], scored[1]
     gap = b["mean"] - c["mean"]
-    spread = max(b["std"], c["std"])
+
+    def acc(v: float) -> str:
+        return format_number(v, "fraction")
+
     if gap == 0:
-        return f"{best} and {second} tie on exact accuracy ({b['mean']:.4f})"
+        return f"{best} and {second} tie on exact accuracy ({acc(b['mean'])})"
+    head = (f"{best} has the highest exact accuracy ({format_spread(b['mean'], b['std'], int(b['n']), 'fraction')}),"
+            f" {acc(gap)} above {second}")
+    if b["std"] is None or c["std"] is None:
+        return (f"{head}; the seed-to-seed spread is n/a (1 seed), so whether the gap is more than seed"
+                " noise cannot be told: run more seeds (--seeds)")
+    spread = max(b["std"], c["std"])
     judged = "larger" if gap > 2 * spread else "not larger"
-    return (f"{best} has the highest exact accuracy ({b['mean']:.4f} ± {b['std']:.4f}), {gap:.4f} above {second};"
-            f" the gap is {judged} than twice the seed-to-seed spread ({spread:.4f})")
+    return f"{head}; the gap is {judged} than twice the seed-to-seed spread ({acc(spread)})"
+
+
+RESULT_COLUMNS = ("exact_accuracy", "raw/exact_accuracy", "ema/exact_accuracy", "token_accuracy", "final_loss",
+                  "parameters", "effective_depth", "steps", "train_seconds", "mean_sup_steps", "early_stop_rate")
 
 
 def _markdown(data: dict[str, Any]) -> str:
-    cols = ("exact_accuracy", "raw/exact_accuracy", "ema/exact_accuracy", "token_accuracy", "final_loss",
-            "parameters", "effective_depth", "steps", "train_seconds", "mean_sup_steps", "early_stop_rate")
+    cols = RESULT_COLUMNS
+    seeds = data["seeds"]
+    settings = data["settings"]
+    spread = ("Values are mean ± std over seeds." if seeds > 1 else
+              "One seed per arm: values are single runs and the seed-to-seed spread is n/a (1 seed).")
     lines = [f"# Ablation: {', '.join(data['arms'])}", "",
-             f"Task `{data['task']}`, {data['seeds']} seed(s) per arm, {data['minutes']} min per run, shared"
-             f" optimizer settings `{data['shared_trainer']}`. Values are mean ± std over seeds.", "",
-             "| arm | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+             f"Task `{data['task'].get('name', data['task'])}`, {seeds} seed{'s' if seeds != 1 else ''} per arm"
+             f" (seeds {', '.join(str(i) for i in range(seeds))}), a wall-clock budget of"
+             f" {format_number(data['minutes'] * 60, 'seconds')} per run. The settings below are read back from"
+             " every run's resolved `config.json` (`--set` values included).", ""]
+    lines += ["## Settings every arm ran with", "", "| setting | value |", "|---|---|"]
+    lines += [f"| `{key}` | {_setting_text(value)} |" for key, value in settings["shared"].items()]
+    lines.append("")
+    if settings["per_arm"]:
+        lines += ["## Settings that differ between arms", "", "| setting | " + " | ".join(data["arms"]) + " |",
+                  "|---|" + "---|" * len(data["arms"])]
+        for key, by_arm in settings["per_arm"].items():
+            lines.append(f"| `{key}` | " + " | ".join(_setting_text(by_arm.get(arm, _UNSET)) for arm in data["arms"])
+                         + " |")
+        lines += ["", f"{_UNSET}: the arm's config has no such setting (a callback that is off, a field its"
+                  " architecture does not have).", ""]
+    lines += ["## Results", "", spread + " n/a: not measured.", "",
+              "| arm | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
     for arm, s in data["summary"].items():
-        cells = [f"{s[c]['mean']:.4g} ± {s[c]['std']:.2g}" if s.get(c) else "-" for c in cols]
+        cells = [format_spread(s[c]["mean"], s[c]["std"], int(s[c]["n"]), "auto", key=c) if s.get(c) else "n/a"
+                 for c in cols]
         lines.append(f"| {arm} | " + " | ".join(cells) + " |")
     lines += ["", f"**Verdict:** {data['verdict']}.", "", "![eval accuracy over time](ablation.png)", ""]
     return "\n".join(lines)
 
 
 def _plot(path: Path, out: Path, arms: list[str], seeds: int) -> None:
-    import json
-
     import matplotlib
 
     matplotlib.use("Agg")

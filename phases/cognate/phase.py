@@ -31,7 +31,7 @@ from agent_forge.checkpoint import atomic_write_json, sha256_json, verify_artifa
 from agent_forge.config import check_sections, validate
 from agent_forge.contracts import ArtifactRef, PhaseResult, TaskSpec, VersionInfo
 from agent_forge.errors import ConfigError
-from agent_forge.phases.cognate.report import write_report
+from agent_forge.phases.cognate.report import last_at_halt, write_report
 from agent_forge.phases.cognate.trainer import FitContext, Trainer
 from agent_forge.phases.cognate.training_config import resolve_device
 from agent_forge.phases.cognate.weights import evaluate_weights
@@ -266,8 +266,12 @@ class CognatePhase(Phase):
         metrics.update({k: v for k, v in finals[chosen].items()})
         metrics.update(parameters=float(params), steps=float(state.step), train_seconds=state.elapsed_s,
                        examples_seen=float(state.examples_started), early_stop_rate=state.early_stop_rate,
-                       nan_skipped=float(state.nan_skipped),
-                       mean_sup_steps=float(state.history[-1]["mean_sup_steps"]) if state.history else float(state.n_sup))
+                       nan_skipped=float(state.nan_skipped))
+        # From the last log window in which some sample halted (a window where none did logs 0);
+        # absent when none did.
+        sup_steps = last_at_halt(state.history) if state.history else float(state.n_sup)
+        if sup_steps is not None:
+            metrics["mean_sup_steps"] = sup_steps
         log.info("model.evaluated", chosen=chosen, **{k: round(v, 4) for k, v in metrics.items()
                                                       if k.endswith(("exact_accuracy", "token_accuracy"))})
         summary = {"index": index, "seed": seed, "chosen_weights": chosen, "metrics": metrics, "status": fit.status,

@@ -1,4 +1,5 @@
 import json
+import re
 
 from agent_forge.phases.cognate.ablation import run_ablation
 
@@ -27,3 +28,23 @@ def test_ablation_runs_every_arm_on_the_same_data_and_budget(tmp_path, host):
     for name in ("ablation.json", "ablation.md", "ablation.png"):
         assert (tmp_path / "abl" / name).exists()
     assert "Verdict" in (tmp_path / "abl" / "ablation.md").read_text()
+
+
+def test_ablation_report_shows_the_settings_the_runs_used(tmp_path, host):
+    """The header reads each run's resolved config (--set values, not the preset's); one seed has no spread."""
+    out = tmp_path / "abl"
+    summary = run_ablation(host, ["baseline", "trm_tiny"], task="sudoku4", seeds=1, minutes=0.01,
+                           overrides=SMALL + ["trainer.eval_samples=16"], out=out, progress=False)
+    text = (out / "ablation.md").read_text()
+    settings = text.split("## Results")[0]
+    assert "| `trainer.batch_size` | `16` |" in settings and "| `trainer.eval_samples` | `16` |" in settings
+    assert "128" not in settings and "200" not in settings  # the presets' batch_size and eval_samples
+    # Settings the arms do not share are shown per arm.
+    assert "| `model.architecture` | `transformer` | `trm` |" in text
+    assert not re.search(r"\bnan\b", text, re.IGNORECASE) and "± 0 " not in text and "± 0 |" not in text
+    assert "n/a (1 seed)" in text and "e+0" not in text
+    params = int(summary["runs"]["trm_tiny"][0]["parameters"])
+    assert f"{params:,} ± n/a (1 seed)" in text
+    assert summary["summary"]["trm_tiny"]["exact_accuracy"]["std"] is None
+    assert "NaN" not in (out / "ablation.json").read_text()
+    assert summary["settings"]["shared"]["trainer.batch_size"] == 16
