@@ -51,8 +51,12 @@ class MetricsAccumulator:
         row["loss"] = sum(self.loss.values()) / n
         row["train_token_accuracy"] = self.token_correct / max(self.token_total, 1)
         row["train_exact_accuracy"] = self.seq_correct / max(self.rows, 1)
-        row["train_exact_at_halt"] = self.finished_correct / max(self.finished, 1)
-        row["mean_sup_steps"] = self.finished_steps / max(self.finished, 1)
+        row["finished"] = float(self.finished)
+        if self.finished:
+            # Averages over the samples that halted in this window; a window where none did has
+            # none (not 0: no sample halts after 0 supervision steps).
+            row["train_exact_at_halt"] = self.finished_correct / self.finished
+            row["mean_sup_steps"] = self.finished_steps / self.finished
         self.reset()
         return row
 
@@ -122,5 +126,10 @@ class ProgressBar:
         if self.bar:
             m = state.metrics
             self.bar.update(self.task, description=(
-                f"step {state.step} loss {m.get('loss', 0):.3f} exact {m.get('train_exact_at_halt', 0):.3f}"
-                f" steps {m.get('mean_sup_steps', 0):.1f} {m.get('examples_per_s', 0):.0f} ex/s"))
+                f"step {state.step} loss {m.get('loss', 0):.3f} exact {_or_dash(m, 'train_exact_at_halt', '.3f')}"
+                f" steps {_or_dash(m, 'mean_sup_steps', '.1f')} {m.get('examples_per_s', 0):.0f} ex/s"))
+
+
+def _or_dash(row: dict[str, float], key: str, spec: str) -> str:
+    """A metric of a window where no sample halted is absent: show "-" rather than a fake 0."""
+    return format(row[key], spec) if key in row else "-"
