@@ -84,6 +84,19 @@ def forge_register_callbacks(register: Register) -> None:
 
 
 @hookspec
+def forge_register_loggers(register: Register) -> None:
+    """Register metrics loggers (TensorBoard, W&B, MLflow, files, ...).
+
+    Call ``register(name, build, config=ConfigModel | None, description="")``.
+    ``build(config, run_dir)`` returns an :class:`agent_forge.loggers.Logger` (subclass it and
+    override ``start(config, resume_step=)``, ``log_metrics(kind, step, metrics)``,
+    ``log_image(tag, path, step)``, ``finish(status)``). A run selects loggers with
+    ``--logger a,b`` or its config's ``loggers`` section; only rank 0 of a multi-process run
+    logs, and a logger that raises is dropped with a warning while the run goes on.
+    """
+
+
+@hookspec
 def forge_register_variants(register: Register) -> None:
     """Register variants: named, complete phase configs.
 
@@ -149,6 +162,7 @@ REGISTRATION_HOOKS: dict[str, str] = {
     "forge_register_trainers": "trainer",
     "forge_register_evaluators": "evaluator",
     "forge_register_callbacks": "callback",
+    "forge_register_loggers": "logger",
     "forge_register_variants": "variant",
     "forge_register_phases": "phase",
 }

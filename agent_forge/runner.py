@@ -51,6 +51,8 @@ class RunOptions(StrictModel):
     resume: bool = False
     models: int | None = Field(default=None, ge=1)
     progress: bool = True
+    #: Metrics loggers by name (``--logger tensorboard,jsonl``); None keeps the config's.
+    loggers: tuple[str, ...] | None = None
 
 
 @dataclass

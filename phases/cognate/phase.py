@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -31,6 +31,7 @@ from agent_forge.checkpoint import atomic_write_json, sha256_json, verify_artifa
 from agent_forge.config import check_sections, validate
 from agent_forge.contracts import ArtifactRef, PhaseResult, TaskSpec, VersionInfo
 from agent_forge.errors import ConfigError
+from agent_forge.loggers import LoggerSet
 from agent_forge.phases.cognate.report import last_at_halt, write_report
 from agent_forge.phases.cognate.trainer import FitContext, Trainer
 from agent_forge.phases.cognate.training_config import resolve_device
@@ -43,6 +44,7 @@ SECTIONS = {
     "trainer": "trainer name + its fields", "callbacks": "{name: fields} of enabled callbacks",
     "evaluators": "list of evaluator names", "seed": "training seed", "data_seed": "data generation seed",
     "models": "how many base models to train",
+    "loggers": "{name: fields} of metrics loggers (default: jsonl)",
 }
 
 
@@ -61,6 +63,7 @@ class CognateConfig:
     seed: int
     data_seed: int
     models: int = 1
+    loggers: dict[str, BaseModel | None] = field(default_factory=lambda: {"jsonl": None})
 
     def model_dump(self, mode: str = "json") -> dict[str, Any]:
         return {
@@ -72,6 +75,7 @@ class CognateConfig:
             "seed": self.seed,
             "data_seed": self.data_seed,
             "models": self.models,
+            "loggers": {k: v.model_dump(mode=mode) if v is not None else {} for k, v in self.loggers.items()},
         }
 
 
@@ -99,19 +103,8 @@ def validate_cognate(host: PluginHost, raw: dict[str, Any]) -> CognateConfig:
     if "name" in getattr(trainer_reg.config, "model_fields", {}):
         trainer_raw["name"] = trainer_name
     trainer_cfg = validate(trainer_reg.config, trainer_raw, "trainer")
-    callbacks_raw = raw.get("callbacks") or {}
-    if not isinstance(callbacks_raw, dict):
-        raise ConfigError(f"callbacks: expected a mapping of callback name to its fields, got {callbacks_raw!r}")
-    callbacks = {}
-    for name, fields in callbacks_raw.items():
-        reg = host.get("callback", name)
-        fields = {} if fields is True or fields is None else fields
-        if reg.config is None:  # a callback without settings
-            if fields:
-                raise ConfigError(f"callbacks.{name}: takes no settings, got {fields!r}")
-            callbacks[name] = None
-        else:
-            callbacks[name] = validate(reg.config, fields, f"callbacks.{name}")
+    callbacks = _plugin_section(host, raw, "callbacks", "callback", {})
+    loggers = _plugin_section(host, raw, "loggers", "logger", {"jsonl": {}})
     evaluators = list(raw.get("evaluators") or ["exact", "token"])
     for name in evaluators:
         host.get("evaluator", name)
@@ -123,7 +116,29 @@ def validate_cognate(host: PluginHost, raw: dict[str, Any]) -> CognateConfig:
     if not isinstance(models, int) or isinstance(models, bool) or models < 1:
         raise ConfigError(f"models: expected an integer >= 1 (how many base models to train), got {models!r}")
     return CognateConfig(arch, model_cfg, task_name, task_cfg, trainer_name, trainer_cfg, callbacks,
-                         evaluators, seed, data_seed, models)
+                         evaluators, seed, data_seed, models, loggers)
+
+
+def _plugin_section(host: PluginHost, raw: dict[str, Any], section: str, kind: str,
+                    default: dict[str, Any]) -> dict[str, BaseModel | None]:
+    """``{name: fields}`` of enabled plugins of ``kind`` (callbacks, loggers), each validated by
+    its own config model; ``{}``/``true``/``null`` fields mean its defaults."""
+    given = raw.get(section, default)
+    if given is None:
+        given = {}
+    if not isinstance(given, dict):
+        raise ConfigError(f"{section}: expected a mapping of {kind} name to its fields, got {given!r}")
+    out: dict[str, BaseModel | None] = {}
+    for name, fields in given.items():
+        reg = host.get(kind, name)
+        fields = {} if fields is True or fields is None else fields
+        if reg.config is None:  # a plugin without settings
+            if fields:
+                raise ConfigError(f"{section}.{name}: takes no settings, got {fields!r}")
+            out[name] = None
+        else:
+            out[name] = validate(reg.config, fields, f"{section}.{name}")
+    return out
 
 
 def task_spec_for(host: PluginHost, cfg: CognateConfig) -> TaskSpec:
@@ -184,6 +199,9 @@ class CognatePhase(Phase):
             raw["seed"] = options.seed
         if options.models is not None:
             raw["models"] = options.models
+        if options.loggers is not None:
+            chosen = dict(raw.get("loggers") or {})
+            raw["loggers"] = {name: chosen.get(name, {}) for name in options.loggers}
         budget = {"max_steps": options.max_steps, "minutes": options.minutes,
                   "checkpoint_every": options.checkpoint_every}
         if any(v is not None for v in budget.values()):
@@ -213,10 +231,14 @@ class CognatePhase(Phase):
         per_model: list[dict[str, Any]] = []
         statuses = []
         messages = []
+        model_loggers: list[LoggerSet] = []
         for i in range(n_models):
             seed = cfg.seed + i
             model_dir = ctx.run_dir if n_models == 1 else ctx.run_dir / f"model-{i}"
-            ref, summary, status, message = self._train_one(ctx, cfg, task_data, seed, model_dir, i)
+            loggers = LoggerSet({name: self.host.get("logger", name).obj(c, model_dir)
+                                 for name, c in cfg.loggers.items()}, enabled=distributed.is_main())
+            model_loggers.append(loggers)
+            ref, summary, status, message = self._train_one(ctx, cfg, task_data, seed, model_dir, i, loggers)
             statuses.append(status)
             messages.append(message)
             per_model.append(summary)
@@ -227,13 +249,18 @@ class CognatePhase(Phase):
         metrics = _mean_metrics([m["metrics"] for m in per_model])
         report = (write_report(ctx.run_dir, cfg, per_model, ctx.variant) if distributed.is_main()
                   else ctx.run_dir / "report.md")
+        plot = ctx.run_dir / "training.png"
+        for loggers, summary, status_i in zip(model_loggers, per_model, statuses):
+            if plot.exists():
+                loggers.log_image("report/training", plot, int(summary["metrics"].get("steps", 0)))
+            loggers.finish(status_i)
         return PhaseResult(phase=self.name, status=status, artifacts=tuple(artifacts), metrics=metrics,
                            run_dir=ctx.run_dir.resolve(), duration_s=time.monotonic() - start,
                            report_path=report.resolve(), message="; ".join(sorted(set(messages))),
                            details={"models": per_model, "variant": ctx.variant})
 
     def _train_one(self, ctx: PhaseContext, cfg: CognateConfig, task_data: Any, seed: int, model_dir: Path,
-                   index: int) -> tuple[ArtifactRef | None, dict[str, Any], str, str]:
+                   index: int, loggers: LoggerSet) -> tuple[ArtifactRef | None, dict[str, Any], str, str]:
         model_dir.mkdir(parents=True, exist_ok=True)
         model = build_model(self.host, cfg, task_data.spec, seed)
         params = count_parameters(model)
@@ -245,7 +272,8 @@ class CognatePhase(Phase):
         fit = trainer.fit(FitContext(model=model, task=task_data, run_dir=model_dir, seed=seed, callbacks=callbacks,
                                      host=self.host, evaluators=cfg.evaluators, resume=ctx.options.resume,
                                      progress=ctx.options.progress, log=log,
-                                     config_fingerprint=sha256_json(_fingerprint_config(cfg))))
+                                     config_fingerprint=sha256_json(_fingerprint_config(cfg)),
+                                     loggers=loggers, config=cfg.model_dump()))
         state = fit.state
         # Final evaluation on the whole held-out split: raw weights, and EMA when present.
         final = evaluate_weights(trainer, state, task_data, self.host, cfg.evaluators, cfg.trainer.eval_batch_size)
@@ -267,11 +295,11 @@ class CognatePhase(Phase):
         metrics.update(parameters=float(params), steps=float(state.step), train_seconds=state.elapsed_s,
                        examples_seen=float(state.examples_started), early_stop_rate=state.early_stop_rate,
                        nan_skipped=float(state.nan_skipped))
-        # From the last log window in which some sample halted (a window where none did logs 0);
-        # absent when none did.
+        # From the last log window in which some sample halted; absent when none did.
         sup_steps = last_at_halt(state.history) if state.history else float(state.n_sup)
         if sup_steps is not None:
             metrics["mean_sup_steps"] = sup_steps
+        loggers.log_metrics("final", state.step, metrics)
         log.info("model.evaluated", chosen=chosen, **{k: round(v, 4) for k, v in metrics.items()
                                                       if k.endswith(("exact_accuracy", "token_accuracy"))})
         summary = {"index": index, "seed": seed, "chosen_weights": chosen, "metrics": metrics, "status": fit.status,
@@ -307,8 +335,9 @@ RESUMABLE_TRAINER_FIELDS = ("max_steps", "minutes", "checkpoint_every", "log_eve
 
 
 def _without_budget(data: dict[str, Any]) -> dict[str, Any]:
-    """The config minus the fields a resume may change (budgets and logging cadence)."""
+    """The config minus the fields a resume may change (budgets, logging cadence, loggers)."""
     data = {**data, "trainer": dict(data.get("trainer") or {})}
+    data.pop("loggers", None)
     for key in RESUMABLE_TRAINER_FIELDS:
         data["trainer"].pop(key, None)
     return data

@@ -38,12 +38,12 @@ from agent_forge import parallel
 from agent_forge.data import TaskData
 from agent_forge.errors import ConfigError, RunInterrupted
 from agent_forge.events import Event
+from agent_forge.loggers import Logger
 from agent_forge.models.protocol import RecursiveModel, merge_carry
 from agent_forge.phases.common.evaluation import autocast
 from agent_forge.phases.cognate import checkpointing
 from agent_forge.phases.cognate.interrupts import Interrupts
 from agent_forge.phases.cognate.losses import compute_task_loss
-from agent_forge.phases.cognate.metrics_log import MetricsLog
 from agent_forge.phases.cognate.schedule import DataStream, lr_factor
 from agent_forge.phases.cognate.state import TrainState
 from agent_forge.phases.cognate.training_config import DeepSupervisionConfig, resolve_device, resolve_precision
@@ -67,6 +67,12 @@ class FitContext:
     log: Any = None
     #: Identifies the run's config; a resume with another is refused.
     config_fingerprint: str = ""
+    #: Where metrics rows go (a LoggerSet of the run's loggers; rank 0 only). The trainer calls
+    #: ``start`` (after a resume is loaded) and, if training raises, ``finish``; the phase
+    #: logs the final evaluation and calls ``finish`` on success.
+    loggers: Logger = field(default_factory=Logger)
+    #: The resolved config, for the loggers.
+    config: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -255,14 +261,13 @@ class DeepSupervisionTrainer:
         cfg = self.cfg
         state = self._state(ctx)
         ckpt_dir = ctx.run_dir / "checkpoints"
-        metrics_log = MetricsLog(ctx.run_dir / "metrics.jsonl", enabled=dist.is_main())
+        resumed_at: int | None = None
         if ctx.resume:
             latest = checkpointing.resume_from_newest_intact(state, ckpt_dir, ctx.config_fingerprint, ctx.log)
-            metrics_log.truncate_after(state.step)
+            resumed_at = state.step
             if ctx.log:
                 ctx.log.info("resume", step=state.step, checkpoint=str(latest))
-        else:
-            metrics_log.reset()
+        ctx.loggers.start(ctx.config, resume_step=resumed_at)
         if cfg.compile:
             state.model.forward = torch.compile(state.model.forward)  # type: ignore[method-assign]
         self._fire(state, Event.FIT_START)
@@ -288,21 +293,23 @@ class DeepSupervisionTrainer:
                     if not stepped:
                         continue
                     if state.step % cfg.log_every == 0:
-                        self._log(state, window, metrics_log)
+                        self._log(state, window, ctx.loggers)
                         progress.update(state)
                     if cfg.eval_every and state.step % cfg.eval_every == 0:
-                        self.evaluate_during_training(state, ctx, metrics_log)
+                        self.evaluate_during_training(state, ctx)
                     if cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0:
                         self._save(state, ckpt_dir, ctx)
                     progress.advance(state)
                 if stop_signal is not None:
                     self._stop_on_interrupt(state, ckpt_dir, ctx, signal.Signals(stop_signal).name)
         except RunInterrupted:
+            ctx.loggers.finish("interrupted")
             raise
         except BaseException as exc:
             state.should_stop, state.failed = True, True
             state.stop_reason = state.stop_reason or f"{type(exc).__name__}: {exc}"
             self._fire_exception(state, exc)
+            ctx.loggers.finish("interrupted" if isinstance(exc, (RunInterrupted, KeyboardInterrupt)) else "failed")
             raise
         self._fire(state, Event.FIT_END)
         if cfg.checkpoint_every and not state.failed:
@@ -328,20 +335,19 @@ class DeepSupervisionTrainer:
             state.should_stop, state.stop_reason = True, "time_budget"
         return state.should_stop
 
-    def _log(self, state: TrainState, window: LogWindow, metrics_log: MetricsLog) -> None:
+    def _log(self, state: TrainState, window: LogWindow, loggers: Logger) -> None:
         state.metrics = window.close(state, self.cfg.batch_size)
         self._fire(state, Event.LOG)
-        metrics_log.write({"kind": "train", **state.metrics})
+        loggers.log_metrics("train", state.step, state.metrics)
         state.history.append(dict(state.metrics))
 
-    def evaluate_during_training(self, state: TrainState, ctx: FitContext, metrics_log: MetricsLog) -> None:
+    def evaluate_during_training(self, state: TrainState, ctx: FitContext) -> None:
         n = min(self.cfg.eval_samples, len(state.task.eval))
         sub = TaskData(spec=state.task.spec, train=state.task.train, eval=state.task.eval.subset(slice(0, n)))
         result = evaluate_weights(self, state, sub, ctx.host, ctx.evaluators, self.cfg.eval_batch_size)
         state.eval_metrics = result.flat()
         self._fire(state, Event.EVAL)
-        metrics_log.write({"kind": "eval", "step": state.step, "elapsed_s": round(state.elapsed_s, 2),
-                           **state.eval_metrics})
+        ctx.loggers.log_metrics("eval", state.step, {"elapsed_s": round(state.elapsed_s, 2), **state.eval_metrics})
         if ctx.log:
             ctx.log.info("eval", step=state.step, **{k: round(v, 4) for k, v in state.eval_metrics.items()})
 

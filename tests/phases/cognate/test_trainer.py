@@ -8,6 +8,7 @@ import torch
 from agent_forge.config import apply_overrides
 from agent_forge.phases.cognate.phase import build_model, validate_cognate
 from agent_forge.phases.cognate.trainer import FitContext
+from agent_forge.plugins.loggers import JsonlLogger
 from agent_forge.plugins.variants import VARIANTS
 
 
@@ -21,7 +22,8 @@ def _fit(host, tmp_path, overrides, variant="trm_tiny", callbacks_extra=None, re
     callbacks.update({n: host.get("callback", n).obj(c) for n, c in cfg.callbacks.items()})
     trainer = host.get("trainer", cfg.trainer_name).obj(cfg.trainer)
     fit = trainer.fit(FitContext(model=model, task=task, run_dir=tmp_path, seed=cfg.seed, callbacks=callbacks,
-                                 host=host, evaluators=cfg.evaluators, resume=resume, progress=False))
+                                 host=host, evaluators=cfg.evaluators, resume=resume, progress=False,
+                                 loggers=JsonlLogger(None, tmp_path)))
     return fit, model
 
 
