@@ -87,7 +87,11 @@ def validate_cognate(host: PluginHost, raw: dict[str, Any]) -> CognateConfig:
     check_sections(raw, SECTIONS)
     arch, model_raw = _named(raw.get("model"), "architecture", "model")
     arch_reg = host.get("architecture", arch)
-    model_cfg = validate(arch_reg.config, model_raw, "model")
+    act = isinstance(raw.get("callbacks"), dict) and "act" in raw["callbacks"]
+    model_cfg = validate(arch_reg.config, _with_halting_head(arch_reg.config, model_raw, act), "model")
+    if act and getattr(model_cfg, "halting_head", True) is False:
+        raise ConfigError("callbacks.act is on but model.halting_head=false: ACT trains and reads the model's"
+                          " halting head. Set model.halting_head=true, or turn ACT off with callbacks.act=null")
     task_name, task_raw = _named(raw.get("task"), "name", "task")
     task_reg = host.get("dataset", task_name)
     task_fields = getattr(task_reg.config, "model_fields", {})
@@ -124,6 +128,15 @@ def validate_cognate(host: PluginHost, raw: dict[str, Any]) -> CognateConfig:
         raise ConfigError(f"models: expected an integer >= 1 (how many base models to train), got {models!r}")
     return CognateConfig(arch, model_cfg, task_name, task_cfg, trainer_name, trainer_cfg, callbacks,
                          evaluators, seed, data_seed, models)
+
+
+def _with_halting_head(settings: Any, model_raw: dict[str, Any], act: bool) -> dict[str, Any]:
+    """An architecture whose ``model`` section has a ``halting_head`` field gets the head only when
+    something trains it, the ``act`` callback: unset, the field follows ``callbacks.act`` (and
+    ``config.json`` records what was built). A parameter no loss reaches would stop a DDP run."""
+    if "halting_head" in getattr(settings, "model_fields", {}) and "halting_head" not in model_raw:
+        return {**model_raw, "halting_head": act}
+    return model_raw
 
 
 def task_spec_for(host: PluginHost, cfg: CognateConfig) -> TaskSpec:
