@@ -132,12 +132,15 @@ def test_the_halting_head_is_built_only_where_act_trains_it(host):
 
     assert head("trm_tiny") is True
     assert head("trm_tiny", "callbacks.act=null") is False  # nothing would train it
-    assert head("trm_tiny", "callbacks.act=null", "model.halting_head=true") is True  # asked for: kept
+    assert head("trm_tiny", "model.halting_head=true") is True
     assert VARIANTS["lm_conservative"][0]["model"]["halting_head"] is False  # the LM presets say so
     assert head("lm_conservative") is False
     with pytest.raises(ConfigError, match=r"callbacks\.act is on but model\.halting_head=false.*"
                                         r"model\.halting_head=true.*callbacks\.act=null"):
         head("lm_conservative", "callbacks.act={}")
+    assert head("lm_conservative", "callbacks.act={}", "model.halting_head=true") is True
+    with pytest.raises(ConfigError, match=r"model\.halting_head=true but callbacks\.act is off.*callbacks\.act=\{\}"):
+        head("trm_tiny", "callbacks.act=null", "model.halting_head=true")  # computed, but no loss would reach it
 
 
 def test_without_act_halting_metrics_are_absent_not_made_up(host, tmp_path, tiny):
