@@ -142,29 +142,52 @@ def _launch_ranks(nproc: int, backend: Optional[str], run_dir: Path) -> None:
 
     Every rank gets ``--out run_dir``. A rank that dies brings the others down (torchrun's agent
     stops them) and this raises a ForgeError naming the rank and how it ended. SIGINT/SIGTERM
-    reach the ranks (directly from a terminal, or forwarded by torchrun's agent); they save a
-    checkpoint of the same step and exit 130/143, and this raises :class:`RunInterrupted`.
+    reach the ranks (directly from a terminal, or forwarded by torchrun's agent); they finish the
+    step in flight, save a checkpoint of it and exit 130/143, and this raises
+    :class:`RunInterrupted` naming the newest checkpoint on disk.
+
+    The agent waits ``TORCH_ELASTIC_SHUTDOWN_TIMEOUT`` seconds for ranks it forwarded a signal
+    to before it SIGKILLs them; torch's default (30 s) can be shorter than one step plus a
+    checkpoint of a large model, so unless set it is the collective timeout
+    (``FORGE_DIST_TIMEOUT_S``, default 300 s), which bounds a stuck rank anyway. A rank that
+    fails on its own is still stopped within torch's fixed 30 s.
     """
 
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import main as torchrun
 
+    from agent_forge.distributed import TIMEOUT_ENV
+
     if backend:
         os.environ["FORGE_DIST_BACKEND"] = backend
+    os.environ.setdefault("TORCH_ELASTIC_SHUTDOWN_TIMEOUT", str(int(float(os.environ.get(TIMEOUT_ENV, "300")))))
     argv = [*_without_flag(_without_flag(_without_flag(sys.argv[1:], "--nproc"), "--backend"), "--out"),
             "--out", str(run_dir)]
 
     def interrupted(name: str) -> RunInterrupted:
-        exc = RunInterrupted(f"interrupted by {name}; every rank saved its last finished step",
-                             signal_name=name, step=-1, exit_code=128 + int(getattr(signal, name)))
+        # What is on disk, not what the ranks were asked to do (one may have been killed first).
+        # ``--models N`` keeps one checkpoints/ folder per model; the newest is the one in work.
+        pointers = [*run_dir.glob("checkpoints/latest.json"), *run_dir.glob("model-*/checkpoints/latest.json")]
+        step, folder = -1, None
+        if pointers:
+            latest = max(pointers, key=lambda p: p.stat().st_mtime)
+            try:
+                pointer = json.loads(latest.read_text())
+                step, folder = int(pointer["step"]), latest.parent / pointer["checkpoint"]
+            except (OSError, ValueError, KeyError):
+                pass
+        saved = (f"the newest checkpoint is step {step} ({folder})" if folder is not None
+                 else "no checkpoint was saved")
+        exc = RunInterrupted(f"interrupted by {name}; every rank stopped, {saved}", signal_name=name, step=step,
+                             checkpoint=folder, exit_code=128 + int(getattr(signal, name)))
         exc.run_dir = run_dir
         return exc
 
     try:
         torchrun(["--standalone", f"--nproc-per-node={nproc}", "--monitor-interval=0.5",
                   "--module", "agent_forge", *argv])
-    except SignalException as exc:  # this process got the signal; the agent forwarded it to the ranks
+    except SignalException as exc:  # this process got the signal; the agent forwarded it and waited for the ranks
         raise interrupted(signal.Signals(exc.sigval).name) from None
     except ChildFailedError as exc:
         codes = {f.exitcode for f in exc.failures.values()}

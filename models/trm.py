@@ -6,7 +6,7 @@ One small shared network ``net`` (``n_layers`` post-norm blocks) refines two sta
     x = embed(inputs)
     no_grad: repeat T-1 times: y, z = cycle(x, y, z)
     y, z = cycle(x, y, z)                 # the only cycle that builds a graph
-    return (y, z).detach(), head(y), q_head(y)
+    return (y, z).detach(), head(y), q_head(y)    # q_head only with halting_head=True
 
     cycle(x, y, z): repeat n times: z = net(z, x + y)   # think
                     y = net(y, z)                        # answer
@@ -55,6 +55,8 @@ class TRMConfig:
     memory: Literal["none", "latent", "full"] = option(
         "none", "Memory bank read into z ('latent') or into z and y ('full').")
     memory_capacity: int = option(64, "Slots in the memory bank.", ge=1)
+    halting_head: bool = option(
+        True, "The Q-head predicting 'halt' (trained by callbacks.act); off: no q_head, q_halt_logits=None.")
 
     def __post_init__(self) -> None:
         check_options(self)
@@ -120,10 +122,13 @@ class TRMEnhancedCognate(nn.Module):
         self.embed = TokenEmbedding(vocab_size, d, seq_len if cfg.learned_positions else None, num_puzzle_ids)
         self.net = RecursiveNet(cfg, seq_len, causal)
         self.head = Linear(d, vocab_size)
-        self.q_head = nn.Linear(d, 1)
-        # Q-head starts at "keep going" (sigmoid(-5) ~ 0.007) so early training never halts.
-        nn.init.zeros_(self.q_head.weight)
-        nn.init.constant_(self.q_head.bias, -5.0)
+        # The halting head exists only when asked for: a head no loss trains would be a parameter
+        # without a gradient, which DDP refuses (and halting on an untrained head means nothing).
+        self.q_head = nn.Linear(d, 1) if cfg.halting_head else None
+        if self.q_head is not None:
+            # Q-head starts at "keep going" (sigmoid(-5) ~ 0.007) so early training never halts.
+            nn.init.zeros_(self.q_head.weight)
+            nn.init.constant_(self.q_head.bias, -5.0)
         # Fixed (not learned) starting points for y and z, as in the official code.
         self.register_buffer("y_init", trunc_normal_(torch.empty(d), std=1.0))
         self.register_buffer("z_init", trunc_normal_(torch.empty(d), std=1.0))
@@ -153,7 +158,7 @@ class TRMEnhancedCognate(nn.Module):
                 y, z = self.cycle(x, y, z)
         y, z = self.cycle(x, y, z)
         logits = self.head(y)  # (batch, seq, vocab)
-        q_halt = self.q_head(y.mean(dim=1)).squeeze(-1)  # (batch,)
+        q_halt = self.q_head(y.mean(dim=1)).squeeze(-1) if self.q_head is not None else None  # (batch,)
         return {"y": y.detach(), "z": z.detach()}, ModelOutput(logits=logits, q_halt_logits=q_halt)
 
     def step_scale_values(self) -> dict[str, float]:

@@ -4,7 +4,9 @@
 * ``token``: accuracy on the positions the task asks for — the blank cells of a puzzle
   (``TaskSpec.info["blank_token"]``), every scored target otherwise.
 * ``halting``: where the Q-head would stop: mean halting step, exact accuracy of the answer at
-  that step, and how often ``q_halt > 0`` agrees with "the final answer is right".
+  that step, and how often ``q_halt > 0`` agrees with "the final answer is right". A model
+  without a halting head (``q_halt_logits`` is None, e.g. a TRM trained without ``act``) has no
+  such figures: the evaluator logs "no halting head" once and reports nothing.
 * ``loss``: mean token cross-entropy at the last step, and its perplexity.
 * ``samples`` (causal LM tasks): greedy continuations of the first eval windows. The texts go to
   ``samples.json``; the metrics say how often the continuation matched the real text token for
@@ -45,10 +47,21 @@ def token(model: Any, task: Any, ctx: Any) -> dict[str, float]:
     return {"token_accuracy": float(right.sum()) / max(int(mask.sum()), 1)}
 
 
+_NO_HEAD_NOTED: set[str] = set()
+
+
 def halting(model: Any, task: Any, ctx: Any) -> dict[str, float]:
     p = ctx.predictions()
-    if torch.isnan(p.q_halt_final).all():
-        return {"mean_halt_steps": float(p.n_sup)}
+    if not p.halting_head:
+        # Not n_sup "halting steps" or accuracies of a decision nobody makes: nothing, and why.
+        name = type(model).__name__
+        if name not in _NO_HEAD_NOTED:
+            from agent_forge.logging import get_logger
+
+            _NO_HEAD_NOTED.add(name)
+            get_logger().info("evaluator.halting", note="no halting head: the model returns no q_halt_logits"
+                              " (model.halting_head=false, or no Q-head); no halting metrics", model=name)
+        return {}
     split = getattr(task, ctx.split)
     valid = split.targets != task.spec.ignore_index
     final_ok = ((p.final == split.targets) | ~valid).all(1)

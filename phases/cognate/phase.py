@@ -91,7 +91,17 @@ def validate_cognate(host: PluginHost, raw: dict[str, Any]) -> CognateConfig:
     check_sections(raw, SECTIONS)
     arch, model_raw = _named(raw.get("model"), "architecture", "model")
     arch_reg = host.get("architecture", arch)
-    model_cfg = validate(arch_reg.config, model_raw, "model")
+    act = isinstance(raw.get("callbacks"), dict) and "act" in raw["callbacks"]
+    model_cfg = validate(arch_reg.config, _with_halting_head(arch_reg.config, model_raw, act), "model")
+    head = getattr(model_cfg, "halting_head", None)
+    if act and head is False:
+        raise ConfigError("callbacks.act is on but model.halting_head=false: ACT trains and reads the model's"
+                          " halting head. Set model.halting_head=true, or turn ACT off with callbacks.act=null")
+    if not act and head is True:
+        # DDP's find_unused_parameters cannot rescue it: the head is computed, only no loss uses it.
+        raise ConfigError("model.halting_head=true but callbacks.act is off: no loss trains the halting head"
+                          " (a multi-process run would fail at step 2). Turn ACT on with callbacks.act={},"
+                          " or leave model.halting_head unset (it follows callbacks.act)")
     task_name, task_raw = _named(raw.get("task"), "name", "task")
     task_reg = host.get("dataset", task_name)
     task_fields = getattr(task_reg.config, "model_fields", {})
@@ -139,6 +149,16 @@ def _plugin_section(host: PluginHost, raw: dict[str, Any], section: str, kind: s
         else:
             out[name] = validate(reg.config, fields, f"{section}.{name}")
     return out
+
+
+def _with_halting_head(settings: Any, model_raw: dict[str, Any], act: bool) -> dict[str, Any]:
+    """An architecture whose ``model`` section has a ``halting_head`` field has the head exactly
+    when something trains it, the ``act`` callback: unset, the field follows ``callbacks.act``
+    (and ``config.json`` records what was built); set, it must agree (checked by the caller). A
+    parameter that is computed but reached by no loss stops a DDP run at its second step."""
+    if "halting_head" in getattr(settings, "model_fields", {}) and "halting_head" not in model_raw:
+        return {**model_raw, "halting_head": act}
+    return model_raw
 
 
 def task_spec_for(host: PluginHost, cfg: CognateConfig) -> TaskSpec:

@@ -25,6 +25,8 @@ class Predictions:
     ``final``: (N, S) argmax answer after all ``n_sup`` steps. ``at_halt``: the answer at the
     step where the Q-head first said halt (or the last step). ``halt_step``: that step (1-based).
     ``q_halt_final``: (N,) halting logit at the last step (NaN for models without a Q-head).
+    ``halting_head``: whether the model returned halting logits (``q_halt_logits`` not None);
+    without them every sample runs all ``n_sup`` steps and ``at_halt`` is ``final``.
     """
 
     final: torch.Tensor
@@ -34,6 +36,7 @@ class Predictions:
     n_sup: int
     #: Mean token cross-entropy at the last step (nats), over scored targets.
     loss: float
+    halting_head: bool = True
 
 
 @torch.no_grad()
@@ -43,6 +46,7 @@ def predict(model: nn.Module, split: Split, *, n_sup: int, batch_size: int, devi
     model.eval()
     finals, at_halts, halt_steps, q_finals = [], [], [], []
     loss_sum, loss_count = 0.0, 0
+    halting_head = False
     try:
         for start in range(0, len(split), batch_size):
             idx = torch.arange(start, min(start + batch_size, len(split)))
@@ -59,6 +63,7 @@ def predict(model: nn.Module, split: Split, *, n_sup: int, batch_size: int, devi
                 pred = out.logits.argmax(-1)
                 halted_before = halted.clone()
                 if out.q_halt_logits is not None:
+                    halting_head = True
                     q = out.q_halt_logits.float()
                     now = (q > 0) & ~halted
                     halt_step = torch.where(now, torch.full_like(halt_step, step), halt_step)
@@ -79,7 +84,7 @@ def predict(model: nn.Module, split: Split, *, n_sup: int, batch_size: int, devi
     finally:
         model.train(was_training)
     return Predictions(torch.cat(finals), torch.cat(at_halts), torch.cat(halt_steps), torch.cat(q_finals),
-                       n_sup, loss_sum / max(loss_count, 1))
+                       n_sup, loss_sum / max(loss_count, 1), halting_head)
 
 
 @torch.no_grad()

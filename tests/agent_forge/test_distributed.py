@@ -2,6 +2,7 @@
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -13,7 +14,8 @@ import torch
 import torch.multiprocessing as mp
 from safetensors.torch import load_file
 
-from forge_testing import TINY, distributed_worker, free_port
+from agent_forge.checkpoint import load_train_state
+from forge_testing import TINY, assert_same_training_state, distributed_worker, free_port
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed unavailable")
 
@@ -189,3 +191,94 @@ def test_the_memory_bank_is_written_from_the_global_batch(tmp_path, parallel):
     assert torch.equal(two["memory.filled"], one["memory.filled"])
     assert int(two["memory.writes"]) == int(one["memory.writes"])
     assert _worst_difference(two, one) < 1e-4
+
+
+# An lm_* preset at test size: byte tokens (vocab 257), one narrow layer, a few short windows.
+LM_SHRUNK = ["model.d_model=32", "model.n_layers=1", "model.n_heads=2", "model.n_kv_heads=1", "model.head_dim=null",
+             "model.n=1", "model.n_sup=2", "task.seq_len=32", "task.vocab_size=257", "task.max_documents=40",
+             "task.max_sequences=200", "trainer.batch_size=4", "trainer.eval_batch_size=4", "trainer.eval_samples=4",
+             "trainer.log_every=1", "trainer.eval_every=2", "trainer.warmup_steps=2", "trainer.precision=fp32",
+             "trainer.threads=1"]
+
+
+@pytest.mark.parametrize("variant,overrides", [
+    ("lm_conservative", LM_SHRUNK),
+    ("trm_tiny", OVERRIDES + ["callbacks.act=null", "trainer.eval_every=2"]),
+], ids=["lm_preset", "act_off"])
+def test_ddp_trains_models_without_act(tmp_path, variant, overrides):
+    # Without ACT nothing trains a Q-head; DDP used to fail at step 2 ("Expected to have finished
+    # reduction"), because the head ran but no loss reached it. Now such a model has none.
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "agent_forge", "run", "phase", "cognate", "--variant", variant,
+                           *[x for o in overrides for x in ("--set", o)], "--max-steps", "3", "--out", str(out),
+                           "--no-progress", "--nproc", "2"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout)["status"] == "completed" and json.loads(proc.stdout)["metrics"]["steps"] == 3
+    config = json.loads((out / "config.json").read_text())["config"]
+    assert config["model"]["halting_head"] is False and "act" not in config["callbacks"]
+    evals = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines() if '"eval"' in l]
+    assert evals and not any("halt" in key for row in evals for key in row)  # no made-up halting figures
+
+
+INTERRUPT_STEPS = 60
+
+
+def _interrupt_cmd(out: Path, every: int) -> list[str]:
+    return [sys.executable, "-m", "agent_forge", "run", "phase", "cognate", "--variant", "trm_tiny",
+            *[x for o in OVERRIDES + ["trainer.log_every=1"] for x in ("--set", o)],
+            "--max-steps", str(INTERRUPT_STEPS), "--checkpoint-every", str(every), "--out", str(out),
+            "--no-progress", "--nproc", "2"]
+
+
+def _final_training_state(out: Path) -> dict:
+    latest = json.loads((out / "checkpoints" / "latest.json").read_text())
+    assert latest["step"] == INTERRUPT_STEPS
+    return load_train_state(out / "checkpoints" / latest["checkpoint"])
+
+
+def _logged_step(out: Path) -> int:
+    try:
+        rows = (out / "metrics.jsonl").read_text().splitlines()
+        return max((json.loads(r)["step"] for r in rows if '"train"' in r), default=0)
+    except (FileNotFoundError, json.JSONDecodeError, KeyError):
+        return 0
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_two_ranks(tmp_path_factory):
+    # Checkpoints every step: the last one is saved periodically *and* at the end of the run.
+    out = tmp_path_factory.mktemp("straight") / "run"
+    proc = subprocess.run(_interrupt_cmd(out, every=1), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    return _final_training_state(out)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="signals a process group member by pid")
+@pytest.mark.parametrize("every", [1, 1000], ids=["on-a-checkpoint-step", "between-checkpoints"])
+def test_sigterm_to_the_launcher_saves_every_rank_and_resume_is_bit_identical(tmp_path, uninterrupted_two_ranks,
+                                                                             every):
+    # every=1: the interrupted step was just saved periodically, so the interrupt's save must be
+    # skipped on every rank alike (it once let rank 1 enter the gathers alone and crash).
+    # every=1000: no periodic checkpoint before the end; the interrupt's save is the only one.
+    out = tmp_path / "run"
+    at = random.Random(f"{os.getpid()}-{every}").randrange(3, 20)
+    cmd = _interrupt_cmd(out, every)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None and _logged_step(out) < at:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGTERM)  # the launcher only: torchrun's agent forwards it to the ranks
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stderr[-3000:]
+    assert "Traceback" not in stderr and not (out / "result.json").exists(), stderr[-3000:]
+    stopped = [l for l in stderr.splitlines() if l.startswith("stopped: ")]
+    resume = [l for l in stderr.splitlines() if l.startswith("resume with: ")]
+    assert len(stopped) == 1 and "SIGTERM" in stopped[0], stderr[-3000:]
+    assert len(resume) == 1 and "--nproc 2" in resume[0] and "--resume" in resume[0] and str(out) in resume[0]
+    saved = json.loads((out / "checkpoints" / "latest.json").read_text())["step"]
+    assert at <= saved < INTERRUPT_STEPS and f"step {saved}" in stopped[0]
+
+    resumed = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0 and "Traceback" not in resumed.stderr, resumed.stderr[-3000:]
+    assert_same_training_state(uninterrupted_two_ranks, _final_training_state(out))

@@ -96,6 +96,26 @@ def test_q_head_starts_at_keep_going():
     assert torch.allclose(out.q_halt_logits, torch.full((3,), -5.0))
 
 
+def test_without_a_halting_head_there_is_no_q_head_and_no_halting_logit():
+    with_head, without = _model(), _model(halting_head=False)
+    assert without.q_head is None and not any(n.startswith("q_head") for n in without.state_dict())
+    d = with_head.cfg.d_model
+    assert sum(p.numel() for p in with_head.parameters()) - sum(p.numel() for p in without.parameters()) == d + 1
+    batch = _batch()
+    _, out = without(without.initial_carry(batch), batch)
+    assert out.q_halt_logits is None and out.logits.shape == (3, 12, 7)
+    out.logits.sum().backward()  # every parameter the model has is reached by the loss
+    assert all(p.grad is not None for p in without.parameters())
+
+
+def test_the_default_keeps_the_halting_head_so_older_weights_load_strictly():
+    assert TRMConfig().halting_head is True
+    older = _model().state_dict()  # weights saved before the option existed had a q_head
+    _model().load_state_dict(older, strict=True)
+    with pytest.raises(RuntimeError, match="q_head"):
+        _model(halting_head=False).load_state_dict(older, strict=True)
+
+
 def test_step_scales_are_clamped_and_reported():
     model = _model(step_scales=True, step_scale_min=0.05, step_scale_max=0.5)
     with torch.no_grad():

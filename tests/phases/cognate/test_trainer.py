@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from agent_forge.config import apply_overrides
+from agent_forge.errors import ConfigError
 from agent_forge.phases.cognate.phase import build_model, validate_cognate
 from agent_forge.phases.cognate.trainer import FitContext
 from agent_forge.plugins.loggers import JsonlLogger
@@ -125,3 +126,30 @@ def test_offered_weights_are_swapped_in_for_evaluation_and_the_live_ones_restore
         with trainer.weights(fit.state, "ema"):
             raise RuntimeError("an evaluator failed")
     assert all(torch.equal(p, live[n]) for n, p in model.named_parameters())  # restored on errors too
+
+
+def test_the_halting_head_is_built_only_where_act_trains_it(host):
+    def head(variant, *overrides):
+        return validate_cognate(host, apply_overrides(VARIANTS[variant][0], list(overrides))).model.halting_head
+
+    assert head("trm_tiny") is True
+    assert head("trm_tiny", "callbacks.act=null") is False  # nothing would train it
+    assert head("trm_tiny", "model.halting_head=true") is True
+    assert VARIANTS["lm_conservative"][0]["model"]["halting_head"] is False  # the LM presets say so
+    assert head("lm_conservative") is False
+    with pytest.raises(ConfigError, match=r"callbacks\.act is on but model\.halting_head=false.*"
+                                        r"model\.halting_head=true.*callbacks\.act=null"):
+        head("lm_conservative", "callbacks.act={}")
+    assert head("lm_conservative", "callbacks.act={}", "model.halting_head=true") is True
+    with pytest.raises(ConfigError, match=r"model\.halting_head=true but callbacks\.act is off.*callbacks\.act=\{\}"):
+        head("trm_tiny", "callbacks.act=null", "model.halting_head=true")  # computed, but no loss would reach it
+
+
+def test_without_act_halting_metrics_are_absent_not_made_up(host, tmp_path, tiny):
+    fit, model = _fit(host, tmp_path, tiny + ["trainer.max_steps=4", "callbacks.act=null"])
+    assert model.q_head is None and fit.status == "completed"
+    rows = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    ev = [r for r in rows if r["kind"] == "eval"][-1]
+    assert "raw/exact_accuracy" in ev and not any("halt" in key for key in ev)
+    train = [r for r in rows if r["kind"] == "train"][-1]
+    assert train["mean_sup_steps"] == 3  # every sample ran all n_sup steps
