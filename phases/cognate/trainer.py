@@ -97,7 +97,6 @@ class Trainer(Protocol):
 class DeepSupervisionTrainer:
     def __init__(self, cfg: DeepSupervisionConfig) -> None:
         self.cfg = cfg
-        self._saved: tuple[Path, int] | None = None  # the last step boundary _save wrote
 
     def weight_labels(self, state: TrainState) -> list[str]:
         return weight_labels(state)
@@ -353,13 +352,7 @@ class DeepSupervisionTrainer:
             ctx.log.info("eval", step=state.step, **{k: round(v, 4) for k, v in state.eval_metrics.items()})
 
     def _save(self, state: TrainState, ckpt_dir: Path, ctx: FitContext) -> Path:
-        # A step boundary saved already (periodically, then again on an interrupt or at the end)
-        # is not saved twice. Decided here, alike on every rank: save_checkpoint's own check of
-        # the folder on disk is per rank, and rank 0 may still be writing it while the others
-        # look, so they would enter the save's collectives without rank 0.
-        if self._saved == (ckpt_dir, state.step):
-            return ckpt_dir / f"step-{state.step:08d}"
         self._fire(state, Event.SAVE_CHECKPOINT)
-        folder = checkpointing.save_checkpoint(state, ckpt_dir, ctx.config_fingerprint, self.cfg.keep_checkpoints)
-        self._saved = (ckpt_dir, state.step)
-        return folder
+        # A step already saved (periodically, then on an interrupt or at the end) is kept, not
+        # rewritten; every rank takes rank 0's view of that (see save_checkpoint).
+        return checkpointing.save_checkpoint(state, ckpt_dir, ctx.config_fingerprint, self.cfg.keep_checkpoints)
