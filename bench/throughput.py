@@ -26,7 +26,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from agent_forge.config import apply_overrides
 from agent_forge.phases.cognate.phase import build_model, validate_cognate
-from agent_forge.phases.cognate.trainer import FitContext
+from agent_forge.phases.cognate.fit import FitContext
 from agent_forge.plugin_host import load_plugins
 
 

@@ -33,7 +33,7 @@ from agent_forge.contracts import ArtifactRef, PhaseResult, TaskSpec, VersionInf
 from agent_forge.errors import ConfigError
 from agent_forge.loggers import LoggerSet
 from agent_forge.phases.cognate.report import last_at_halt, write_report
-from agent_forge.phases.cognate.trainer import FitContext, Trainer
+from agent_forge.phases.cognate.fit import FitContext, Trainer
 from agent_forge.phases.cognate.training_config import resolve_device
 from agent_forge.phases.cognate.weights import evaluate_weights
 from agent_forge.plugin_host import PluginHost

@@ -16,7 +16,7 @@ Everything that shapes the future of a run is saved by
 the one list), so a resumed run on the CPU reaches bit-identical weights. Rooms beside this one:
 ``training_config`` (the config), ``schedule`` (lr and data stream), ``losses``,
 ``training_metrics`` (metric windows, progress bar), ``weights`` (raw/EMA evaluation),
-``checkpointing``.
+``checkpointing``; what the phase hands in and gets back is in ``fit``.
 """
 
 from __future__ import annotations
@@ -26,9 +26,8 @@ import dataclasses
 import math
 import signal
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Literal
 
 import torch
 from torch import nn
@@ -42,6 +41,7 @@ from agent_forge.loggers import Logger
 from agent_forge.models.protocol import RecursiveModel, merge_carry
 from agent_forge.phases.common.evaluation import autocast
 from agent_forge.phases.cognate import checkpointing
+from agent_forge.phases.cognate.fit import FitContext, FitResult
 from agent_forge.phases.cognate.interrupts import Interrupts
 from agent_forge.phases.cognate.losses import compute_task_loss
 from agent_forge.phases.cognate.schedule import DataStream, lr_factor
@@ -49,49 +49,6 @@ from agent_forge.phases.cognate.state import TrainState
 from agent_forge.phases.cognate.training_config import DeepSupervisionConfig, resolve_device, resolve_precision
 from agent_forge.phases.cognate.training_metrics import LogWindow, ProgressBar
 from agent_forge.phases.cognate.weights import evaluate_weights, swapped_in, weight_labels
-
-
-@dataclass
-class FitContext:
-    """What the phase hands a trainer: the model, the data and where the run lives."""
-
-    model: nn.Module
-    task: TaskData
-    run_dir: Path
-    seed: int
-    callbacks: dict[str, Any] = field(default_factory=dict)
-    host: Any = None
-    evaluators: list[str] = field(default_factory=lambda: ["exact", "token"])
-    resume: bool = False
-    progress: bool = True
-    log: Any = None
-    #: Identifies the run's config; a resume with another is refused.
-    config_fingerprint: str = ""
-    #: Where metrics rows go (a LoggerSet of the run's loggers; rank 0 only). The trainer calls
-    #: ``start`` (after a resume is loaded) and, if training raises, ``finish``; the phase
-    #: logs the final evaluation and calls ``finish`` on success.
-    loggers: Logger = field(default_factory=Logger)
-    #: The resolved config, for the loggers.
-    config: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class FitResult:
-    state: TrainState
-    status: Literal["completed", "stopped", "failed"]
-    message: str
-
-
-class Trainer(Protocol):
-    """What the Cognate phase needs from a trainer plugin."""
-
-    def fit(self, ctx: FitContext) -> FitResult: ...
-
-    def weight_labels(self, state: TrainState) -> list[str]:
-        """The weights to evaluate and choose from at the end: ``["raw", ...]``."""
-
-    def weights(self, state: TrainState, label: str) -> contextlib.AbstractContextManager[nn.Module]:
-        """A context in which ``state.model`` holds the weights ``label``."""
 
 
 class DeepSupervisionTrainer:

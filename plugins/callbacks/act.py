@@ -16,7 +16,7 @@ Evaluation always runs every supervision step and reports where the head would h
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 import torch.nn.functional as F

@@ -9,7 +9,6 @@ import sys
 import time
 
 import pytest
-import torch
 
 from agent_forge.checkpoint import load_train_state
 from forge_testing import assert_same_training_state

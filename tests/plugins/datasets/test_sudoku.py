@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent_forge.plugins.datasets import sudoku_core as core
-from agent_forge.plugins.datasets.sudoku import (Sudoku4Config, Sudoku6Config, build_sudoku, generate,
+from agent_forge.plugins.datasets.sudoku import (Sudoku4Config, build_sudoku, generate,
                                                  make_augment)
 
 
