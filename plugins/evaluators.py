@@ -5,7 +5,9 @@
   (``TaskSpec.info["blank_token"]``), every scored target otherwise.
 * ``halting``: where the Q-head would stop: mean halting step, exact accuracy of the answer at
   that step, and how often ``q_halt > 0`` agrees with "the final answer is right".
-* ``loss``: mean token cross-entropy at the last step, and its perplexity.
+* ``loss``: mean token cross-entropy at the last step, and its perplexity. During training it is
+  the cross-entropy the model trains with (``trainer.loss``: softmax or stable-max); elsewhere
+  (``forge eval``, EvoMerge) softmax.
 * ``samples`` (causal LM tasks): greedy continuations of the first eval windows. The texts go to
   ``samples.json``; the metrics say how often the continuation matched the real text token for
   token, and how varied it is (distinct bigrams), which catches a model stuck repeating itself.
