@@ -139,11 +139,17 @@ class MLPTokenMixer(nn.Module):
 
     The TRM paper's best Sudoku model uses this instead of attention: with a fixed, small grid
     a learned position-to-position map beats content-based attention.
+
+    ``official=True`` is the official TRM code's ``mlp_t``: the hidden width rounds up to a
+    multiple of 256 like every other SwiGLU (512 on 9x9 Sudoku with its 16-position prefix,
+    L = 97), not 16 (224), and the block normalises the mixed sum over the sequence axis
+    instead of the channels (``norm_over_sequence``).
     """
 
-    def __init__(self, seq_len: int, expansion: float) -> None:
+    def __init__(self, seq_len: int, expansion: float, official: bool = False) -> None:
         super().__init__()
-        self.mlp = SwiGLU(seq_len, expansion, multiple=16)
+        self.norm_over_sequence = official
+        self.mlp = SwiGLU(seq_len, expansion, multiple=256 if official else 16)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.mlp(x.transpose(1, 2)).transpose(1, 2)
@@ -153,16 +159,20 @@ class Block(nn.Module):
     """Post-norm block: ``h = norm(h + a·mix(h)); h = norm(h + b·mlp(h))``.
 
     ``a, b`` are 1 unless the caller passes residual scales (TRM's learnable per-step scales).
+    The first norm is over the channels, or over the sequence axis for a mixer that says
+    ``norm_over_sequence`` (the official MLP mixer).
     """
 
     def __init__(self, d_model: int, mixer: nn.Module, expansion: float) -> None:
         super().__init__()
         self.mixer = mixer
+        self.norm_over_sequence = bool(getattr(mixer, "norm_over_sequence", False))
         self.mlp = SwiGLU(d_model, expansion)
 
     def forward(self, h: torch.Tensor, scales: torch.Tensor | None = None) -> torch.Tensor:
         mixed, fed = self.mixer(h), None
-        h = rms_norm(h + (mixed if scales is None else scales[0] * mixed))
+        h = h + (mixed if scales is None else scales[0] * mixed)
+        h = rms_norm(h.transpose(1, 2)).transpose(1, 2) if self.norm_over_sequence else rms_norm(h)
         fed = self.mlp(h)
         return rms_norm(h + (fed if scales is None else scales[1] * fed))
 
@@ -171,11 +181,11 @@ def make_mixer(kind: str, *, d_model: int, seq_len: int, n_heads: int, n_kv_head
                expansion: float, rotary: RotaryEmbedding | None, head_dim: int | None = None) -> nn.Module:
     if kind == "attention":
         return Attention(d_model, n_heads, n_kv_heads, causal, rotary, head_dim)
-    if kind == "mlp":
+    if kind in ("mlp", "mlp_official"):
         if causal:
             raise ValueError("the MLP token mixer is bidirectional; use mixer='attention' for causal tasks")
-        return MLPTokenMixer(seq_len, expansion)
-    raise ValueError(f"unknown mixer {kind!r}; use 'attention' or 'mlp'")
+        return MLPTokenMixer(seq_len, expansion, official=kind == "mlp_official")
+    raise ValueError(f"unknown mixer {kind!r}; use 'attention', 'mlp' or 'mlp_official'")
 
 
 class TokenEmbedding(nn.Module):
@@ -184,17 +194,27 @@ class TokenEmbedding(nn.Module):
 
     With ``seq_len`` set it adds a learned embedding per position (same scaling): on a fixed grid
     it tells every cell which row, column and box it is in, which 1-D rotary offsets only imply.
+    ``seq_len`` then counts the prefix positions too.
 
-    With ``num_puzzles`` set it adds a learned vector per puzzle id (``batch["puzzle_ids"]``) to
-    every position: a task such as ARC names the puzzle (and its augmentation) a grid belongs to,
-    and the model learns that puzzle's rule into this vector from its demonstration pairs. It
-    starts at zero so it first learns nothing puzzle-specific, as in the official TRM code.
+    With ``num_puzzles`` set it learns a vector per puzzle id (``batch["puzzle_ids"]``): a task
+    such as ARC names the puzzle (and its augmentation) a grid belongs to, and the model learns
+    that puzzle's rule into this vector from its demonstration pairs. It starts at zero so it
+    first learns nothing puzzle-specific, as in the official TRM code. With ``prefix_len`` 0 the
+    vector is added to every position; with ``prefix_len`` P (the official code's
+    ``puzzle_emb_len``, 16) the output gains P positions in front: the puzzle's vector in the
+    first, zeros in the rest (the official code pads its table row of width d_model to P
+    positions), so the output is ``(batch, P + seq, d_model)``. Without ``puzzle_ids`` in the
+    batch every row is puzzle 0, as in the official Sudoku and Maze data.
     """
 
     def __init__(self, vocab_size: int, d_model: int, seq_len: int | None = None,
-                 num_puzzles: int | None = None) -> None:
+                 num_puzzles: int | None = None, prefix_len: int = 0) -> None:
         super().__init__()
+        if prefix_len and not num_puzzles:
+            raise ValueError(f"prefix_len={prefix_len} needs a puzzle table; pass num_puzzles (1 if the task"
+                             " names no puzzles)")
         self.scale = math.sqrt(d_model)
+        self.prefix_len = prefix_len
         self.weight = nn.Parameter(trunc_normal_(torch.empty(vocab_size, d_model), std=1.0 / self.scale))
         self.position = (nn.Parameter(trunc_normal_(torch.empty(seq_len, d_model), std=1.0 / self.scale))
                          if seq_len else None)
@@ -202,6 +222,15 @@ class TokenEmbedding(nn.Module):
 
     def forward(self, tokens: torch.Tensor, puzzle_ids: torch.Tensor | None = None) -> torch.Tensor:
         x = F.embedding(tokens, self.weight)
+        if self.prefix_len:
+            if puzzle_ids is None:
+                puzzle_ids = torch.zeros(tokens.shape[0], dtype=torch.long, device=tokens.device)
+            puzzle = F.embedding(puzzle_ids, self.puzzle).unsqueeze(1)  # (batch, 1, d)
+            pad = puzzle.new_zeros(puzzle.shape[0], self.prefix_len - 1, puzzle.shape[2])
+            x = torch.cat((puzzle.to(x.dtype), pad.to(x.dtype), x), dim=1)
+            if self.position is not None:
+                x = x + self.position[: x.shape[1]]
+            return self.scale * x
         if self.position is not None:
             x = x + self.position[: tokens.shape[1]]
         if self.puzzle is not None and puzzle_ids is not None:

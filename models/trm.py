@@ -44,7 +44,9 @@ class TRMConfig:
     n: int = option(3, "Latent updates per cycle.", ge=1)
     T: int = option(3, "Cycles per supervision step (T-1 without gradients).", ge=1)
     n_sup: int = option(16, "Maximum supervision steps per sample.", ge=1)
-    mixer: Literal["attention", "mlp"] = option("attention", "Token mixer: self-attention or an MLP across positions.")
+    mixer: Literal["attention", "mlp", "mlp_official"] = option(
+        "attention", "Token mixer: self-attention, an MLP across positions, or the official code's MLP mixer"
+                     " (hidden width rounded to 256, norm over the sequence axis).")
     causal: bool | None = option(None, "Causal attention; default: what the task says.")
     rope: bool = option(True, "Rotary position embeddings inside attention.")
     learned_positions: bool = option(False, "Add a learned embedding per position to the input.")
@@ -57,6 +59,12 @@ class TRMConfig:
     memory_capacity: int = option(64, "Slots in the memory bank.", ge=1)
     halting_head: bool = option(
         True, "The Q-head predicting 'halt' (trained by callbacks.act); off: no q_head, q_halt_logits=None.")
+    puzzle_emb_len: int = option(
+        0, "Positions prepended for the puzzle embedding (official: 16); the Q-head reads the first."
+           " 0: the puzzle embedding is added to every position and the Q-head reads their mean.", ge=0)
+    puzzle_emb_sparse: bool = option(
+        False, "Train the puzzle table as the official code does: sign-SGD on the rows in the batch at"
+               " trainer.puzzle_emb_lr / puzzle_emb_weight_decay, outside AdamW and EMA.")
 
     def __post_init__(self) -> None:
         check_options(self)
@@ -70,8 +78,8 @@ class TRMConfig:
         if self.step_scale_min > self.step_scale_max:
             raise OptionError("step_scale_min", f"step_scale_min={self.step_scale_min} exceeds step_scale_max="
                                                 f"{self.step_scale_max}; lower the minimum or raise the maximum")
-        if self.mixer == "mlp" and self.causal:
-            raise OptionError("causal", "mixer='mlp' is bidirectional but causal=True;"
+        if self.mixer != "attention" and self.causal:
+            raise OptionError("causal", f"mixer={self.mixer!r} is bidirectional but causal=True;"
                                         " set causal=false or mixer='attention'")
 
     def effective_depth(self) -> int:
@@ -110,6 +118,9 @@ class TRMEnhancedCognate(nn.Module):
 
     ``causal`` is the task's default (``cfg.causal`` overrides it when set); ``num_puzzle_ids``
     adds a learned embedding per puzzle id (``batch["puzzle_ids"]``) when the task names puzzles.
+    With ``cfg.puzzle_emb_len`` P > 0 the states are ``P + seq_len`` long: P prefix positions
+    (the puzzle embedding in the first; one puzzle, id 0, when the task names none) that the
+    answer head skips and whose first the Q-head reads, as in the official code.
     """
 
     def __init__(self, cfg: TRMConfig, *, vocab_size: int, seq_len: int, causal: bool = False,
@@ -119,8 +130,17 @@ class TRMEnhancedCognate(nn.Module):
         self.n_sup = cfg.n_sup
         causal = causal if cfg.causal is None else cfg.causal
         d = cfg.d_model
-        self.embed = TokenEmbedding(vocab_size, d, seq_len if cfg.learned_positions else None, num_puzzle_ids)
-        self.net = RecursiveNet(cfg, seq_len, causal)
+        self.prefix = cfg.puzzle_emb_len
+        length = seq_len + self.prefix
+        if self.prefix and not num_puzzle_ids:
+            num_puzzle_ids = 1
+        if cfg.puzzle_emb_sparse and not num_puzzle_ids:
+            raise OptionError("puzzle_emb_sparse", "puzzle_emb_sparse=True but the task names no puzzles and"
+                                                   " puzzle_emb_len=0, so there is no puzzle table; set"
+                                                   " puzzle_emb_len=16 or puzzle_emb_sparse=false")
+        self.embed = TokenEmbedding(vocab_size, d, length if cfg.learned_positions else None, num_puzzle_ids,
+                                    prefix_len=self.prefix)
+        self.net = RecursiveNet(cfg, length, causal)
         self.head = Linear(d, vocab_size)
         # The halting head exists only when asked for: a head no loss trains would be a parameter
         # without a gradient, which DDP refuses (and halting on an untrained head means nothing).
@@ -139,7 +159,7 @@ class TRMEnhancedCognate(nn.Module):
 
     def initial_carry(self, batch: Batch) -> Carry:
         b, s = batch["inputs"].shape
-        shape = (b, s, self.cfg.d_model)
+        shape = (b, self.prefix + s, self.cfg.d_model)
         return {"y": self.y_init.expand(shape).clone(), "z": self.z_init.expand(shape).clone()}
 
     def cycle(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -157,9 +177,18 @@ class TRMEnhancedCognate(nn.Module):
             for _ in range(self.cfg.T - 1):
                 y, z = self.cycle(x, y, z)
         y, z = self.cycle(x, y, z)
-        logits = self.head(y)  # (batch, seq, vocab)
-        q_halt = self.q_head(y.mean(dim=1)).squeeze(-1) if self.q_head is not None else None  # (batch,)
+        logits = self.head(y[:, self.prefix:])  # (batch, seq, vocab): the prefix has no answer
+        q_halt = None
+        if self.q_head is not None:
+            q_halt = self.q_head(y[:, 0] if self.prefix else y.mean(dim=1)).squeeze(-1)  # (batch,)
         return {"y": y.detach(), "z": z.detach()}, ModelOutput(logits=logits, q_halt_logits=q_halt)
+
+    def sparse_embedding_parameters(self) -> dict[str, nn.Parameter]:
+        """Parameters (by name) to train as sparse embeddings: a sign-SGD step on the rows in the
+        batch instead of AdamW, and no EMA average. The puzzle table with ``puzzle_emb_sparse``."""
+        if self.cfg.puzzle_emb_sparse and self.embed.puzzle is not None:
+            return {"embed.puzzle": self.embed.puzzle}
+        return {}
 
     def step_scale_values(self) -> dict[str, float]:
         """Current clamped residual scales, for the metrics (empty when disabled)."""

@@ -7,7 +7,9 @@
   that step, and how often ``q_halt > 0`` agrees with "the final answer is right". A model
   without a halting head (``q_halt_logits`` is None, e.g. a TRM trained without ``act``) has no
   such figures: the evaluator logs "no halting head" once and reports nothing.
-* ``loss``: mean token cross-entropy at the last step, and its perplexity.
+* ``loss``: mean token cross-entropy at the last step, and its perplexity. During training it is
+  the cross-entropy the model trains with (``trainer.loss``: softmax or stable-max); elsewhere
+  (``forge eval``, EvoMerge) softmax.
 * ``samples`` (causal LM tasks): greedy continuations of the first eval windows. The texts go to
   ``samples.json``; the metrics say how often the continuation matched the real text token for
   token, and how varied it is (distinct bigrams), which catches a model stuck repeating itself.

@@ -1,4 +1,5 @@
-"""The task loss of one supervision step: per-row cross-entropy over the scored targets, weighted
+"""The task loss of one supervision step: per-row cross-entropy (``trainer.loss``: softmax or the
+official code's stable-max, :mod:`agent_forge.phases.common.losses`) over the scored targets, weighted
 by the row's supervision step, with an optional penalty for getting worse than the step before.
 Algorithms (ACT's halting BCE, a ponder cost) add their own terms in ``on_loss``."""
 
@@ -7,6 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from agent_forge.phases.common.losses import token_cross_entropy
 from agent_forge.phases.cognate.state import TrainState
 from agent_forge.phases.cognate.training_config import DeepSupervisionConfig
 
@@ -17,9 +19,9 @@ def compute_task_loss(state: TrainState, cfg: DeepSupervisionConfig) -> None:
     out, targets = state.output, state.local(state.batch["targets"])
     ignore = state.task.spec.ignore_index
     logits = out.logits.float()
-    ce = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=ignore, reduction="none")  # (B, S)
+    ce = token_cross_entropy(logits, targets, cfg.loss, ignore)  # (B, S); float64 for stable-max
     scored = targets != ignore
-    per_sample = (ce * scored).sum(1) / scored.sum(1).clamp(min=1)
+    per_sample = ((ce * scored).sum(1) / scored.sum(1).clamp(min=1)).float()
     lm = (per_sample * step_weights(state, cfg.supervision_weight_base)).mean()
     if cfg.improvement_reward_scale > 0:
         if state.prev_loss is not None:

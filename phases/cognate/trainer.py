@@ -40,7 +40,7 @@ from agent_forge.events import Event
 from agent_forge.loggers import Logger
 from agent_forge.models.protocol import RecursiveModel, merge_carry
 from agent_forge.phases.common.evaluation import autocast
-from agent_forge.phases.cognate import checkpointing
+from agent_forge.phases.cognate import checkpointing, optimizers
 from agent_forge.phases.cognate.fit import FitContext, FitResult
 from agent_forge.phases.cognate.interrupts import Interrupts
 from agent_forge.phases.cognate.losses import compute_task_loss
@@ -79,13 +79,9 @@ class DeepSupervisionTrainer:
         # the shards, not the full parameters.
         sharded = dist.active() and cfg.parallel == "fsdp"
         if sharded:
+            optimizers.check_shardable(model)
             parallel.shard(model, device)
-        decay, no_decay = [], []
-        for name, p in model.named_parameters():
-            (no_decay if p.dim() < 2 or "scales" in name else decay).append(p)
-        optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=cfg.lr, betas=cfg.betas)
+        optimizer = optimizers.build_optimizer(model, cfg)
         generator = torch.Generator().manual_seed(ctx.seed)
         forward_module = model
         if dist.active() and not sharded:
@@ -163,7 +159,7 @@ class DeepSupervisionTrainer:
         if finite:
             loss.backward()
             self._fire(state, Event.AFTER_BACKWARD)
-            params = [p for p in state.model.parameters() if p.grad is not None]
+            params = optimizers.clipped_parameters(state.model, state.optimizer)
             # With no clip the norm is still measured (for the metrics); scaling by 1 is exact.
             norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip or math.inf)
             # Of the averaged gradients, so the same on every rank (gathered from FSDP's shards).
@@ -173,8 +169,7 @@ class DeepSupervisionTrainer:
             self._skip_step(state, carry_before)
             return False
         state.nan_in_a_row = 0
-        for group in state.optimizer.param_groups:
-            group["lr"] = cfg.lr * lr_factor(cfg, state.step, state.elapsed_s)
+        optimizers.set_lr(state.optimizer, cfg, lr_factor(cfg, state.step, state.elapsed_s))
         state.optimizer.step()
         state.step += 1
         self._fire(state, Event.STEP_END)

@@ -45,6 +45,14 @@ class DeepSupervisionConfig(StrictModel):
         1.0, gt=0, description="Step s of N weighs base**((s-1)/(N-1)), normalised; 1 = uniform.")
     improvement_reward_scale: float = Field(
         0.0, ge=0, description="Adds scale * relu(loss_s - loss_{s-1}): a penalty for getting worse.")
+    loss: Literal["softmax", "stablemax"] = Field(
+        "softmax", description="Token cross-entropy: 'softmax', or 'stablemax' (the official TRM code's, in"
+                               " float64; see docs/cognate.md).")
+    puzzle_emb_lr: float = Field(
+        1e-2, gt=0, description="Peak lr of the sign-SGD step on a sparse puzzle table (model.puzzle_emb_sparse);"
+                                " follows the same schedule as trainer.lr.")
+    puzzle_emb_weight_decay: float = Field(
+        0.1, ge=0, description="Decoupled weight decay of the sparse puzzle table's sign-SGD step.")
 
     @model_validator(mode="after")
     def _check(self) -> "DeepSupervisionConfig":

@@ -85,7 +85,8 @@ def evaluate_weights(trainer: Any, state: TrainState, task: TaskData, host: Any,
     result = WeightsEvaluation()
     for label in trainer.weight_labels(state):
         with trainer.weights(state, label) as model:
-            ctx = EvalContext(model, task, state.device, batch_size=batch_size, precision=state.precision)
+            ctx = EvalContext(model, task, state.device, batch_size=batch_size, precision=state.precision,
+                              loss=getattr(state.config, "loss", "softmax"))
             result.metrics[label] = run_evaluators(host, evaluators, ctx)
         if ctx.texts:
             result.texts[label] = ctx.texts

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from agent_forge.data import Split, TaskData
+from agent_forge.phases.common.losses import LossKind, token_cross_entropy
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
@@ -36,12 +37,15 @@ class Predictions:
     n_sup: int
     #: Mean token cross-entropy at the last step (nats), over scored targets.
     loss: float
+    #: Whether the model has a halting head (``q_halt_final`` is NaN and ``at_halt`` = ``final`` if not).
     halting_head: bool = True
+    #: Which cross-entropy ``loss`` is: ``softmax`` or ``stablemax`` (the one the model trained with).
+    loss_kind: str = "softmax"
 
 
 @torch.no_grad()
 def predict(model: nn.Module, split: Split, *, n_sup: int, batch_size: int, device: torch.device,
-            precision: str = "fp32", ignore_index: int = -100) -> Predictions:
+            precision: str = "fp32", ignore_index: int = -100, loss: LossKind = "softmax") -> Predictions:
     was_training = model.training
     model.eval()
     finals, at_halts, halt_steps, q_finals = [], [], [], []
@@ -71,11 +75,8 @@ def predict(model: nn.Module, split: Split, *, n_sup: int, batch_size: int, devi
                 # A row keeps the answer it had when it halted; the others take this step's.
                 at_halt = pred if at_halt is None else torch.where(halted_before.unsqueeze(-1), at_halt, pred)
             targets = batch["targets"]
-            logits = out.logits.float()
             mask = targets != ignore_index
-            ce = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                                                   ignore_index=ignore_index, reduction="sum")
-            loss_sum += float(ce)
+            loss_sum += float(token_cross_entropy(out.logits, targets, loss, ignore_index).sum())
             loss_count += int(mask.sum())
             finals.append(pred.cpu())
             at_halts.append(at_halt.cpu())
@@ -84,7 +85,7 @@ def predict(model: nn.Module, split: Split, *, n_sup: int, batch_size: int, devi
     finally:
         model.train(was_training)
     return Predictions(torch.cat(finals), torch.cat(at_halts), torch.cat(halt_steps), torch.cat(q_finals),
-                       n_sup, loss_sum / max(loss_count, 1), halting_head)
+                       n_sup, loss_sum / max(loss_count, 1), halting_head, loss)
 
 
 @torch.no_grad()
@@ -133,6 +134,8 @@ class EvalContext:
     precision: str = "fp32"
     n_sup: int | None = None
     split: str = "eval"
+    #: The cross-entropy of the eval loss: the one the model trained with (``trainer.loss``).
+    loss: LossKind = "softmax"
     texts: dict[str, Any] = field(default_factory=dict)
     _cache: dict[str, Any] = field(default_factory=dict)
 
@@ -141,7 +144,7 @@ class EvalContext:
             self._cache["predictions"] = predict(
                 self.model, getattr(self.task, self.split), n_sup=self.n_sup or int(getattr(self.model, "n_sup", 1)),
                 batch_size=self.batch_size, device=self.device, precision=self.precision,
-                ignore_index=self.task.spec.ignore_index)
+                ignore_index=self.task.spec.ignore_index, loss=self.loss)
         return self._cache["predictions"]
 
 

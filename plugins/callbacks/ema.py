@@ -7,6 +7,10 @@ same). The trainer evaluates it by swapping the shadows into the live model
 (``eval_weights``); buffers (fixed init vectors, a memory bank) are therefore the live ones,
 since averaging a memory's "filled" flags means nothing.
 
+Parameters the model declares as sparse embeddings (``sparse_embedding_parameters()``, the
+TRM's puzzle table with ``model.puzzle_emb_sparse``) are not averaged, as in the official code,
+where that table is a buffer EMA never sees: evaluating the EMA weights uses their live rows.
+
 The first update copies the weights; update ``t`` (counting from 0) then moves the average by
 ``1 - d`` towards them, with ``d = min(decay, (1 + t) / (10 + t))`` while ``warmup`` is on, so
 early evaluations are not dominated by the random initial weights.
@@ -22,6 +26,7 @@ from pydantic import Field
 from agent_forge import hookimpl
 from agent_forge.config import StrictModel
 from agent_forge.phases.cognate import Callback, TrainState
+from agent_forge.phases.cognate.optimizers import sparse_embeddings
 from agent_forge.parallel import full_tensor, shard_like
 
 
@@ -43,7 +48,7 @@ class EMACallback(Callback):
         self._pending: dict[str, Any] | None = None  # restored state, applied at fit start
 
     def on_fit_start(self, state: TrainState) -> None:
-        params = dict(state.model.named_parameters())
+        params = averaged_parameters(state.model)
         if self.shadow is None:
             self.shadow = {name: p.detach().clone() for name, p in params.items()}
         if self._pending is not None:
@@ -61,7 +66,7 @@ class EMACallback(Callback):
             return
         first = self.num_averaged == 0
         d = ema_decay(self.cfg.decay, self.num_averaged, self.cfg.warmup)
-        for name, p in state.model.named_parameters():
+        for name, p in averaged_parameters(state.model).items():
             shadow = self.shadow[name]
             if first:
                 shadow.copy_(p.detach())
@@ -82,6 +87,12 @@ class EMACallback(Callback):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         # Shadows are laid out like the live (maybe sharded) parameters; restore them at fit start.
         self._pending = state if state.get("shadow") is not None else None
+
+
+def averaged_parameters(model: torch.nn.Module) -> dict[str, torch.nn.Parameter]:
+    """The parameters EMA averages, by name: all but the model's sparse embeddings."""
+    skip = sparse_embeddings(model)
+    return {name: p for name, p in model.named_parameters() if name not in skip}
 
 
 @hookimpl

@@ -146,13 +146,46 @@ def test_baseline_and_trm_share_layer_code():
     assert carry == {} and out.q_halt_logits is None and base.n_sup == 1
 
 
-@pytest.mark.parametrize("mixer,paper", [("mlp", 5_000_000), ("attention", 7_000_000)])
-def test_paper_sudoku_parameter_counts_within_ten_percent(mixer, paper):
-    with torch.device("meta"):  # 9x9 Sudoku: 10 tokens, 81 cells
-        model = TRMEnhancedCognate(TRMConfig(d_model=512, n_layers=2, n_heads=8, n=6, T=3, mixer=mixer),
-                                   vocab_size=10, seq_len=81)
+# The official count, from the official code's structure (models/recursive_reasoning/trm.py,
+# models/layers.py): d = 512, expansion 4, L_layers 2, no biases except the Q-head's.
+#   embed_tokens        vocab x 512             Sudoku: vocab 11 (PAD + "0".."9") -> 5,632; ARC: 12 -> 6,144
+#   lm_head             512 x vocab, no bias    Sudoku: 5,632; ARC: 6,144
+#   q_head              512 x 2 + 2 (halt, continue)                    = 1,026
+#   puzzle_emb          a buffer, not a parameter                        = 0
+#   pos_encodings       none / rope: no parameters                       = 0
+#   per block, channel SwiGLU: hidden = ceil256(round(4 * 512 * 2/3) = 1365) = 1536
+#       gate_up 512 x 3072 = 1,572,864; down 1536 x 512 = 786,432      = 2,359,296
+#   per block, mlp_t (Sudoku, L = 81 + 16 = 97): hidden = ceil256(round(4 * 97 * 2/3) = 259) = 512
+#       gate_up 97 x 1024 = 99,328; down 512 x 97 = 49,664             = 148,992
+#   per block, attention: qkv 512 x 1536 = 786,432; o 512 x 512 = 262,144 = 1,048,576
+# Sudoku MLP:       2 x (148,992 + 2,359,296) = 5,016,576; + 5,632 + 5,632 + 1,026 = 5,028,866
+# Sudoku attention: 2 x (1,048,576 + 2,359,296) = 6,815,744; + 5,632 + 5,632 + 1,026 = 6,828,034
+# ARC attention:    6,815,744 + 6,144 + 6,144 + 1,026 = 6,829,058
+OFFICIAL = {"trm_paper": 5_028_866, "trm_paper_attention": 6_828_034, "trm_arc": 6_829_058}
+# Where ours differs, term by term (everything else is equal):
+#   vocab: our Sudoku has no PAD token, 10 rows not 11, in embedding and head: -2 x 512 on Sudoku, 0 on ARC
+#   q_head: one output (halt; the official "continue" output is unused with no_ACT_continue) -> -(512 + 1)
+#   the puzzle table is a parameter (trained by sign-SGD, outside AdamW and EMA): + num_puzzle_ids x 512
+#       (Sudoku: 1 id -> +512; ARC-AGI-1 with 8 augmentations: 1 + 800 x 9 = 7,201 ids)
+DIFFERENCE = {"trm_paper": -1024 - 513 + 512, "trm_paper_attention": -1024 - 513 + 512,
+              "trm_arc": -513 + 7_201 * 512}
+
+
+@pytest.mark.parametrize("variant", sorted(OFFICIAL))
+def test_paper_presets_have_the_official_parameter_count_plus_exactly_the_stated_terms(host, variant):
+    from agent_forge.phases.cognate.phase import validate_cognate
+    from agent_forge.plugins.variants import VARIANTS
+
+    cfg = validate_cognate(host, VARIANTS[variant][0])
+    spec = cfg.task.task_spec()  # the dataset config says its spec without building the data
+    with torch.device("meta"):
+        model = host.get("architecture", cfg.architecture).obj(cfg.model, spec)
     count = sum(p.numel() for p in model.parameters())
-    assert abs(count - paper) / paper < 0.10, count
+    assert count == OFFICIAL[variant] + DIFFERENCE[variant]
+    # The terms that differ are exactly these tensors.
+    assert model.q_head.weight.shape == (1, 512)
+    assert model.embed.puzzle.shape == (spec.info.get("num_puzzle_ids", 1), 512)
+    assert model.embed.weight.shape[0] == (10 if variant != "trm_arc" else 12)
 
 
 def test_memory_weights_saved_with_a_0d_gate_still_load():

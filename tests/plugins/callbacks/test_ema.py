@@ -82,3 +82,39 @@ def test_a_checkpoint_for_another_model_is_refused():
     cb.load_state_dict({"shadow": {"weight": torch.zeros(2, 2)}, "num_averaged": 3})
     with pytest.raises(ValueError, match="bias"):
         cb.on_fit_start(types.SimpleNamespace(model=torch.nn.Linear(2, 2), step=0))
+
+
+class SparseTable(torch.nn.Module):
+    """A weight EMA averages and a table the model declares as a sparse embedding."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.tensor([1.0]))
+        self.table = torch.nn.Parameter(torch.tensor([[1.0], [2.0], [3.0]]))
+
+    def sparse_embedding_parameters(self):
+        return {"table": self.table}
+
+
+def test_ema_leaves_out_sparse_embeddings_and_evaluation_uses_their_live_rows():
+    from agent_forge.phases.cognate.weights import swapped_in
+
+    model = SparseTable()
+    cb = EMACallback(EMAConfig(decay=0.5, warmup=False))
+    state = types.SimpleNamespace(model=model, step=1, callbacks={"ema": cb})
+    cb.on_fit_start(state)
+    cb.on_step_end(state)  # first update: copies weight = 1
+    with torch.no_grad():
+        model.weight.fill_(3.0)
+        model.table[1] = -5.0
+    cb.on_step_end(state)  # weight: 0.5 * 1 + 0.5 * 3 = 2
+    assert set(cb.shadow) == {"weight"}
+    with swapped_in(state, "ema") as m:
+        assert float(m.weight.detach()) == 2.0
+        assert m.table.detach().flatten().tolist() == [1.0, -5.0, 3.0]  # the live table
+    assert float(model.weight.detach()) == 3.0
+    # A checkpoint of the average has no table, and loads back into the same model.
+    other = EMACallback(EMAConfig(decay=0.5, warmup=False))
+    other.load_state_dict(cb.state_dict())
+    other.on_fit_start(state)
+    assert set(other.shadow) == {"weight"} and float(other.shadow["weight"]) == 2.0

@@ -1,0 +1,138 @@
+"""The optimizer the trainer steps: AdamW, plus sign-SGD for a model's sparse embeddings.
+
+AdamW trains every parameter, with weight decay on matrices only (not on biases, gains or the
+step scales). A model may declare parameters that are *sparse embeddings* — tables of which a
+batch reads a few rows, such as the TRM's puzzle table with ``model.puzzle_emb_sparse`` — by
+``model.sparse_embedding_parameters() -> {name: parameter}``. Those are left out of AdamW and
+trained as the official TRM code trains its puzzle table: on the rows the batch used (their
+gradient is non-zero), a sign-SGD step with decoupled weight decay,
+
+    w <- w * (1 - lr * wd) - lr * sign(grad)
+
+at ``trainer.puzzle_emb_lr`` and ``trainer.puzzle_emb_weight_decay``, following the same lr
+schedule as the rest (:func:`set_lr`). Sign-SGD keeps no state, so a checkpoint of the
+combined optimizer is AdamW's state alone and resume stays exact. The gradient clip leaves
+sparse embeddings out (:func:`clipped_parameters`): a sign step does not depend on the scale.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import torch
+from torch import nn
+
+from agent_forge.errors import ConfigError
+from agent_forge.phases.cognate.training_config import DeepSupervisionConfig
+
+
+class SignSGD(torch.optim.Optimizer):
+    """Row-sparse sign-SGD with decoupled weight decay, for embedding tables ``(rows, ...)``.
+
+    Only rows whose gradient is non-zero (the ids in the batch) change; the others keep their
+    value and are not decayed. Stateless. Each group carries its own ``base_lr``, the peak of
+    the schedule :func:`set_lr` applies.
+    """
+
+    def __init__(self, params: Iterable[nn.Parameter], lr: float, weight_decay: float = 0.0) -> None:
+        super().__init__(params, {"lr": lr, "base_lr": lr, "weight_decay": weight_decay})
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> None:  # type: ignore[override]
+        for group in self.param_groups:
+            lr, wd = group["lr"], group["weight_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                grad = p.grad.reshape(p.shape[0], -1)
+                rows = grad.ne(0).any(dim=1).nonzero().squeeze(1)
+                if rows.numel() == 0:
+                    continue
+                w = p.index_select(0, rows)
+                w.mul_(1 - lr * wd).add_(p.grad.index_select(0, rows).sign(), alpha=-lr)
+                p.index_copy_(0, rows, w)
+
+
+class CombinedOptimizer:
+    """AdamW and sign-SGD stepped as one optimizer (what ``TrainState.optimizer`` holds).
+
+    ``param_groups`` lists AdamW's groups first (the logged ``lr`` is the first group's).
+    ``state_dict`` is AdamW's: sign-SGD has no state, and its lr is set from the config at
+    every step.
+    """
+
+    def __init__(self, adamw: torch.optim.Optimizer, sparse: SignSGD) -> None:
+        self.adamw, self.sparse = adamw, sparse
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        return [*self.adamw.param_groups, *self.sparse.param_groups]
+
+    @property
+    def state(self) -> Any:
+        return self.adamw.state
+
+    def sparse_parameters(self) -> list[nn.Parameter]:
+        return [p for group in self.sparse.param_groups for p in group["params"]]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.adamw.zero_grad(set_to_none=set_to_none)
+        self.sparse.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        self.adamw.step()
+        self.sparse.step()
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.adamw.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.adamw.load_state_dict(state)
+
+
+def sparse_embeddings(model: nn.Module) -> dict[str, nn.Parameter]:
+    """The parameters ``model`` declares as sparse embeddings (none for most models)."""
+    declare = getattr(model, "sparse_embedding_parameters", None)
+    return dict(declare()) if declare is not None else {}
+
+
+def check_shardable(model: nn.Module) -> None:
+    """Refuse FSDP for a model with sparse embeddings (call it before sharding)."""
+    sparse = sparse_embeddings(model)
+    if sparse:
+        raise ConfigError(f"the model trains {', '.join(sparse)} as a sparse embedding (sign-SGD,"
+                          " model.puzzle_emb_sparse=true), which trainer.parallel=fsdp does not support;"
+                          " use trainer.parallel=ddp, or set model.puzzle_emb_sparse=false")
+
+
+def build_optimizer(model: nn.Module, cfg: DeepSupervisionConfig) -> Any:
+    """AdamW over the model's parameters, or :class:`CombinedOptimizer` when it declares sparse
+    embeddings. Call it after sharding, so AdamW holds (and sizes its moments by) the shards."""
+    sparse = sparse_embeddings(model)
+    skip = {id(p) for p in sparse.values()}
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if id(p) in skip:
+            continue
+        (no_decay if p.dim() < 2 or "scales" in name else decay).append(p)
+    adamw = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr, betas=cfg.betas)
+    if not sparse:
+        return adamw
+    return CombinedOptimizer(adamw, SignSGD(sparse.values(), lr=cfg.puzzle_emb_lr,
+                                            weight_decay=cfg.puzzle_emb_weight_decay))
+
+
+def set_lr(optimizer: Any, cfg: DeepSupervisionConfig, factor: float) -> None:
+    """Every group at ``factor`` (the schedule's) times its peak: ``trainer.lr``, or a sign-SGD
+    group's own ``base_lr``."""
+    for group in optimizer.param_groups:
+        group["lr"] = group.get("base_lr", cfg.lr) * factor
+
+
+def clipped_parameters(model: nn.Module, optimizer: Any) -> list[nn.Parameter]:
+    """The parameters with a gradient whose norm is measured and clipped: all but sparse embeddings."""
+    sparse = getattr(optimizer, "sparse_parameters", None)
+    skip = {id(p) for p in sparse()} if sparse is not None else set()
+    return [p for p in model.parameters() if p.grad is not None and id(p) not in skip]
