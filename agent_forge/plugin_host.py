@@ -42,6 +42,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "agent_forge.plugins.callbacks.act",
     "agent_forge.plugins.callbacks.memory",
     "agent_forge.plugins.phases",
+    "agent_forge.plugins.runs",
 )
 
 
