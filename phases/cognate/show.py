@@ -208,10 +208,10 @@ def render_trace(trace: Trace) -> list[Any]:
         blocks.append(Group(Text(first, style="bold"), Text(second),
                             _grid_text(view.cells, width, trace.marker, view.changed, view.wrong),
                             Text(f"{sum(view.changed)} changed, {view.n_wrong} wrong")))
-    steps_note = (f"{total} supervision steps" + (f" (--n-sup; the model's n_sup is {trace.model_n_sup})"
-                                                  if total != trace.model_n_sup else " (the model's n_sup)"))
-    heading = Text(f"{trace.task} puzzle {trace.index} of {trace.data} ({trace.examples} in all), {steps_note};"
-                   f" artifact {trace.artifact}")
+    steps_note = f"{total} supervision steps" + (f" (--n-sup; the model's n_sup is {trace.model_n_sup})"
+                                                 if total != trace.model_n_sup else "")
+    heading = Text(f"{trace.task} puzzle {trace.index} of {trace.data} ({trace.examples} in all), {steps_note}\n"
+                   f"artifact {trace.artifact}")
     legend = Text.assemble(("bold", CHANGED_STYLE), ": changed since the step before (step 1: the question); ",
                            (f"trailing {trace.marker}", WRONG_STYLE), ": wrong")
     last = trace.steps[-1]
@@ -224,7 +224,7 @@ def render_trace(trace: Trace) -> list[Any]:
     else:
         at = trace.steps[trace.halt_step - 1]
         outcome.append(f"halts at step {at.step} (first q > 0) with {cells - at.n_wrong}/{cells} cells right")
-    return [heading, Text(""), Columns(blocks, padding=(1, 3)), legend, Text("; ".join(outcome))]
+    return [heading, Text(""), Columns(blocks, padding=(1, 3)), legend, *(Text(line) for line in outcome)]
 
 
 # -- the animation ---------------------------------------------------------------------------
