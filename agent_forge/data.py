@@ -60,3 +60,7 @@ class TaskData:
     #: Turns a token sequence back into something a person reads (for reports and samples).
     render: Callable[[torch.Tensor], str] | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    #: Optional, for views that mark single cells (``forge show``): a token sequence as the rows
+    #: of its grid, one short label per cell (Sudoku: ``"3"``, ``"."`` for a blank). Without it a
+    #: grid task is shown as token ids, in rows of ``info["size"]`` (else of the whole sequence).
+    decode_grid: Callable[[torch.Tensor], list[list[str]]] | None = None

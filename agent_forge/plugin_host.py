@@ -43,6 +43,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "agent_forge.plugins.callbacks.memory",
     "agent_forge.plugins.loggers",
     "agent_forge.plugins.phases",
+    "agent_forge.plugins.runs",
 )
 
 

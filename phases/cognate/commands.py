@@ -1,4 +1,4 @@
-"""Cognate's commands: ``forge variants``, ``forge eval`` and ``forge ablate``.
+"""Cognate's commands: ``forge variants``, ``forge eval``, ``forge ablate`` and ``forge show``.
 
 The core CLI knows none of them: the built-in phases plugin passes the root app to
 :func:`add_commands` from its ``forge_register_commands`` hook, as any third-party plugin would.
@@ -73,8 +73,39 @@ def ablate(
     emit_json(summary)
 
 
+def show(
+    artifact: Path = typer.Argument(..., help="Artifact manifest (.json) to watch."),
+    data: Path = typer.Option(..., "--data", help="Data file in the task's layout (CSV question,answer for puzzles)."),
+    index: int = typer.Option(0, "--index", help="Which puzzle: 0 is the file's first data row (CSV row 2)."),
+    n_sup: Optional[int] = typer.Option(None, "--n-sup", min=1,
+                                        help="Run this many supervision steps (default: the model's n_sup)."),
+    gif: Optional[Path] = typer.Option(None, "--gif", help="Also write the steps as an animated GIF."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Print one puzzle's answer after every supervision step, with the halting probability."""
+    import sys
+
+    from rich.console import Console
+
+    from agent_forge.phases.cognate.show import check_gif_path, render_trace, trace_puzzle, write_gif
+
+    if gif is not None:
+        check_gif_path(gif)  # before the model runs
+    trace = trace_puzzle(get_host(), artifact, data, index, n_sup=n_sup)
+    written = write_gif(trace, gif) if gif is not None else None
+    if as_json:
+        emit_json({**trace.as_json(), "gif": str(written) if written else None})
+        return
+    out = Console(file=sys.stdout, highlight=False)
+    for part in render_trace(trace):
+        out.print(part)
+    if written:
+        out.print(f"gif: {written} ({len(trace.steps)} frames)", soft_wrap=True)
+
+
 def add_commands(cli: typer.Typer) -> None:
-    """Add ``variants``, ``eval`` and ``ablate`` to the root app ``cli``."""
+    """Add ``variants``, ``eval``, ``ablate`` and ``show`` to the root app ``cli``."""
     cli.command()(variants)
     cli.command("eval")(eval_cmd)
     cli.command()(ablate)
+    cli.command()(show)

@@ -133,6 +133,13 @@ def render(size: int):
     return show
 
 
+def decode_grid(size: int):
+    def cells(tokens: torch.Tensor) -> list[list[str]]:
+        text = core.to_text(tokens.tolist())
+        return [list(text[r * size:(r + 1) * size]) for r in range(size)]
+    return cells
+
+
 def _split(q: np.ndarray, a: np.ndarray) -> Split:
     return Split(torch.from_numpy(q.astype(np.int64)), torch.from_numpy(a.astype(np.int64)))
 
@@ -149,6 +156,7 @@ def build_maze(cfg: MazeConfig, seed: int) -> TaskData:
                           exclude={bytes(row) for row in tq.tolist()})
     return TaskData(spec=cfg.task_spec(), train=_split(tq, ta), eval=_split(eq, ea),
                     augment=make_augment(cfg.size) if cfg.augment else None, render=render(cfg.size),
+                    decode_grid=decode_grid(cfg.size),
                     info={"train_source": str(cfg.train_file or "generated"),
                           "eval_source": str(cfg.eval_file or "generated")})
 

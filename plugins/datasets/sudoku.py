@@ -161,6 +161,13 @@ def render(size: int):
     return show
 
 
+def decode_grid(size: int):
+    def cells(tokens: torch.Tensor) -> list[list[str]]:
+        values = tokens.tolist()
+        return [[str(v) if v else "." for v in values[r * size:(r + 1) * size]] for r in range(size)]
+    return cells
+
+
 def task_spec(size: int, name: str | None = None) -> TaskSpec:
     box = core.box_shape(size)
     return TaskSpec(name=name or f"sudoku{size}", kind="puzzle", vocab_size=size + 1, seq_len=size * size,
@@ -186,6 +193,7 @@ def build_sudoku(cfg: SudokuConfig, seed: int) -> TaskData:
                           exclude={bytes(row) for row in tp.tolist()})
     return TaskData(spec=task_spec(size, cfg.name), train=_split(tp, ts), eval=_split(ep, es),
                     augment=make_augment(size) if cfg.augment else None, render=render(size),
+                    decode_grid=decode_grid(size),
                     info={"train_source": str(cfg.train_file or "generated"),
                           "eval_source": str(cfg.eval_file or "generated"), "eval_blanks": list(eval_blanks)})
 
