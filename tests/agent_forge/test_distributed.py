@@ -74,15 +74,18 @@ def test_each_rank_trains_on_its_own_rows_without_overlap(tmp_path):
 
 
 def _rank_pid(launcher: int, rank: int) -> int | None:
+    """The pid of ``rank`` among the launcher's own children (never another run's rank: other
+    runs may be going on on the same machine)."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             env = (entry / "environ").read_bytes().split(b"\0")
             cmd = (entry / "cmdline").read_bytes()
-        except OSError:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
             continue
-        if f"RANK={rank}".encode() in env and b"agent_forge" in cmd and int(entry.name) != launcher:
+        if parent == launcher and f"RANK={rank}".encode() in env and b"agent_forge" in cmd:
             return int(entry.name)
     return None
 
