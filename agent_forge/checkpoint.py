@@ -185,9 +185,21 @@ def _check_manifest_digests(path: Path, data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+#: The files of a folder written by ``forge export`` (:mod:`agent_forge.export`).
+EXPORT_CONFIG, EXPORT_WEIGHTS = "config.json", "model.safetensors"
+
+
+def manifest_file(path: str | Path) -> Path:
+    """The manifest to read for ``path``: itself, or the ``config.json`` of an export folder."""
+    path = Path(path)
+    if path.is_dir() and (path / EXPORT_CONFIG).is_file() and (path / EXPORT_WEIGHTS).is_file():
+        return path / EXPORT_CONFIG
+    return path
+
+
 def read_manifest(manifest_path: str | Path) -> ModelArtifact:
     """Parse and check a manifest: schema version, its own digests (:func:`_check_manifest_digests`), fields."""
-    path = Path(manifest_path)
+    path = manifest_file(manifest_path)
     if path.is_dir():
         raise ArtifactError(f"{path} is a folder; pass the artifact's .json manifest inside it")
     if not path.exists():
@@ -216,7 +228,7 @@ def verify_artifact(manifest_path: str | Path) -> tuple[ModelArtifact, Path]:
     A schema-1 manifest (no digests) is accepted with ``artifact.manifest_sealed`` False and a
     warning logged: its weights are verified, its other fields are not.
     """
-    manifest_path = Path(manifest_path)
+    manifest_path = manifest_file(manifest_path)
     artifact = read_manifest(manifest_path)
     weights = (manifest_path.parent / artifact.weights).resolve()
     if manifest_path.parent.resolve() not in weights.parents:
