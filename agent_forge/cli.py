@@ -5,8 +5,12 @@ The core holds only the generic commands: ``plugins``, ``inspect``, ``run phase`
 plugins' ``data generate``) arrives through the hook ``forge_register_commands(cli)``, from the
 plugin that owns it, exactly as a third-party plugin's commands do (:func:`build_app`).
 
-Errors a user can fix (:class:`agent_forge.errors.ForgeError`) print one message and exit 2;
-``--debug`` shows the traceback instead.
+Every error a user can fix prints ONE line on stderr, ``error: <message>``, never wrapped
+whatever the terminal width or path length, and exits 2: a
+:class:`agent_forge.errors.ForgeError` from a command (``--debug`` shows its traceback
+instead), and a usage error the command line parser finds (a bad int for ``--max-steps``, an
+unknown flag, ``--models 0``), which also names the value given and ends with
+``see 'forge ... --help'``.
 
 For command authors: :func:`command_group` finds or makes a sub-group (``forge data ...``) and
 :func:`emit_json` prints a result the way every command does.
@@ -75,19 +79,22 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="Machine-readable
 def inspect(path: Path = typer.Argument(..., help="An artifact manifest (.json)."),
             as_json: bool = typer.Option(False, "--json")) -> None:
     """Show an artifact's manifest after verifying its weights (size and sha256)."""
-    from agent_forge.checkpoint import verify_artifact
+    from agent_forge.checkpoint import load_artifact
 
-    artifact, weights = verify_artifact(path)
+    artifact, _ = load_artifact(path)  # size, sha256, and that the weights read back as safetensors
+    weights = (path.parent / artifact.weights).resolve()
     data = artifact.model_dump(mode="json")
     if as_json:
         emit_json({"verified": True, "weights_path": str(weights), **data})
         return
-    console.print(f"[green]verified[/green] {weights} ({artifact.size_bytes:,} bytes, sha256 {artifact.sha256[:16]}…)")
+    console.print(Text.assemble(("verified", "green"), f" {weights} ({artifact.size_bytes:,} bytes, sha256"
+                                f" {artifact.sha256[:16]}…)"), soft_wrap=True)
     for key in ("id", "phase", "variant", "architecture", "parameters", "weights_kind", "step", "seed", "created_at"):
-        console.print(f"{key:>14}: {data[key]}")
-    console.print(f"{'task':>14}: {artifact.task.name} (vocab {artifact.task.vocab_size}, seq {artifact.task.seq_len})")
+        console.print(Text(f"{key:>14}: {data[key]}"), soft_wrap=True)
+    console.print(Text(f"{'task':>14}: {artifact.task.name} (vocab {artifact.task.vocab_size}, seq"
+                       f" {artifact.task.seq_len})"), soft_wrap=True)
     for key, value in artifact.metrics.items():
-        console.print(f"{key:>14}: {value:.4f}")
+        console.print(Text(f"{key:>14}: {value:.4f}"), soft_wrap=True)
 
 
 # -- run -------------------------------------------------------------------------------------
@@ -98,7 +105,7 @@ def _run_options(**kw: Any) -> Any:
     from agent_forge.runner import RunOptions
 
     sets = kw.pop("set_")
-    return RunOptions(overrides=tuple(sets or ()), **{k: v for k, v in kw.items() if v is not None})
+    return RunOptions.checked(overrides=tuple(sets or ()), **{k: v for k, v in kw.items() if v is not None})
 
 
 _NPROC_HELP = ("Start K local processes (ranks) through torch.distributed.run; gloo on CPU, NCCL on CUDA."
@@ -191,10 +198,13 @@ def run_phase_cmd(
     options = _run_options(variant=variant, task=task, set_=set_, config_file=config_file, max_steps=max_steps,
                            minutes=minutes, seed=seed, out=out, checkpoint_every=checkpoint_every,
                            resume=resume, models=models, progress=progress)
+    if backend:
+        distributed.check_backend(backend)
     if nproc > 1 and not distributed.launched():
-        runner = PhaseRunner(_host())
-        runner.prepare(name, options)  # config errors surface here, before any rank starts
-        _launch_ranks(nproc, backend, runner.run_dir_for(name, options))
+        # Everything a rank would refuse (config, run folder, device, batch split, --resume)
+        # is refused here, once, before any rank starts.
+        *_, run_dir = PhaseRunner(_host()).check(name, options, world_size=nproc)
+        _launch_ranks(nproc, backend, run_dir)
         return
     if backend:
         os.environ[distributed.BACKEND_ENV] = backend
@@ -336,13 +346,70 @@ def resume_command(argv: list[str], run_dir: Path) -> str:
     return shlex.join(["forge", *rest, "--out", str(run_dir), "--resume"])
 
 
+def _one_line(text: str) -> str:
+    """A message as one line: several lines (e.g. one per invalid field) are joined with '; '."""
+    return "; ".join(line.strip() for line in str(text).splitlines() if line.strip())
+
+
+def _error(message: str) -> None:
+    # soft_wrap: one line whatever the width, so a long path is never cut in two; Text: no markup.
+    console.print(Text.assemble(("error: ", "bold red"), _one_line(message)), soft_wrap=True)
+
+
+def _given_value(argv: list[str], param: Any) -> str | None:
+    """What the command line gave an option (its last occurrence), for a usage error's message."""
+    opts = [*getattr(param, "opts", ()), *getattr(param, "secondary_opts", ())]
+    if getattr(param, "param_type_name", "") != "option":
+        return None
+    found = None
+    for i, arg in enumerate(argv):
+        for opt in opts:
+            if arg == opt and i + 1 < len(argv):
+                found = argv[i + 1]
+            elif arg.startswith(opt + "=") and opt.startswith("--"):
+                found = arg[len(opt) + 1:]
+    return found
+
+
+#: The click exceptions typer raises: its own vendored copy of click (typer >= 0.2x) or click.
+_click_errors = sys.modules[typer.BadParameter.__module__]
+_NoArgsIsHelp = getattr(_click_errors, "NoArgsIsHelpError", ())
+_Abort = (typer.Abort, getattr(_click_errors, "Abort", typer.Abort))
+
+
+def usage_error_message(exc: Exception, argv: list[str]) -> str:
+    """A click/typer usage error as one message: what is wrong, the value given, where help is."""
+    message = exc.format_message()  # type: ignore[attr-defined]
+    param = getattr(exc, "param", None)
+    if isinstance(exc, _click_errors.BadParameter) and param is not None:
+        given = _given_value(argv, param)
+        if given is not None:
+            message = f"{message.rstrip('.')} (got {given!r})"
+    ctx = getattr(exc, "ctx", None)
+    if isinstance(exc, _click_errors.UsageError) and ctx is not None:
+        message = f"{message.rstrip('.')}; see '{ctx.command_path} --help'"
+    return message
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
         app = build_app()
-        # Standalone mode: typer handles usage errors and exits; our errors propagate to here.
-        app(args=argv, prog_name="forge")
+        # Not standalone: usage errors come here too, to be printed like every other error.
+        code = app(args=argv, prog_name="forge", standalone_mode=False)
+        if isinstance(code, int) and not isinstance(code, bool) and code:
+            sys.exit(code)
+    except _NoArgsIsHelp as exc:  # `forge run`: its help (typer's rich help has printed it already)
+        if exc.format_message().strip():
+            exc.show()
+        sys.exit(exc.exit_code)
+    except _click_errors.ClickException as exc:
+        _error(usage_error_message(exc, argv))
+        sys.exit(2 if isinstance(exc, _click_errors.UsageError) else exc.exit_code)
+    except _Abort:
+        _error("aborted")
+        sys.exit(1)
     except RunInterrupted as exc:
         if debug:
             raise
@@ -357,8 +424,7 @@ def main(argv: list[str] | None = None) -> None:
     except ForgeError as exc:
         if debug:
             raise
-        # soft_wrap: one line whatever the width, so a long path is never cut in two.
-        console.print(Text.assemble(("error: ", "bold red"), str(exc)), soft_wrap=True)
+        _error(str(exc))
         sys.exit(2)
     except KeyboardInterrupt:
         console.print("interrupted")
