@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save as st_save_bytes
 
 from agent_forge.contracts import SCHEMA_VERSION, ModelArtifact
@@ -255,9 +256,25 @@ def verify_artifact(manifest_path: str | Path) -> tuple[ModelArtifact, Path]:
 
 
 def load_artifact(manifest_path: str | Path) -> tuple[ModelArtifact, dict[str, torch.Tensor]]:
-    """Verify an artifact and return its manifest and state dict (on CPU)."""
-    artifact, weights = verify_artifact(manifest_path)
-    return artifact, load_file(str(weights), device="cpu")
+    """Verify an artifact and return its manifest and state dict (on CPU).
+
+    Every failure is an :class:`ArtifactError`: the weights file passed instead of its
+    manifest, a manifest that is not text, and weights that are not safetensors (even with a
+    matching checksum)."""
+    path = Path(manifest_path)
+    if path.suffix == ".safetensors":
+        raise ArtifactError(f"{path} is the weights file; pass its manifest {path.with_suffix('.json')} instead")
+    try:
+        artifact, weights = verify_artifact(path)
+    except UnicodeDecodeError:
+        raise ArtifactError(f"{path} is not an artifact manifest (not JSON text); pass the .json manifest"
+                            " written next to the weights") from None
+    try:
+        return artifact, load_file(str(weights), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ArtifactError(f"{weights}: not a readable safetensors file ({exc}), although its size and sha256"
+                            " match the manifest: the artifact was written wrong or both files were replaced;"
+                            " export it again") from None
 
 
 # -- training state --------------------------------------------------------------------------

@@ -5,8 +5,12 @@ The core holds only the generic commands: ``plugins``, ``inspect``, ``run phase`
 plugins' ``data generate``) arrives through the hook ``forge_register_commands(cli)``, from the
 plugin that owns it, exactly as a third-party plugin's commands do (:func:`build_app`).
 
-Errors a user can fix (:class:`agent_forge.errors.ForgeError`) print one message and exit 2;
-``--debug`` shows the traceback instead.
+Every error a user can fix prints ONE line on stderr, ``error: <message>``, never wrapped
+whatever the terminal width or path length, and exits 2: a
+:class:`agent_forge.errors.ForgeError` from a command (``--debug`` shows its traceback
+instead), and a usage error the command line parser finds (a bad int for ``--max-steps``, an
+unknown flag, ``--models 0``), which also names the value given and ends with
+``see 'forge ... --help'``.
 
 For command authors: :func:`command_group` finds or makes a sub-group (``forge data ...``) and
 :func:`emit_json` prints a result the way every command does.
@@ -78,32 +82,39 @@ def inspect(path: Path = typer.Argument(..., help="An artifact manifest (.json).
 
     An edited manifest or weights file is refused (exit 2). A schema-1 manifest, written before
     manifests carried a digest, is shown as "manifest unverified": only its weights were checked.
-    ``--json`` says ``verified`` (both), ``manifest_verified`` and ``weights_verified``.
+    ``--json`` says ``verified`` (both), ``manifest_verified`` and ``weights_verified``. An export
+    folder (``forge export``) is read through its ``config.json``.
     """
-    from agent_forge.checkpoint import verify_artifact
+    from agent_forge.checkpoint import load_artifact, manifest_file
     from agent_forge.formatting import format_number
 
-    artifact, weights = verify_artifact(path)
+    path = manifest_file(path)
+
+    artifact, _ = load_artifact(path)  # size, sha256, and that the weights read back as safetensors
+    weights = (path.parent / artifact.weights).resolve()
     data = artifact.model_dump(mode="json")
     sealed = artifact.manifest_sealed
     if as_json:
         emit_json({"verified": sealed, "manifest_verified": sealed, "weights_verified": True,
                    "weights_path": str(weights), **data})
         return
+    def line(text: str) -> None:
+        console.print(text, soft_wrap=True)  # soft_wrap: a long path stays on one line
+
     if sealed:
-        console.print(f"[green]verified[/green] manifest {path} (sha256 {artifact.manifest_sha256[:16]}…)")
+        line(f"[green]verified[/green] manifest {path} (sha256 {artifact.manifest_sha256[:16]}…)")
     else:
-        console.print(f"[yellow]manifest unverified[/yellow] {path}: schema_version {artifact.schema_version},"
-                      " written before manifests carried a digest; the fields below are as found, not checked")
-    console.print(f"[green]verified[/green] weights {weights} ({format_number(artifact.size_bytes, 'count')} bytes,"
-                  f" sha256 {artifact.sha256[:16]}…)")
+        line(f"[yellow]manifest unverified[/yellow] {path}: schema_version {artifact.schema_version},"
+             " written before manifests carried a digest; the fields below are as found, not checked")
+    line(f"[green]verified[/green] weights {weights} ({format_number(artifact.size_bytes, 'count')} bytes,"
+         f" sha256 {artifact.sha256[:16]}…)")
     for key in ("id", "phase", "variant", "architecture", "parameters", "weights_kind", "step", "seed", "created_at"):
         value = data[key]
         shown = format_number(value, "count") if key in ("parameters", "step", "seed") else ("-" if value is None else value)
-        console.print(f"{key:>14}: {shown}")
-    console.print(f"{'task':>14}: {artifact.task.name} (vocab {artifact.task.vocab_size}, seq {artifact.task.seq_len})")
+        line(f"{key:>14}: {shown}")
+    line(f"{'task':>14}: {artifact.task.name} (vocab {artifact.task.vocab_size}, seq {artifact.task.seq_len})")
     for key, value in artifact.metrics.items():
-        console.print(f"{key:>14}: {format_number(value, 'auto', key=key)}")
+        line(f"{key:>14}: {format_number(value, 'auto', key=key)}")
 
 
 # -- run -------------------------------------------------------------------------------------
@@ -114,7 +125,7 @@ def _run_options(**kw: Any) -> Any:
     from agent_forge.runner import RunOptions
 
     sets = kw.pop("set_")
-    return RunOptions(overrides=tuple(sets or ()), **{k: v for k, v in kw.items() if v is not None})
+    return RunOptions.checked(overrides=tuple(sets or ()), **{k: v for k, v in kw.items() if v is not None})
 
 
 _NPROC_HELP = ("Start K local processes (ranks) through torch.distributed.run; gloo on CPU, NCCL on CUDA."
@@ -230,10 +241,13 @@ def run_phase_cmd(
     options = _run_options(variant=variant, task=task, set_=set_, config_file=config_file, max_steps=max_steps,
                            minutes=minutes, seed=seed, out=out, checkpoint_every=checkpoint_every,
                            resume=resume, models=models, progress=progress)
+    if backend:
+        distributed.check_backend(backend)
     if nproc > 1 and not distributed.launched():
-        runner = PhaseRunner(_host())
-        runner.prepare(name, options)  # config errors surface here, before any rank starts
-        _launch_ranks(nproc, backend, runner.run_dir_for(name, options))
+        # Everything a rank would refuse (config, run folder, device, batch split, --resume)
+        # is refused here, once, before any rank starts.
+        *_, run_dir = PhaseRunner(_host()).check(name, options, world_size=nproc)
+        _launch_ranks(nproc, backend, run_dir)
         return
     if backend:
         os.environ[distributed.BACKEND_ENV] = backend
@@ -375,13 +389,70 @@ def resume_command(argv: list[str], run_dir: Path) -> str:
     return shlex.join(["forge", *rest, "--out", str(run_dir), "--resume"])
 
 
+def _one_line(text: str) -> str:
+    """A message as one line: several lines (e.g. one per invalid field) are joined with '; '."""
+    return "; ".join(line.strip() for line in str(text).splitlines() if line.strip())
+
+
+def _error(message: str) -> None:
+    # soft_wrap: one line whatever the width, so a long path is never cut in two; Text: no markup.
+    console.print(Text.assemble(("error: ", "bold red"), _one_line(message)), soft_wrap=True)
+
+
+def _given_value(argv: list[str], param: Any) -> str | None:
+    """What the command line gave an option (its last occurrence), for a usage error's message."""
+    opts = [*getattr(param, "opts", ()), *getattr(param, "secondary_opts", ())]
+    if getattr(param, "param_type_name", "") != "option":
+        return None
+    found = None
+    for i, arg in enumerate(argv):
+        for opt in opts:
+            if arg == opt and i + 1 < len(argv):
+                found = argv[i + 1]
+            elif arg.startswith(opt + "=") and opt.startswith("--"):
+                found = arg[len(opt) + 1:]
+    return found
+
+
+#: The click exceptions typer raises: its own vendored copy of click (typer >= 0.2x) or click.
+_click_errors = sys.modules[typer.BadParameter.__module__]
+_NoArgsIsHelp = getattr(_click_errors, "NoArgsIsHelpError", ())
+_Abort = (typer.Abort, getattr(_click_errors, "Abort", typer.Abort))
+
+
+def usage_error_message(exc: Exception, argv: list[str]) -> str:
+    """A click/typer usage error as one message: what is wrong, the value given, where help is."""
+    message = exc.format_message()  # type: ignore[attr-defined]
+    param = getattr(exc, "param", None)
+    if isinstance(exc, _click_errors.BadParameter) and param is not None:
+        given = _given_value(argv, param)
+        if given is not None:
+            message = f"{message.rstrip('.')} (got {given!r})"
+    ctx = getattr(exc, "ctx", None)
+    if isinstance(exc, _click_errors.UsageError) and ctx is not None:
+        message = f"{message.rstrip('.')}; see '{ctx.command_path} --help'"
+    return message
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
         app = build_app()
-        # Standalone mode: typer handles usage errors and exits; our errors propagate to here.
-        app(args=argv, prog_name="forge")
+        # Not standalone: usage errors come here too, to be printed like every other error.
+        code = app(args=argv, prog_name="forge", standalone_mode=False)
+        if isinstance(code, int) and not isinstance(code, bool) and code:
+            sys.exit(code)
+    except _NoArgsIsHelp as exc:  # `forge run`: its help (typer's rich help has printed it already)
+        if exc.format_message().strip():
+            exc.show()
+        sys.exit(exc.exit_code)
+    except _click_errors.ClickException as exc:
+        _error(usage_error_message(exc, argv))
+        sys.exit(2 if isinstance(exc, _click_errors.UsageError) else exc.exit_code)
+    except _Abort:
+        _error("aborted")
+        sys.exit(1)
     except RunInterrupted as exc:
         if debug:
             raise
@@ -396,8 +467,7 @@ def main(argv: list[str] | None = None) -> None:
     except ForgeError as exc:
         if debug:
             raise
-        # soft_wrap: one line whatever the width, so a long path is never cut in two.
-        console.print(Text.assemble(("error: ", "bold red"), str(exc)), soft_wrap=True)
+        _error(str(exc))
         sys.exit(2)
     except KeyboardInterrupt:
         console.print("interrupted")

@@ -13,13 +13,15 @@ import dataclasses
 import difflib
 import json
 import tomllib
+import types
 import typing
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
-from pydantic_core import InitErrorDetails
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, create_model, field_validator,
+                      model_validator)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from agent_forge.errors import ConfigError
 
@@ -27,9 +29,73 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class StrictModel(BaseModel):
-    """Base for every config model: unknown keys are errors, assignments are validated."""
+    """Base for every config model: unknown keys are errors, assignments are validated, and a
+    boolean is never taken for a number (pydantic's lax mode reads ``true`` as ``1``; here
+    ``--set trainer.batch_size=true`` is refused). Other lax conversions stay: an int where a
+    float goes, a list where a tuple goes, a string where a path goes."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_number(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        if field is not None and _bool_for_number(field.annotation, value):
+            raise PydanticCustomError(
+                "bool_not_number", "expected a number, got a boolean; write the number itself (true/false is"
+                " never read as 1/0)")
+        return value
+
+
+_UNIONS = (typing.Union, types.UnionType)
+
+
+def _admits_bool(tp: Any) -> bool:
+    """Whether a value of type ``tp`` may be a bool (``bool``, ``Any``, a union or Literal with one)."""
+    if tp is bool or tp is Any or tp is object:
+        return True
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Annotated:
+        return _admits_bool(args[0])
+    if origin in _UNIONS:
+        return any(_admits_bool(a) for a in args)
+    if origin is typing.Literal:
+        return any(isinstance(a, bool) for a in args)
+    return isinstance(tp, typing.TypeVar)
+
+
+def _admits_number(tp: Any) -> bool:
+    """Whether ``tp`` takes a number (int, float, a numeric Literal, or a union with one)."""
+    if isinstance(tp, type) and issubclass(tp, (int, float)) and tp is not bool:
+        return True
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Annotated:
+        return _admits_number(args[0])
+    if origin in _UNIONS:
+        return any(_admits_number(a) for a in args)
+    if origin is typing.Literal:
+        return any(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args)
+    return False
+
+
+def _bool_for_number(tp: Any, value: Any) -> bool:
+    """True if ``value`` holds a bool where ``tp`` wants a number and no bool: at the top, or
+    inside a list, tuple, set or dict value of that type (nested models check their own fields)."""
+    if isinstance(value, bool):
+        return _admits_number(tp) and not _admits_bool(tp)
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Annotated:
+        return _bool_for_number(args[0], value)
+    if origin in _UNIONS:
+        members = [a for a in args if a is not type(None)]
+        return bool(members) and all(_bool_for_number(a, value) for a in members)
+    if isinstance(value, (list, tuple, set, frozenset)) and origin in (list, tuple, set, frozenset) and args:
+        if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
+            return any(_bool_for_number(t, v) for t, v in zip(args, value))
+        return any(_bool_for_number(args[0], v) for v in value)
+    if isinstance(value, dict) and origin is dict and len(args) == 2:
+        return any(_bool_for_number(args[1], v) for v in value.values())
+    return False
 
 
 #: Keys of a dataclass field's ``metadata`` that become pydantic ``Field`` arguments.
@@ -96,8 +162,20 @@ def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error in one line: what is wrong and where (PyYAML's own text spans several)."""
+    problem = getattr(exc, "problem", None)
+    if not problem:
+        return " ".join(str(exc).split())
+    mark = getattr(exc, "problem_mark", None)
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else problem
+
+
 def parse_value(text: str) -> Any:
-    """``--set`` values are YAML scalars or flow collections: 3, 0.1, true, null, [a, b], {k: v}."""
+    """``--set`` values are YAML scalars or flow collections: 3, 0.1, true, null, [a, b], {k: v}.
+
+    Text that YAML cannot read is kept as a string, unless it opens with ``{`` or ``[`` (an
+    unclosed ``{d_model: 3``): that raises ValueError saying what is wrong."""
     # Numbers first: YAML 1.1 reads "1e-3" (no dot) as a string.
     for number in (int, float):
         try:
@@ -106,7 +184,10 @@ def parse_value(text: str) -> Any:
             pass
     try:
         return yaml.safe_load(text) if text.strip() else ""
-    except yaml.YAMLError:
+    except yaml.YAMLError as exc:
+        if text.lstrip()[:1] in ("{", "["):  # meant as a list or a section: say what is wrong
+            raise ValueError(f"cannot parse {text!r} as a flow collection ({yaml_problem(exc)}); close every"
+                             " bracket (e.g. {d_model: 64, n: 2} or [1, 2]), or wrap it in YAML quotes to mean a string") from None
         return text
 
 
@@ -128,7 +209,10 @@ def apply_override(raw: dict[str, Any], assignment: str) -> dict[str, Any]:
             where = ".".join(parts[: i + 1])
             raise ConfigError(f"--set {assignment!r}: {where} is a value ({child!r}), not a section")
         node = child
-    value = parse_value(text)
+    try:
+        value = parse_value(text)
+    except ValueError as exc:
+        raise ConfigError(f"--set {assignment!r}: {exc}") from None
     if value is None and parts[-1] in node and isinstance(node[parts[-1]], dict):
         del node[parts[-1]]
     else:
@@ -143,20 +227,31 @@ def apply_overrides(raw: dict[str, Any], assignments: list[str] | tuple[str, ...
 
 
 def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a TOML, YAML or JSON config file (UTF-8); every problem is a ConfigError naming it."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"--config {path}: is a folder; name a .toml, .yaml/.yml or .json file")
     if not path.exists():
         raise ConfigError(f"--config {path}: no such file")
-    text = path.read_text()
+    if path.suffix not in {".toml", ".yaml", ".yml", ".json"}:
+        raise ConfigError(f"--config {path}: use a .toml, .yaml/.yml or .json file")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"--config {path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset"
+                          f" {exc.start}); save the file as UTF-8") from None
+    except OSError as exc:
+        raise ConfigError(f"--config {path}: cannot read it: {exc.strerror or exc}") from None
     try:
         if path.suffix == ".toml":
             data = tomllib.loads(text)
         elif path.suffix in {".yaml", ".yml"}:
             data = yaml.safe_load(text)
-        elif path.suffix == ".json":
-            data = json.loads(text)
         else:
-            raise ConfigError(f"--config {path}: use a .toml, .yaml/.yml or .json file")
-    except (tomllib.TOMLDecodeError, yaml.YAMLError, json.JSONDecodeError) as exc:
+            data = json.loads(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--config {path}: cannot parse it: {yaml_problem(exc)}") from exc
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"--config {path}: cannot parse it: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"--config {path}: the top level must be a table/mapping of sections")

@@ -64,6 +64,19 @@ def default_backend() -> str:
     return "nccl" if torch.cuda.is_available() else "gloo"
 
 
+def check_backend(name: str) -> None:
+    """Refuse a ``--backend`` that torch.distributed does not know or this torch build lacks."""
+    from agent_forge.errors import ConfigError
+
+    known = [b for b in dist.Backend.backend_list if b not in ("undefined", "fake")]
+    if name not in known:
+        raise ConfigError(f"--backend {name!r}: not a torch.distributed backend; use gloo (CPU) or nccl (CUDA)"
+                          f" (known: {', '.join(known)})")
+    if not dist.is_available() or not dist.is_backend_available(name):
+        raise ConfigError(f"--backend {name!r}: this torch build has no {name} support; use gloo"
+                          f"{' (nccl needs a CUDA build of torch and a GPU)' if name == 'nccl' else ''}")
+
+
 def init_from_env() -> bool:
     """Join the process group that the launcher described; returns whether the run is distributed.
 

@@ -4,6 +4,12 @@ A phase is a class registered through ``forge_register_phases``. The runner reso
 (variant + file + overrides), makes the run directory ``runs/<run-id>/``, writes the resolved
 ``config.json``, calls the phase, writes ``result.json`` and hands the :class:`PhaseResult` to
 the next phase.
+
+Fail before work: everything that can refuse a run is checked before the run directory is made
+or a byte is written (:meth:`PhaseRunner.check`): the config (:meth:`Phase.validate`), the run
+directory (not a file, not a finished run, not an unfinished run without ``--resume``), a
+``--resume`` against the run's ``config.json``, and the phase's own
+:meth:`Phase.check_ready` (devices, checkpoints, how the ranks split the work).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from agent_forge import distributed
 from agent_forge.checkpoint import atomic_write_json
@@ -53,6 +59,29 @@ class RunOptions(StrictModel):
     progress: bool = True
     #: Metrics loggers by name (``--logger tensorboard,jsonl``); None keeps the config's.
     loggers: tuple[str, ...] | None = None
+
+    @classmethod
+    def checked(cls, **values: Any) -> "RunOptions":
+        """``RunOptions(**values)``, with a bad value raised as a :class:`ConfigError` that names
+        the flag, the value and the rule (``--max-steps 0: input should be greater than ...``)."""
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            problems = []
+            for err in exc.errors():
+                name = str(err["loc"][0]) if err["loc"] else ""
+                if err["type"] == "extra_forbidden":
+                    problems.append(f"run option {name!r} is unknown; the options are {', '.join(cls.model_fields)}")
+                    continue
+                flag = _FLAGS.get(name, name)
+                problems.append(f"{flag} {err.get('input')!r}: {err['msg'][:1].lower()}{err['msg'][1:]}")
+            raise ConfigError("; ".join(problems)) from None
+
+
+#: The ``forge run`` flag of each RunOptions field (for error messages).
+_FLAGS = {"overrides": "--set", "config_file": "--config", "runs_root": "runs_root",
+          **{f: "--" + f.replace("_", "-") for f in ("variant", "task", "max_steps", "minutes", "seed", "out",
+                                                     "checkpoint_every", "resume", "models", "progress")}}
 
 
 @dataclass
@@ -105,6 +134,17 @@ class Phase:
         """The part of the resolved config that a ``--resume`` must not change."""
         return resolved
 
+    def check_ready(self, config: Any, *, options: RunOptions, run_dir: Path, world_size: int) -> None:
+        """Refuse a run that cannot start, before its run directory is made or anything is written.
+
+        Called after :meth:`validate` (``config`` is what it returned) by the runner, and by
+        ``forge run ... --nproc K`` in the launching process before any rank starts; ``world_size``
+        is the number of processes that will train (K there). Check what the config alone cannot
+        say: a device that is not present, a ``--resume`` with no checkpoint in ``run_dir``, a
+        batch the ranks cannot split. Raise a :class:`ForgeError` (usually ConfigError) naming
+        the field or flag, the value and the fix. The base implementation checks nothing.
+        """
+
     def run(self, ctx: PhaseContext) -> PhaseResult:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -139,6 +179,35 @@ class PhaseRunner:
         raw = resolve_raw_config(self.host, phase, options)
         return phase, raw, phase.validate(raw)
 
+    def check(self, name: str, options: RunOptions, *, world_size: int | None = None,
+              run_dir: Path | None = None) -> tuple[Phase, dict[str, Any], Any, Path]:
+        """Everything :meth:`run` checks before it makes the run directory, without making it:
+        the config, the run directory, a ``--resume``, and :meth:`Phase.check_ready` for
+        ``world_size`` processes (default: this process's world). Returns the prepared phase,
+        raw and validated config, and the run directory."""
+        phase, raw, validated = self.prepare(name, options)
+        run_dir = run_dir or self.run_dir_for(name, options)
+        self._check_before_work(phase, validated, raw, options, run_dir,
+                                distributed.world_size() if world_size is None else world_size)
+        return phase, raw, validated, run_dir
+
+    def _check_before_work(self, phase: Phase, validated: Any, raw: dict[str, Any], options: RunOptions,
+                           run_dir: Path, world_size: int) -> None:
+        check_run_dir(run_dir, options)
+        if options.resume and (run_dir / "config.json").is_file():
+            resolved = _resolved(validated, raw)
+            try:
+                before = json.loads((run_dir / "config.json").read_text()).get("config")
+            except (ValueError, OSError, AttributeError) as exc:
+                raise ConfigError(f"--resume: cannot read {run_dir / 'config.json'} ({exc});"
+                                  " start a new run with another --out") from None
+            if before is not None and phase.resume_view(before) != phase.resume_view(resolved):
+                diff = _diff_paths(phase.resume_view(before), phase.resume_view(resolved))
+                raise ConfigError(
+                    f"--resume: the config differs from the run's config.json at {', '.join(diff[:8])}."
+                    " Resume with the same flags, or start a new run.")
+        phase.check_ready(validated, options=options, run_dir=run_dir, world_size=world_size)
+
     def run_dir_for(self, name: str, options: RunOptions) -> Path:
         """Where a run of ``name`` with ``options`` lives: ``--out``, or a new ``runs/<run-id>``
         (with ``--resume``, the newest run of that phase and variant that has checkpoints)."""
@@ -155,20 +224,13 @@ class PhaseRunner:
         distributed.init_from_env()
         run_dir = distributed.broadcast_object(run_dir)
         main = distributed.is_main()
-        if run_dir.exists() and any(run_dir.iterdir()) and not options.resume and (run_dir / "result.json").exists():
-            raise ForgeError(f"{run_dir} already holds a finished run; choose another --out or pass --resume")
+        # Every rank checks (the same answer everywhere) before rank 0 makes the folder.
+        self._check_before_work(phase, validated, raw, options, run_dir, distributed.world_size())
         if main:
             run_dir.mkdir(parents=True, exist_ok=True)
         distributed.barrier()
-        resolved = validated.model_dump(mode="json") if hasattr(validated, "model_dump") else raw
+        resolved = _resolved(validated, raw)
         config_path = run_dir / "config.json"
-        if options.resume and config_path.exists():
-            before = json.loads(config_path.read_text()).get("config")
-            if before is not None and phase.resume_view(before) != phase.resume_view(resolved):
-                diff = _diff_paths(phase.resume_view(before), phase.resume_view(resolved))
-                raise ConfigError(
-                    f"--resume: the config differs from the run's config.json at {', '.join(diff[:8])}."
-                    " Resume with the same flags, or start a new run.")
         if main:
             atomic_write_json(config_path, {"phase": name, "variant": variant, "world_size": distributed.world_size(),
                                             "options": options.model_dump(mode="json"), "config": resolved})
@@ -190,6 +252,28 @@ class PhaseRunner:
         self.host.hook.forge_phase_end(phase=name, result=result)
         log.info("phase.end", status=result.status, duration_s=round(result.duration_s, 1))
         return result
+
+
+def _resolved(validated: Any, raw: dict[str, Any]) -> dict[str, Any]:
+    return validated.model_dump(mode="json") if hasattr(validated, "model_dump") else raw
+
+
+def check_run_dir(run_dir: Path, options: RunOptions) -> None:
+    """Refuse a run directory that is a file, holds a finished run (``result.json``), or holds
+    an unfinished one (``config.json`` or checkpoints, no ``result.json``) without ``--resume``:
+    a new run would overwrite it."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ForgeError(f"--out {run_dir}: is a file, not a folder; name a folder for the run (new, or a run"
+                         " to --resume)")
+    if options.resume or not run_dir.is_dir():
+        return
+    if (run_dir / "result.json").exists():
+        raise ForgeError(f"{run_dir} already holds a finished run; choose another --out or pass --resume")
+    started = [p.name for p in (run_dir / "config.json", run_dir / "checkpoints") if p.exists()]
+    started += [f"{p.parent.name}/checkpoints" for p in sorted(run_dir.glob("*/checkpoints"))]
+    if started:
+        raise ForgeError(f"--out {run_dir}: holds an unfinished run ({', '.join(started[:3])}, no result.json);"
+                         " continue it with --resume, or start a new run with another --out")
 
 
 def _pick_run_dir(options: RunOptions, phase: str, variant: str | None) -> Path:
@@ -219,7 +303,7 @@ def run_phase(name: str, *, host: PluginHost | None = None, previous: PhaseResul
 
     Keyword arguments are :class:`RunOptions` fields; ``overrides`` takes ``["a.b=c", ...]``.
     """
-    return PhaseRunner(host).run(name, RunOptions(**options), previous=previous)
+    return PhaseRunner(host).run(name, RunOptions.checked(**options), previous=previous)
 
 
 class Pipeline:
@@ -227,6 +311,9 @@ class Pipeline:
 
     ``Pipeline(["cognate", "evomerge"]).run(variant="trm_small", models=3)`` — options given to
     ``run`` apply to every phase; ``per_phase={"evomerge": {...}}`` overrides them per phase.
+    Every phase's config is validated (and :meth:`PhaseRunner.check`-ed) before the first phase
+    starts; an error names the phase. What depends on the previous phase's result (its
+    artifacts) can only be checked when that phase runs.
     """
 
     def __init__(self, phases: list[str], host: PluginHost | None = None) -> None:
@@ -241,14 +328,22 @@ class Pipeline:
         per_phase = per_phase or {}
         root = Path(options.pop("out", None) or Path(options.get("runs_root", "runs")) /
                     new_run_id("pipeline", options.get("variant")))
+        planned: list[tuple[str, RunOptions]] = []
+        for name in self.phases:  # every phase is checked before the first one starts
+            try:
+                opts = RunOptions.checked(**{**options, **per_phase.get(name, {})})
+                if name != self.phases[0] and "variant" not in per_phase.get(name, {}):
+                    # Only phases that have variants take the pipeline's variant.
+                    if self.runner.phase_class(name).default_variant is None:
+                        opts = opts.model_copy(update={"variant": None})
+                self.runner.check(name, opts, run_dir=root / name)
+            except ForgeError as exc:
+                exc.args = (f"pipeline phase {name!r}: {exc}", *exc.args[1:])
+                raise
+            planned.append((name, opts))
         results: list[PhaseResult] = []
         previous: PhaseResult | None = None
-        for name in self.phases:
-            opts = RunOptions(**{**options, **per_phase.get(name, {})})
-            if name != self.phases[0] and "variant" not in per_phase.get(name, {}):
-                # Only phases that have variants take the pipeline's variant.
-                if self.runner.phase_class(name).default_variant is None:
-                    opts = opts.model_copy(update={"variant": None})
+        for name, opts in planned:
             previous = self.runner.run(name, opts, previous=previous, run_dir=root / name)
             results.append(previous)
             if previous.status == "failed":

@@ -42,7 +42,7 @@ def eval_cmd(
     artifact: Path = typer.Argument(..., help="Artifact manifest (.json) to evaluate."),
     data: Path = typer.Option(..., "--data", help="Data file in the task's layout (CSV for puzzles)."),
     as_json: bool = typer.Option(False, "--json"),
-    batch_size: int = typer.Option(256, "--batch-size"),
+    batch_size: int = typer.Option(256, "--batch-size", min=1),
 ) -> None:
     """Evaluate a hand-off artifact on a user file; print the metrics JSON on stdout."""
     from agent_forge.phases.cognate.evaluate import evaluate_artifact_on_file

@@ -17,6 +17,31 @@ from agent_forge.phases.common.loading import load_model
 FILE_EVALUATORS = ("exact", "token", "halting")
 
 
+def check_data_file(data: Path, flag: str = "--data") -> None:
+    """Refuse a data file that is missing, a folder, or not text (a NUL byte or not UTF-8 in its
+    first 64 KiB): every task's ``eval_file`` reader reads text."""
+    data = Path(data)
+    if data.is_dir():
+        raise ConfigError(f"{flag} {data}: is a folder; name a data file (a question,answer CSV for puzzles:"
+                          " forge data generate TASK --out FILE writes one)")
+    if not data.exists():
+        raise ConfigError(f"{flag} {data}: no such file")
+    with open(data, "rb") as f:
+        head = f.read(1 << 16)
+    problem = None
+    if bytes(1) in head:
+        problem = f"a NUL byte at offset {head.index(bytes(1))}"
+    else:
+        try:
+            head.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if exc.start < len(head) - 3 or len(head) < (1 << 16):  # not just a character cut at the end
+                problem = f"byte {head[exc.start]:#04x} at offset {exc.start} is not UTF-8"
+    if problem:
+        raise ConfigError(f"{flag} {data}: is not a text file ({problem}); pass a UTF-8 data file in the"
+                          " task's layout (a question,answer CSV for puzzles)")
+
+
 def task_from_file(host: Any, artifact: ModelArtifact, data: Path) -> TaskData:
     """The artifact's task rebuilt on a user's file, read by the dataset's ``eval_file`` reader.
 
@@ -33,6 +58,9 @@ def task_from_file(host: Any, artifact: ModelArtifact, data: Path) -> TaskData:
 
 def evaluate_artifact_on_file(host: Any, manifest: Path, data: Path, *, batch_size: int = 256) -> dict[str, Any]:
     """Load a verified artifact, read ``data`` with its task's ``eval_file`` reader, return metrics."""
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ConfigError(f"--batch-size {batch_size!r}: must be an integer >= 1")
+    check_data_file(data)
     artifact, model = load_model(host, manifest)
     task = task_from_file(host, artifact, data)
     ctx = EvalContext(model, task, torch.device("cpu"), batch_size=batch_size)

@@ -32,8 +32,9 @@ from agent_forge.config import check_sections, validate
 from agent_forge.contracts import ArtifactRef, PhaseResult, TaskSpec, VersionInfo
 from agent_forge.errors import ConfigError
 from agent_forge.loggers import LoggerSet
-from agent_forge.phases.cognate.report import last_at_halt, write_report
+from agent_forge.phases.cognate.checkpointing import checkpoints_newest_first
 from agent_forge.phases.cognate.fit import FitContext, Trainer
+from agent_forge.phases.cognate.report import last_at_halt, write_report
 from agent_forge.phases.cognate.training_config import resolve_device
 from agent_forge.phases.cognate.weights import evaluate_weights
 from agent_forge.plugin_host import PluginHost
@@ -237,6 +238,26 @@ class CognatePhase(Phase):
 
     def resume_view(self, resolved: dict[str, Any]) -> dict[str, Any]:
         return {"models": 1, **_without_budget(resolved)}  # runs from before ``models`` trained one
+
+    def check_ready(self, config: CognateConfig, *, options: RunOptions, run_dir: Path, world_size: int) -> None:
+        """Before any work: the trainer's device exists, ``world_size`` processes can split the
+        global batch evenly, and a ``--resume`` has a checkpoint to continue from."""
+        device = getattr(config.trainer, "device", None)
+        if isinstance(device, str):
+            resolve_device(device)
+        batch = getattr(config.trainer, "batch_size", None)
+        if world_size > 1 and isinstance(batch, int) and batch % world_size:
+            fit = max(world_size, batch // world_size * world_size)
+            raise ConfigError(
+                f"trainer.batch_size={batch} is the global batch and must split evenly among {world_size}"
+                f" processes (--nproc {world_size}); use a multiple of {world_size}, e.g. --set"
+                f" trainer.batch_size={fit}, or another --nproc")
+        if options.resume:
+            dirs = [run_dir] if config.models == 1 else [run_dir / f"model-{i}" for i in range(config.models)]
+            if not any(checkpoints_newest_first(d / "checkpoints") for d in dirs):
+                raise ConfigError(
+                    f"--resume: no checkpoint under {dirs[0] / 'checkpoints'}; start the run without --resume,"
+                    " or pass --out with a run that saved checkpoints (--checkpoint-every N saves them)")
 
     def run(self, ctx: PhaseContext) -> PhaseResult:
         cfg: CognateConfig = ctx.config

@@ -66,9 +66,17 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         # One GPU per rank under a launcher; LOCAL_RANK is 0 otherwise.
         return torch.device("cuda", dist.local_rank()) if torch.cuda.is_available() else torch.device("cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"trainer.device={name!r} is not a device name; use 'auto', 'cpu', 'cuda' or"
+                          " 'cuda:N'") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"trainer.device={name!r} but no CUDA device is available; use 'cpu' or 'auto'")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise ConfigError(f"trainer.device={name!r} but this machine has {count} CUDA device(s)"
+                          f" (cuda:0 to cuda:{count - 1}); use one of them, or 'auto'")
     return device
 
 

@@ -23,6 +23,11 @@ from agent_forge.plugins.datasets.grids import write_question_answer
 
 
 def generate_file(host, task: str, count: int, overrides: list[str], out: Path, seed: int) -> tuple[Path, float]:
+    out = Path(out)
+    if out.is_dir():
+        raise ConfigError(f"--out {out}: is a folder; name the CSV file to write, e.g. {out / (task + '.csv')}")
+    if out.parent.exists() and not out.parent.is_dir():
+        raise ConfigError(f"--out {out}: {out.parent} is a file, not a folder; name a CSV file in a folder")
     reg = host.get("dataset", task)
     generate = getattr(reg.obj, "generate_examples", None)
     if generate is None:

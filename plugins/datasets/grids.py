@@ -63,18 +63,24 @@ def iter_question_answer(path: str | Path) -> Iterator[tuple[str, str, str]]:
     """Yield ``(where, question, answer)`` per data row; ``where`` names the file and row
     (the header is row 1). Columns other than ``question`` and ``answer`` are ignored."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder; name a question,answer CSV file")
     if not path.exists():
         raise ConfigError(f"{path}: no such file")
     rows = 0
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
-        missing = {"question", "answer"} - set(reader.fieldnames or [])
-        if missing:
-            raise ConfigError(f"{path}: row 1 (header) lacks column(s) {sorted(missing)};"
-                              f" found {reader.fieldnames}. Expected 'question,answer'.")
-        for row_no, row in enumerate(reader, start=2):
-            rows += 1
-            yield f"{path}: row {row_no}", (row.get("question") or "").strip(), (row.get("answer") or "").strip()
+        try:
+            missing = {"question", "answer"} - set(reader.fieldnames or [])
+            if missing:
+                raise ConfigError(f"{path}: row 1 (header) lacks column(s) {sorted(missing)};"
+                                  f" found {reader.fieldnames}. Expected 'question,answer'.")
+            for row_no, row in enumerate(reader, start=2):
+                rows += 1
+                yield f"{path}: row {row_no}", (row.get("question") or "").strip(), (row.get("answer") or "").strip()
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise ConfigError(f"{path}: row {rows + 2} is not UTF-8 CSV text ({exc});"
+                              " pass a question,answer CSV") from None
     if not rows:
         raise ConfigError(f"{path}: no data rows")
 

@@ -86,3 +86,55 @@ def test_config_files_toml_yaml_json(tmp_path):
         load_config_file(tmp_path / "bad.yaml")
     with pytest.raises(ConfigError, match="no such file"):
         load_config_file(tmp_path / "missing.toml")
+
+
+def test_a_bool_is_never_a_number_in_any_config_field():
+    import dataclasses
+    from typing import Literal
+
+    from agent_forge.config import StrictModel, config_from_dataclass, validate
+
+    class Section(StrictModel):
+        count: int = 1
+        rate: float | None = None
+        pair: tuple[float, float] = (0.1, 0.2)
+        sizes: list[int] = []
+        choice: Literal[1, 2] = 1
+        flag: bool = False
+        either: int | bool = 0
+
+    for key, value in (("count", True), ("rate", False), ("pair", [True, 0.2]), ("sizes", [1, True]),
+                       ("choice", True)):
+        with pytest.raises(ConfigError, match=rf"s\.{key}: expected a number, got a boolean"):
+            validate(Section, {key: value}, "s")
+    ok = validate(Section, {"flag": True, "either": True, "count": 3, "rate": 2, "pair": [1, 2]}, "s")
+    assert (ok.flag, ok.either, ok.count, ok.rate, ok.pair) == (True, True, 3, 2.0, (1.0, 2.0))
+    with pytest.raises(Exception, match="boolean"):
+        ok.count = True  # assignments are validated the same way
+
+    @dataclasses.dataclass
+    class Plain:
+        width: int = 4
+
+    with pytest.raises(ConfigError, match=r"model\.width: expected a number, got a boolean"):
+        validate(config_from_dataclass(Plain), {"width": True}, "model")
+
+
+def test_an_unclosed_flow_collection_in_set_is_an_error_not_a_string():
+    with pytest.raises(ConfigError, match=r"--set 'model=\{d_model: 3': cannot parse .*close every bracket"):
+        apply_override({}, "model={d_model: 3")
+    with pytest.raises(ConfigError, match=r"\[1, 2"):
+        apply_override({}, "x=[1, 2")
+    assert apply_override({}, "x=a: b: c") == {"x": "a: b: c"}  # other text YAML cannot read stays a string
+
+
+def test_config_file_that_is_a_folder_or_not_utf8(tmp_path):
+    with pytest.raises(ConfigError, match="is a folder"):
+        load_config_file(tmp_path)
+    (tmp_path / "latin1.toml").write_bytes("[trainer]\nname = 'caf\xe9'\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"not UTF-8 text \(byte 0xe9"):
+        load_config_file(tmp_path / "latin1.toml")
+    (tmp_path / "bad.yaml").write_text("trainer: [unclosed")
+    with pytest.raises(ConfigError) as err:
+        load_config_file(tmp_path / "bad.yaml")
+    assert "\n" not in str(err.value) and "line 1" in str(err.value)

@@ -142,6 +142,9 @@ def test_global_batch_must_divide_among_ranks(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
     assert "trainer.batch_size=15" in proc.stderr and "multiple of 2" in proc.stderr
+    # Refused once, in the launching process, before any rank started or anything was written.
+    assert proc.stderr.count("error:") == 1 and "rerun" not in proc.stderr and "rank" not in proc.stderr
+    assert not (tmp_path / "r").exists()
 
 
 @pytest.mark.parametrize("parallel", ["ddp", "fsdp"])

@@ -167,3 +167,93 @@ def test_a_phase_that_does_not_train_ignores_the_pipeline_flags(host):
 
     _, raw, _ = PhaseRunner(host).prepare("evomerge", RunOptions(max_steps=3, minutes=1.0, seed=2, models=2))
     assert raw == {}
+
+
+# -- fail before work ------------------------------------------------------------------------------
+class PickyPhase(Phase):
+    """A phase whose config needs ``ok: true`` and whose check_ready records the world size."""
+
+    name = "picky"
+    checked: list = []
+
+    def validate(self, raw):
+        from agent_forge.errors import ConfigError
+
+        if raw.get("ok") is not True:
+            raise ConfigError(f"ok: expected true, got {raw.get('ok')!r}")
+        return raw
+
+    def check_ready(self, config, *, options, run_dir, world_size):
+        from agent_forge.errors import ConfigError
+
+        PickyPhase.checked.append(world_size)
+        if config.get("refuse"):
+            raise ConfigError("refuse: this phase cannot start here")
+
+    def run(self, ctx):
+        return PhaseResult(phase=self.name, status="completed", run_dir=ctx.run_dir, duration_s=0.0)
+
+
+def _picky_host():
+    mod = types.ModuleType("picky_plugin")
+    mod.forge_register_phases = hookimpl(lambda register: register("picky", PickyPhase))
+    mod.forge_register_trainers = hookimpl(
+        lambda register: register("recording", RecordingTrainer, config=DeepSupervisionConfig))
+    return load_plugins(entry_points=False, extra=(mod,))
+
+
+def test_a_pipeline_checks_every_phase_before_the_first_one_trains(tmp_path):
+    from agent_forge.errors import ConfigError
+
+    host = _picky_host()
+    fits = RecordingTrainer.fits
+    with pytest.raises(ConfigError, match=r"pipeline phase 'picky': ok: expected true, got None"):
+        Pipeline(["cognate", "picky"], host=host).run(
+            per_phase={"cognate": {"overrides": (*TINY, "trainer.name=recording")}}, variant="trm_tiny",
+            max_steps=2, progress=False, out=tmp_path / "pipe")
+    assert RecordingTrainer.fits == fits and not (tmp_path / "pipe").exists()
+    with pytest.raises(ConfigError, match=r"pipeline phase 'cognate': --max-steps 0"):
+        Pipeline(["cognate", "picky"], host=host).run(max_steps=0, out=tmp_path / "pipe")
+    assert not (tmp_path / "pipe").exists()
+
+
+def test_check_ready_runs_before_the_run_folder_exists_and_gets_the_world_size(tmp_path):
+    from agent_forge.errors import ConfigError
+    from agent_forge.runner import PhaseRunner, RunOptions
+
+    runner = PhaseRunner(_picky_host())
+    PickyPhase.checked.clear()
+    *_, run_dir = runner.check("picky", RunOptions(overrides=("ok=true",), out=tmp_path / "p"), world_size=4)
+    assert PickyPhase.checked == [4] and run_dir == tmp_path / "p" and not run_dir.exists()
+    with pytest.raises(ConfigError, match="cannot start here"):
+        runner.run("picky", RunOptions(overrides=("ok=true", "refuse=true"), out=tmp_path / "p"))
+    assert not (tmp_path / "p").exists()
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_refused_start_makes_no_run_folder(tmp_path, host):
+    from agent_forge.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no CUDA device"):
+        run_phase("cognate", host=host, variant="trm_tiny", overrides=[*TINY, "trainer.device=cuda"], max_steps=1,
+                  progress=False, out=tmp_path / "cuda")
+    with pytest.raises(ConfigError, match="no checkpoint"):
+        run_phase("cognate", host=host, variant="trm_tiny", overrides=TINY, max_steps=1, progress=False,
+                  out=tmp_path / "resume", resume=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unfinished_run_is_never_overwritten(tmp_path, host):
+    from agent_forge.errors import ForgeError
+
+    out = tmp_path / "run"
+    run_phase("cognate", host=host, variant="trm_tiny", overrides=TINY, max_steps=2, checkpoint_every=1,
+              progress=False, out=out)
+    (out / "result.json").unlink()  # as if it had been cut off after its checkpoints
+    before = {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    with pytest.raises(ForgeError, match=r"unfinished run .*--resume.*another --out"):
+        run_phase("cognate", host=host, variant="trm_tiny", overrides=TINY, max_steps=3, progress=False, out=out)
+    assert {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == before
+    resumed = run_phase("cognate", host=host, variant="trm_tiny", overrides=TINY, max_steps=3, checkpoint_every=1,
+                        progress=False, out=out, resume=True)
+    assert resumed.status == "completed"

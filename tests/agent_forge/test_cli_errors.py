@@ -1,0 +1,305 @@
+"""Every ordinary mistake, in ONE table: exit 2, one clear line, nothing written.
+
+The rule every case is held to (and the one the CLI follows for every error, usage errors that
+typer's parser finds included):
+
+* the exit code is 2;
+* stderr holds exactly one line, and it starts with ``error: ``; it names the flag or field
+  and the value given (a usage error also ends with ``see 'forge ... --help'``);
+* no traceback (that takes ``--debug``);
+* nothing is written: every file under the test's tmp dir (which is also the current
+  directory, so a default ``runs/`` would land there) and under the data cache keeps its
+  bytes, and no file or folder appears.
+
+Add a case here for every new mistake the CLI catches, so the set only grows. The CLI runs in
+this process (``agent_forge.cli.main``) for speed; cases that need a trained artifact share one
+tiny artifact made once per module. ``scripts/test-paths.sh`` runs this file and test_cli.py
+under a 10-character and a 200-character base temp; nothing here depends on path length.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from forge_testing import TINY
+
+SETS = [a for o in TINY for a in ("--set", o)]
+#: A run that would train in about a second, should a case ever get that far.
+RUN = ["run", "phase", "cognate", "--variant", "trm_tiny", "--no-progress", "--max-steps", "1", *SETS]
+
+
+# -- set-ups: files a case needs, made before the "before" listing -------------------------------
+def _folder(tmp: Path, art: dict) -> None:
+    (tmp / "folder").mkdir()
+    (tmp / "folder" / "keep.txt").write_text("untouched\n")
+
+
+def _files(tmp: Path, art: dict) -> None:
+    _folder(tmp, art)
+    (tmp / "file.txt").write_text("a plain file\n")
+    (tmp / "latin1.yaml").write_bytes("trainer:\n  lr: 0.01  # café\n".encode("latin-1"))
+    (tmp / "blob.bin").write_bytes(bytes(range(256)) * 16)
+    (tmp / "bad.csv").write_text("question,answer\n" + "." * 16 + ",1234341221434321\n"
+                                 + "12x4" + "." * 12 + ",1234341221434321\n")
+    (tmp / "ok.csv").write_text("question,answer\n" + "." * 16 + ",1234341221434321\n")
+
+
+def _unfinished(tmp: Path, art: dict) -> None:
+    run = tmp / "run"
+    (run / "checkpoints" / "step-00000002").mkdir(parents=True)
+    (run / "checkpoints" / "step-00000002" / "state.json").write_text('{"format": "x"}\n')
+    (run / "config.json").write_text('{"phase": "cognate", "config": {}}\n')
+    (run / "metrics.jsonl").write_text('{"step": 1}\n{"step": 2}\n')
+
+
+def _finished(tmp: Path, art: dict) -> None:
+    _unfinished(tmp, art)
+    (tmp / "run" / "result.json").write_text('{"status": "completed"}\n')
+
+
+def _artifact_copy(tmp: Path, art: dict, *, garbage: bool = False, tamper: bool = False) -> None:
+    shutil.copytree(art["dir"], tmp / "artifact")
+    _files(tmp, art)
+    weights, manifest = tmp / "artifact" / "model-0.safetensors", tmp / "artifact" / "model-0.json"
+    if garbage:  # not safetensors, yet the manifest's size and sha256 match it
+        data = b"\x93 certainly not a safetensors header \x00\xff" * 40
+        weights.write_bytes(data)
+        fields = json.loads(manifest.read_text())
+        fields.update(sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
+        manifest.write_text(json.dumps(fields))
+    if tamper:
+        data = bytearray(weights.read_bytes())
+        data[-3] ^= 0x01
+        weights.write_bytes(bytes(data))
+
+
+def _garbage(tmp: Path, art: dict) -> None:
+    _artifact_copy(tmp, art, garbage=True)
+
+
+def _tampered(tmp: Path, art: dict) -> None:
+    _artifact_copy(tmp, art, tamper=True)
+
+
+def _artifact(tmp: Path, art: dict) -> None:
+    _artifact_copy(tmp, art)
+
+
+NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+
+# (id, set-up, argv, what the error line must contain). In argv and the expected parts, {tmp}
+# is the case's tmp dir (also the cwd). Every part must appear on the single error line.
+CASES = [
+    # -- run options (flags) ---------------------------------------------------------------------
+    ("max-steps-zero", None, [*RUN, "--max-steps", "0"], ["--max-steps", "0", "greater than or equal to 1"]),
+    ("max-steps-negative", None, [*RUN, "--max-steps", "-3"], ["--max-steps", "-3"]),
+    ("max-steps-not-an-int", None, [*RUN, "--max-steps", "abc"], ["--max-steps", "'abc'", "integer", "--help"]),
+    ("minutes-zero", None, [*RUN, "--minutes", "0"], ["--minutes", "0", "greater than 0"]),
+    ("minutes-negative", None, [*RUN, "--minutes", "-1"], ["--minutes", "-1"]),
+    ("checkpoint-every-zero", None, [*RUN, "--checkpoint-every", "0"], ["--checkpoint-every", "0"]),
+    ("models-zero", None, [*RUN, "--models", "0"], ["--models", "'0'", "greater than or equal to 1"]),
+    ("nproc-zero", None, [*RUN, "--nproc", "0"], ["--nproc", "'0'"]),
+    ("unknown-flag", None, [*RUN, "--max-step", "5"], ["--max-step", "--max-steps"]),
+    ("backend-unknown", None, [*RUN, "--backend", "carrier-pigeon"], ["--backend", "'carrier-pigeon'", "gloo"]),
+    ("unknown-phase", None, ["run", "phase", "cognat"], ["'cognat'", "cognate"]),
+    ("unknown-variant", None, ["run", "phase", "cognate", "--variant", "trm_smal"],
+     ["'trm_smal'", "Did you mean 'trm_small'"]),
+    ("unknown-task", None, [*RUN, "--task", "sudoku7"], ["'sudoku7'", "sudoku4"]),
+    # -- --set and --config ----------------------------------------------------------------------
+    ("set-bool-for-int", None, [*RUN, "--set", "trainer.batch_size=true"],
+     ["trainer.batch_size", "True", "boolean", "number"]),
+    ("set-bool-for-float", None, [*RUN, "--set", "trainer.lr=false"], ["trainer.lr", "False", "boolean"]),
+    ("set-bool-in-a-list", None, [*RUN, "--set", "task.blanks=[true, 8]"], ["task.blanks", "True", "boolean"]),
+    ("set-unclosed-brace", None, [*RUN, "--set", "model={d_model: 3"], ["--set", "model={d_model: 3", "close"]),
+    ("set-without-equals", None, [*RUN, "--set", "trainer.lr"], ["--set", "trainer.lr", "KEY=VALUE"]),
+    ("set-typo-key", None, [*RUN, "--set", "trainer.ema_decya=0.9"],
+     ["trainer.ema_decya", "0.9", "Allowed keys"]),
+    ("set-bad-value", None, [*RUN, "--set", "model.n=0"], ["model.n", "0", "greater than or equal to 1"]),
+    ("set-unknown-section", None, [*RUN, "--set", "trainr.lr=1"], ["trainr", "Did you mean 'trainer'"]),
+    ("set-models-zero", None, [*RUN, "--set", "models=0"], ["models", "0", ">= 1"]),
+    ("device-not-a-device", None, [*RUN, "--set", "trainer.device=toaster"], ["trainer.device", "'toaster'", "cpu"]),
+    ("device-cuda-index", None, [*RUN, "--set", "trainer.device=cuda:99"], ["trainer.device", "'cuda:99'"]),
+    pytest.param("device-cuda-absent", None, [*RUN, "--set", "trainer.device=cuda"],
+                 ["trainer.device", "'cuda'", "no CUDA device"], marks=NO_CUDA, id="device-cuda-absent"),
+    ("config-folder", _folder, [*RUN, "--config", "{tmp}/folder"], ["--config", "{tmp}/folder", "folder"]),
+    ("config-missing", None, [*RUN, "--config", "{tmp}/missing.toml"], ["--config", "{tmp}/missing.toml"]),
+    ("config-not-utf8", _files, [*RUN, "--config", "{tmp}/latin1.yaml"], ["--config", "{tmp}/latin1.yaml", "UTF-8"]),
+    ("config-unknown-suffix", _files, [*RUN, "--config", "{tmp}/file.txt"], ["--config", "{tmp}/file.txt", ".toml"]),
+    # -- the run folder ----------------------------------------------------------------------------
+    ("out-is-a-file", _files, [*RUN, "--out", "{tmp}/file.txt"], ["--out", "{tmp}/file.txt", "is a file"]),
+    ("out-unfinished-run", _unfinished, [*RUN, "--out", "{tmp}/run"], ["{tmp}/run", "unfinished", "--resume", "--out"]),
+    ("out-finished-run", _finished, [*RUN, "--out", "{tmp}/run"], ["{tmp}/run", "finished", "--out"]),
+    ("resume-without-checkpoint", None, [*RUN, "--resume", "--out", "{tmp}/new"],
+     ["--resume", "{tmp}/new/checkpoints", "without --resume"]),
+    ("resume-no-run-at-all", None, [*RUN, "--resume"], ["--resume", "cognate/trm_tiny", "--out"]),
+    ("nproc-does-not-divide-batch", None, [*RUN, "--nproc", "3", "--out", "{tmp}/ddp"],
+     ["trainer.batch_size=16", "--nproc 3", "multiple of 3"]),
+    # -- pipelines: every phase checked first, the error names the phase ------------------------------
+    ("pipeline-typo", None, ["run", "pipeline", "cognate,evomerge", "--variant", "trm_tiny", "--out", "{tmp}/pipe",
+                             "--set", "trainer.ema_decya=0.9"], ["phase 'cognate'", "trainer.ema_decya", "0.9"]),
+    ("pipeline-max-steps-zero", None, ["run", "pipeline", "cognate,evomerge", "--max-steps", "0", "--out", "{tmp}/p"],
+     ["phase 'cognate'", "--max-steps", "0"]),
+    ("pipeline-unknown-phase", None, ["run", "pipeline", "cognate,evomerj"], ["'evomerj'"]),
+    # -- inspect / eval --------------------------------------------------------------------------------
+    ("inspect-weights-file", _artifact, ["inspect", "{tmp}/artifact/model-0.safetensors"],
+     ["{tmp}/artifact/model-0.safetensors", "{tmp}/artifact/model-0.json"]),
+    ("inspect-folder", _folder, ["inspect", "{tmp}/folder"], ["{tmp}/folder", "folder"]),
+    ("inspect-missing", None, ["inspect", "{tmp}/nothing.json"], ["{tmp}/nothing.json"]),
+    ("inspect-not-a-manifest", _files, ["inspect", "{tmp}/blob.bin"], ["{tmp}/blob.bin", "manifest"]),
+    ("inspect-tampered", _tampered, ["inspect", "{tmp}/artifact/model-0.json"],
+     ["{tmp}/artifact/model-0.safetensors", "sha256", "Refusing"]),
+    ("inspect-garbage-weights", _garbage, ["inspect", "{tmp}/artifact/model-0.json"],
+     ["{tmp}/artifact/model-0.safetensors", "not a readable safetensors file"]),
+    ("eval-garbage-weights", _garbage, ["eval", "{tmp}/artifact/model-0.json", "--data", "{tmp}/ok.csv"],
+     ["{tmp}/artifact/model-0.safetensors", "not a readable safetensors file"]),
+    ("eval-batch-size-zero", _artifact, ["eval", "{tmp}/artifact/model-0.json", "--data", "{tmp}/ok.csv",
+                                         "--batch-size", "0"], ["--batch-size", "'0'", "--help"]),
+    ("eval-data-folder", _artifact, ["eval", "{tmp}/artifact/model-0.json", "--data", "{tmp}/folder"],
+     ["--data", "{tmp}/folder", "folder"]),
+    ("eval-data-binary", _artifact, ["eval", "{tmp}/artifact/model-0.json", "--data", "{tmp}/blob.bin"],
+     ["--data", "{tmp}/blob.bin", "not a text file"]),
+    ("eval-data-missing", _artifact, ["eval", "{tmp}/artifact/model-0.json", "--data", "{tmp}/none.csv"],
+     ["--data", "{tmp}/none.csv"]),
+    ("eval-data-bad-row", _artifact, ["eval", "{tmp}/artifact/model-0.json", "--data", "{tmp}/bad.csv"],
+     ["{tmp}/bad.csv", "row 3", "'x'"]),
+    ("eval-weights-file", _artifact, ["eval", "{tmp}/artifact/model-0.safetensors", "--data", "{tmp}/ok.csv"],
+     ["{tmp}/artifact/model-0.safetensors", "manifest"]),
+    # -- data generate ---------------------------------------------------------------------------------
+    ("data-out-folder", _folder, ["data", "generate", "sudoku4", "--count", "5", "--out", "{tmp}/folder"],
+     ["--out", "{tmp}/folder", "folder"]),
+    ("data-unknown-task", None, ["data", "generate", "sudoku7", "--out", "{tmp}/x.csv"], ["'sudoku7'"]),
+    ("data-count-zero", None, ["data", "generate", "sudoku4", "--count", "0", "--out", "{tmp}/x.csv"],
+     ["--count", "'0'"]),
+    ("data-bool-for-int", None, ["data", "generate", "sudoku4", "--set", "blanks=true", "--out", "{tmp}/x.csv"],
+     ["blanks", "True", "boolean"]),
+]
+
+
+@pytest.fixture(scope="module")
+def shared_artifact(tmp_path_factory):
+    """One tiny trained artifact (a few steps) for every case that needs one."""
+    from agent_forge import run_phase
+
+    out = tmp_path_factory.mktemp("shared") / "run"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FORGE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+        result = run_phase("cognate", variant="trm_tiny", overrides=TINY, max_steps=2, progress=False, out=out)
+    return {"dir": result.artifacts[0].manifest_path.parent}
+
+
+def _listing(*roots: Path) -> dict[str, str]:
+    """Every file and folder under ``roots``, a file with the sha256 of its bytes."""
+    out: dict[str, str] = {}
+    for root in roots:
+        if not root.exists():
+            continue
+        for path in sorted(root.rglob("*")):
+            key = str(path)
+            out[key] = "dir" if path.is_dir() else hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def forge_in_process(argv: list[str], capsys) -> tuple[int, str, str]:
+    from agent_forge.cli import main
+
+    capsys.readouterr()
+    try:
+        main(list(argv))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_error_line(code: int, err: str, parts: list[str]) -> str:
+    assert code == 2, err
+    assert "Traceback" not in err, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, f"expected one line on stderr, got:\n{err}"
+    line = lines[0]
+    assert line.startswith("error: "), line
+    for part in parts:
+        assert part in line, f"{part!r} not in: {line}"
+    return line
+
+
+@pytest.mark.parametrize("case_id, setup, argv, parts", [c if hasattr(c, "marks") else pytest.param(*c, id=c[0])
+                                                        for c in CASES])
+def test_an_ordinary_mistake_is_one_error_line_and_writes_nothing(case_id, setup, argv, parts, tmp_path, capsys,
+                                                                  monkeypatch, request):
+    monkeypatch.chdir(tmp_path)
+    cache = Path(os.environ["FORGE_CACHE_DIR"])
+    art = request.getfixturevalue("shared_artifact") if setup in (_artifact, _garbage, _tampered) else {}
+    if setup is not None:
+        setup(tmp_path, art)
+    fill = {"{tmp}": str(tmp_path)}
+
+    def filled(text: str) -> str:
+        for key, value in fill.items():
+            text = text.replace(key, value)
+        return text
+
+    before = _listing(tmp_path, cache, *([art["dir"]] if art else []))
+    code, out, err = forge_in_process([filled(a) for a in argv], capsys)
+    assert_one_error_line(code, err, [filled(p) for p in parts])
+    assert out == ""
+    assert _listing(tmp_path, cache, *([art["dir"]] if art else [])) == before, "the refused command wrote something"
+
+
+def test_the_table_covers_every_kind_of_mistake_named_in_the_issue():
+    ids = {c.id if hasattr(c, "id") else c[0] for c in CASES}
+    for needed in ("max-steps-zero", "minutes-zero", "checkpoint-every-zero", "models-zero", "set-bool-for-int",
+                   "set-unclosed-brace", "config-folder", "config-not-utf8", "eval-batch-size-zero",
+                   "eval-data-folder", "eval-data-binary", "inspect-weights-file", "backend-unknown",
+                   "data-out-folder", "out-is-a-file", "eval-garbage-weights", "inspect-garbage-weights",
+                   "max-steps-not-an-int", "unknown-variant", "set-typo-key", "out-unfinished-run",
+                   "resume-without-checkpoint", "nproc-does-not-divide-batch", "pipeline-typo"):
+        assert needed in ids, needed
+
+
+def test_debug_shows_the_traceback(tmp_path, capsys, monkeypatch):
+    from agent_forge.errors import ConfigError
+
+    monkeypatch.chdir(tmp_path)
+    from agent_forge.cli import main
+
+    with pytest.raises(ConfigError, match="trainer.ema_decya"):
+        main(["--debug", *RUN, "--set", "trainer.ema_decya=0.9"])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_load_artifact_refuses_garbage_weights_with_a_matching_checksum(shared_artifact, tmp_path):
+    from agent_forge import load_artifact
+    from agent_forge.errors import ArtifactError
+
+    _garbage(tmp_path, shared_artifact)
+    with pytest.raises(ArtifactError, match="not a readable safetensors file"):
+        load_artifact(tmp_path / "artifact" / "model-0.json")
+    with pytest.raises(ArtifactError, match="is the weights file"):
+        load_artifact(tmp_path / "artifact" / "model-0.safetensors")
+
+
+def test_a_path_over_200_characters_stays_whole_on_one_line(tmp_path):
+    """A narrow terminal (COLUMNS=40) and a long path: the error line is never wrapped or cut."""
+    deep = tmp_path / ("d" * 70) / ("e" * 70) / ("f" * 70)
+    deep.mkdir(parents=True)
+    target = deep / "a-plain-file.txt"
+    target.write_text("not a folder\n")
+    assert len(str(target)) > 200
+    env = {**os.environ, "COLUMNS": "40", "FORGE_LOAD_ENTRYPOINTS": "0"}
+    for argv, parts in ((["run", "phase", "cognate", "--out", str(target)], [str(target)]),
+                        (["inspect", str(deep / "missing.json")], [str(deep / "missing.json")]),
+                        (["run", "phase", "cognate", "--max-steps", str(target)], ["--max-steps", str(target)])):
+        proc = subprocess.run([sys.executable, "-m", "agent_forge", *argv], capture_output=True, text=True,
+                              env=env, cwd=tmp_path, timeout=120)
+        assert_one_error_line(proc.returncode, proc.stderr, parts)
