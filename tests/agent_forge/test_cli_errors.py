@@ -70,11 +70,14 @@ def _artifact_copy(tmp: Path, art: dict, *, garbage: bool = False, tamper: bool 
     shutil.copytree(art["dir"], tmp / "artifact")
     _files(tmp, art)
     weights, manifest = tmp / "artifact" / "model-0.safetensors", tmp / "artifact" / "model-0.json"
-    if garbage:  # not safetensors, yet the manifest's size and sha256 match it
+    if garbage:  # not safetensors, yet the manifest's size and sha256 match it (and it is re-sealed)
+        from agent_forge.checkpoint import DIGEST_FIELDS, manifest_digests
+
         data = b"\x93 certainly not a safetensors header \x00\xff" * 40
         weights.write_bytes(data)
-        fields = json.loads(manifest.read_text())
+        fields = {k: v for k, v in json.loads(manifest.read_text()).items() if k not in DIGEST_FIELDS}
         fields.update(sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
+        fields.update(manifest_digests(fields))
         manifest.write_text(json.dumps(fields))
     if tamper:
         data = bytearray(weights.read_bytes())
