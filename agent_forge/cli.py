@@ -66,18 +66,26 @@ def plugins(as_json: bool = typer.Option(False, "--json", help="Machine-readable
     if as_json:
         emit_json(rows)
         return
-    table = Table(title="agent-forge plugins")
-    for col in ("name", "origin", "version", "status", "registered"):
-        table.add_column(col)
+    from rich import box
+
+    from agent_forge.logging import stdout_console
+
+    # Built-in module names lose their common prefix; what each registered wraps in its column.
+    table = Table(title="agent-forge plugins", box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left")
+    table.add_column("plugin", no_wrap=True)
+    table.add_column("origin", no_wrap=True)
+    table.add_column("status", max_width=24)
+    table.add_column("registered", ratio=1)
     for r in rows:
-        reg = "; ".join(f"{k}: {', '.join(v)}" for k, v in r["registered"].items())
-        status = r["status"] if r["status"] == "ok" else f"[red]failed[/red]: {r['error']}"
-        table.add_row(r["name"], r["origin"], r["version"] or "-", status, reg)
-    console.print(table)
+        reg = "; ".join(f"{k}: {', '.join(v)}" for k, v in r["registered"].items()) or "-"
+        status = "ok" if r["status"] == "ok" else f"[red]failed[/red]: {r['error']}"
+        origin = r["origin"] + (f" {r['version']}" if r["version"] else "")
+        table.add_row(r["name"].removeprefix("agent_forge.plugins."), origin, status, reg)
+    stdout_console().print(table)
 
 
-def inspect(path: Path = typer.Argument(..., help="An artifact manifest (.json)."),
-            as_json: bool = typer.Option(False, "--json")) -> None:
+def inspect(path: Path = typer.Argument(..., help="An artifact manifest (.json), or a folder from forge export."),
+            as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """Show an artifact's manifest after verifying it (its own digest) and its weights (size, sha256).
 
     An edited manifest or weights file is refused (exit 2). A schema-1 manifest, written before
@@ -98,8 +106,12 @@ def inspect(path: Path = typer.Argument(..., help="An artifact manifest (.json).
         emit_json({"verified": sealed, "manifest_verified": sealed, "weights_verified": True,
                    "weights_path": str(weights), **data})
         return
+    from agent_forge.logging import stdout_console
+
+    out = stdout_console()
+
     def line(text: str) -> None:
-        console.print(text, soft_wrap=True)  # soft_wrap: a long path stays on one line
+        out.print(text, soft_wrap=True)  # soft_wrap: a long path stays on one line
 
     if sealed:
         line(f"[green]verified[/green] manifest {path} (sha256 {artifact.manifest_sha256[:16]}…)")
@@ -115,6 +127,20 @@ def inspect(path: Path = typer.Argument(..., help="An artifact manifest (.json).
     line(f"{'task':>14}: {artifact.task.name} (vocab {artifact.task.vocab_size}, seq {artifact.task.seq_len})")
     for key, value in artifact.metrics.items():
         line(f"{key:>14}: {format_number(value, 'auto', key=key)}")
+
+
+def export(path: Path = typer.Argument(..., help="An artifact manifest (.json) to export."),
+           out: Path = typer.Argument(..., help="The folder to write (new or empty)."),
+           overwrite: bool = typer.Option(False, "--overwrite", help="Write into a folder that is not empty.")) -> None:
+    """Write an artifact as a shareable folder in the Hugging Face Hub's layout: model.safetensors,
+    config.json (the verified manifest) and a README model card. Nothing is uploaded; load the
+    folder back with load_artifact(DIR) or forge eval DIR."""
+    from agent_forge.export import export_artifact
+    from agent_forge.logging import stdout_console
+
+    config = export_artifact(path, out, overwrite=overwrite)
+    stdout_console().print(f"exported {path} -> {config.parent} (model.safetensors, config.json, README.md)",
+                           soft_wrap=True)
 
 
 # -- run -------------------------------------------------------------------------------------
@@ -216,6 +242,51 @@ def _launch_ranks(nproc: int, backend: Optional[str], run_dir: Path) -> None:
                          f"{others}. The last checkpoint (if any) is intact: rerun with --resume.") from None
 
 
+_PROGRESS_HELP = ("A progress bar on a terminal; elsewhere (a log file, CI) a plain progress line every"
+                  " few seconds. --no-progress: neither.")
+_LOGGER_HELP = ("Metrics loggers, comma-separated: jsonl (metrics.jsonl, the default), csv, tensorboard,"
+                " wandb, mlflow, or a plugin's (forge plugins).")
+
+
+def _loggers(text: Optional[str]) -> Optional[tuple[str, ...]]:
+    if text is None:
+        return None
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise ForgeError(f"--logger {text!r}: name at least one logger, e.g. --logger jsonl,tensorboard")
+    return names
+
+
+def print_summary(results: list[Any]) -> None:
+    """One row per phase result on stdout: status, accuracy (raw/EMA), steps, time, artifact."""
+    from rich import box
+    from rich.table import Table
+
+    from agent_forge.formatting import format_number
+    from agent_forge.logging import stdout_console
+
+    out = stdout_console()
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("phase", "status", "exact raw/ema", "steps", "time"):
+        table.add_column(col, no_wrap=True)
+    for r in results:
+        m = r.metrics
+
+        def fraction(key: str) -> str:
+            return format_number(m.get(key), "fraction")
+
+        table.add_row(r.phase, r.status, f"{fraction('raw/exact_accuracy')} / {fraction('ema/exact_accuracy')}",
+                      format_number(m.get("steps"), "count"), format_number(r.duration_s, "seconds"))
+    out.print(table)
+    for r in results:
+        if r.message:
+            out.print(f"{r.phase}: {r.message}", soft_wrap=True, highlight=False)
+        for ref in r.artifacts:
+            out.print(f"artifact: {ref.manifest_path}", soft_wrap=True, highlight=False)
+        out.print(f"run: {r.run_dir}  (report: {r.report_path}; JSON: result.json or --json)",
+                  soft_wrap=True, highlight=False)
+
+
 def run_phase_cmd(
     name: str = typer.Argument(..., help="Phase name, e.g. cognate."),
     variant: Optional[str] = typer.Option(None, "--variant", "-v", help="A registered variant (forge variants)."),
@@ -224,23 +295,26 @@ def run_phase_cmd(
     config_file: Optional[Path] = typer.Option(None, "--config", help="TOML/YAML/JSON config file."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Stop after this many optimizer steps."),
     minutes: Optional[float] = typer.Option(None, "--minutes", help="Wall-clock training budget."),
-    seed: Optional[int] = typer.Option(None, "--seed"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Training seed (init, data order, augmentation)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default runs/<run-id>)."),
     checkpoint_every: Optional[int] = typer.Option(None, "--checkpoint-every", help="Save training state every N steps."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out (or the latest one)."),
     models: Optional[int] = typer.Option(None, "--models", min=1,
                                          help="Train N base models (Cognate: seeds seed, seed+1, ...)."),
-    progress: bool = typer.Option(True, "--progress/--no-progress"),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help=_PROGRESS_HELP),
+    logger: Optional[str] = typer.Option(None, "--logger", help=_LOGGER_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the PhaseResult JSON instead of the summary."),
     nproc: int = typer.Option(1, "--nproc", min=1, help=_NPROC_HELP),
     backend: Optional[str] = typer.Option(None, "--backend", help=_BACKEND_HELP),
 ) -> None:
-    """Run one phase and print its PhaseResult JSON on stdout."""
+    """Run one phase; print a short summary on stdout (the PhaseResult JSON with --json; it is
+    always written to RUN_DIR/result.json)."""
     from agent_forge import distributed
     from agent_forge.runner import PhaseRunner
 
     options = _run_options(variant=variant, task=task, set_=set_, config_file=config_file, max_steps=max_steps,
                            minutes=minutes, seed=seed, out=out, checkpoint_every=checkpoint_every,
-                           resume=resume, models=models, progress=progress)
+                           resume=resume, models=models, progress=progress, loggers=_loggers(logger))
     if backend:
         distributed.check_backend(backend)
     if nproc > 1 and not distributed.launched():
@@ -256,31 +330,37 @@ def run_phase_cmd(
     finally:
         distributed.shutdown()
     if distributed.rank_from_env() == 0:
-        emit_json(result.model_dump(mode="json"))
+        emit_json(result.model_dump(mode="json")) if as_json else print_summary([result])
     if result.status == "failed":
         raise typer.Exit(1)
 
 
 def run_pipeline_cmd(
     phases: str = typer.Argument(..., help="Comma-separated phases, e.g. cognate,evomerge."),
-    variant: Optional[str] = typer.Option(None, "--variant", "-v"),
+    variant: Optional[str] = typer.Option(None, "--variant", "-v", help="A registered variant, for the phases"
+                                                                            " that have variants."),
     set_: Optional[list[str]] = typer.Option(None, "--set", help=_SET_HELP + " Applies to the first phase."),
-    max_steps: Optional[int] = typer.Option(None, "--max-steps"),
-    minutes: Optional[float] = typer.Option(None, "--minutes"),
-    seed: Optional[int] = typer.Option(None, "--seed"),
-    out: Optional[Path] = typer.Option(None, "--out"),
+    max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Optimizer steps, for the phases that train."),
+    minutes: Optional[float] = typer.Option(None, "--minutes", help="Training budget, for the phases that train."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of every phase."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Pipeline folder (default runs/<id>): one sub-folder"
+                                                          " per phase."),
     models: Optional[int] = typer.Option(None, "--models", min=1, help="Models the training phases train."),
-    progress: bool = typer.Option(True, "--progress/--no-progress"),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help=_PROGRESS_HELP),
+    logger: Optional[str] = typer.Option(None, "--logger", help=_LOGGER_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the PhaseResults as a JSON list instead."),
 ) -> None:
-    """Run phases in order; each gets the previous PhaseResult. Prints all results as JSON."""
+    """Run phases in order; each gets the previous PhaseResult. Prints one summary row per phase
+    (the PhaseResults as JSON with --json)."""
     from agent_forge.runner import Pipeline
 
     names = [p.strip() for p in phases.split(",") if p.strip()]
     common = {k: v for k, v in dict(variant=variant, max_steps=max_steps, minutes=minutes, seed=seed,
-                                    models=models, progress=progress).items() if v is not None}
+                                    models=models, progress=progress, loggers=_loggers(logger)).items()
+              if v is not None}
     per_phase = {names[0]: {"overrides": tuple(set_ or ())}} if names else {}
     results = Pipeline(names, host=_host()).run(per_phase=per_phase, out=out, **common)
-    emit_json([r.model_dump(mode="json") for r in results])
+    emit_json([r.model_dump(mode="json") for r in results]) if as_json else print_summary(results)
     if any(r.status == "failed" for r in results):
         raise typer.Exit(1)
 
@@ -295,6 +375,7 @@ def _core_app() -> typer.Typer:
     app.callback()(_root)
     app.command()(plugins)
     app.command()(inspect)
+    app.command()(export)
     run_app = typer.Typer(help="Run a phase or a pipeline of phases.", no_args_is_help=True)
     run_app.command("phase")(run_phase_cmd)
     run_app.command("pipeline")(run_pipeline_cmd)
@@ -378,7 +459,17 @@ def build_app(host: Any = None) -> typer.Typer:
     """
     app = _core_app()
     register_plugin_commands(app, host if host is not None else _host())
+    _plain_help(app)
     return app
+
+
+def _plain_help(app: typer.Typer) -> None:
+    """Click's plain help for every command, the plugins' too: it wraps option help at the
+    terminal's width (80 columns read in full), where typer's rich panels cut flag names and
+    help text short."""
+    app.rich_markup_mode = None
+    for info in app.registered_groups:
+        _plain_help(info.typer_instance)
 
 
 def resume_command(argv: list[str], run_dir: Path) -> str:

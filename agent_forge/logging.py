@@ -1,7 +1,8 @@
 """structlog set-up: a console renderer on a terminal, JSON lines otherwise, all on stderr.
 
 Logs and rich progress bars share :data:`console`, so a log line printed while a bar is live
-lands above the bar instead of tearing it. Results (JSON) go to stdout, never through here.
+lands above the bar instead of tearing it. Results (JSON, tables, summaries) go to stdout through
+:func:`stdout_console`, never through :data:`console`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,15 @@ import structlog
 from rich.console import Console
 
 console = Console(stderr=True)
+
+
+def stdout_console() -> Console:
+    """Where results and tables go: stdout, so ``forge variants > f`` writes the table to ``f``.
+
+    Made per call, so output follows ``sys.stdout`` (a test's capture, a redirect). Off a
+    terminal its width is ``COLUMNS`` or 80, and it prints no colour codes.
+    """
+    return Console(file=sys.stdout, highlight=False, soft_wrap=False)
 
 
 class _ConsoleWriter:

@@ -11,7 +11,6 @@ folder (a folder literally named ``compare`` is ``forge runs list compare``).
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,13 +22,9 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from agent_forge import hookimpl
+from agent_forge.logging import stdout_console
 from agent_forge.phases.common.runs import (MISSING, RunInfo, config_diff, format_duration, format_value,
                                             list_runs, metric_rows, open_runs, plot_curves)
-
-
-def stdout_console() -> Console:
-    """A console on stdout, made per call (so a test's captured stdout is the one written)."""
-    return Console(file=sys.stdout, highlight=False, soft_wrap=False)
 
 
 def _table(headers: list[str], rows: list[list[str]], *, title: str | None = None,

@@ -47,7 +47,7 @@ def test_plugin_architecture_is_selectable_by_name(plugin_env, tmp_path):
                   "--set", "model={architecture: cell_mlp, hidden: 16}", "--task", "sudoku4",
                   "--set", "task.train_count=32", "--set", "task.eval_count=16",
                   "--set", "trainer.batch_size=8", "--set", "trainer.eval_every=null",
-                  "--max-steps", "3", "--no-progress", "--out", str(tmp_path / "run"))
+                  "--max-steps", "3", "--no-progress", "--json", "--out", str(tmp_path / "run"))
     result = json.loads(proc.stdout)
     assert result["status"] == "completed"
     assert result["artifacts"][0]["artifact"]["architecture"] == "cell_mlp"

@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich import box
 from rich.table import Table
 
 from agent_forge.cli import emit_json
-from agent_forge.logging import console
+from agent_forge.formatting import format_number
+from agent_forge.logging import stdout_console
 from agent_forge.plugin_host import get_host
 
 
@@ -27,42 +29,64 @@ def variants(as_json: bool = typer.Option(False, "--json", help="Machine-readabl
     if as_json:
         emit_json(rows)
         return
-    table = Table(title="Cognate variants")
-    for col in ("variant", "task", "architecture", "d_model", "layers", "n", "T", "N_sup",
-                "effective depth", "parameters"):
-        table.add_column(col)
+    # Short headers and no box so the table reads at 80 columns: d = d_model, L = layers,
+    # depth = effective depth L*(n+1)*T*N_sup; --json has every field, exact counts included.
+    table = Table(title="Cognate variants", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True,
+                  show_edge=False, title_justify="left")
+    for col, right in (("variant", False), ("task", False), ("arch", False), ("d", True), ("L", True),
+                       ("n", True), ("T", True), ("N_sup", True), ("depth", True), ("params", True)):
+        table.add_column(col, no_wrap=True, justify="right" if right else "left")
+
+    def cell(value: object) -> str:
+        return "-" if value is None else str(value)
+
     for r in rows:
-        table.add_row(r["name"], r["task"], r["architecture"], str(r.get("d_model")), str(r.get("layers")),
-                      str(r.get("n")), str(r.get("T")), str(r.get("n_sup")), str(r.get("effective_depth")),
-                      f"{r['parameters']:,}" if r.get("parameters") is not None else "-")
-    console.print(table)
+        if "error" in r:
+            table.add_row(r["name"], f"[red]{r['error']}[/red]", *["" for _ in range(8)])
+            continue
+        table.add_row(r["name"], r["task"], r["architecture"], cell(r.get("d_model")), cell(r.get("layers")),
+                      cell(r.get("n")), cell(r.get("T")), cell(r.get("n_sup")), cell(r.get("effective_depth")),
+                      _short_count(r.get("parameters")))
+    stdout_console().print(table)
+
+
+def _short_count(value: int | None) -> str:
+    """134,337 -> 134k; 152,764,416 -> 152.8M (the exact count is in --json)."""
+    if value is None:
+        return "-"
+    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if value >= size:
+            return f"{value / size:.1f}{unit}" if value < 100 * size else f"{value / size:.0f}{unit}"
+    return str(value)
 
 
 def eval_cmd(
     artifact: Path = typer.Argument(..., help="Artifact manifest (.json) to evaluate."),
     data: Path = typer.Option(..., "--data", help="Data file in the task's layout (CSV for puzzles)."),
-    as_json: bool = typer.Option(False, "--json"),
-    batch_size: int = typer.Option(256, "--batch-size", min=1),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    batch_size: int = typer.Option(256, "--batch-size", min=1, help="Examples per inference batch."),
 ) -> None:
     """Evaluate a hand-off artifact on a user file; print the metrics JSON on stdout."""
     from agent_forge.phases.cognate.evaluate import evaluate_artifact_on_file
 
     metrics = evaluate_artifact_on_file(get_host(), artifact, data, batch_size=batch_size)
-    if as_json or not console.is_terminal:
+    if as_json:
         emit_json(metrics)
-    else:
-        for key, value in metrics.items():
-            console.print(f"{key:>22}: {value}")
+        return
+    out = stdout_console()
+    for key, value in metrics.items():
+        shown = format_number(value, "auto", key=key) if isinstance(value, (int, float)) else value
+        out.print(f"{key:>22}: {shown}", soft_wrap=True)
 
 
 def ablate(
     variants_: str = typer.Option(..., "--variants", help="Comma-separated variants (arms)."),
     task: Optional[str] = typer.Option(None, "--task", help="One task for every arm (default: the first arm's)."),
-    seeds: int = typer.Option(1, "--seeds", min=1),
+    seeds: int = typer.Option(1, "--seeds", min=1, help="Runs per arm (seeds 0..N-1); 3 or more for a spread."),
     minutes: float = typer.Option(2.0, "--minutes", help="Wall-clock training budget per run."),
     set_: Optional[list[str]] = typer.Option(
         None, "--set", help="Override a config value: --set model.d_model=128 (repeatable). Applies to every arm."),
-    out: Optional[Path] = typer.Option(None, "--out"),
+    out: Optional[Path] = typer.Option(None, "--out", help="Ablation folder (default runs/<time>-ablation)."),
 ) -> None:
     """Train every arm on the same task, data and budget; report mean ± std over seeds."""
     from agent_forge.phases.cognate.ablation import run_ablation

@@ -317,7 +317,8 @@ class CognatePhase(Phase):
                                      loggers=loggers, config=cfg.model_dump()))
         state = fit.state
         # Final evaluation on the whole held-out split: raw weights, and EMA when present.
-        final = evaluate_weights(trainer, state, task_data, self.host, cfg.evaluators, cfg.trainer.eval_batch_size)
+        final = evaluate_weights(trainer, state, task_data, self.host, cfg.evaluators, cfg.trainer.eval_batch_size,
+                                 progress=ctx.options.progress and distributed.is_main())
         finals, texts = final.metrics, final.texts
         if texts and distributed.is_main():
             atomic_write_json(model_dir / "samples.json", texts)

@@ -224,7 +224,7 @@ class DeepSupervisionTrainer:
             state.model.forward = torch.compile(state.model.forward)  # type: ignore[method-assign]
         self._fire(state, Event.FIT_START)
         progress = ProgressBar(enabled=ctx.progress and dist.is_main(), total=cfg.max_steps, minutes=cfg.minutes,
-                               start_step=state.step)
+                               start_step=state.step, log=ctx.log)
         t_start = time.monotonic() - state.elapsed_s
         window = LogWindow(time.monotonic(), state.step, state.examples_finished)
         try:

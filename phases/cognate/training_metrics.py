@@ -93,19 +93,31 @@ class LogWindow:
 
 
 class ProgressBar:
-    """A rich progress bar on the shared console; silent when disabled or not a terminal."""
+    """Training progress where the user can see it.
 
-    def __init__(self, enabled: bool, total: int | None, minutes: float | None, start_step: int) -> None:
+    On a terminal: a rich bar on the shared console with step/total (or time/budget), elapsed
+    and time left, loss, exact accuracy at halt, supervision steps and examples/s. Elsewhere (a
+    redirected log: nohup, CI, a cluster job): a ``train.progress`` log line at most every
+    ``every_s`` seconds, with the same figures and the ETA, in the log's own format (JSON lines
+    unless ``--console-logs``). ``enabled=False`` (``--no-progress``, ranks other than 0): neither.
+    """
+
+    def __init__(self, enabled: bool, total: int | None, minutes: float | None, start_step: int,
+                 *, every_s: float = 30.0, log: Any = None) -> None:
         from agent_forge.logging import console
 
-        self.enabled = enabled and console.is_terminal
+        self.total, self.minutes, self.every_s, self.log = total, minutes, every_s, log
         self.bar = None
-        if self.enabled:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+        self.plain = enabled and not console.is_terminal and log is not None
+        self.last_line = float("-inf")
+        self.by_time = total is None
+        if enabled and console.is_terminal:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-            self.bar = Progress(TextColumn("[bold]train"), BarColumn(), TextColumn("{task.description}"),
-                                TimeElapsedColumn(), console=console, transient=False)
-            self.by_time = total is None
+            done = "{task.completed:.0f}/{task.total:.0f} s" if self.by_time else "step {task.completed:.0f}/{task.total:.0f}"
+            self.bar = Progress(TextColumn("[bold]train"), BarColumn(bar_width=24), TextColumn(done),
+                                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                                TextColumn("{task.description}"), console=console, transient=False)
             self.task = self.bar.add_task("", total=(minutes * 60 if self.by_time else total),
                                           completed=0 if self.by_time else start_step)
 
@@ -123,11 +135,32 @@ class ProgressBar:
             self.bar.update(self.task, completed=state.elapsed_s if self.by_time else state.step)
 
     def update(self, state: Any) -> None:
+        """After each log row: refresh the bar's figures, or write a plain line if it is time."""
+        m = state.metrics
+        figures = (f"loss {m.get('loss', 0):.3f} exact {_or_dash(m, 'train_exact_at_halt', '.3f')}"
+                   f" steps {_or_dash(m, 'mean_sup_steps', '.1f')} {m.get('examples_per_s', 0):.0f} ex/s")
         if self.bar:
-            m = state.metrics
-            self.bar.update(self.task, description=(
-                f"step {state.step} loss {m.get('loss', 0):.3f} exact {_or_dash(m, 'train_exact_at_halt', '.3f')}"
-                f" steps {_or_dash(m, 'mean_sup_steps', '.1f')} {m.get('examples_per_s', 0):.0f} ex/s"))
+            self.bar.update(self.task, description=figures)
+        elif self.plain and time.monotonic() - self.last_line >= self.every_s:
+            self.last_line = time.monotonic()
+            self.log.info("train.progress", step=state.step, total_steps=self.total,
+                          elapsed_s=round(state.elapsed_s, 1), eta_s=self._eta(state), loss=round(m.get("loss", 0), 4),
+                          exact_at_halt=_rounded(m.get("train_exact_at_halt")),
+                          mean_sup_steps=_rounded(m.get("mean_sup_steps")),
+                          examples_per_s=round(m.get("examples_per_s", 0), 1))
+
+    def _eta(self, state: Any) -> float | None:
+        """Seconds left by the budget that runs out first, at the pace so far; None if unknown."""
+        left = []
+        if self.total and state.step:
+            left.append(state.elapsed_s / state.step * (self.total - state.step))
+        if self.minutes:
+            left.append(self.minutes * 60 - state.elapsed_s)
+        return round(max(0.0, min(left)), 1) if left else None
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
 
 
 def _or_dash(row: dict[str, float], key: str, spec: str) -> str:

@@ -80,14 +80,52 @@ class WeightsEvaluation:
 
 
 def evaluate_weights(trainer: Any, state: TrainState, task: TaskData, host: Any, evaluators: list[str],
-                     batch_size: int) -> WeightsEvaluation:
-    """Run ``evaluators`` on ``task``'s eval split with every weights label the trainer offers."""
+                     batch_size: int, *, progress: bool = False) -> WeightsEvaluation:
+    """Run ``evaluators`` on ``task``'s eval split with every weights label the trainer offers.
+    ``progress``: a bar over the examples of every label, on a terminal (the final evaluation
+    can take a while, and a silent screen looks hung)."""
     result = WeightsEvaluation()
-    for label in trainer.weight_labels(state):
-        with trainer.weights(state, label) as model:
-            ctx = EvalContext(model, task, state.device, batch_size=batch_size, precision=state.precision,
-                              loss=getattr(state.config, "loss", "softmax"))
-            result.metrics[label] = run_evaluators(host, evaluators, ctx)
-        if ctx.texts:
-            result.texts[label] = ctx.texts
+    labels = trainer.weight_labels(state)
+    with _EvalBar(progress, len(task.eval) * len(labels)) as bar:
+        for label in labels:
+            bar.label(label)
+            with trainer.weights(state, label) as model:
+                ctx = EvalContext(model, task, state.device, batch_size=batch_size, precision=state.precision,
+                                  loss=getattr(state.config, "loss", "softmax"), on_batch=bar.advance)
+                result.metrics[label] = run_evaluators(host, evaluators, ctx)
+            if ctx.texts:
+                result.texts[label] = ctx.texts
     return result
+
+
+class _EvalBar:
+    """A rich bar "eval <label> n/N examples" on the shared console; a no-op elsewhere."""
+
+    def __init__(self, enabled: bool, total: int) -> None:
+        from agent_forge.logging import console
+
+        self.bar = None
+        if enabled and console.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(TextColumn("[bold]eval {task.description}"), BarColumn(bar_width=24),
+                                MofNCompleteColumn(), TextColumn("examples"), TimeElapsedColumn(),
+                                console=console, transient=True)
+            self.task = self.bar.add_task("", total=total)
+
+    def __enter__(self) -> "_EvalBar":
+        if self.bar:
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar:
+            self.bar.__exit__(*exc)
+
+    def label(self, label: str) -> None:
+        if self.bar:
+            self.bar.update(self.task, description=label)
+
+    def advance(self, rows: int) -> None:
+        if self.bar:
+            self.bar.advance(self.task, rows)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -45,7 +45,9 @@ class Predictions:
 
 @torch.no_grad()
 def predict(model: nn.Module, split: Split, *, n_sup: int, batch_size: int, device: torch.device,
-            precision: str = "fp32", ignore_index: int = -100, loss: LossKind = "softmax") -> Predictions:
+            precision: str = "fp32", ignore_index: int = -100, loss: LossKind = "softmax",
+            on_batch: Callable[[int], None] | None = None) -> Predictions:
+    """Run every supervision step on ``split`` in batches; ``on_batch(rows)`` after each (progress)."""
     was_training = model.training
     model.eval()
     finals, at_halts, halt_steps, q_finals = [], [], [], []
@@ -82,6 +84,8 @@ def predict(model: nn.Module, split: Split, *, n_sup: int, batch_size: int, devi
             at_halts.append(at_halt.cpu())
             halt_steps.append(halt_step.cpu())
             q_finals.append(q.cpu())
+            if on_batch is not None:
+                on_batch(b)
     finally:
         model.train(was_training)
     return Predictions(torch.cat(finals), torch.cat(at_halts), torch.cat(halt_steps), torch.cat(q_finals),
@@ -136,6 +140,8 @@ class EvalContext:
     split: str = "eval"
     #: The cross-entropy of the eval loss: the one the model trained with (``trainer.loss``).
     loss: LossKind = "softmax"
+    #: Called with the number of rows after each inference batch (a progress bar).
+    on_batch: Callable[[int], None] | None = None
     texts: dict[str, Any] = field(default_factory=dict)
     _cache: dict[str, Any] = field(default_factory=dict)
 
@@ -144,7 +150,7 @@ class EvalContext:
             self._cache["predictions"] = predict(
                 self.model, getattr(self.task, self.split), n_sup=self.n_sup or int(getattr(self.model, "n_sup", 1)),
                 batch_size=self.batch_size, device=self.device, precision=self.precision,
-                ignore_index=self.task.spec.ignore_index, loss=self.loss)
+                ignore_index=self.task.spec.ignore_index, loss=self.loss, on_batch=self.on_batch)
         return self._cache["predictions"]
 
 

@@ -42,10 +42,10 @@ def generate_file(host, task: str, count: int, overrides: list[str], out: Path, 
 
 def data_generate(
     task: str = typer.Argument(..., help="Task name, e.g. sudoku6 or maze."),
-    count: int = typer.Option(1000, "--count", min=1),
+    count: int = typer.Option(1000, "--count", min=1, help="How many examples to write."),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="Task config value: --set blanks=20."),
     out: Path = typer.Option(..., "--out", help="CSV file to write."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", help="Generation seed (the same seed writes the same file)."),
 ) -> None:
     """Generate COUNT examples of TASK into a CSV file (question,answer columns)."""
     from agent_forge.cli import emit_json

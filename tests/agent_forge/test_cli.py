@@ -50,7 +50,7 @@ def finished_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "r"
     sets = [a for o in TINY for a in ("--set", o)]
     proc = forge("--json-logs", "run", "phase", "cognate", "--variant", "trm_tiny", "--max-steps", "6",
-                 "--no-progress", "--out", str(out), *sets)
+                 "--no-progress", "--json", "--out", str(out), *sets)
     return out, json.loads(proc.stdout), proc.stderr
 
 
@@ -208,3 +208,66 @@ def test_the_core_imports_no_phase_or_plugin_and_no_phase_imports_a_plugin():
               for folder, banned in rules for path in sorted((root / folder).rglob("*.py"))
               for name in imports(path) if any(name == b or name.startswith(b + ".") for b in banned)]
     assert broken == []
+
+
+def test_run_prints_a_summary_on_stdout_and_json_only_when_asked(tmp_path):
+    """stdout holds the result (a summary, or the PhaseResult JSON with --json); logs go to stderr,
+    so `forge run ... 2>/dev/null` shows only the summary."""
+    sets = [a for o in TINY for a in ("--set", o)]
+    base = ["run", "phase", "cognate", "--variant", "trm_tiny", "--max-steps", "2", "--no-progress", *sets,
+            "--set", "trainer.eval_every=null"]
+    plain = forge(*base, "--out", str(tmp_path / "a"))
+    lines = plain.stdout.strip().splitlines()
+    assert lines[0].split() == ["phase", "status", "exact", "raw/ema", "steps", "time"]
+    assert "cognate" in plain.stdout and "completed" in plain.stdout
+    assert f"artifact: {(tmp_path / 'a' / 'artifacts' / 'model-0.json').resolve()}" in plain.stdout
+    assert "{" not in plain.stdout and "phase.start" in plain.stderr and "phase.start" not in plain.stdout
+    as_json = forge(*base, "--json", "--out", str(tmp_path / "b"))
+    result = json.loads(as_json.stdout)
+    assert result["status"] == "completed"
+    assert json.loads((tmp_path / "b" / "result.json").read_text())["status"] == "completed"
+
+
+@pytest.mark.parametrize("command", [["variants", "--no-counts"], ["plugins"]])
+def test_tables_go_to_stdout_and_fit_80_columns(command):
+    proc = forge(*command, env={"COLUMNS": "80"})
+    assert proc.stdout.strip() and not proc.stderr.strip()
+    assert max(len(line) for line in proc.stdout.splitlines()) <= 80
+    assert "…" not in proc.stdout  # nothing cut short
+
+
+def test_help_reads_at_80_columns_with_help_on_every_option():
+    import typer.main
+
+    from agent_forge.cli import build_app
+
+    def commands(group, path=()):
+        for name, cmd in group.commands.items():
+            if hasattr(cmd, "commands"):
+                yield from commands(cmd, path + (name,))
+            else:
+                yield path + (name,), cmd
+
+    missing = [f"{' '.join(path)} {param.opts[0]}" for path, cmd in commands(typer.main.get_command(build_app()))
+               for param in cmd.params
+               if param.param_type_name == "option" and not (getattr(param, "help", None) or "").strip()]
+    assert missing == [], "options without help text"
+    for command in (["run", "phase"], ["run", "pipeline"], ["eval"], ["inspect"], ["ablate"], ["show"],
+                    ["runs", "compare"], ["data", "generate"], ["export"]):
+        out = forge(*command, "--help", env={"COLUMNS": "80"}).stdout
+        assert max(len(line) for line in out.splitlines()) <= 80, command
+        assert "…" not in out, command
+
+
+def test_a_redirected_run_logs_plain_progress_lines(tmp_path):
+    """Off a terminal there is no bar; progress comes as train.progress log lines (JSON here)."""
+    sets = [a for o in TINY for a in ("--set", o)]
+    base = ["--json-logs", "run", "phase", "cognate", "--variant", "trm_tiny", "--max-steps", "4", *sets,
+            "--set", "trainer.eval_every=null"]
+    shown = forge(*base, "--out", str(tmp_path / "a"))
+    events = [json.loads(line) for line in shown.stderr.splitlines() if line.startswith("{")]
+    progress = [e for e in events if e["event"] == "train.progress"]
+    assert progress and progress[0]["step"] == 2 and progress[0]["total_steps"] == 4
+    assert {"elapsed_s", "eta_s", "loss", "examples_per_s"} <= set(progress[0])
+    quiet = forge(*base, "--no-progress", "--out", str(tmp_path / "b"))
+    assert "train.progress" not in quiet.stderr

@@ -94,7 +94,7 @@ def _rank_pid(launcher: int, rank: int) -> int | None:
 def test_a_killed_rank_fails_the_job_fast_and_resume_finishes(tmp_path):
     out = tmp_path / "run"
     args = [sys.executable, "-m", "agent_forge", "run", "phase", "cognate", "--variant", "trm_tiny",
-            *[x for o in OVERRIDES for x in ("--set", o)], "--max-steps", "4000", "--checkpoint-every", "10",
+            *[x for o in OVERRIDES for x in ("--set", o)], "--max-steps", "4000", "--checkpoint-every", "10", "--json",
             "--out", str(out), "--no-progress", "--nproc", "2"]
     env = {**os.environ, "FORGE_DIST_TIMEOUT_S": "60"}
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -220,7 +220,7 @@ def test_ddp_trains_models_without_act(tmp_path, variant, overrides):
     out = tmp_path / "run"
     proc = subprocess.run([sys.executable, "-m", "agent_forge", "run", "phase", "cognate", "--variant", variant,
                            *[x for o in overrides for x in ("--set", o)], "--max-steps", "3", "--out", str(out),
-                           "--no-progress", "--nproc", "2"], capture_output=True, text=True, timeout=300)
+                           "--no-progress", "--json", "--nproc", "2"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads(proc.stdout)["status"] == "completed" and json.loads(proc.stdout)["metrics"]["steps"] == 3
     config = json.loads((out / "config.json").read_text())["config"]
