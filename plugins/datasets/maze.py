@@ -50,6 +50,9 @@ class MazeConfig(StrictModel):
     @model_validator(mode="after")
     def _check(self) -> "MazeConfig":
         lattice = ((self.size - 1) // 2) ** 2
+        for rows, file in (("train_rows", "train_file"), ("eval_rows", "eval_file")):
+            if getattr(self, rows) is not None and getattr(self, file) is None:
+                raise ValueError(f"{rows} takes a subset of {file}'s rows, but {file} is not set")
         if self.min_path_length is not None and self.min_path_length > 2 * lattice:
             raise ValueError(f"min_path_length {self.min_path_length} cannot fit in a {self.size}x{self.size} maze")
         return self
@@ -197,7 +200,29 @@ def generate_examples(cfg: MazeConfig, count: int, seed: int) -> tuple[list[str]
     return [core.to_text(r) for r in q.tolist()], [core.to_text(r) for r in a.tolist()]
 
 
+def file_stats(cfg: MazeConfig, path: Path, *, rows: int | None = None, seed: int = 0) -> dict:
+    """Shortest-path length, open cells and the share with a unique shortest path, of a maze CSV
+    (ours or Maze-Hard; the side is read from the file's first row)."""
+    first = next(iter_question_answer(path, strip=False))[1]
+    side = math.isqrt(len(first))
+    questions, _ = read_maze_csv(path, side, rows=rows, seed=seed)
+    lengths, unique, open_share = [], 0, []
+    for q in questions.tolist():
+        start, goal = q.index(core.START), q.index(core.GOAL)
+        dist = core.distances(q, side, start)
+        lengths.append(dist[goal])
+        unique += core.count_shortest_paths(dist, side)[goal] == 1
+        open_share.append(sum(v != core.WALL for v in q) / len(q))
+    arr = np.asarray(lengths, dtype=np.float64)
+    return {"file": str(path), "mazes": len(lengths), "size": side,
+            "path_length": {"min": float(arr.min()), "median": float(np.median(arr)),
+                            "mean": round(float(arr.mean()), 3), "max": float(arr.max())},
+            "unique_shortest_path": round(unique / len(lengths), 4),
+            "open_cells": round(float(np.mean(open_share)), 4)}
+
+
 build_maze.generate_examples = generate_examples  # type: ignore[attr-defined]
+build_maze.file_stats = file_stats  # type: ignore[attr-defined]
 
 
 @hookimpl
