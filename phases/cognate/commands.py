@@ -43,16 +43,23 @@ def eval_cmd(
     data: Path = typer.Option(..., "--data", help="Data file in the task's layout (CSV for puzzles)."),
     as_json: bool = typer.Option(False, "--json"),
     batch_size: int = typer.Option(256, "--batch-size"),
+    n_sup: Optional[int] = typer.Option(None, "--n-sup", min=1, help="Run this many supervision steps (more or"
+                                        " fewer than trained; default: the model's n_sup); accuracy after each."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda[:i] or auto."),
 ) -> None:
-    """Evaluate a hand-off artifact on a user file; print the metrics JSON on stdout."""
-    from agent_forge.phases.cognate.evaluate import evaluate_artifact_on_file
+    """Evaluate a hand-off artifact on a user file; print the metrics JSON on stdout, with exact and
+    token accuracy after every supervision step and at the Q-head's halting step."""
+    from agent_forge.phases.cognate.evaluate import evaluate_artifact_on_file, steps_table
 
-    metrics = evaluate_artifact_on_file(get_host(), artifact, data, batch_size=batch_size)
+    metrics = evaluate_artifact_on_file(get_host(), artifact, data, batch_size=batch_size, n_sup=n_sup,
+                                        device=device)
     if as_json or not console.is_terminal:
         emit_json(metrics)
     else:
         for key, value in metrics.items():
-            console.print(f"{key:>22}: {value}")
+            if key not in ("steps", "at_halt"):
+                console.print(f"{key:>22}: {value}")
+        console.print(steps_table(metrics))
 
 
 def ablate(
