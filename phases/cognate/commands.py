@@ -63,7 +63,14 @@ def eval_cmd(
 
 
 def ablate(
-    variants_: str = typer.Option(..., "--variants", help="Comma-separated variants (arms)."),
+    variants_: Optional[str] = typer.Option(None, "--variants", help="Comma-separated variants, each an arm."),
+    arm: Optional[list[str]] = typer.Option(
+        None, "--arm", help="An arm as NAME=VARIANT:key=value,key=value (repeatable), e.g."
+                            " --arm no_ema=trm_paper:callbacks.ema=null"),
+    arms: Optional[str] = typer.Option(
+        None, "--arms", help="Named arm sets against --base: ema, recursion, mixer, layers, deep-supervision,"
+                             " baseline, or paper (all of them); comma-separated"),
+    base: str = typer.Option("trm_paper", "--base", help="The variant --arms sets vary (its arm is 'base')."),
     task: Optional[str] = typer.Option(None, "--task", help="One task for every arm (default: the first arm's)."),
     seeds: int = typer.Option(1, "--seeds", min=1),
     minutes: float = typer.Option(2.0, "--minutes", help="Wall-clock training budget per run."),
@@ -71,12 +78,20 @@ def ablate(
         None, "--set", help="Override a config value: --set model.d_model=128 (repeatable). Applies to every arm."),
     out: Optional[Path] = typer.Option(None, "--out"),
 ) -> None:
-    """Train every arm on the same task, data and budget; report mean ± std over seeds."""
-    from agent_forge.phases.cognate.ablation import run_ablation
+    """Train every arm on the same task, data and budget; report mean ± std over seeds.
 
-    arms = [v.strip() for v in variants_.split(",") if v.strip()]
-    summary = run_ablation(get_host(), arms, task=task, seeds=seeds, minutes=minutes,
-                           overrides=list(set_ or ()), out=out)
+    Arms come from --variants, then --arms (expanded against --base), then each --arm, in that
+    order; the first arm's task and optimizer settings are every arm's.
+    """
+    from agent_forge.phases.cognate.ablation import expand_arm_sets, parse_arm, run_ablation
+
+    overrides = list(set_ or ())
+    chosen: list = [v.strip() for v in (variants_ or "").split(",") if v.strip()]
+    if arms:
+        chosen += expand_arm_sets(get_host(), [a.strip() for a in arms.split(",") if a.strip()], base, overrides)
+    chosen += [parse_arm(text) for text in arm or ()]
+    summary = run_ablation(get_host(), chosen, task=task, seeds=seeds, minutes=minutes,
+                           overrides=overrides, out=out)
     emit_json(summary)
 
 
