@@ -2,7 +2,8 @@
 
 The CPU presets are sized to train on 2 cores in minutes; every field is an override away
 (``--set model.d_model=512``). ``trm_paper``/``trm_paper_attention`` are the paper's 9x9 Sudoku
-shapes and ``trm_arc`` its ARC-AGI-1 model (GPU scale), with the official code's details on.
+shapes, ``trm_maze`` its Maze-Hard model and ``trm_arc`` its ARC-AGI-1 model (GPU scale), with the
+official code's details on.
 The ``lm_*`` presets are causal language models (configs A-D of seed 002).
 """
 
@@ -108,6 +109,14 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
                          puzzle_emb_lr=1e-2, puzzle_emb_weight_decay=0.1),
                 "ARC-AGI-1 (optional extra 'arc'): the paper's attention TRM (n=4, T=3) with puzzle embeddings;"
                 " GPU scale"),
+    # Maze-Hard as the README runs it: attention, L_layers 2, H_cycles 3 (T), L_cycles 4 (n), lr 1e-4,
+    # weight decay 1.0, puzzle_emb_lr 1e-4 and its decay 1.0; 30x30 mazes (the public set's side).
+    "trm_maze": (official(trm(2, 4, 3, d_model=512, heads=8, task={"name": "maze", "size": 30},
+                              learned_positions=False,
+                              trainer={"batch_size": 768, "lr": 1e-4, "weight_decay": 1.0, "warmup_steps": 2000,
+                                       "minutes": 600.0, "eval_batch_size": 64}),
+                          puzzle_emb_lr=1e-4, puzzle_emb_weight_decay=1.0),
+                 "Maze-Hard (30x30): the paper's attention TRM (n=4, T=3); GPU scale"),
     "lm_conservative": (lm(12, 768, 12, 3, 8), "Causal LM, config A: 12 layers, width 768"),
     # 1024 is not divisible by 12 heads: heads of width 64 (attention width 768), as in seed 002.
     "lm_balanced": (lm(16, 1024, 12, 4, 8, head_dim=64), "Causal LM, config B: 16 layers, width 1024"),

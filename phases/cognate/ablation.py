@@ -17,18 +17,29 @@ that was not measured is "n/a", never ``nan``.
 
 Nothing here is expected to win: ``ablation.md`` says which arm scored highest, by how much, and
 whether the gap is larger than the seed-to-seed spread.
+
+**Arms.** An arm is a registered variant plus overrides of its own (:class:`Arm`), given as a
+variant name (``--variants a,b``), as ``--arm NAME=VARIANT:key=value,key=value`` (:func:`parse_arm`),
+or by a named arm set (``--arms ema,recursion --base trm_paper``, :data:`ARM_SETS`) that expands
+against the base variant's config. Arms whose resolved configs are identical run once, under the
+first name (``same_as`` in ``ablation.json`` lists the others).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import math
+import re
 import statistics
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from agent_forge.checkpoint import atomic_write_bytes, atomic_write_json
+from agent_forge.config import apply_overrides
+from agent_forge.errors import ConfigError
 from agent_forge.formatting import format_number, format_spread
 from agent_forge.plugin_host import PluginHost
 from agent_forge.runner import PhaseRunner, RunOptions
@@ -40,26 +51,205 @@ REPORTED = ("exact_accuracy", "token_accuracy", "raw/exact_accuracy", "ema/exact
             "final_loss", "effective_depth")
 
 
-def run_ablation(host: PluginHost, arms: list[str], *, task: str | None, seeds: int, minutes: float,
-                 overrides: list[str], out: Path | None, progress: bool = True) -> dict[str, Any]:
-    if not arms:
-        from agent_forge.errors import ConfigError
+# -- arms ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Arm:
+    """One arm: a registered variant and overrides applied after the shared ones (``--set``)."""
 
-        raise ConfigError("--variants: name at least one variant")
-    for arm in arms:
-        host.get("variant", arm)
-    out = out or Path("runs") / f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-ablation"
-    first = host.get("variant", arms[0]).obj
-    task_section = {"name": task} if task else dict(first["task"])
-    shared = {k: v for k, v in first.get("trainer", {}).items() if k in SHARED_TRAINER_KEYS}
+    name: str
+    variant: str
+    overrides: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        return self.variant + (":" + ",".join(self.overrides) if self.overrides else "")
+
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def split_top_level(text: str, sep: str = ",") -> list[str]:
+    """``text`` split at ``sep`` outside brackets, braces and quotes: ``a=[1, 2],b=3`` -> 2 parts."""
+    parts, depth, quote, start = [], 0, "", 0
+    for i, ch in enumerate(text):
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "[{(":
+            depth += 1
+        elif ch in "]})":
+            depth -= 1
+        elif ch == sep and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return [p.strip() for p in parts if p.strip()]
+
+
+def parse_arm(text: str) -> Arm:
+    """``NAME=VARIANT:key=value,key=value``, ``NAME=VARIANT`` or ``VARIANT`` (named after it).
+
+    Values are ``--set`` values; a comma inside brackets or quotes does not split
+    (``task.blanks=[6, 8]``). ``callbacks.ema=null`` turns a callback off.
+    """
+    head, colon, tail = text.partition(":")
+    name, eq, variant = head.partition("=")
+    if not eq:
+        name = variant = head
+    name, variant = name.strip(), variant.strip()
+    overrides = tuple(split_top_level(tail)) if colon else ()
+    if not variant or not _NAME.match(name):
+        raise ConfigError(f"--arm {text!r}: expected NAME=VARIANT:key=value,key=value (NAME: letters, digits,"
+                          " '_', '-', '.'), e.g. --arm no_ema=trm_paper:callbacks.ema=null")
+    bad = [o for o in overrides if "=" not in o]
+    if bad:
+        raise ConfigError(f"--arm {text!r}: {bad[0]!r} is not key=value")
+    return Arm(name, variant, overrides)
+
+
+def _flow(value: Any) -> str:
+    return json.dumps(value)
+
+
+def _ema_arms(base: str, cfg: dict[str, Any]) -> list[Arm]:
+    return [Arm("no_ema", base, ("callbacks.ema=null",))]
+
+
+def _recursion_arms(base: str, cfg: dict[str, Any]) -> list[Arm]:
+    return [Arm(f"T{T}_n{n}", base, (f"model.T={T}", f"model.n={n}")) for T, n in ((3, 6), (3, 2), (2, 6), (2, 2))]
+
+
+def _mixer_arms(base: str, cfg: dict[str, Any]) -> list[Arm]:
+    # The official commands: mlp_t with pos_encodings=none; attention with RoPE.
+    return [Arm("mlp", base, ("model.mixer=mlp_official", "model.rope=false", "model.learned_positions=false")),
+            Arm("attention", base, ("model.mixer=attention", "model.rope=true", "model.learned_positions=false"))]
+
+
+def _layers_arms(base: str, cfg: dict[str, Any]) -> list[Arm]:
+    return [Arm("layers2", base, ("model.n_layers=2",)), Arm("layers1", base, ("model.n_layers=1",))]
+
+
+def _deep_supervision_arms(base: str, cfg: dict[str, Any]) -> list[Arm]:
+    # One supervision step per sample, nothing to halt on: no ACT (and no halting head) and no
+    # supervision cut. Every optimizer step runs one supervision step on B rows whatever n_sup
+    # is, so at the same budget both arms take the same number of equally costly steps.
+    return [Arm("nsup1", base, ("model.n_sup=1", "callbacks.act=null", "callbacks.early_stop=null"))]
+
+
+#: TRM model fields the non-recursive baseline shares (its own ``mixer`` has no ``mlp_official``).
+_BASELINE_FIELDS = ("d_model", "n_heads", "head_dim", "n_kv_heads", "expansion", "causal", "rope",
+                    "learned_positions")
+
+
+def _baseline_arms(base: str, cfg: dict[str, Any]) -> list[Arm]:
+    model = cfg.get("model") or {}
+    if model.get("architecture") != "trm":
+        raise ConfigError(f"--arms baseline: the base variant {base!r} is not a TRM (architecture"
+                          f" {model.get('architecture')!r}); pass --base trm_paper or another TRM variant")
+    settings = {k: model[k] for k in _BASELINE_FIELDS if k in model}
+    mixer = model.get("mixer", "attention")
+    settings["mixer"] = "mlp" if mixer == "mlp_official" else mixer
+    layers = int(model.get("n_layers", 2))
+    depth = layers * (int(model.get("n", 3)) + 1) * int(model.get("T", 3))
+    callbacks = {k: v for k, v in (cfg.get("callbacks") or {}).items() if k not in ("act", "memory", "early_stop")}
+    shared = tuple(f"model.{k}={_flow(v)}" for k, v in settings.items()) + (f"callbacks={_flow(callbacks)}",)
+    if cfg.get("evaluators"):
+        shared += (f"evaluators={_flow(cfg['evaluators'])}",)
+    if "loss" in (cfg.get("trainer") or {}):
+        shared += (f"trainer.loss={_flow(cfg['trainer']['loss'])}",)
+    return [Arm("baseline_params", "baseline", shared + (f"model.n_layers={layers}",)),
+            Arm("baseline_depth", "baseline", shared + (f"model.n_layers={depth}",))]
+
+
+#: Named arm sets: ``name -> (what it compares, arms from (base variant, its config))``. Every set
+#: runs the base variant itself first, as arm ``base``.
+ARM_SETS: dict[str, tuple[str, Callable[[str, dict[str, Any]], list[Arm]]]] = {
+    "ema": ("EMA of the weights on (base) and off (no_ema: callbacks.ema=null)", _ema_arms),
+    "recursion": ("T cycles x n latent updates: T3_n6 (the paper's), T3_n2, T2_n6, T2_n2", _recursion_arms),
+    "mixer": ("token mixing: mlp (mlp_official, no position encoding) vs attention (RoPE), as the official"
+              " commands", _mixer_arms),
+    "layers": ("layers in the shared network: layers2 vs layers1 (n, T unchanged)", _layers_arms),
+    "deep-supervision": ("nsup1: one supervision step per sample (no ACT), at the same compute per optimizer"
+                         " step and the same budget", _deep_supervision_arms),
+    "baseline": ("the non-recursive transformer: baseline_params (n_layers = L: the TRM's parameters) and"
+                 " baseline_depth (n_layers = L*(n+1)*T: the layers one supervision step runs)", _baseline_arms),
+}
+#: ``--arms paper``: every set above, the base run once.
+ARM_SET_GROUPS = {"paper": tuple(ARM_SETS)}
+
+
+def expand_arm_sets(host: PluginHost, names: list[str], base: str, overrides: list[str] | tuple[str, ...] = ()
+                    ) -> list[Arm]:
+    """The arms of each named set, against ``base``'s config with ``overrides`` (the shared
+    ``--set`` values) applied; ``base`` first."""
+    spec = host.get("variant", base).obj
+    cfg = apply_overrides(copy.deepcopy(dict(spec)), list(overrides))
+    arms = [Arm("base", base)]
+    for name in names:
+        for set_name in ARM_SET_GROUPS.get(name, (name,)):
+            if set_name not in ARM_SETS:
+                known = ", ".join([*ARM_SETS, *ARM_SET_GROUPS])
+                raise ConfigError(f"--arms {name!r}: no such arm set; known: {known}")
+            arms += ARM_SETS[set_name][1](base, cfg)
+    return arms
+
+
+def _common_overrides(host: PluginHost, first: Arm, task: str | None, minutes: float
+                      ) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    spec = apply_overrides(copy.deepcopy(dict(host.get("variant", first.variant).obj)), list(first.overrides))
+    task_section = {"name": task} if task else dict(spec["task"])
+    shared = {k: v for k, v in spec.get("trainer", {}).items() if k in SHARED_TRAINER_KEYS}
     common = [f"task={_flow(task_section)}", "trainer.max_steps=null", f"trainer.minutes={minutes}"]
     common += [f"trainer.{k}={_flow(v)}" for k, v in shared.items()]
+    return task_section, shared, common
+
+
+def resolve_arms(host: PluginHost, arms: list[str | Arm], *, task: str | None, minutes: float,
+                 overrides: list[str]) -> tuple[list[tuple[Arm, tuple[str, ...]]], dict[str, list[str]],
+                                                dict[str, Any], dict[str, Any]]:
+    """Every arm with the overrides its runs get (shared ones, ``--set``, then its own), arms with
+    the same resolved config folded into the first (``same_as``), the task section and the shared
+    trainer settings. Checks variants and names before anything runs."""
+    if not arms:
+        raise ConfigError("name at least one arm: --variants a,b, --arm NAME=VARIANT:key=value or --arms SET")
+    parsed = [a if isinstance(a, Arm) else Arm(a, a) for a in arms]
+    for arm in parsed:
+        host.get("variant", arm.variant)
+        if not _NAME.match(arm.name):
+            raise ConfigError(f"arm name {arm.name!r}: use letters, digits, '_', '-' and '.'")
+    task_section, shared, common = _common_overrides(host, parsed[0], task, minutes)
+    out: list[tuple[Arm, tuple[str, ...]]] = []
+    seen: dict[str, str] = {}
+    same_as: dict[str, list[str]] = {}
+    names: set[str] = set()
+    for arm in parsed:
+        full = tuple(common + list(overrides) + list(arm.overrides))
+        resolved = json.dumps(apply_overrides(copy.deepcopy(dict(host.get("variant", arm.variant).obj)), list(full)),
+                              sort_keys=True, default=str)
+        if resolved in seen:
+            if seen[resolved] != arm.name:
+                same_as.setdefault(seen[resolved], []).append(arm.name)
+            continue
+        if arm.name in names:
+            raise ConfigError(f"two different arms are named {arm.name!r}; give each --arm its own name")
+        names.add(arm.name)
+        seen[resolved] = arm.name
+        out.append((arm, full))
+    return out, same_as, task_section, shared
+
+
+def run_ablation(host: PluginHost, arms: list[str | Arm], *, task: str | None, seeds: int, minutes: float,
+                 overrides: list[str], out: Path | None, progress: bool = True) -> dict[str, Any]:
+    resolved, same_as, task_section, shared = resolve_arms(host, arms, task=task, minutes=minutes,
+                                                           overrides=overrides)
+    out = out or Path("runs") / f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-ablation"
     runner = PhaseRunner(host)
     rows: dict[str, list[dict[str, float | None]]] = {}
     configs: dict[str, list[dict[str, Any]]] = {}
-    for arm in arms:
+    for arm_spec, full in resolved:
+        arm = arm_spec.name
         for seed in range(seeds):
-            result = runner.run("cognate", RunOptions(variant=arm, seed=seed, overrides=tuple(common + overrides),
+            result = runner.run("cognate", RunOptions(variant=arm_spec.variant, seed=seed, overrides=full,
                                                       progress=progress), run_dir=out / arm / f"seed-{seed}")
             m: dict[str, float | None] = {k: _finite(v) for k, v in result.metrics.items()}
             history = result.details["models"][0]["history"]
@@ -69,11 +259,14 @@ def run_ablation(host: PluginHost, arms: list[str], *, task: str | None, seeds: 
             configs.setdefault(arm, []).append(json.loads((result.run_dir / "config.json").read_text())["config"])
     summary = {arm: {k: _mean_std([r.get(k) for r in runs]) for k in REPORTED} for arm, runs in rows.items()}
     verdict = _verdict(summary)
-    data = {"arms": arms, "task": task_section, "seeds": seeds, "minutes": minutes, "shared_trainer": shared,
+    names = [a.name for a, _ in resolved]
+    data = {"arms": names, "arm_specs": {a.name: {"variant": a.variant, "overrides": list(a.overrides)}
+                                         for a, _ in resolved},
+            "same_as": same_as, "task": task_section, "seeds": seeds, "minutes": minutes, "shared_trainer": shared,
             "overrides": overrides, "settings": _settings(configs), "summary": summary, "runs": rows,
             "verdict": verdict, "out": str(out)}
     atomic_write_json(out / "ablation.json", data)
-    _plot(out / "ablation.png", out, arms, seeds)
+    _plot(out / "ablation.png", out, names, seeds)
     atomic_write_bytes(out / "ablation.md", _markdown(data).encode())
     return data
 
@@ -147,10 +340,6 @@ def _effective_depth(host: PluginHost, run_dir: Path) -> float | None:
     return float(depth()) if callable(depth) else None
 
 
-def _flow(value: Any) -> str:
-    return json.dumps(value)
-
-
 def _mean_std(values: list[float | None]) -> dict[str, Any] | None:
     """Mean, std and n over the measured values (None and NaN are not measurements);
     ``std`` is None with one value: one seed says nothing about the spread."""
@@ -199,6 +388,14 @@ def _markdown(data: dict[str, Any]) -> str:
              f" (seeds {', '.join(str(i) for i in range(seeds))}), a wall-clock budget of"
              f" {format_number(data['minutes'] * 60, 'seconds')} per run. The settings below are read back from"
              " every run's resolved `config.json` (`--set` values included).", ""]
+    specs = data.get("arm_specs") or {}
+    if any(spec["overrides"] or spec["variant"] != arm for arm, spec in specs.items()):
+        lines += ["## Arms", "", "| arm | variant | its own overrides |", "|---|---|---|"]
+        for arm, spec in specs.items():
+            own = ", ".join(f"`{o}`" for o in spec["overrides"]) or "(none)"
+            alias = data.get("same_as", {}).get(arm)
+            lines.append(f"| {arm}{' (= ' + ', '.join(alias) + ')' if alias else ''} | `{spec['variant']}` | {own} |")
+        lines.append("")
     lines += ["## Settings every arm ran with", "", "| setting | value |", "|---|---|"]
     lines += [f"| `{key}` | {_setting_text(value)} |" for key, value in settings["shared"].items()]
     lines.append("")

@@ -65,22 +65,36 @@ def eval_cmd(
     data: Path = typer.Option(..., "--data", help="Data file in the task's layout (CSV for puzzles)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     batch_size: int = typer.Option(256, "--batch-size", min=1, help="Examples per inference batch."),
+    n_sup: Optional[int] = typer.Option(None, "--n-sup", min=1, help="Run this many supervision steps (more or"
+                                        " fewer than trained; default: the model's n_sup); accuracy after each."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda[:i] or auto."),
 ) -> None:
-    """Evaluate a hand-off artifact on a user file; print the metrics JSON on stdout."""
-    from agent_forge.phases.cognate.evaluate import evaluate_artifact_on_file
+    """Evaluate a hand-off artifact on a user file; print the metrics JSON on stdout, with exact and
+    token accuracy after every supervision step and at the Q-head's halting step."""
+    from agent_forge.phases.cognate.evaluate import evaluate_artifact_on_file, steps_table
 
-    metrics = evaluate_artifact_on_file(get_host(), artifact, data, batch_size=batch_size)
+    metrics = evaluate_artifact_on_file(get_host(), artifact, data, batch_size=batch_size, n_sup=n_sup,
+                                        device=device)
     if as_json:
         emit_json(metrics)
         return
     out = stdout_console()
     for key, value in metrics.items():
-        shown = format_number(value, "auto", key=key) if isinstance(value, (int, float)) else value
-        out.print(f"{key:>22}: {shown}", soft_wrap=True)
+        if key not in ("steps", "at_halt"):
+            shown = format_number(value, "auto", key=key) if isinstance(value, (int, float)) else value
+            out.print(f"{key:>22}: {shown}", soft_wrap=True)
+    out.print(steps_table(metrics))
 
 
 def ablate(
-    variants_: str = typer.Option(..., "--variants", help="Comma-separated variants (arms)."),
+    variants_: Optional[str] = typer.Option(None, "--variants", help="Comma-separated variants, each an arm."),
+    arm: Optional[list[str]] = typer.Option(
+        None, "--arm", help="An arm as NAME=VARIANT:key=value,key=value (repeatable), e.g."
+                            " --arm no_ema=trm_paper:callbacks.ema=null"),
+    arms: Optional[str] = typer.Option(
+        None, "--arms", help="Named arm sets against --base: ema, recursion, mixer, layers, deep-supervision,"
+                             " baseline, or paper (all of them); comma-separated"),
+    base: str = typer.Option("trm_paper", "--base", help="The variant --arms sets vary (its arm is 'base')."),
     task: Optional[str] = typer.Option(None, "--task", help="One task for every arm (default: the first arm's)."),
     seeds: int = typer.Option(1, "--seeds", min=1, help="Runs per arm (seeds 0..N-1); 3 or more for a spread."),
     minutes: float = typer.Option(2.0, "--minutes", help="Wall-clock training budget per run."),
@@ -88,12 +102,20 @@ def ablate(
         None, "--set", help="Override a config value: --set model.d_model=128 (repeatable). Applies to every arm."),
     out: Optional[Path] = typer.Option(None, "--out", help="Ablation folder (default runs/<time>-ablation)."),
 ) -> None:
-    """Train every arm on the same task, data and budget; report mean ± std over seeds."""
-    from agent_forge.phases.cognate.ablation import run_ablation
+    """Train every arm on the same task, data and budget; report mean ± std over seeds.
 
-    arms = [v.strip() for v in variants_.split(",") if v.strip()]
-    summary = run_ablation(get_host(), arms, task=task, seeds=seeds, minutes=minutes,
-                           overrides=list(set_ or ()), out=out)
+    Arms come from --variants, then --arms (expanded against --base), then each --arm, in that
+    order; the first arm's task and optimizer settings are every arm's.
+    """
+    from agent_forge.phases.cognate.ablation import expand_arm_sets, parse_arm, run_ablation
+
+    overrides = list(set_ or ())
+    chosen: list = [v.strip() for v in (variants_ or "").split(",") if v.strip()]
+    if arms:
+        chosen += expand_arm_sets(get_host(), [a.strip() for a in arms.split(",") if a.strip()], base, overrides)
+    chosen += [parse_arm(text) for text in arm or ()]
+    summary = run_ablation(get_host(), chosen, task=task, seeds=seeds, minutes=minutes,
+                           overrides=overrides, out=out)
     emit_json(summary)
 
 

@@ -320,6 +320,11 @@ class CognatePhase(Phase):
         final = evaluate_weights(trainer, state, task_data, self.host, cfg.evaluators, cfg.trainer.eval_batch_size,
                                  progress=ctx.options.progress and distributed.is_main())
         finals, texts = final.metrics, final.texts
+        steps_file = model_dir / "steps.json"
+        if final.curves and distributed.is_main():
+            # Accuracy against supervision steps on the whole eval split, per weights (a side file:
+            # the artifact's metrics stay one number per name).
+            atomic_write_json(steps_file, final.curves)
         if texts and distributed.is_main():
             atomic_write_json(model_dir / "samples.json", texts)
             for label, by_eval in texts.items():
@@ -346,6 +351,8 @@ class CognatePhase(Phase):
                                                       if k.endswith(("exact_accuracy", "token_accuracy"))})
         summary = {"index": index, "seed": seed, "chosen_weights": chosen, "metrics": metrics, "status": fit.status,
                    "stop_reason": fit.message, "dir": str(model_dir), "history": state.history}
+        if final.curves:
+            summary["steps_file"] = str(steps_file)
         if fit.status == "failed":
             return None, summary, fit.status, fit.message
         with trainer.weights(state, chosen) as module:

@@ -87,6 +87,52 @@ def plot_history(path: Path, histories: list[list[dict[str, Any]]], labels: list
     return path
 
 
+def plot_steps(path: Path, per_model: list[dict[str, Any]]) -> Path | None:
+    """Final eval accuracy against supervision steps (``steps.json`` of each model): exact solid,
+    token dashed, one colour per model and weights; a marker at the Q-head's mean halting step
+    and its exact accuracy. None when no model has the file."""
+    import json
+
+    curves = []
+    for m in per_model:
+        file = m.get("steps_file")
+        if file and Path(file).exists():
+            for label, curve in json.loads(Path(file).read_text()).items():
+                if curve.get("steps"):
+                    curves.append((f"model {m['index']} {label}", curve))
+    if not curves:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, curve in curves:
+        steps = [s["step"] for s in curve["steps"]]
+        (line,) = ax.plot(steps, [s["exact_accuracy"] for s in curve["steps"]], marker=".", label=f"{label} exact")
+        ax.plot(steps, [s["token_accuracy"] for s in curve["steps"]], linestyle="--", color=line.get_color(),
+                label=f"{label} token")
+        halt = curve.get("at_halt")
+        if halt:
+            ax.plot([halt["mean_halt_step"]], [halt["exact_accuracy"]], marker="x", markersize=9, linestyle="none",
+                    color=line.get_color(), label=f"{label} at halt (mean step)")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("supervision steps")
+    ax.set_ylabel("eval accuracy")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title("final evaluation: accuracy after each supervision step")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
 REPORT_KEYS = ("raw/exact_accuracy", "ema/exact_accuracy", "raw/token_accuracy", "ema/token_accuracy",
                "mean_halt_steps", "mean_sup_steps", "early_stop_rate", "steps", "train_seconds", "parameters")
 
@@ -109,6 +155,11 @@ def write_report(run_dir: Path, cfg: Any, per_model: list[dict[str, Any]], varia
               " (n/a: none halted); `n/a` marks a value that was not measured.", ""]
     if plot:
         lines += [f"![training curves]({plot.name})", ""]
+    steps_plot = plot_steps(run_dir / "steps.png", per_model)
+    if steps_plot:
+        lines += ["Accuracy after every supervision step on the whole eval split (`steps.json` beside each"
+                  " model's metrics; ✕: at the Q-head's halting step, placed at the mean halting step):", "",
+                  f"![accuracy against supervision steps]({steps_plot.name})", ""]
     lines += ["Config: `config.json`. Metrics over time: `metrics.jsonl`.", ""]
     path = run_dir / "report.md"
     atomic_write_bytes(path, "\n".join(lines).encode())

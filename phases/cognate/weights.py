@@ -16,7 +16,7 @@ from torch import nn
 
 from agent_forge import parallel
 from agent_forge.data import TaskData
-from agent_forge.phases.common.evaluation import EvalContext, run_evaluators
+from agent_forge.phases.common.evaluation import EvalContext, run_evaluators, step_curve
 from agent_forge.phases.cognate.state import TrainState
 
 
@@ -73,6 +73,9 @@ class WeightsEvaluation:
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     #: label -> texts the evaluators produced (generated samples), where any did
     texts: dict[str, Any] = field(default_factory=dict)
+    #: label -> accuracy after every supervision step and at halt
+    #: (:func:`~agent_forge.phases.common.evaluation.step_curve`), where the evaluators predicted
+    curves: dict[str, Any] = field(default_factory=dict)
 
     def flat(self) -> dict[str, float]:
         """``{"raw/exact_accuracy": ..., "ema/exact_accuracy": ...}``"""
@@ -93,6 +96,8 @@ def evaluate_weights(trainer: Any, state: TrainState, task: TaskData, host: Any,
                 ctx = EvalContext(model, task, state.device, batch_size=batch_size, precision=state.precision,
                                   loss=getattr(state.config, "loss", "softmax"), on_batch=bar.advance)
                 result.metrics[label] = run_evaluators(host, evaluators, ctx)
+                if "predictions" in ctx._cache:  # from the evaluators' own pass: no extra forward
+                    result.curves[label] = step_curve(ctx)
             if ctx.texts:
                 result.texts[label] = ctx.texts
     return result

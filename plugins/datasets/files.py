@@ -1,8 +1,12 @@
-"""``forge data generate``: write a task's generated examples to a CSV a user can read and edit.
+"""``forge data generate``: write a task's generated examples to a CSV a user can read and edit;
+``forge data stats``: describe a CSV's examples (for Sudoku: how hard they are).
 
 A dataset opts in by giving its build function an attribute
 ``generate_examples(config, count, seed) -> (questions, answers)``: two lists of strings, one
-``question,answer`` row each, in the layout its ``eval_file`` reader accepts.
+``question,answer`` row each, in the layout its ``eval_file`` reader accepts. With a second
+attribute ``file_stats(config, path, *, rows, seed) -> dict``, ``forge data generate`` also
+prints the statistics of the file it wrote, and ``forge data stats`` computes the same on any
+file of that layout (a downloaded public set included).
 
 This module is a built-in plugin: its ``forge_register_commands`` adds the command to the
 ``data`` group (made here if no plugin made it first).
@@ -12,7 +16,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
@@ -40,6 +44,19 @@ def generate_file(host, task: str, count: int, overrides: list[str], out: Path, 
     return out, time.monotonic() - start
 
 
+def file_stats(host, task: str, path: Path, overrides: list[str], *, rows: int | None = None,
+               seed: int = 0) -> dict[str, Any] | None:
+    """The dataset's ``file_stats`` of ``path``; None when the dataset has none."""
+    reg = host.get("dataset", task)
+    stats = getattr(reg.obj, "file_stats", None)
+    if stats is None:
+        return None
+    cfg = validate(reg.config, apply_overrides({}, overrides), "task")
+    start = time.monotonic()
+    out = stats(cfg, Path(path), rows=rows, seed=seed)
+    return {**out, "stats_seconds": round(time.monotonic() - start, 3)}
+
+
 def data_generate(
     task: str = typer.Argument(..., help="Task name, e.g. sudoku6 or maze."),
     count: int = typer.Option(1000, "--count", min=1, help="How many examples to write."),
@@ -51,12 +68,37 @@ def data_generate(
     from agent_forge.cli import emit_json
     from agent_forge.plugin_host import get_host
 
-    path, seconds = generate_file(get_host(), task, count, list(set_ or ()), out, seed)
-    emit_json({"task": task, "count": count, "path": str(path), "seconds": round(seconds, 3)})
+    host = get_host()
+    path, seconds = generate_file(host, task, count, list(set_ or ()), out, seed)
+    result: dict[str, Any] = {"task": task, "count": count, "path": str(path), "seconds": round(seconds, 3)}
+    stats = file_stats(host, task, path, list(set_ or ()))
+    if stats is not None:
+        result["stats"] = stats
+    emit_json(result)
+
+
+def data_stats(
+    path: Path = typer.Argument(..., help="A question,answer CSV (ours, or a public set such as Sudoku-Extreme)."),
+    task: str = typer.Option("sudoku", "--task", help="Whose reader and statistics: sudoku (any size) or maze."),
+    rows: Optional[int] = typer.Option(None, "--rows", min=1,
+                                       help="A seeded uniform subset of this many rows (default: every row)."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help="Task config value: --set size=30 (maze)."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Statistics of the examples in PATH as JSON (Sudoku: givens, share needing search, search size)."""
+    from agent_forge.cli import emit_json
+    from agent_forge.plugin_host import get_host
+
+    stats = file_stats(get_host(), task, path, list(set_ or ()), rows=rows, seed=seed)
+    if stats is None:
+        raise ConfigError(f"--task {task}: this task has no file statistics; use --task sudoku or --task maze")
+    emit_json(stats)
 
 
 @hookimpl
 def forge_register_commands(cli):
     from agent_forge.cli import command_group
 
-    command_group(cli, "data", help="Generate task data files.").command("generate")(data_generate)
+    group = command_group(cli, "data", help="Generate task data files and describe them.")
+    group.command("generate")(data_generate)
+    group.command("stats")(data_stats)

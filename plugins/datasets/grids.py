@@ -59,9 +59,10 @@ def dihedral_batch(grids: torch.Tensor, ks: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def iter_question_answer(path: str | Path) -> Iterator[tuple[str, str, str]]:
+def iter_question_answer(path: str | Path, *, strip: bool = True) -> Iterator[tuple[str, str, str]]:
     """Yield ``(where, question, answer)`` per data row; ``where`` names the file and row
-    (the header is row 1). Columns other than ``question`` and ``answer`` are ignored."""
+    (the header is row 1). Columns other than ``question`` and ``answer`` are ignored.
+    ``strip=False`` keeps leading and trailing spaces (cells of a Maze-Hard grid)."""
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"{path}: is a folder; name a question,answer CSV file")
@@ -77,12 +78,37 @@ def iter_question_answer(path: str | Path) -> Iterator[tuple[str, str, str]]:
                                   f" found {reader.fieldnames}. Expected 'question,answer'.")
             for row_no, row in enumerate(reader, start=2):
                 rows += 1
-                yield f"{path}: row {row_no}", (row.get("question") or "").strip(), (row.get("answer") or "").strip()
+                q, a = row.get("question") or "", row.get("answer") or ""
+                yield f"{path}: row {row_no}", (q.strip() if strip else q), (a.strip() if strip else a)
         except (UnicodeDecodeError, csv.Error) as exc:
             raise ConfigError(f"{path}: row {rows + 2} is not UTF-8 CSV text ({exc});"
                               " pass a question,answer CSV") from None
     if not rows:
         raise ConfigError(f"{path}: no data rows")
+
+
+def sample_rows(rows: Iterator[tuple[str, str, str]], count: int | None, seed: int,
+                salt: str = "rows") -> Iterator[tuple[str, str, str]]:
+    """Every row when ``count`` is None; otherwise a uniform random subset of ``count`` rows
+    (all of them if there are fewer), drawn in one pass (reservoir sampling, seeded by ``seed``
+    and ``salt``) and yielded in file order. Only the chosen rows reach the caller's checks, so a
+    1,000-row subset of a multi-million-row file is parsed, not the whole file."""
+    if count is None:
+        yield from rows
+        return
+    import random
+
+    rng = random.Random(f"{salt}-{seed}")
+    kept: list[tuple[int, tuple[str, str, str]]] = []
+    for i, row in enumerate(rows):
+        if i < count:
+            kept.append((i, row))
+        else:
+            j = rng.randrange(i + 1)
+            if j < count:
+                kept[j] = (i, row)
+    for _, row in sorted(kept, key=lambda item: item[0]):
+        yield row
 
 
 def write_question_answer(path: str | Path, questions: list[str], answers: list[str]) -> Path:

@@ -7,7 +7,8 @@ shortest path (see :mod:`maze_core`), so the target is well defined. Difficulty:
 ``min_path_length`` and ``loops`` (the share of inner walls knocked out; more loops = more
 competing routes). Training batches get a random dihedral transform (rotations and
 reflections keep shortest paths shortest and unique). Files use the ``question,answer`` CSV
-layout with the characters above; the side is inferred from the length.
+layout with the characters above, or the public Maze-Hard characters (``#`` wall, space open,
+``S``, ``G``, ``o`` path); the side is inferred from the length.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from agent_forge.data import Split, TaskData
 from agent_forge.errors import ConfigError
 from agent_forge.plugins.datasets import maze_core as core
 from agent_forge.plugins.datasets.grids import (cache_dir, cached_arrays, dihedral_batch,
-                                                iter_question_answer)
+                                                iter_question_answer, sample_rows)
 
 VOCAB = 6
 
@@ -40,13 +41,18 @@ class MazeConfig(StrictModel):
     min_path_length: int | None = Field(None, ge=2, description="Fewest steps from S to G (default: size).")
     loops: float = Field(0.1, ge=0, le=1, description="Share of inner walls removed after carving.")
     augment: bool = True
-    train_file: Path | None = Field(None, description="Train on this CSV instead of generating.")
-    eval_file: Path | None = Field(None, description="Evaluate on this CSV instead of generating.")
+    train_file: Path | None = Field(None, description="Train on this CSV (ours or Maze-Hard) instead of generating.")
+    eval_file: Path | None = Field(None, description="Evaluate on this CSV (ours or Maze-Hard) instead of generating.")
+    train_rows: int | None = Field(None, ge=1, description="Use a seeded random subset of this many train_file rows.")
+    eval_rows: int | None = Field(None, ge=1, description="Use a seeded random subset of this many eval_file rows.")
     cache: bool = True
 
     @model_validator(mode="after")
     def _check(self) -> "MazeConfig":
         lattice = ((self.size - 1) // 2) ** 2
+        for rows, file in (("train_rows", "train_file"), ("eval_rows", "eval_file")):
+            if getattr(self, rows) is not None and getattr(self, file) is None:
+                raise ValueError(f"{rows} takes a subset of {file}'s rows, but {file} is not set")
         if self.min_path_length is not None and self.min_path_length > 2 * lattice:
             raise ValueError(f"min_path_length {self.min_path_length} cannot fit in a {self.size}x{self.size} maze")
         return self
@@ -88,9 +94,25 @@ def generate(cfg: MazeConfig, count: int, seed: int, *, cache: bool = True,
     return arrays["questions"], arrays["answers"]
 
 
-def read_maze_csv(path: str | Path, size: int) -> tuple[np.ndarray, np.ndarray]:
+LAYOUTS = {"ours": (core.CHARS, core.TOKENS), "maze_hard": (core.MAZE_HARD_CHARS, core.MAZE_HARD_TOKENS)}
+_LAYOUT_NAMES = {"ours": "ours ('.' open, '*' path)", "maze_hard": "Maze-Hard (' ' open, 'o' path)"}
+
+
+def _layout(text: str) -> str | None:
+    """Which character set a grid string uses: by its open/path characters (None: neither)."""
+    ours, hard = bool(set(text) & {".", "*"}), bool(set(text) & {" ", "o"})
+    return None if ours == hard else ("ours" if ours else "maze_hard")
+
+
+def read_maze_csv(path: str | Path, size: int, *, rows: int | None = None,
+                  seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(questions, answers) from a ``question,answer`` CSV in our characters (``# . S G *``) or
+    the public Maze-Hard ones (``# SGo``: space open, ``o`` path; other columns such as
+    ``source`` and ``rating`` ignored), told apart by the first row; every row must use the
+    same set. ``rows``: a seeded uniform subset of that many rows."""
     questions, answers = [], []
-    for where, q, a in iter_question_answer(path):
+    layout: str | None = None
+    for where, q, a in sample_rows(iter_question_answer(path, strip=False), rows, seed, "maze-rows"):
         side = math.isqrt(len(q))
         if side * side != len(q):
             raise ConfigError(f"{where}: question has {len(q)} cells, not a square grid")
@@ -99,13 +121,25 @@ def read_maze_csv(path: str | Path, size: int) -> tuple[np.ndarray, np.ndarray]:
                               f" (set task.size={side})")
         if len(a) != len(q):
             raise ConfigError(f"{where}: answer has {len(a)} cells, question has {len(q)}")
+        row_layout = _layout(q + a)
+        if row_layout is None:
+            if set(q + a) & {".", "*"}:
+                raise ConfigError(f"{where}: mixes the characters of {_LAYOUT_NAMES['ours']} and"
+                                  f" {_LAYOUT_NAMES['maze_hard']}; one file holds one layout")
+            row_layout = layout or "ours"  # no open or path cell: both layouts read it alike
+        if layout is None:
+            layout = row_layout
+        elif row_layout != layout:
+            raise ConfigError(f"{where}: uses the characters of {_LAYOUT_NAMES[row_layout]}, but the rows before"
+                              f" use {_LAYOUT_NAMES[layout]}; one file holds one layout")
+        chars, tokens = LAYOUTS[layout]
         cells = []
         for label, text in (("question", q), ("answer", a)):
-            bad = sorted(set(text) - set(core.TOKENS))
+            bad = sorted(set(text) - set(tokens))
             if bad:
-                raise ConfigError(f"{where} ({label}): {bad[0]!r} is not one of {''.join(core.TOKENS)}")
-            cells.append([core.TOKENS[ch] for ch in text])
-        problem = core.check_answer(cells[0], cells[1], side)
+                raise ConfigError(f"{where} ({label}): {bad[0]!r} is not one of {''.join(tokens)!r}")
+            cells.append([tokens[ch] for ch in text])
+        problem = core.check_answer(cells[0], cells[1], side, chars)
         if problem:
             raise ConfigError(f"{where}: {problem}")
         questions.append(cells[0])
@@ -146,11 +180,11 @@ def _split(q: np.ndarray, a: np.ndarray) -> Split:
 
 def build_maze(cfg: MazeConfig, seed: int) -> TaskData:
     if cfg.train_file is not None:
-        tq, ta = read_maze_csv(cfg.train_file, cfg.size)
+        tq, ta = read_maze_csv(cfg.train_file, cfg.size, rows=cfg.train_rows, seed=seed)
     else:
         tq, ta = generate(cfg, cfg.train_count, seed, cache=cfg.cache)
     if cfg.eval_file is not None:
-        eq, ea = read_maze_csv(cfg.eval_file, cfg.size)
+        eq, ea = read_maze_csv(cfg.eval_file, cfg.size, rows=cfg.eval_rows, seed=seed + 1)
     else:
         eq, ea = generate(cfg, cfg.eval_count, seed + 1_000_003, cache=False,
                           exclude={bytes(row) for row in tq.tolist()})
@@ -166,7 +200,29 @@ def generate_examples(cfg: MazeConfig, count: int, seed: int) -> tuple[list[str]
     return [core.to_text(r) for r in q.tolist()], [core.to_text(r) for r in a.tolist()]
 
 
+def file_stats(cfg: MazeConfig, path: Path, *, rows: int | None = None, seed: int = 0) -> dict:
+    """Shortest-path length, open cells and the share with a unique shortest path, of a maze CSV
+    (ours or Maze-Hard; the side is read from the file's first row)."""
+    first = next(iter_question_answer(path, strip=False))[1]
+    side = math.isqrt(len(first))
+    questions, _ = read_maze_csv(path, side, rows=rows, seed=seed)
+    lengths, unique, open_share = [], 0, []
+    for q in questions.tolist():
+        start, goal = q.index(core.START), q.index(core.GOAL)
+        dist = core.distances(q, side, start)
+        lengths.append(dist[goal])
+        unique += core.count_shortest_paths(dist, side)[goal] == 1
+        open_share.append(sum(v != core.WALL for v in q) / len(q))
+    arr = np.asarray(lengths, dtype=np.float64)
+    return {"file": str(path), "mazes": len(lengths), "size": side,
+            "path_length": {"min": float(arr.min()), "median": float(np.median(arr)),
+                            "mean": round(float(arr.mean()), 3), "max": float(arr.max())},
+            "unique_shortest_path": round(unique / len(lengths), 4),
+            "open_cells": round(float(np.mean(open_share)), 4)}
+
+
 build_maze.generate_examples = generate_examples  # type: ignore[attr-defined]
+build_maze.file_stats = file_stats  # type: ignore[attr-defined]
 
 
 @hookimpl

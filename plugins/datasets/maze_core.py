@@ -19,6 +19,10 @@ from collections import deque
 WALL, OPEN, START, GOAL, PATH = 1, 2, 3, 4, 5
 CHARS = {WALL: "#", OPEN: ".", START: "S", GOAL: "G", PATH: "*"}
 TOKENS = {ch: tok for tok, ch in CHARS.items()}
+#: The public Maze-Hard layout (``sapientinc/maze-30x30-hard-1k``; the official TRM builder's
+#: ``CHARSET = "# SGo"``): a space is an open cell and ``o`` a path cell. Same tokens as ours.
+MAZE_HARD_CHARS = {WALL: "#", OPEN: " ", START: "S", GOAL: "G", PATH: "o"}
+MAZE_HARD_TOKENS = {ch: tok for tok, ch in MAZE_HARD_CHARS.items()}
 
 
 def _neighbours(i: int, side: int):
@@ -118,17 +122,19 @@ def make_maze(side: int, min_path: int, loops: float, rng: random.Random,
                       f" {max_tries} tries; lower task.min_path_length or task.loops, or raise task.size")
 
 
-def check_answer(question: list[int], answer: list[int], side: int) -> str | None:
-    """``None`` if ``answer`` is ``question`` with a shortest start-goal path marked, else why not."""
+def check_answer(question: list[int], answer: list[int], side: int,
+                 chars: dict[int, str] = CHARS) -> str | None:
+    """``None`` if ``answer`` is ``question`` with a shortest start-goal path marked, else why not
+    (cells named by ``chars``: ours, or :data:`MAZE_HARD_CHARS` for a Maze-Hard file)."""
     if question.count(START) != 1 or question.count(GOAL) != 1:
         return "the question needs exactly one S and one G"
     if PATH in question:
-        return "the question already marks path cells ('*')"
+        return f"the question already marks path cells ({chars[PATH]!r})"
     for i, (q, a) in enumerate(zip(question, answer)):
         if q != a and not (q == OPEN and a == PATH):
             r, c = divmod(i, side)
-            return f"cell at row {r + 1}, column {c + 1} is {CHARS.get(q, q)!r} in the question but " \
-                   f"{CHARS.get(a, a)!r} in the answer (only '.' may become '*')"
+            return f"cell at row {r + 1}, column {c + 1} is {chars.get(q, q)!r} in the question but " \
+                   f"{chars.get(a, a)!r} in the answer (only {chars[OPEN]!r} may become {chars[PATH]!r})"
     start, goal = question.index(START), question.index(GOAL)
     shortest = distances(question, side, start)[goal]
     if shortest < 0:

@@ -14,6 +14,7 @@ is square.
 
 from __future__ import annotations
 
+import math
 import random
 from pathlib import Path
 from typing import Any, Literal
@@ -42,8 +43,13 @@ class SudokuConfig(StrictModel):
     blanks: BlankRange = Field((20, 20), description="Blanks per training puzzle: [min, max].")
     eval_blanks: BlankRange | None = Field(None, description="Blanks per eval puzzle (default: blanks).")
     augment: bool = True
+    hard: bool = Field(False, description="Generate only puzzles that need search: dug to minimal (or to the"
+                       " most blanks), kept when naked and hidden singles cannot finish them.")
     train_file: Path | None = Field(None, description="Train on this CSV instead of generating.")
     eval_file: Path | None = Field(None, description="Evaluate on this CSV instead of generating.")
+    train_rows: int | None = Field(None, ge=1, description="Use a seeded random subset of this many train_file"
+                                   " rows (the paper: 1000 of Sudoku-Extreme's train.csv).")
+    eval_rows: int | None = Field(None, ge=1, description="Use a seeded random subset of this many eval_file rows.")
     cache: bool = True
 
     @field_validator("blanks", "eval_blanks", mode="before")
@@ -54,6 +60,9 @@ class SudokuConfig(StrictModel):
     @model_validator(mode="after")
     def _check(self) -> "SudokuConfig":
         core.box_shape(self.size)
+        for rows, file in (("train_rows", "train_file"), ("eval_rows", "eval_file")):
+            if getattr(self, rows) is not None and getattr(self, file) is None:
+                raise ValueError(f"{rows} takes a subset of {file}'s rows, but {file} is not set")
         cells = self.size * self.size
         for field in ("blanks", "eval_blanks"):
             lo_hi = getattr(self, field)
@@ -86,16 +95,32 @@ class Sudoku9Config(SudokuConfig):
     blanks: BlankRange = (45, 50)
 
 
+class Sudoku9HardConfig(Sudoku9Config):
+    """9x9 puzzles that need search: digging goes on while the solution stays unique (a minimal
+    puzzle, 21-27 givens in our measurements), up to ``blanks[1]`` blanks, and a puzzle is kept
+    only with at least ``blanks[0]`` blanks and when naked + hidden singles cannot finish it."""
+
+    name: str = "sudoku9_hard"
+    hard: bool = True
+    blanks: BlankRange = (54, 64)
+
+
 
 
 
 def generate(size: int, count: int, blanks: BlankRange, seed: int, *, cache: bool = True,
-             exclude: set[bytes] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """``count`` distinct (puzzle, solution) pairs as uint8 arrays of shape (count, size*size)."""
-    path = cache_dir() / "sudoku" / f"s{size}-n{count}-b{blanks[0]}_{blanks[1]}-seed{seed}.npz"
+             exclude: set[bytes] | None = None, hard: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` distinct (puzzle, solution) pairs as uint8 arrays of shape (count, size*size).
+
+    ``hard``: every puzzle needs search (:func:`sudoku_core.make_hard_puzzle`) and has between
+    ``blanks[0]`` and ``blanks[1]`` blanks, as many as uniqueness allows; otherwise the number of
+    blanks is drawn from ``blanks``.
+    """
+    kind = "-hard" if hard else ""
+    path = cache_dir() / "sudoku" / f"s{size}-n{count}-b{blanks[0]}_{blanks[1]}{kind}-seed{seed}.npz"
 
     def make() -> dict[str, np.ndarray]:
-        rng = random.Random(f"sudoku-{size}-{seed}")
+        rng = random.Random(f"sudoku-{size}{kind}-{seed}")
         seen: set[bytes] = set()
         puzzles, solutions = [], []
         attempts = 0
@@ -103,7 +128,8 @@ def generate(size: int, count: int, blanks: BlankRange, seed: int, *, cache: boo
             attempts += 1
             if attempts > 20 * count + 100:
                 raise ValueError(f"could only make {len(puzzles)} distinct {size}x{size} puzzles of {count}")
-            puzzle, solution = core.make_puzzle(size, rng.randint(*blanks), rng)
+            puzzle, solution = (core.make_hard_puzzle(size, blanks, rng) if hard
+                                else core.make_puzzle(size, rng.randint(*blanks), rng))
             key = bytes(puzzle)
             if key in seen or key in (exclude or ()):
                 continue
@@ -182,15 +208,15 @@ def build_sudoku(cfg: SudokuConfig, seed: int) -> TaskData:
     size = cfg.size
     eval_blanks = cfg.eval_blanks or cfg.blanks
     if cfg.train_file is not None:
-        tp, ts = read_grid_csv(cfg.train_file, expect_size=size)
+        tp, ts = read_grid_csv(cfg.train_file, expect_size=size, rows=cfg.train_rows, seed=seed)
     else:
-        tp, ts = generate(size, cfg.train_count, cfg.blanks, seed, cache=cfg.cache)
+        tp, ts = generate(size, cfg.train_count, cfg.blanks, seed, cache=cfg.cache, hard=cfg.hard)
     if cfg.eval_file is not None:
-        ep, es = read_grid_csv(cfg.eval_file, expect_size=size)
+        ep, es = read_grid_csv(cfg.eval_file, expect_size=size, rows=cfg.eval_rows, seed=seed + 1)
     else:
         # A separate stream, minus any puzzle that is also in the training set.
         ep, es = generate(size, cfg.eval_count, eval_blanks, seed + 1_000_003, cache=False,
-                          exclude={bytes(row) for row in tp.tolist()})
+                          exclude={bytes(row) for row in tp.tolist()}, hard=cfg.hard)
     return TaskData(spec=task_spec(size, cfg.name), train=_split(tp, ts), eval=_split(ep, es),
                     augment=make_augment(size) if cfg.augment else None, render=render(size),
                     decode_grid=decode_grid(size),
@@ -200,11 +226,75 @@ def build_sudoku(cfg: SudokuConfig, seed: int) -> TaskData:
 
 def generate_examples(cfg: SudokuConfig, count: int, seed: int) -> tuple[list[str], list[str]]:
     """Fresh puzzles as CSV cells (``.`` = blank): blanks from ``eval_blanks`` (or ``blanks``), no cache."""
-    puzzles, solutions = generate(cfg.size, count, cfg.eval_blanks or cfg.blanks, seed, cache=False)
+    puzzles, solutions = generate(cfg.size, count, cfg.eval_blanks or cfg.blanks, seed, cache=False, hard=cfg.hard)
     return ([grid_text(p) for p in puzzles.tolist()], [grid_text(s) for s in solutions.tolist()])
 
 
+# -- difficulty statistics (forge data generate / forge data stats) -------------------------
+#: How the search statistics are measured, written into every stats JSON.
+SOLVER = ("dfs_*: the whole search tree of a depth-first solver that branches on the empty cell with the"
+          " fewest candidates and does no other inference (walked to the end, so it also proves the solution"
+          " unique); needs_search: naked + hidden singles, repeated, cannot finish the puzzle")
+
+
+def _summary(values: list[float]) -> dict[str, float]:
+    arr = np.asarray(values, dtype=np.float64)
+    return {"min": float(arr.min()), "median": float(np.median(arr)), "mean": round(float(arr.mean()), 3),
+            "p90": round(float(np.percentile(arr, 90)), 3), "max": float(arr.max())}
+
+
+def difficulty(puzzles: np.ndarray, size: int) -> dict[str, Any]:
+    """Givens, the share that needs search, and the plain search's size, over (N, size*size) puzzles."""
+    givens, search, nodes, guesses, dead_ends, unique = [], 0, [], [], [], 0
+    for row in puzzles.tolist():
+        givens.append(sum(1 for v in row if v))
+        search += not core.propagate_singles(row, size)[1]
+        st = core.search_stats(row, size)
+        nodes.append(st["nodes"])
+        guesses.append(st["guesses"])
+        dead_ends.append(st["dead_ends"])
+        unique += st["solutions"] == 1
+    n = len(givens)
+    values, counts = np.unique(givens, return_counts=True)
+    histogram = {str(int(v)): int(c) for v, c in zip(values, counts)}
+    return {"puzzles": n, "size": size, "givens": {**_summary(givens), "histogram": histogram},
+            "needs_search": round(search / n, 4), "unique": round(unique / n, 4),
+            "dfs_nodes": _summary(nodes), "dfs_guesses": _summary(guesses), "dfs_dead_ends": _summary(dead_ends),
+            "solver": SOLVER}
+
+
+def _ratings(path: Path, rows: int | None, seed: int) -> list[float] | None:
+    """The file's own ``rating`` column (Sudoku-Extreme has one) for the same rows read_grid_csv takes."""
+    import csv
+
+    from agent_forge.plugins.datasets.grids import sample_rows
+
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        if "rating" not in (reader.fieldnames or []):
+            return None
+        chosen = sample_rows(((str(i), r.get("rating") or "", "") for i, r in enumerate(reader)), rows, seed,
+                             "grid-rows")
+        try:
+            return [float(value) for _, value, _ in chosen]
+        except ValueError:
+            return None
+
+
+def file_stats(cfg: SudokuConfig, path: Path, *, rows: int | None = None, seed: int = 0) -> dict[str, Any]:
+    """:func:`difficulty` of a ``question,answer`` CSV (size from the file), plus its ``rating``
+    column when it has one; ``rows``: a seeded uniform subset (the rows ``train_rows`` would take)."""
+    puzzles, _ = read_grid_csv(path, rows=rows, seed=seed)
+    size = math.isqrt(puzzles.shape[1])  # read_grid_csv checked it is 4, 6 or 9
+    stats: dict[str, Any] = {"file": str(path), **difficulty(puzzles, size)}
+    ratings = _ratings(Path(path), rows, seed)
+    if ratings:
+        stats["rating"] = {**_summary(ratings), "note": "the file's own rating column, as written in it"}
+    return stats
+
+
 build_sudoku.generate_examples = generate_examples  # type: ignore[attr-defined]
+build_sudoku.file_stats = file_stats  # type: ignore[attr-defined]
 
 
 @hookimpl
@@ -215,3 +305,5 @@ def forge_register_datasets(register):
         rows, cols = core.box_shape(size)
         register(f"sudoku{size}", build_sudoku, config=cfg,
                  description=f"{size}x{size} Sudoku with {rows}x{cols} boxes")
+    register("sudoku9_hard", build_sudoku, config=Sudoku9HardConfig,
+             description="9x9 Sudoku that needs search: minimal puzzles that singles cannot finish")

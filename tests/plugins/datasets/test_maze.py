@@ -113,3 +113,51 @@ def test_cognate_trains_and_evaluates_on_maze(tmp_path, host, tiny):
     assert result.status == "completed"
     metrics = result.artifacts[0].artifact.metrics
     assert 0.0 <= metrics["token_accuracy"] <= 1.0 and "exact_accuracy" in metrics
+
+
+def _maze_hard_text(tokens):
+    return "".join(core.MAZE_HARD_CHARS[t] for t in tokens)
+
+
+def test_maze_hard_csv_is_read_with_its_own_characters(tmp_path):
+    """The public layout: header source,question,answer,rating; ' ' open, 'o' path, 30x30 (here 8x8)."""
+    import csv
+
+    cfg = MazeConfig(size=8)
+    q, a = generate(cfg, 4, seed=3, cache=False)
+    path = tmp_path / "maze-hard.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["source", "question", "answer", "rating"])
+        for qi, ai in zip(q.tolist(), a.tolist()):
+            w.writerow(["gen", _maze_hard_text(qi), _maze_hard_text(ai), 7])
+    rq, ra = read_maze_csv(path, 8)
+    assert np.array_equal(rq, q) and np.array_equal(ra, a)
+    # A leading or trailing open cell is a space: it is a cell, not stripped away.
+    edges = write_question_answer(tmp_path / "edges.csv", ["  S G" + "#####" * 3 + "#### "],
+                                  ["  SoG" + "#####" * 3 + "#### "])
+    eq, ea = read_maze_csv(edges, 5)
+    assert eq[0, 0] == core.OPEN and eq[0, -1] == core.OPEN and ea[0, 3] == core.PATH
+    qt, at = _maze_hard_text(q[0].tolist()), _maze_hard_text(a[0].tolist())
+    data = build_maze(MazeConfig(size=8, train_file=path, eval_file=path), seed=0)
+    assert len(data.train) == 4 and torch.equal(data.eval.targets, torch.from_numpy(a.astype(np.int64)))
+    sub = build_maze(MazeConfig(size=8, train_file=path, eval_file=path, train_rows=2, eval_rows=3), seed=0)
+    assert len(sub.train) == 2 and len(sub.eval) == 3
+    rows = {bytes(r) for r in q.astype(np.uint8)}
+    assert {bytes(r) for r in sub.train.inputs.numpy().astype(np.uint8)} <= rows
+
+    # Errors name the row and the reason, in the file's own characters.
+    not_shortest = at.replace("o", " ", 1)
+    with pytest.raises(ConfigError, match=r"row 3: the marked path .* is not a shortest path"):
+        read_maze_csv(write_question_answer(tmp_path / "b1.csv", [qt, qt], [at, not_shortest]), 8)
+    assert qt[8] == "#"  # generated mazes have a wall border
+    with pytest.raises(ConfigError, match=r"row 2: cell at row 2, column 1 is '#' in the question but 'o'"
+                                          r" in the answer \(only ' ' may become 'o'\)"):
+        read_maze_csv(write_question_answer(tmp_path / "b2.csv", [qt], [at[:8] + "o" + at[9:]]), 8)
+    ours = core.to_text(q[1].tolist()), core.to_text(a[1].tolist())
+    with pytest.raises(ConfigError, match=r"row 3: uses the characters of ours .* but the rows before use Maze-Hard"):
+        read_maze_csv(write_question_answer(tmp_path / "b3.csv", [qt, ours[0]], [at, ours[1]]), 8)
+    with pytest.raises(ConfigError, match=r"row 2: mixes the characters"):
+        read_maze_csv(write_question_answer(tmp_path / "b4.csv", [qt.replace(" ", ".", 1)], [at]), 8)
+    with pytest.raises(ConfigError, match=r"row 2 \(answer\): 'x' is not one of"):
+        read_maze_csv(write_question_answer(tmp_path / "b5.csv", [qt], [at.replace("#", "x", 1)]), 8)
