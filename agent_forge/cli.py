@@ -279,8 +279,8 @@ def print_summary(results: list[Any]) -> None:
                       format_number(m.get("steps"), "count"), format_number(r.duration_s, "seconds"))
     out.print(table)
     for r in results:
-        if r.message:
-            out.print(f"{r.phase}: {r.message}", soft_wrap=True, highlight=False)
+        if r.message and r.status != "completed":
+            out.print(f"{r.phase} {r.status}: {r.message}", soft_wrap=True, highlight=False)
         for ref in r.artifacts:
             out.print(f"artifact: {ref.manifest_path}", soft_wrap=True, highlight=False)
         out.print(f"run: {r.run_dir}  (report: {r.report_path}; JSON: result.json or --json)",
