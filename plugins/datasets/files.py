@@ -83,7 +83,7 @@ def data_stats(
     rows: Optional[int] = typer.Option(None, "--rows", min=1,
                                        help="A seeded uniform subset of this many rows (default: every row)."),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="Task config value: --set size=30 (maze)."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", help="Seed of the --rows subset."),
 ) -> None:
     """Statistics of the examples in PATH as JSON (Sudoku: givens, share needing search, search size)."""
     from agent_forge.cli import emit_json

@@ -54,6 +54,6 @@ def test_inspect_says_unverified_for_a_schema_1_manifest(manifest):
     manifest.write_text(json.dumps({**data, "schema_version": 1}))
     proc = forge("inspect", str(manifest))
     assert proc.returncode == 0, proc.stderr
-    assert "manifest unverified" in proc.stderr and "verified manifest" not in proc.stderr
+    assert "manifest unverified" in proc.stdout and "verified manifest" not in proc.stdout
     info = json.loads(forge("inspect", str(manifest), "--json").stdout)
     assert info["verified"] is False and info["manifest_verified"] is False and info["weights_verified"] is True
