@@ -113,9 +113,10 @@ def write_report(run_dir: Path, *, cfg: Any, history: list[dict[str, Any]], inpu
               "|---|---|---|---|---|"]
     for rank, c in enumerate(population, 1):
         lines.append(f"| {rank} | {c['id']} | {c['origin']} | {c['born']} | {_f(c['fitness'], metric)} |")
-    lines += ["", "Models trained from different initialisations are not aligned unit for unit, so merges of"
-              " them mostly score far below their parents; what survives is then the best input and small"
-              " variations of it. Config: `config.json`; per generation: `metrics.jsonl`.", ""]
+    lines += ["", "Models trained from different initialisations are not aligned unit for unit, so a merge of two"
+              " of them usually scores below both; candidates close to one parent (small interpolation"
+              " coefficients, noise) are the ones that can keep up. Config: `config.json`; per generation,"
+              " with every candidate scored: `metrics.jsonl`.", ""]
     path = run_dir / "report.md"
     atomic_write_bytes(path, "\n".join(lines).encode())
     return path
