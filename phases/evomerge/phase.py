@@ -36,7 +36,7 @@ from agent_forge.phases.evomerge.population import Candidate, Evolution
 from agent_forge.phases.evomerge.progress import GenerationBar
 from agent_forge.phases.evomerge.report import write_report
 from agent_forge.phases.evomerge.scoring import Scorer
-from agent_forge.runner import Phase, PhaseContext, RunOptions
+from agent_forge.runner import Phase, PhaseContext
 
 
 def _task_key(a: ModelArtifact) -> dict[str, Any]:
@@ -88,18 +88,12 @@ def check_inputs(artifacts: list[ModelArtifact], states: list[State], operators:
 
 
 class EvoMergePhase(Phase):
+    """Reads none of the generic run flags (``--seed``, ``--minutes``, ``--max-steps`` belong to
+    the training phases; in a pipeline every phase gets them): its seed and budget are
+    ``seed``, ``generations`` and ``minutes`` in its own config (``--set generations=10``)."""
+
     name: ClassVar[str] = "evomerge"
     default_variant: ClassVar[str | None] = None
-
-    def apply_run_options(self, raw: dict[str, Any], options: RunOptions) -> dict[str, Any]:
-        """``--seed`` seeds the evolution. Budget flags (``--minutes``, ``--max-steps``) are the
-        training phases' and are ignored here: in a pipeline every phase gets them. EvoMerge's
-        own budget is ``generations`` and ``minutes`` in its config (``--set minutes=3``)."""
-        if options.seed is None:
-            return raw
-        if isinstance(raw.get("evomerge"), dict):
-            return {**raw, "evomerge": {**raw["evomerge"], "seed": options.seed}}
-        return {**raw, "seed": options.seed}
 
     def validate(self, raw: dict[str, Any]) -> EvoMergeConfig:
         section = raw.get("evomerge", raw) if isinstance(raw, dict) else raw
