@@ -35,7 +35,7 @@ def test_pipeline_cognate_then_evomerge_runs_five_generations(tmp_path, host):
         per_phase={"cognate": {"overrides": tuple(TINY)}, "evomerge": {"overrides": SPLITS}},
         variant="trm_tiny", max_steps=3, models=3, progress=False, out=tmp_path / "p")
     cognate, merge = results
-    assert merge.status == "completed" and merge.duration_s < 120
+    assert merge.status == "completed" and merge.duration_s < 180
     (ref,) = merge.artifacts
     assert set(ref.artifact.parents) == {a.artifact.id for a in cognate.artifacts}
     artifact, weights = load_artifact(ref.manifest_path)  # sealed and checksummed like Cognate's
