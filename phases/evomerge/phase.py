@@ -1,162 +1,238 @@
-"""EvoMergePhase: merge the previous phase's models into candidates and keep the best.
+"""EvoMergePhase: evolve a population of merged models and hand on the fittest.
 
 Input: the previous :class:`PhaseResult`'s artifacts (each verified by sha256 on load), or
-``inputs`` (manifest paths) in this phase's config. Candidates: every input model, their linear
-average, SLERP between the two best inputs, and a TIES merge. Each candidate is scored with the
-configured evaluator on the inputs' task (rebuilt from the dataset config the artifact records);
-the best is written as this phase's artifact, whose ``parents`` are the inputs.
+``inputs`` (manifest paths) in this phase's config. Inputs must share one architecture and one
+task (the dataset config and ``data_seed`` the artifacts record) and have tensors of the same
+shapes; they may differ in architecture config where that changes no shape (TRM recursion
+counts), except that a frankenmerge needs parents of one config.
 
-Merging models trained from different random initialisations rarely works (their hidden units
-are not aligned); this phase reports each candidate's score so that shows, rather than assuming
-a merge helps.
+Generation 0 is the inputs plus seed merges of them; each later generation keeps the ``elite``
+fittest and breeds the rest (``population.py``). Fitness is measured on the selection part of
+the task's eval split; the held-out part is only reported (``scoring.py``). The population is
+checkpointed after every generation (``checkpoints.py``), so ``--resume`` continues a killed run
+and reaches the same hand-off bit for bit. The fittest candidate of the last generation is
+written as this phase's artifact, whose ``parents`` are the inputs; ``report.md`` and
+``fitness.png`` show each generation's best and mean fitness.
 """
 
 from __future__ import annotations
 
+import json
+import shlex
 import time
 import uuid
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
-import torch
-from pydantic import Field
-
-from agent_forge.checkpoint import sha256_json, write_artifact
-from agent_forge.config import StrictModel, validate
+from agent_forge.checkpoint import atomic_write_bytes, sha256_json, write_artifact
+from agent_forge.config import validate
 from agent_forge.contracts import ArtifactRef, ModelArtifact, PhaseResult, VersionInfo
 from agent_forge.errors import ConfigError
-from agent_forge.phases.common.evaluation import EvalContext, run_evaluators
 from agent_forge.phases.common.loading import load_model
+from agent_forge.phases.evomerge.checkpoints import GenerationCheckpoints
+from agent_forge.phases.evomerge.config import RESUMABLE_FIELDS, EvoMergeConfig
+from agent_forge.phases.evomerge.merges import State, linear, slerp, ties  # noqa: F401  (re-exported)
+from agent_forge.phases.evomerge.population import Candidate, Evolution
+from agent_forge.phases.evomerge.progress import GenerationBar
+from agent_forge.phases.evomerge.report import write_report
+from agent_forge.phases.evomerge.scoring import Scorer
 from agent_forge.runner import Phase, PhaseContext
 
-State = dict[str, torch.Tensor]
+
+def _task_key(a: ModelArtifact) -> dict[str, Any]:
+    spec = a.task
+    return {"name": spec.name, "kind": spec.kind, "vocab_size": spec.vocab_size, "seq_len": spec.seq_len,
+            "causal": spec.causal, "ignore_index": spec.ignore_index, "dataset": spec.info.get("dataset"),
+            "data_seed": spec.info.get("data_seed")}
 
 
-class EvoMergeConfig(StrictModel):
-    methods: list[Literal["linear", "slerp", "ties"]] = ["linear", "slerp", "ties"]
-    ties_density: float = Field(0.5, gt=0, le=1, description="Fraction of each task vector TIES keeps.")
-    slerp_t: float = Field(0.5, ge=0, le=1)
-    evaluators: list[str] = ["exact", "token"]
-    metric: str = Field("exact_accuracy", description="Metric that ranks candidates (higher is better).")
-    eval_samples: int = Field(500, ge=1)
-    inputs: list[Path] = Field(default_factory=list, description="Artifact manifests (default: previous phase).")
+def _differing(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    return [f"{k} ({a.get(k)!r} vs {b.get(k)!r})" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
 
-def linear(states: list[State]) -> State:
-    return {k: torch.stack([s[k].float() for s in states]).mean(0).to(states[0][k].dtype) for k in states[0]}
-
-
-def slerp(a: State, b: State, t: float) -> State:
-    """Spherical interpolation per tensor; falls back to linear for (nearly) parallel tensors."""
-    out: State = {}
-    for k in a:
-        x, y = a[k].float(), b[k].float()
-        if not x.is_floating_point() or x.numel() < 2:
-            out[k] = a[k].clone()
-            continue
-        xn, yn = x.flatten() / (x.norm() + 1e-12), y.flatten() / (y.norm() + 1e-12)
-        omega = torch.arccos(torch.clamp((xn * yn).sum(), -1.0, 1.0))
-        if omega.abs() < 1e-4:
-            mixed = (1 - t) * x + t * y
-        else:
-            so = torch.sin(omega)
-            mixed = (torch.sin((1 - t) * omega) / so) * x + (torch.sin(t * omega) / so) * y
-        out[k] = mixed.to(a[k].dtype)
-    return out
-
-
-def ties(states: list[State], density: float) -> State:
-    """TIES-merging (trim, elect sign, disjoint mean) of task vectors relative to the mean model."""
-    base = linear(states)
-    out: State = {}
-    for k in base:
-        if not base[k].is_floating_point():
-            out[k] = states[0][k].clone()
-            continue
-        deltas = torch.stack([s[k].float() - base[k].float() for s in states])  # (M, ...)
-        flat = deltas.reshape(len(states), -1)
-        keep = max(1, int(round(density * flat.shape[1])))
-        thresh = flat.abs().kthvalue(flat.shape[1] - keep + 1, dim=1, keepdim=True).values
-        trimmed = torch.where(flat.abs() >= thresh, flat, torch.zeros_like(flat))
-        sign = torch.sign(trimmed.sum(0))
-        agree = (torch.sign(trimmed) == sign) & (trimmed != 0)
-        merged = (trimmed * agree).sum(0) / agree.sum(0).clamp(min=1)
-        out[k] = (base[k].float() + merged.reshape(base[k].shape)).to(base[k].dtype)
-    return out
+def check_inputs(artifacts: list[ModelArtifact], states: list[State], operators: list[str]) -> list[int]:
+    """Refuse inputs that cannot be merged; return each input's index into the distinct configs."""
+    first = artifacts[0]
+    for a in artifacts[1:]:
+        if a.architecture != first.architecture:
+            raise ConfigError(f"evomerge: inputs of different architectures cannot be merged: {first.id} is"
+                              f" {first.architecture!r}, {a.id} is {a.architecture!r}. Give EvoMerge models of"
+                              " one architecture")
+        if _task_key(a) != _task_key(first):
+            raise ConfigError(f"evomerge: inputs trained on different tasks cannot be merged: {first.id} and {a.id}"
+                              f" differ at {'; '.join(_differing(_task_key(first), _task_key(a)))}")
+    for a, s in zip(artifacts[1:], states[1:]):
+        if set(s) != set(states[0]):
+            extra = sorted(set(s) ^ set(states[0]))[:3]
+            raise ConfigError(f"evomerge: {a.id} and {first.id} have different tensors ({', '.join(extra)}, ...);"
+                              f" their architecture configs differ at"
+                              f" {'; '.join(_differing(first.architecture_config, a.architecture_config))}")
+        for k, t in s.items():
+            if t.shape != states[0][k].shape:
+                raise ConfigError(
+                    f"evomerge: {a.id} and {first.id} have tensors of different shapes ({k}: {tuple(t.shape)} vs"
+                    f" {tuple(states[0][k].shape)}); only models of one shape can be merged. Their architecture"
+                    f" configs differ at {'; '.join(_differing(first.architecture_config, a.architecture_config))}")
+    configs: list[dict[str, Any]] = []
+    index = []
+    for a in artifacts:
+        if a.architecture_config not in configs:
+            configs.append(a.architecture_config)
+        index.append(configs.index(a.architecture_config))
+    if len(configs) > 1 and list(operators) == ["frankenmerge"]:
+        raise ConfigError("evomerge.operators=['frankenmerge'] needs inputs of one architecture config, and"
+                          f" {artifacts[index.index(1)].id} differs from {first.id} at"
+                          f" {'; '.join(_differing(first.architecture_config, artifacts[index.index(1)].architecture_config))}."
+                          " Add another operator (linear, slerp, ties, dare) or give inputs of one config")
+    return index
 
 
 class EvoMergePhase(Phase):
+    """Reads none of the generic run flags (``--seed``, ``--minutes``, ``--max-steps`` belong to
+    the training phases; in a pipeline every phase gets them): its seed and budget are
+    ``seed``, ``generations`` and ``minutes`` in its own config (``--set generations=10``)."""
+
     name: ClassVar[str] = "evomerge"
     default_variant: ClassVar[str | None] = None
 
     def validate(self, raw: dict[str, Any]) -> EvoMergeConfig:
         section = raw.get("evomerge", raw) if isinstance(raw, dict) else raw
-        cfg = validate(EvoMergeConfig, section, "evomerge" if "evomerge" in raw else "")
+        cfg = validate(EvoMergeConfig, section, "evomerge")
         for name in cfg.evaluators:
             self.host.get("evaluator", name)
         return cfg
 
+    def resume_view(self, resolved: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in resolved.items() if k not in RESUMABLE_FIELDS}
+
     def run(self, ctx: PhaseContext) -> PhaseResult:
         cfg: EvoMergeConfig = ctx.config
         start = time.monotonic()
-        manifests = list(cfg.inputs) or [a.manifest_path for a in (ctx.previous.artifacts if ctx.previous else ())]
+        store = GenerationCheckpoints(ctx.run_dir / "checkpoints", ctx.log)
+        saved = store.load() if ctx.options.resume else None
+        if ctx.options.resume and saved is None:
+            ctx.log.info("evomerge.resume", note="no readable checkpoint; starting from generation 0")
+        manifests = ([Path(m) for m in cfg.inputs]
+                     or [a.manifest_path for a in (ctx.previous.artifacts if ctx.previous else ())]
+                     or ([Path(p) for p in saved["input_manifests"]] if saved else []))
         if not manifests:
             raise ConfigError("evomerge: no input models; run it after cognate in a pipeline,"
                               " or set evomerge.inputs=[path/to/model-0.json, ...]")
-        loaded = [load_model(self.host, m) for m in manifests]  # verifies every sha256
+        loaded = [load_model(self.host, m) for m in manifests]  # verifies every manifest and sha256
         artifacts = [a for a, _ in loaded]
-        first = artifacts[0]
-        for a in artifacts[1:]:
-            if a.architecture != first.architecture or a.architecture_config != first.architecture_config:
-                raise ConfigError(f"evomerge: {a.id} has a different architecture or shape than {first.id};"
-                                  " only models of one shape can be merged")
-        task = self._task(first, cfg)
         states = [{k: v.detach().clone() for k, v in m.state_dict().items()} for _, m in loaded]
-        template = loaded[0][1]
-        scored: list[tuple[str, float, dict[str, float], State]] = []
+        config_index = check_inputs(artifacts, states, cfg.operators)
+        ids = [a.id for a in artifacts]
+        if saved is not None and list(saved["inputs"]) != ids:
+            raise ConfigError(f"--resume: the inputs ({', '.join(ids)}) are not the run's"
+                              f" ({', '.join(saved['inputs'])}); resume with the same input models, or start a new run")
+        templates = [loaded[config_index.index(i)][1] for i in range(max(config_index) + 1)]
+        scorer = Scorer(self.host, cfg, self._task(artifacts[0]), templates)
+        inputs = [Candidate(id=f"in{i}", state=s, config=config_index[i], origin=f"input {a.id}", parents=[a.id],
+                            born=0) for i, (a, s) in enumerate(zip(artifacts, states))]
+        evo = Evolution(cfg, inputs, linear(states), scorer.selection)
+        history: list[dict[str, Any]] = []
+        inputs_summary: list[dict[str, Any]] = []
+        elapsed_before = 0.0
+        if saved is not None:
+            evo.load_state_dict(saved["evolution"])
+            history, inputs_summary = list(saved["history"]), list(saved["inputs_summary"])
+            elapsed_before, scorer.counts = float(saved["elapsed_s"]), dict(saved["counts"])
+            ctx.log.info("evomerge.resumed", generation=evo.generation, checkpoint=str(store.folder))
 
-        def score(label: str, state: State) -> None:
-            template.load_state_dict(state)
-            metrics = run_evaluators(self.host, cfg.evaluators, EvalContext(template, task, torch.device("cpu")))
-            if cfg.metric not in metrics:
-                raise ConfigError(f"evomerge.metric={cfg.metric!r} is not produced; available: {sorted(metrics)}")
-            scored.append((label, metrics[cfg.metric], metrics, state))
-            ctx.log.info("evomerge.candidate", candidate=label, **{k: round(v, 4) for k, v in metrics.items()})
+        def elapsed() -> float:
+            return elapsed_before + time.monotonic() - start
 
-        for art, state in zip(artifacts, states):
-            score(f"input:{art.id}", state)
-        inputs_ranked = sorted(scored, key=lambda s: -s[1])
-        if len(states) > 1:
-            if "linear" in cfg.methods:
-                score("linear", linear(states))
-            if "slerp" in cfg.methods:
-                a, b = inputs_ranked[0][3], inputs_ranked[1][3]
-                score(f"slerp(t={cfg.slerp_t})", slerp(a, b, cfg.slerp_t))
-            if "ties" in cfg.methods:
-                score(f"ties(density={cfg.ties_density})", ties(states, cfg.ties_density))
-        best = max(scored, key=lambda s: s[1])
+        def end_generation(scored: list[Candidate], bar: GenerationBar) -> None:
+            best = evo.best
+            scorer.heldout(best)
+            fitness = [evo.rank.fitness(c) for c in evo.population]
+            row = {"generation": evo.generation, "best": fitness[0], "mean": sum(fitness) / len(fitness),
+                   "heldout_best": best.heldout[cfg.metric], "best_id": best.id, "best_origin": best.origin,
+                   "scored": len(scored), "elapsed_s": round(elapsed(), 3),
+                   "candidates": [{"id": c.id, "origin": c.origin, "fitness": evo.rank.fitness(c)} for c in scored]}
+            history.append(row)
+            lines = [json.dumps({"kind": "generation", **r}) for r in history]
+            atomic_write_bytes(ctx.run_dir / "metrics.jsonl", ("\n".join(lines) + "\n").encode())
+            store.save(evo.generation, {
+                "inputs": ids, "input_manifests": [str(Path(m).resolve()) for m in manifests],
+                "evolution": evo.state_dict(), "history": history, "inputs_summary": inputs_summary,
+                "elapsed_s": elapsed(), "counts": dict(scorer.counts)})
+            ctx.log.info("evomerge.generation", generation=evo.generation, best=round(row["best"], 4),
+                         mean=round(row["mean"], 4), heldout_best=round(row["heldout_best"], 4),
+                         best_candidate=f"{best.id}: {best.origin}", scored=len(scored),
+                         seconds=round(elapsed(), 1))
+            bar.update(row)
+
+        stop_reason = "generations"
+        try:
+            with GenerationBar(ctx.options.progress, cfg.generations, max(evo.generation, 0)) as bar:
+                if evo.generation < 0:
+                    scored = evo.seed_generation()
+                    for c in evo.inputs:
+                        scorer.heldout(c)
+                    inputs_summary = [{"id": c.id, "artifact": a.id, "selection": c.selection, "heldout": c.heldout}
+                                      for c, a in zip(evo.inputs, artifacts)]
+                    end_generation(scored, bar)
+                while evo.generation < cfg.generations:
+                    if cfg.minutes is not None and elapsed() >= cfg.minutes * 60:
+                        stop_reason = f"minutes ({cfg.minutes:g})"
+                        break
+                    end_generation(evo.next_generation(), bar)
+        except KeyboardInterrupt:
+            hint = shlex.join(["forge", "run", "phase", "evomerge", "--out", str(ctx.run_dir), "--resume"])
+            ctx.log.warning("evomerge.interrupted", generation=evo.generation, resume=hint,
+                            note="the last finished generation is checkpointed; resume with the same --set flags")
+            raise
+        return self._hand_off(ctx, cfg, evo, scorer, artifacts, inputs_summary, history, stop_reason, start)
+
+    def _hand_off(self, ctx: PhaseContext, cfg: EvoMergeConfig, evo: Evolution, scorer: Scorer,
+                  artifacts: list[ModelArtifact], inputs_summary: list[dict[str, Any]],
+                  history: list[dict[str, Any]], stop_reason: str, start: float) -> PhaseResult:
+        best = evo.best
+        heldout = scorer.heldout(best)
+        # The input to beat: the best on the held-out split itself (by metric, then tiebreak).
+        best_input = max(inputs_summary, key=lambda r: evo.rank.key_of(r["heldout"]))
+        # The hand-off is built with its fitter parent's config: the first input of that config.
+        first = next(a for a, c in zip(artifacts, evo.inputs) if c.config == best.config)
+        model = scorer.templates[best.config]
+        metrics: dict[str, float] = {**heldout}
+        metrics.update({f"selection/{k}": v for k, v in best.selection.items()})
+        metrics.update({f"heldout/{k}": v for k, v in heldout.items()})
+        metrics.update({f"best_input/heldout/{cfg.metric}": best_input["heldout"][cfg.metric],
+                        f"best_input/selection/{cfg.metric}": best_input["selection"][cfg.metric],
+                        "generations": float(evo.generation), "scored": float(scorer.counts["selection"])})
+        kinds = {a.weights_kind for a in artifacts}
         manifest = ctx.run_dir / "artifacts" / "merged.json"
         artifact = write_artifact(manifest, dict(
             id=f"evomerge-{ctx.run_dir.name}-{uuid.uuid4().hex[:8]}", phase=self.name, variant=first.variant,
             architecture=first.architecture, architecture_config=first.architecture_config, task=first.task,
-            parameters=first.parameters, metrics=best[2], step=0, seed=first.seed, weights_kind=first.weights_kind,
+            parameters=sum(p.numel() for p in model.parameters()), metrics=metrics, step=evo.generation,
+            seed=cfg.seed, weights_kind=kinds.pop() if len(kinds) == 1 else "raw",
             config_sha256=sha256_json(cfg.model_dump(mode="json")), versions=VersionInfo.current(),
-            parents=tuple(a.id for a in artifacts)), best[3])
+            parents=tuple(a.id for a in artifacts)), best.state)
         self.host.hook.forge_artifact_saved(artifact=artifact)
-        candidates = [{"candidate": label, cfg.metric: value, **m} for label, value, m, _ in scored]
+        handoff = {**best.summary(cfg.metric), "is_input": best.id.startswith("in"), "input_id": best.id,
+                   "selection_samples": scorer.sizes["selection"]}
+        population = [c.summary(cfg.metric) for c in evo.population]
+        report = write_report(ctx.run_dir, cfg=cfg, history=history, inputs=inputs_summary, population=population,
+                              handoff=handoff, best_input=best_input, sizes=scorer.sizes, stop_reason=stop_reason,
+                              evaluations=scorer.counts)
+        ctx.log.info("evomerge.hand_off", candidate=f"{best.id}: {best.origin}",
+                     selection=round(best.selection[cfg.metric], 4), heldout=round(heldout[cfg.metric], 4),
+                     best_input_heldout=round(best_input["heldout"][cfg.metric], 4))
         return PhaseResult(phase=self.name, status="completed",
                            artifacts=(ArtifactRef(manifest_path=manifest.resolve(), artifact=artifact),),
-                           metrics={**best[2], "candidates": float(len(scored))}, run_dir=ctx.run_dir.resolve(),
-                           duration_s=time.monotonic() - start, message=f"best: {best[0]}",
-                           details={"candidates": candidates, "best": best[0]})
+                           metrics=metrics, run_dir=ctx.run_dir.resolve(), duration_s=time.monotonic() - start,
+                           report_path=report.resolve(), message=f"best: {best.origin}; stopped: {stop_reason}",
+                           details={"best": handoff, "inputs": inputs_summary, "best_input": best_input["id"],
+                                    "population": population, "history": history, "stop_reason": stop_reason,
+                                    "splits": scorer.sizes})
 
-    def _task(self, artifact: ModelArtifact, cfg: EvoMergeConfig) -> Any:
+    def _task(self, artifact: ModelArtifact) -> Any:
         dataset = artifact.task.info.get("dataset")
         if not dataset:
             raise ConfigError(f"evomerge: artifact {artifact.id} does not record its dataset config")
         reg = self.host.get("dataset", dataset["name"])
         task_cfg = validate(reg.config, dataset["config"], "task")
-        data = reg.obj(task_cfg, int(artifact.task.info.get("data_seed", 0)))
-        n = min(cfg.eval_samples, len(data.eval))
-        data.eval = type(data.eval)(data.eval.inputs[:n], data.eval.targets[:n])
-        return data
+        return reg.obj(task_cfg, int(artifact.task.info.get("data_seed", 0)))
