@@ -178,14 +178,19 @@ class Block(nn.Module):
 
 
 def make_mixer(kind: str, *, d_model: int, seq_len: int, n_heads: int, n_kv_heads: int, causal: bool,
-               expansion: float, rotary: RotaryEmbedding | None, head_dim: int | None = None) -> nn.Module:
+               expansion: float, rotary: RotaryEmbedding | None, head_dim: int | None = None,
+               moh_options: dict[str, float] | None = None) -> nn.Module:
     if kind == "attention":
         return Attention(d_model, n_heads, n_kv_heads, causal, rotary, head_dim)
+    if kind == "moh":
+        from agent_forge.models.moh import MoHAttention  # moh imports this module
+
+        return MoHAttention(d_model, n_heads, n_kv_heads, causal, rotary, head_dim, **(moh_options or {}))
     if kind in ("mlp", "mlp_official"):
         if causal:
             raise ValueError("the MLP token mixer is bidirectional; use mixer='attention' for causal tasks")
         return MLPTokenMixer(seq_len, expansion, official=kind == "mlp_official")
-    raise ValueError(f"unknown mixer {kind!r}; use 'attention', 'mlp' or 'mlp_official'")
+    raise ValueError(f"unknown mixer {kind!r}; use 'attention', 'moh', 'mlp' or 'mlp_official'")
 
 
 class TokenEmbedding(nn.Module):

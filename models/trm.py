@@ -30,6 +30,7 @@ from torch import nn
 from agent_forge.models.fields import OptionError, check_options, option
 from agent_forge.models.layers import Block, Linear, RotaryEmbedding, TokenEmbedding, make_mixer, trunc_normal_
 from agent_forge.models.memory import MemoryBank
+from agent_forge.models import moh
 from agent_forge.models.protocol import Batch, Carry, ModelOutput
 
 
@@ -44,9 +45,10 @@ class TRMConfig:
     n: int = option(3, "Latent updates per cycle.", ge=1)
     T: int = option(3, "Cycles per supervision step (T-1 without gradients).", ge=1)
     n_sup: int = option(16, "Maximum supervision steps per sample.", ge=1)
-    mixer: Literal["attention", "mlp", "mlp_official"] = option(
-        "attention", "Token mixer: self-attention, an MLP across positions, or the official code's MLP mixer"
-                     " (hidden width rounded to 256, norm over the sequence axis).")
+    mixer: Literal["attention", "mlp", "mlp_official", "moh"] = option(
+        "attention", "Token mixer: self-attention, an MLP across positions, the official code's MLP mixer"
+                     " (hidden width rounded to 256, norm over the sequence axis), or Mixture-of-Heads"
+                     " attention ('moh': each token routes to a learned subset of heads).")
     causal: bool | None = option(None, "Causal attention; default: what the task says.")
     rope: bool = option(True, "Rotary position embeddings inside attention.")
     learned_positions: bool = option(False, "Add a learned embedding per position to the input.")
@@ -65,11 +67,23 @@ class TRMConfig:
     puzzle_emb_sparse: bool = option(
         False, "Train the puzzle table as the official code does: sign-SGD on the rows in the batch at"
                " trainer.puzzle_emb_lr / puzzle_emb_weight_decay, outside AdamW and EMA.")
+    moh_threshold_init: float = option(
+        0.9, "mixer=moh: initial router threshold (probability mass a token's heads must cover).", gt=0, lt=1)
+    moh_temperature_init: float = option(1.0, "mixer=moh: initial router softmax temperature.", gt=0)
+    moh_balance_weight: float = option(0.1, "mixer=moh: weight of the load-balance loss across heads.", ge=0)
+    moh_complexity_weight: float = option(
+        0.1, "mixer=moh: weight of the complexity loss (mean active heads / n_heads).", ge=0)
+    moh_sparsity_weight: float = option(
+        0.01, "mixer=moh: weight of the sparsity loss (entropy of the routing / log n_heads).", ge=0)
+    halting_head_kind: Literal["linear", "mlp"] = option(
+        "linear", "The Q-head: one linear layer, or an MLP (linear, GELU, linear) of width halting_head_hidden.")
+    halting_head_hidden: int | None = option(
+        None, "Hidden width of halting_head_kind='mlp' (default: d_model).", ge=1)
 
     def __post_init__(self) -> None:
         check_options(self)
         kv = self.n_kv_heads or self.n_heads
-        if self.mixer == "attention" and self.head_dim is None and self.d_model % self.n_heads:
+        if self.mixer in ("attention", "moh") and self.head_dim is None and self.d_model % self.n_heads:
             raise OptionError("n_heads", f"d_model={self.d_model} is not divisible by n_heads={self.n_heads};"
                                          " set head_dim or choose n_heads dividing d_model")
         if self.n_heads % kv:
@@ -78,9 +92,13 @@ class TRMConfig:
         if self.step_scale_min > self.step_scale_max:
             raise OptionError("step_scale_min", f"step_scale_min={self.step_scale_min} exceeds step_scale_max="
                                                 f"{self.step_scale_max}; lower the minimum or raise the maximum")
-        if self.mixer != "attention" and self.causal:
+        if self.mixer not in ("attention", "moh") and self.causal:
             raise OptionError("causal", f"mixer={self.mixer!r} is bidirectional but causal=True;"
                                         " set causal=false or mixer='attention'")
+        if self.halting_head_kind != "linear" and not self.halting_head:
+            raise OptionError("halting_head_kind", f"halting_head_kind={self.halting_head_kind!r} but"
+                                                   " halting_head=false (no Q-head); turn the head on or"
+                                                   " leave halting_head_kind='linear'")
 
     def effective_depth(self) -> int:
         return self.n_layers * (self.n + 1) * self.T * self.n_sup
@@ -92,12 +110,12 @@ class RecursiveNet(nn.Module):
     def __init__(self, cfg: TRMConfig, seq_len: int, causal: bool) -> None:
         super().__init__()
         head_dim = cfg.head_dim or cfg.d_model // cfg.n_heads
-        rotary = RotaryEmbedding(head_dim, seq_len) if cfg.rope and cfg.mixer == "attention" else None
+        rotary = RotaryEmbedding(head_dim, seq_len) if cfg.rope and cfg.mixer in ("attention", "moh") else None
         self.blocks = nn.ModuleList(
             Block(cfg.d_model,
                   make_mixer(cfg.mixer, d_model=cfg.d_model, seq_len=seq_len, n_heads=cfg.n_heads,
                              n_kv_heads=cfg.n_kv_heads or cfg.n_heads, head_dim=cfg.head_dim, causal=causal,
-                             expansion=cfg.expansion, rotary=rotary),
+                             expansion=cfg.expansion, rotary=rotary, moh_options=moh.moh_options(cfg)),
                   cfg.expansion)
             for _ in range(cfg.n_layers))
         # One (mixer, mlp) scale pair per block and per position in the cycle (0..n).
@@ -144,11 +162,7 @@ class TRMEnhancedCognate(nn.Module):
         self.head = Linear(d, vocab_size)
         # The halting head exists only when asked for: a head no loss trains would be a parameter
         # without a gradient, which DDP refuses (and halting on an untrained head means nothing).
-        self.q_head = nn.Linear(d, 1) if cfg.halting_head else None
-        if self.q_head is not None:
-            # Q-head starts at "keep going" (sigmoid(-5) ~ 0.007) so early training never halts.
-            nn.init.zeros_(self.q_head.weight)
-            nn.init.constant_(self.q_head.bias, -5.0)
+        self.q_head = halting_head(cfg) if cfg.halting_head else None
         # Fixed (not learned) starting points for y and z, as in the official code.
         self.register_buffer("y_init", trunc_normal_(torch.empty(d), std=1.0))
         self.register_buffer("z_init", trunc_normal_(torch.empty(d), std=1.0))
@@ -156,6 +170,7 @@ class TRMEnhancedCognate(nn.Module):
         # An empty bank is not read, so its parameters get no gradient on those steps; DDP must
         # be told to look for such parameters (see the model protocol in docs/plugins.md).
         self.has_unused_parameters = self.memory is not None
+        self._moh = moh.moh_layers(self.net)  # the MoH mixers (mixer=moh), one per layer
 
     def initial_carry(self, batch: Batch) -> Carry:
         b, s = batch["inputs"].shape
@@ -171,6 +186,7 @@ class TRMEnhancedCognate(nn.Module):
         return y, z
 
     def forward(self, carry: Carry, batch: Batch) -> tuple[Carry, ModelOutput]:
+        moh.reset(self._moh)
         x = self.embed(batch["inputs"], batch.get("puzzle_ids"))  # (batch, seq, d)
         y, z = carry["y"], carry["z"]
         with torch.no_grad():
@@ -181,7 +197,8 @@ class TRMEnhancedCognate(nn.Module):
         q_halt = None
         if self.q_head is not None:
             q_halt = self.q_head(y[:, 0] if self.prefix else y.mean(dim=1)).squeeze(-1)  # (batch,)
-        return {"y": y.detach(), "z": z.detach()}, ModelOutput(logits=logits, q_halt_logits=q_halt)
+        aux = moh.aux_losses(self._moh, moh.moh_weights(self.cfg)) if self._moh else {}
+        return {"y": y.detach(), "z": z.detach()}, ModelOutput(logits=logits, q_halt_logits=q_halt, aux_losses=aux)
 
     def sparse_embedding_parameters(self) -> dict[str, nn.Parameter]:
         """Parameters (by name) to train as sparse embeddings: a sign-SGD step on the rows in the
@@ -201,3 +218,26 @@ class TRMEnhancedCognate(nn.Module):
         return {f"scale/l{l}/s{i}/{part}": float(s[l, i, j]) for l in range(s.shape[0])
                 for i in range(s.shape[1]) for j, part in enumerate(("mix", "mlp"))}
 
+    def metrics(self) -> dict[str, float]:
+        """Metrics of the last forward for the training log (model protocol, docs/plugins.md):
+        with mixer=moh the routing (:func:`agent_forge.models.moh.layer_metrics`), with the
+        active heads also per position of the recursion (0..n-1 update z, n updates y)."""
+        return moh.layer_metrics(self._moh, positions=self.cfg.n + 1) if self._moh else {}
+
+
+def halting_head(cfg: TRMConfig) -> nn.Module:
+    """The Q-head, started at "keep going" (zero weights into the output, bias -5: sigmoid(-5) ~
+    0.007) so early training never halts. ``linear``: ``nn.Linear(d, 1)`` (parameters
+    ``q_head.weight``/``bias``, as every artifact saved before the option has). ``mlp``: Linear,
+    GELU, Linear of width ``halting_head_hidden`` (seed 001's remedy: more capacity to tell when
+    the answer is right)."""
+    d = cfg.d_model
+    if cfg.halting_head_kind == "mlp":
+        hidden = cfg.halting_head_hidden or d
+        head = nn.Sequential(Linear(d, hidden, bias=True), nn.GELU(), nn.Linear(hidden, 1))
+        last = head[-1]
+    else:
+        head = last = nn.Linear(d, 1)
+    nn.init.zeros_(last.weight)
+    nn.init.constant_(last.bias, -5.0)
+    return head

@@ -80,11 +80,23 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
         "callbacks": {},
         "evaluators": PUZZLE_EVALUATORS,
     }, "The non-recursive control: 11 layers applied once, no EMA, no halting"),
+    "baseline_moh": ({
+        "model": {"architecture": "transformer", "d_model": 64, "n_layers": 11, "n_heads": 4,
+                  "learned_positions": True, "mixer": "moh"},
+        "task": dict(SUDOKU6),
+        "trainer": dict(CPU_TRAINER),
+        "callbacks": {},
+        "evaluators": PUZZLE_EVALUATORS,
+    }, "The baseline with Mixture-of-Heads attention (seed 000's Transformer+MoH)"),
     "trm_tiny": (trm(2, 6, 3), "2 layers, n=6, T=3: the paper's recursion at CPU width"),
     # The default, tuned to reach >= 95% exact on 6x6 Sudoku inside 10 minutes on 2 CPU cores:
     # shallower recursion per step (n=2, T=2) and 8 supervision steps train faster here than the
     # design table's 4 layers, n=3, T=3, 16 steps with memory (docs/performance.md).
     "trm_small": (trm(2, 2, 2, n_sup=8), "The default: 2 layers, n=2, T=2, 8 supervision steps, d=64"),
+    # Seed 000's TRM+MoH: trm_small with Mixture-of-Heads attention (aux weights 0.1/0.1/0.01 by
+    # default, model.moh_*_weight); baseline_moh is its Transformer+MoH control.
+    "trm_moh": (trm(2, 2, 2, n_sup=8, mixer="moh"),
+                "trm_small with Mixture-of-Heads attention: each token routes to a learned subset of heads"),
     "trm_medium": (trm(6, 2, 3, memory="latent"), "6 layers, n=2, T=3, memory read into z"),
     "trm_hybrid": (trm(6, 2, 3, memory="full"), "6 layers, n=2, T=3, memory read into z and y"),
     # The official README's commands: Sudoku-Extreme with mlp_t and pos_encodings=none, and with

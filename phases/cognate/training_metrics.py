@@ -88,8 +88,21 @@ class LogWindow:
                    max_sup_steps=state.max_sup_steps)
         if hasattr(state.model, "step_scale_values"):
             row.update(state.model.step_scale_values())
+        row.update(model_metrics(state.model))
         self.t, self.step, self.examples = now, state.step, state.examples_finished
         return row
+
+
+def model_metrics(model: Any) -> dict[str, float]:
+    """The optional ``model.metrics()`` (docs/plugins.md, the model protocol): what the model
+    measured in its last forward, averaged over the ranks (each saw its own rows)."""
+    read = getattr(model, "metrics", None)
+    values = read() if callable(read) else {}
+    if not values or not dist.active():
+        return dict(values)
+    names = sorted(values)
+    sums = dist.agree([float(values[k]) for k in names], "sum")
+    return {k: v / dist.world_size() for k, v in zip(names, sums)}
 
 
 class ProgressBar:

@@ -12,15 +12,22 @@ Two modes:
   answers — shows in ``mean_sup_steps`` and ``train_exact_at_halt``.
 
 Evaluation always runs every supervision step and reports where the head would have halted.
+
+``curriculum_steps`` (seed 001's "start with fixed depth, then enable adaptive depth"): for the
+first K optimizer steps (an integer K) or the first fraction of the budget (a float in (0, 1]:
+of ``trainer.max_steps`` when set, else of ``trainer.minutes``), no sample halts on the Q-head:
+every sample runs all its supervision steps while the head keeps training on every step's
+outcome; adaptive halting starts after. The resolved end and the step at which halting became
+adaptive are in the callback's state, so a resumed run switches at the same step.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from agent_forge import hookimpl
 from agent_forge.config import StrictModel
@@ -33,11 +40,63 @@ class ACTConfig(StrictModel):
     explore_prob: float = Field(0.1, ge=0, le=1)
     halt_threshold: float = Field(0.5, gt=0, lt=1, description="ponder: halt when sigmoid(q) exceeds it.")
     ponder_weight: float = Field(0.01, ge=0)
+    curriculum_steps: int | float | None = Field(
+        None, description="Fixed depth first (every sample runs all supervision steps; the Q-head trains but"
+                          " does not halt) for this many optimizer steps (an integer) or this fraction of the"
+                          " budget (a float in (0, 1]: of trainer.max_steps, else of trainer.minutes);"
+                          " adaptive halting after. None: adaptive from the start.")
+
+    @field_validator("curriculum_steps", mode="before")
+    @classmethod
+    def _not_a_bool(cls, value: object) -> object:
+        if isinstance(value, bool):
+            raise ValueError("curriculum_steps is a step count (integer) or a fraction of the budget (float)")
+        return value
+
+    @field_validator("curriculum_steps")
+    @classmethod
+    def _curriculum(cls, value: int | float | None) -> int | float | None:
+        if isinstance(value, int) and value < 0:
+            raise ValueError(f"curriculum_steps={value}: a step count must be >= 0")
+        if isinstance(value, float) and not 0 < value <= 1:
+            raise ValueError(f"curriculum_steps={value}: a fraction of the budget must be in (0, 1];"
+                             " for a number of steps write an integer")
+        return value
 
 
 class ACTCallback(Callback):
     def __init__(self, cfg: ACTConfig) -> None:
         self.cfg = cfg
+        # The curriculum, resolved at the first start: fixed depth while step <= until_step, or
+        # (a fraction of a time budget) while elapsed_s < until_s; adaptive_from is the step at
+        # which halting became adaptive (then it stays adaptive, also after a resume).
+        self.resolved = False
+        self.until_step: int | None = None
+        self.until_s: float | None = None
+        self.adaptive_from: int | None = None
+
+    def on_fit_start(self, state: TrainState) -> None:
+        if self.resolved:  # restored from a checkpoint: keep the first start's resolution
+            return
+        k, trainer = self.cfg.curriculum_steps, state.config
+        if isinstance(k, float):
+            if getattr(trainer, "max_steps", None):
+                self.until_step = round(k * trainer.max_steps)
+            else:
+                self.until_s = k * trainer.minutes * 60
+        elif k:
+            self.until_step = k
+        self.resolved = True
+
+    def fixed_depth(self, state: TrainState) -> bool:
+        """True while the curriculum holds every sample to all its supervision steps."""
+        if self.adaptive_from is not None or (self.until_step is None and self.until_s is None):
+            return False
+        fixed = (state.step <= self.until_step if self.until_step is not None
+                 else state.elapsed_s < self.until_s)  # type: ignore[operator]
+        if not fixed:
+            self.adaptive_from = state.step
+        return fixed
 
     def on_step_start(self, state: TrainState) -> None:
         fresh = state.fresh
@@ -65,9 +124,25 @@ class ACTCallback(Callback):
         q = state.output.q_halt_logits
         if q is None:
             return
+        if self.fixed_depth(state):
+            return
         q = q.detach().float()
         wants = q > 0 if self.cfg.mode == "q_learning" else torch.sigmoid(q) > self.cfg.halt_threshold
         state.halted = state.halted | (wants & (state.sup_steps >= state.min_halt_steps))
+
+
+    def on_log(self, state: TrainState) -> None:
+        if self.until_step is not None or self.until_s is not None:
+            state.metrics["act_fixed_depth"] = float(self.adaptive_from is None)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"resolved": self.resolved, "until_step": self.until_step, "until_s": self.until_s,
+                "adaptive_from": self.adaptive_from}
+
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        self.resolved = bool(saved.get("resolved", False))
+        self.until_step, self.until_s = saved.get("until_step"), saved.get("until_s")
+        self.adaptive_from = saved.get("adaptive_from")
 
 
 @hookimpl
