@@ -26,6 +26,7 @@ from typing import Literal
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from agent_forge.models.fields import OptionError, check_options, option
 from agent_forge.models.layers import Block, Linear, RotaryEmbedding, TokenEmbedding, make_mixer, trunc_normal_
@@ -57,6 +58,12 @@ class TRMConfig:
     memory_capacity: int = option(64, "Slots in the memory bank.", ge=1)
     halting_head: bool = option(
         True, "The Q-head predicting 'halt' (trained by callbacks.act); off: no q_head, q_halt_logits=None.")
+    defer_logits: bool = option(
+        False, "Return the final hidden state and the head instead of the (batch, seq, vocab) logits; the loss"
+               " computes them in chunks (trainer.loss_chunk_tokens). For large vocabularies.")
+    checkpoint_blocks: bool = option(
+        False, "Recompute each block of the graded cycle in the backward pass (torch.utils.checkpoint) instead"
+               " of keeping its activations: less memory, about a third more compute per step.")
 
     def __post_init__(self) -> None:
         check_options(self)
@@ -96,12 +103,14 @@ class RecursiveNet(nn.Module):
         self.scales = (nn.Parameter(torch.full((cfg.n_layers, cfg.n + 1, 2), cfg.step_scale_init))
                        if cfg.step_scales else None)
         self.scale_range = (cfg.step_scale_min, cfg.step_scale_max)
+        self.checkpoint_blocks = cfg.checkpoint_blocks
 
     def forward(self, h: torch.Tensor, injection: torch.Tensor, step: int) -> torch.Tensor:
         h = h + injection
+        recompute = self.checkpoint_blocks and torch.is_grad_enabled()
         for i, block in enumerate(self.blocks):
             scales = None if self.scales is None else self.scales[i, step].clamp(*self.scale_range)
-            h = block(h, scales)
+            h = checkpoint(block, h, scales, use_reentrant=False) if recompute else block(h, scales)
         return h
 
 
@@ -157,8 +166,10 @@ class TRMEnhancedCognate(nn.Module):
             for _ in range(self.cfg.T - 1):
                 y, z = self.cycle(x, y, z)
         y, z = self.cycle(x, y, z)
-        logits = self.head(y)  # (batch, seq, vocab)
         q_halt = self.q_head(y.mean(dim=1)).squeeze(-1) if self.q_head is not None else None  # (batch,)
+        if self.cfg.defer_logits:  # the loss runs the head chunk by chunk (model protocol)
+            return {"y": y.detach(), "z": z.detach()}, ModelOutput(None, q_halt, hidden=y, head=self.head)
+        logits = self.head(y)  # (batch, seq, vocab)
         return {"y": y.detach(), "z": z.detach()}, ModelOutput(logits=logits, q_halt_logits=q_halt)
 
     def step_scale_values(self) -> dict[str, float]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from agent_forge.phases.cognate.chunked_loss import token_losses
 from agent_forge.phases.cognate.state import TrainState
 from agent_forge.phases.cognate.training_config import DeepSupervisionConfig
 
@@ -16,8 +17,8 @@ def compute_task_loss(state: TrainState, cfg: DeepSupervisionConfig) -> None:
     ``seq_correct``) and ``per_sample_loss``, all over this rank's rows."""
     out, targets = state.output, state.local(state.batch["targets"])
     ignore = state.task.spec.ignore_index
-    logits = out.logits.float()
-    ce = F.cross_entropy(logits.transpose(1, 2), targets, ignore_index=ignore, reduction="none")  # (B, S)
+    # (B, S) each; chunk by chunk when the model defers its logits (chunked_loss.py).
+    ce, pred = token_losses(out, targets, ignore, token_cross_entropy, cfg.loss_chunk_tokens)
     scored = targets != ignore
     per_sample = (ce * scored).sum(1) / scored.sum(1).clamp(min=1)
     lm = (per_sample * step_weights(state, cfg.supervision_weight_base)).mean()
@@ -28,13 +29,17 @@ def compute_task_loss(state: TrainState, cfg: DeepSupervisionConfig) -> None:
             lm = lm + cfg.improvement_reward_scale * worse.mean()
         state.prev_loss = per_sample.detach()
     with torch.no_grad():
-        pred = logits.argmax(-1)
         state.token_correct = (pred == targets) | ~scored
         state.seq_correct = state.token_correct.all(1)
         state.per_sample_loss = per_sample.detach()
     state.losses = {"lm": lm}
     for name, value in out.aux_losses.items():
         state.losses[name] = value
+
+
+def token_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, ignore: int) -> torch.Tensor:
+    """(..., S, V) logits, (..., S) targets -> (..., S) cross-entropy in fp32 (0 where ignored)."""
+    return F.cross_entropy(logits.float().transpose(1, 2), targets, ignore_index=ignore, reduction="none")
 
 
 def step_weights(state: TrainState, base: float) -> torch.Tensor:

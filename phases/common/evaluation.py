@@ -60,7 +60,8 @@ def predict(model: nn.Module, split: Split, *, n_sup: int, batch_size: int, devi
             for step in range(1, n_sup + 1):
                 with autocast(device, precision):
                     carry, out = model(carry, batch)
-                pred = out.logits.argmax(-1)
+                    logits = out.full_logits()
+                pred = logits.argmax(-1)
                 halted_before = halted.clone()
                 if out.q_halt_logits is not None:
                     halting_head = True
@@ -71,7 +72,7 @@ def predict(model: nn.Module, split: Split, *, n_sup: int, batch_size: int, devi
                 # A row keeps the answer it had when it halted; the others take this step's.
                 at_halt = pred if at_halt is None else torch.where(halted_before.unsqueeze(-1), at_halt, pred)
             targets = batch["targets"]
-            logits = out.logits.float()
+            logits = logits.float()
             mask = targets != ignore_index
             ce = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
                                                    ignore_index=ignore_index, reduction="sum")
@@ -106,7 +107,7 @@ def generate_tokens(model: nn.Module, prompt: torch.Tensor, new_tokens: int, *, 
             carry = model.initial_carry(batch)
             for _ in range(n_sup):
                 carry, out = model(carry, batch)
-            logits = out.logits[:, -1].float()
+            logits = (out.logits[:, -1] if out.logits is not None else out.head(out.hidden[:, -1])).float()
             if temperature > 0:
                 probs = torch.softmax(logits / temperature, dim=-1).cpu()
                 nxt = torch.multinomial(probs, 1, generator=generator).to(device)
