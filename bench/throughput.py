@@ -1,6 +1,7 @@
-"""Training throughput and model-FLOPs utilisation, measured in one process.
+"""Training (and evaluation) throughput and model-FLOPs utilisation, measured in one process.
 
     .venv/bin/python bench/throughput.py [--variants trm_small,baseline] [--steps 8] [--precision fp32]
+    .venv/bin/python bench/throughput.py --shape nanotrm [--eval] [--vs trainer.compile=true] [--rounds 3]
 
 For each variant it builds the model and trainer exactly as ``forge run`` does (default task:
 6x6 Sudoku), runs a few warm-up steps, then times ``--steps`` optimizer steps and prints:
@@ -8,7 +9,26 @@ For each variant it builds the model and trainer exactly as ``forge run`` does (
 * supervised examples·steps/s (batch rows × optimizer steps / s — each step supervises every row once);
 * model FLOPs per optimizer step, counted by ``torch.utils.flop_counter`` on a real step
   (forward of all T cycles + backward of the last), and achieved GFLOP/s;
-* MFU against a GEMM peak measured in this process (2048² fp32 and bf16 matmuls).
+* MFU against GEMM peaks measured in this process: a square 2048² fp32 matmul, and a matmul of
+  the model's own largest linear-layer shape (the ceiling its matrix products can reach).
+
+``--shape nanotrm`` is the work of the public Lightning port of TRM (nano-trm) that the project
+compares itself with: 6x6 Sudoku (36 tokens), d=64, 2 layers, MLP token mixer, n=3, T=2,
+N_sup=16, batch 256, fp32. Beside the measured rate it prints the port's own figure
+(:data:`PORT_REFERENCE`, *quoted*, not measured by this command) and the ratio.
+
+``--vs OVERRIDE[,OVERRIDE...]`` builds a second trainer B (the same config plus those overrides)
+and times A and B interleaved, ``--rounds`` times (A B A B ...), and prints both medians and
+B/A: on a shared machine only such ratios carry over. ``trainer.threads=K`` in ``--vs`` switches
+torch's intra-op threads before each block. With ``trainer.compile=true`` (in the config or in
+``--vs``) it prints the compile seconds (first step minus a steady step, and dynamo's own
+count), the recompiles, and the largest difference of the logits from the eager model after the
+same step.
+
+``--eval`` times evaluation instead: the eval split in inference mode (every supervision step, as
+``forge eval`` runs it) at several batch sizes, as examples/s and examples·steps/s.
+``--metrics runs/<run>/metrics.jsonl`` prints the *finished* examples/s (samples that halted, per
+second: what a user feels) early and late in that run, next to its examples·steps/s.
 
 Accuracy against wall-clock for TRM vs the baseline is ``forge ablate`` (see docs/performance.md).
 It is not a test: numbers depend on the machine and its load; compare ratios from one run.
@@ -18,16 +38,36 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import resource
+import statistics
 import time
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from agent_forge.config import apply_overrides
+from agent_forge.events import Event
 from agent_forge.phases.cognate.phase import build_model, validate_cognate
 from agent_forge.phases.cognate.fit import FitContext
 from agent_forge.plugin_host import load_plugins
+
+#: Named workloads: a variant and the overrides that give it another model's exact work.
+SHAPES: dict[str, tuple[str, list[str]]] = {
+    # nano-trm's 6x6 Sudoku run. trm_small's other settings stay (learned positions, EMA, ACT):
+    # they add no matrix products of note. The expansion (4) gives a 256-wide SwiGLU either way
+    # (rounded up to a multiple of 256 from 171 at d=64).
+    "nanotrm": ("trm_small", ["model.n=3", "model.T=2", "model.n_sup=16", "model.mixer=mlp",
+                              "model.n_layers=2", "model.d_model=64", "trainer.batch_size=256",
+                              "trainer.precision=fp32"]),
+}
+#: The port's figure for the nanotrm shape: quoted (a 300 s run on this machine class, measured
+#: earlier with the port itself), never measured by this bench.
+PORT_REFERENCE = {"sup_examples_steps_per_s": 169.8,
+                  "source": "nano-trm (public Lightning port of TRM), 300 s run on this machine class; quoted"}
 
 
 def gemm_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
@@ -43,8 +83,9 @@ def gemm_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
 
 
 def gemm_shaped(dtype: torch.dtype, m: int = 4608, k: int = 64, n: int = 512, repeats: int = 20) -> float:
-    """A linear layer at trm_small's shape (128 rows x 36 cells, d=64 -> SwiGLU hidden): the
-    ceiling the model's own matrix products can reach, well below the square-GEMM peak."""
+    """A linear layer of shape (m x k) @ (k x n): by default trm_small's SwiGLU up-projection
+    (128 rows x 36 cells, d=64 -> 2x256). The ceiling the model's own matrix products can reach,
+    well below the square-GEMM peak."""
     x, w = torch.randn(m, k, dtype=dtype), torch.randn(n, k, dtype=dtype)
     torch.nn.functional.linear(x, w)
     start = time.perf_counter()
@@ -53,59 +94,265 @@ def gemm_shaped(dtype: torch.dtype, m: int = 4608, k: int = 64, n: int = 512, re
     return 2 * m * k * n * repeats / (time.perf_counter() - start)
 
 
-def measure(host, variant: str, steps: int, warmup: int, overrides: list[str]) -> dict:
+@dataclass
+class Bench:
+    """One trainer, set up as ``forge run`` sets it up, ready to take steps."""
+
+    cfg: Any
+    trainer: Any
+    state: Any
+    threads: int
+
+    def step(self) -> None:
+        self.trainer._train_step(self.state)
+
+    def timed(self, steps: int) -> tuple[float, float]:
+        """(wall s, process CPU s) for ``steps`` steps, run with this bench's thread count."""
+        torch.set_num_threads(self.threads)
+        wall, cpu = time.perf_counter(), time.process_time()
+        for _ in range(steps):
+            self.step()
+        return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def build(host, variant: str, overrides: list[str]) -> Bench:
     spec = host.get("variant", variant).obj
     cfg = validate_cognate(host, apply_overrides(spec, ["trainer.max_steps=1000000", *overrides]))
     task = host.get("dataset", cfg.task_name).obj(cfg.task, cfg.data_seed)
+    torch.manual_seed(0)
     model = build_model(host, cfg, task.spec, 0)
     trainer = host.get("trainer", cfg.trainer_name).obj(cfg.trainer)
     callbacks = {n: host.get("callback", n).obj(c) for n, c in cfg.callbacks.items()}
     ctx = FitContext(model=model, task=task, run_dir=None, seed=0, callbacks=callbacks, host=host, progress=False)
+    default_threads = torch.get_num_threads()
     state = trainer._state(ctx)
-    trainer._fire(state, __import__("agent_forge.events", fromlist=["Event"]).Event.FIT_START)
-    for _ in range(warmup):
-        trainer._train_step(state)
+    if cfg.trainer.compile:
+        trainer.compile_for_training(state)
+    trainer._fire(state, Event.FIT_START)
+    threads = cfg.trainer.threads or default_threads
+    torch.set_num_threads(default_threads)
+    return Bench(cfg, trainer, state, threads)
+
+
+def compile_counters() -> dict[str, float]:
+    """Frames dynamo compiled, recompiles, and seconds it spent compiling so far (0 without compile)."""
+    try:
+        from torch._dynamo.utils import compilation_time_metrics, counters
+    except ImportError:  # pragma: no cover - very old torch
+        return {}
+    seconds = sum(compilation_time_metrics.get("_compile.compile_inner", []))
+    seconds += sum(compilation_time_metrics.get("compile_fx.<locals>.bw_compiler", []))
+    return {"frames_compiled": int(counters["stats"]["unique_graphs"]),
+            "recompiles": int(sum(counters["recompiles"].values())) if "recompiles" in counters else 0,
+            "dynamo_compile_s": round(seconds, 2)}
+
+
+def warm_up(b: Bench, warmup: int) -> dict[str, float]:
+    """Run the warm-up steps; the first one pays torch.compile's cost when it is on."""
+    out: dict[str, float] = {}
+    before = compile_counters()
+    for i in range(warmup):
+        wall, _ = b.timed(1)
+        out[f"warmup_step{i}_s"] = round(wall, 3)
+    if b.cfg.trainer.compile:
+        after = compile_counters()
+        out.update({k: round(after[k] - before.get(k, 0), 2) for k in after})
+    return out
+
+
+def count_flops(b: Bench) -> float:
     with FlopCounterMode(display=False) as counter:
-        trainer._train_step(state)
-    flops = counter.get_total_flops()
-    start = time.perf_counter()
-    for _ in range(steps):
-        trainer._train_step(state)
-    seconds = time.perf_counter() - start
-    rows = cfg.trainer.batch_size * steps
-    return {"variant": variant, "precision": state.precision, "batch": cfg.trainer.batch_size,
-            "parameters": sum(p.numel() for p in model.parameters()),
-            "sup_examples_steps_per_s": rows / seconds, "seconds_per_step": seconds / steps,
-            "gflop_per_step": flops / 1e9, "achieved_gflops": flops * steps / seconds / 1e9}
+        b.step()
+    return counter.get_total_flops()
+
+
+def row(b: Bench, flops: float, wall: float, cpu: float, steps: int, variant: str) -> dict[str, Any]:
+    rows = b.cfg.trainer.batch_size * steps
+    return {"variant": variant, "precision": b.state.precision, "batch": b.cfg.trainer.batch_size,
+            "threads": b.threads, "compile": b.cfg.trainer.compile,
+            "parameters": sum(p.numel() for p in b.state.model.parameters()),
+            "sup_examples_steps_per_s": rows / wall, "seconds_per_step": wall / steps,
+            "cpu_seconds_per_step": cpu / steps,
+            "gflop_per_step": flops / 1e9, "achieved_gflops": flops * steps / wall / 1e9}
+
+
+def measure(host, variant: str, steps: int, warmup: int, overrides: list[str], rounds: int = 1) -> dict:
+    """``rounds`` blocks of ``steps`` steps: the median block, and the best one (the least
+    disturbed by other work on a shared machine)."""
+    b = build(host, variant, overrides)
+    info = warm_up(b, warmup)
+    flops = count_flops(b) if not b.cfg.trainer.compile else float("nan")
+    blocks = [b.timed(steps) for _ in range(rounds)]
+    wall = statistics.median(t[0] for t in blocks)
+    cpu = statistics.median(t[1] for t in blocks)
+    best = min(t[0] for t in blocks)
+    return {**row(b, flops, wall, cpu, steps, variant), **info, "block_walls_s": [round(t[0], 3) for t in blocks],
+            "best_block_sup_examples_steps_per_s": b.cfg.trainer.batch_size * steps / best}
+
+
+def interleaved(host, variant: str, steps: int, warmup: int, rounds: int, base: list[str],
+                vs: list[str]) -> dict[str, Any]:
+    """A (base) and B (base + vs) built side by side, timed A B A B ...; medians and B/A."""
+    a, b = build(host, variant, base), build(host, variant, [*base, *vs])
+    info = {"A": warm_up(a, warmup), "B": warm_up(b, warmup)}
+    flops = count_flops(a) if not a.cfg.trainer.compile else count_flops(build(host, variant, [*base, "trainer.compile=false"]))
+    times: dict[str, list[tuple[float, float]]] = {"A": [], "B": []}
+    for _ in range(rounds):
+        times["A"].append(a.timed(steps))
+        times["B"].append(b.timed(steps))
+    out: dict[str, Any] = {"vs": vs, "rounds": rounds, "steps_per_block": steps}
+    for key, bench in (("A", a), ("B", b)):
+        wall = statistics.median(t[0] for t in times[key])
+        cpu = statistics.median(t[1] for t in times[key])
+        best = min(t[0] for t in times[key])
+        out[key] = {**row(bench, flops, wall, cpu, steps, variant), **info[key],
+                    "block_walls_s": [round(t[0], 3) for t in times[key]],
+                    "best_block_sup_examples_steps_per_s": bench.cfg.trainer.batch_size * steps / best}
+    out["B_over_A_speed"] = out["B"]["sup_examples_steps_per_s"] / out["A"]["sup_examples_steps_per_s"]
+    if a.cfg.trainer.compile != b.cfg.trainer.compile:
+        out["logits_max_abs_diff"] = logits_difference(host, variant, base, vs)
+    return out
+
+
+def logits_difference(host, variant: str, base: list[str], vs: list[str]) -> dict[str, float]:
+    """Two fresh trainers with the same seed, A and B: the largest |logit_A - logit_B| after the
+    first step and after a second one (which sees the first update)."""
+    a, b = build(host, variant, base), build(host, variant, [*base, *vs])
+    out = {}
+    for i in range(2):
+        a.step()
+        b.step()
+        out[f"step{i + 1}"] = float((a.state.output.logits - b.state.output.logits).detach().abs().max())
+    out["weights_after_2_steps"] = max(float((p - q).abs().max()) for p, q in
+                                       zip(a.state.model.parameters(), b.state.model.parameters()))
+    return out
+
+
+def evaluation(host, variant: str, overrides: list[str], batch_sizes: list[int], repeats: int) -> list[dict]:
+    """Inference over the eval split (all n_sup steps per sample, as forge eval runs it)."""
+    from agent_forge.phases.common.evaluation import predict
+
+    b = build(host, variant, overrides)
+    split, model, n_sup = b.state.task.eval, b.state.model, b.state.n_sup
+    results = []
+    for bs in batch_sizes:
+        bs = min(bs, len(split))
+        walls = []
+        for _ in range(repeats + 1):  # the first pass warms up
+            start = time.perf_counter()
+            with torch.inference_mode():
+                predict(model, split, n_sup=n_sup, batch_size=bs, device=b.state.device, precision=b.state.precision)
+            walls.append(time.perf_counter() - start)
+        wall = statistics.median(walls[1:])
+        results.append({"eval_batch": bs, "examples": len(split), "n_sup": n_sup, "seconds": round(wall, 3),
+                        "examples_per_s": len(split) / wall, "examples_steps_per_s": len(split) * n_sup / wall})
+    return results
+
+
+def finished_rates(path: str) -> dict[str, Any]:
+    """Finished examples/s against examples·steps/s early and late in a run, from its metrics.jsonl."""
+    rows = [json.loads(line) for line in open(path)]
+    train = [r for r in rows if r.get("kind", "train") == "train" and "examples_per_s" in r]
+    if len(train) < 4:
+        raise SystemExit(f"{path}: fewer than 4 training rows")
+    k = max(2, len(train) // 5)
+    early, late = train[1:k + 1], train[-k:]  # the first row includes start-up
+
+    def mean(rs, key):
+        vals = [r[key] for r in rs if key in r]
+        return sum(vals) / len(vals) if vals else None
+
+    return {p: {"steps": f"{rs[0]['step']}-{rs[-1]['step']}", "finished_examples_per_s": mean(rs, "examples_per_s"),
+                "sup_examples_steps_per_s": mean(rs, "sup_steps_per_s"), "mean_sup_steps": mean(rs, "mean_sup_steps")}
+            for p, rs in (("early", early), ("late", late))}
+
+
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", default="trm_small,baseline")
+    parser.add_argument("--shape", choices=sorted(SHAPES), help="a named workload (overrides --variants)")
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     parser.add_argument("--set", action="append", default=[], dest="overrides")
+    parser.add_argument("--vs", help="comma-separated overrides of a variant B timed interleaved with A")
+    parser.add_argument("--rounds", type=int, default=3, help="timed blocks (A/B rounds with --vs)")
+    parser.add_argument("--eval", action="store_true", help="time evaluation instead of training")
+    parser.add_argument("--eval-batches", default="50,100,250,500")
+    parser.add_argument("--metrics", help="a run's metrics.jsonl: finished examples/s early and late")
     args = parser.parse_args()
+    if args.metrics:
+        print(json.dumps(finished_rates(args.metrics), indent=1))
+        return
     host = load_plugins(entry_points=False)
-    peaks = {"fp32": gemm_peak(torch.float32), "bf16": gemm_peak(torch.bfloat16)}
+    variants, base = [v.strip() for v in args.variants.split(",")], [f"trainer.precision={args.precision}"]
+    if args.shape:
+        variant, shape_overrides = SHAPES[args.shape]
+        variants, base = [variant], shape_overrides
+    base = [*base, *args.overrides]
     print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")
+          f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.2f}"
+          + (f", shape {args.shape}: {variants[0]} + {' '.join(base)}" if args.shape else ""))
+    if args.eval:
+        for variant in variants:
+            for r in evaluation(host, variant, base, [int(x) for x in args.eval_batches.split(",")], repeats=2):
+                print(f"{variant:>12} eval batch {r['eval_batch']:4d}: {r['examples_per_s']:8.1f} examples/s,"
+                      f" {r['examples_steps_per_s']:8.1f} examples·steps/s ({r['examples']} examples x {r['n_sup']}"
+                      f" steps in {r['seconds']:.2f} s)")
+                print(json.dumps(r))
+        return
+    peaks = {"fp32": gemm_peak(torch.float32), "bf16": gemm_peak(torch.bfloat16)}
     print(f"GEMM peak (2048^3; bf16 at 512^3 on CPUs without native bf16): fp32 {peaks['fp32'] / 1e9:.1f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.1f} GFLOP/s")
-    shaped = {"fp32": gemm_shaped(torch.float32), "bf16": gemm_shaped(torch.bfloat16, repeats=2)}
-    print(f"model-shaped linear (4608x64 @ 64x512): fp32 {shaped['fp32'] / 1e9:.1f} GFLOP/s,"
+    shape = (256 * 36, 64, 512) if args.shape == "nanotrm" else (4608, 64, 512)
+    shaped = {"fp32": gemm_shaped(torch.float32, *shape), "bf16": gemm_shaped(torch.bfloat16, *shape, repeats=2)}
+    print(f"model-shaped linear ({shape[0]}x{shape[1]} @ {shape[1]}x{shape[2]}): fp32 {shaped['fp32'] / 1e9:.1f} GFLOP/s,"
           f" bf16 {shaped['bf16'] / 1e9:.1f} GFLOP/s")
+    if args.vs:
+        r = interleaved(host, variants[0], args.steps, args.warmup, args.rounds, base, args.vs.split(","))
+        for key in ("A", "B"):
+            x = r[key]
+            x["mfu"] = x["achieved_gflops"] * 1e9 / peaks["fp32"]
+            print(f"{key} {' '.join(r['vs']) if key == 'B' else '(base)'}: {x['sup_examples_steps_per_s']:.1f}"
+                  f" examples·steps/s (median of {args.rounds} blocks {x['block_walls_s']} s; best block"
+                  f" {x['best_block_sup_examples_steps_per_s']:.1f}), {x['seconds_per_step']:.3f}"
+                  f" s/step, CPU {x['cpu_seconds_per_step']:.3f} s/step, {x['achieved_gflops']:.1f} GFLOP/s,"
+                  f" MFU {100 * x['mfu']:.1f}%"
+                  + (f", compile {x['warmup_step0_s'] - x['seconds_per_step']:.1f} s (dynamo {x['dynamo_compile_s']} s,"
+                     f" {x['frames_compiled']} graphs, {x['recompiles']} recompiles)" if x["compile"] else ""))
+        print(f"B/A speed: {r['B_over_A_speed']:.3f}x")
+        if "logits_max_abs_diff" in r:
+            print(f"max |logits eager - compiled|: {r['logits_max_abs_diff']}")
+        print(json.dumps({"peaks_gflops": {k: v / 1e9 for k, v in peaks.items()},
+                          "shaped_gflops": {k: v / 1e9 for k, v in shaped.items()}, **r}))
+        return
     results = []
-    for variant in args.variants.split(","):
-        r = measure(host, variant.strip(), args.steps, args.warmup, [f"trainer.precision={args.precision}", *args.overrides])
+    for variant in variants:
+        r = measure(host, variant, args.steps, args.warmup, base, args.rounds)
         peak = peaks["bf16" if r["precision"] == "bf16" else "fp32"]
         r["mfu"] = r["achieved_gflops"] * 1e9 / peak
+        r["mfu_of_shaped"] = r["achieved_gflops"] * 1e9 / shaped["bf16" if r["precision"] == "bf16" else "fp32"]
         results.append(r)
         print(f"{r['variant']:>12} [{r['precision']}] batch {r['batch']}: {r['sup_examples_steps_per_s']:8.1f}"
-              f" examples·steps/s, {r['seconds_per_step']:.3f} s/step, {r['gflop_per_step']:.1f} GFLOP/step,"
-              f" {r['achieved_gflops']:.1f} GFLOP/s, MFU {100 * r['mfu']:.1f}% of measured {r['precision']} GEMM peak")
+              f" examples·steps/s (median of {len(r['block_walls_s'])} blocks of {args.steps} steps;"
+              f" best block {r['best_block_sup_examples_steps_per_s']:.1f}),"
+              f" {r['seconds_per_step']:.3f} s/step (CPU {r['cpu_seconds_per_step']:.3f}),"
+              f" {r['gflop_per_step']:.1f} GFLOP/step, {r['achieved_gflops']:.1f} GFLOP/s,"
+              f" MFU {100 * r['mfu']:.1f}% of the measured {r['precision']} GEMM peak"
+              f" ({100 * r['mfu_of_shaped']:.1f}% of the model-shaped one)"
+              + (f", compile {r['warmup_step0_s'] - r['seconds_per_step']:.1f} s (dynamo {r['dynamo_compile_s']} s,"
+                 f" {r['frames_compiled']} graphs, {r['recompiles']} recompiles)" if r["compile"] else ""))
+        if args.shape == "nanotrm":
+            ref = PORT_REFERENCE["sup_examples_steps_per_s"]
+            print(f"{'nano-trm':>12} [fp32] batch 256: {ref:8.1f} examples·steps/s (quoted, not measured here:"
+                  f" {PORT_REFERENCE['source']}); this run / port = {r['sup_examples_steps_per_s'] / ref:.2f}x")
+    print(f"# load average after: {os.getloadavg()[0]:.2f}; peak RSS {peak_rss_gb():.2f} GB")
     print(json.dumps({"peaks_gflops": {k: v / 1e9 for k, v in peaks.items()},
-                      "shaped_gflops": {k: v / 1e9 for k, v in shaped.items()}, "results": results}))
+                      "shaped_gflops": {k: v / 1e9 for k, v in shaped.items()}, "results": results,
+                      **({"port": PORT_REFERENCE} if args.shape == "nanotrm" else {})}))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ with one supervision step (its ``n_sup`` attribute is 1).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Callable, Protocol, runtime_checkable
 
 import torch
 
@@ -25,12 +25,34 @@ Batch = dict[str, torch.Tensor]
 
 @dataclass
 class ModelOutput:
-    #: (batch, seq, vocab) token logits of the current answer.
-    logits: torch.Tensor
+    """What one supervision step returns.
+
+    A model with a large vocabulary may *defer* its logits: it returns ``logits=None`` with the
+    final hidden state ``hidden`` (batch, seq, d) and the ``head`` that maps hidden states to
+    logits. The trainer's loss then computes the logits a chunk of tokens at a time (and
+    recomputes each chunk in the backward pass), so the full (batch, seq, vocab) fp32 logits and
+    their gradient never exist at once (docs/performance.md, "Memory"). Whoever needs them all
+    calls :meth:`full_logits`.
+    """
+
+    #: (batch, seq, vocab) token logits of the current answer; None when deferred (see above).
+    logits: torch.Tensor | None
     #: (batch,) halting logits; > 0 means "halt now". None for models without a halting head.
     q_halt_logits: torch.Tensor | None = None
     #: Extra losses the model wants minimised (already weighted), by name.
     aux_losses: dict[str, torch.Tensor] = field(default_factory=dict)
+    #: With deferred logits: the (batch, seq, d) hidden state the head reads.
+    hidden: torch.Tensor | None = None
+    #: With deferred logits: hidden (..., d) -> logits (..., vocab), e.g. the model's output layer.
+    head: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+    def __post_init__(self) -> None:
+        if self.logits is None and (self.hidden is None or self.head is None):
+            raise ValueError("ModelOutput needs logits, or hidden and head (deferred logits)")
+
+    def full_logits(self) -> torch.Tensor:
+        """The (batch, seq, vocab) logits, computed from ``hidden`` and ``head`` if deferred."""
+        return self.logits if self.logits is not None else self.head(self.hidden)
 
 
 @runtime_checkable

@@ -26,6 +26,7 @@ from typing import Literal
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from agent_forge.models.fields import OptionError, check_options, option
 from agent_forge.models.layers import Block, Linear, RotaryEmbedding, TokenEmbedding, make_mixer, trunc_normal_
@@ -79,6 +80,12 @@ class TRMConfig:
         "linear", "The Q-head: one linear layer, or an MLP (linear, GELU, linear) of width halting_head_hidden.")
     halting_head_hidden: int | None = option(
         None, "Hidden width of halting_head_kind='mlp' (default: d_model).", ge=1)
+    defer_logits: bool = option(
+        False, "Return the final hidden state and the head instead of the (batch, seq, vocab) logits; the loss"
+               " computes them in chunks (trainer.loss_chunk_tokens). For large vocabularies.")
+    checkpoint_blocks: bool = option(
+        False, "Recompute each block of the graded cycle in the backward pass (torch.utils.checkpoint) instead"
+               " of keeping its activations: less memory, about a third more compute per step.")
 
     def __post_init__(self) -> None:
         check_options(self)
@@ -122,12 +129,14 @@ class RecursiveNet(nn.Module):
         self.scales = (nn.Parameter(torch.full((cfg.n_layers, cfg.n + 1, 2), cfg.step_scale_init))
                        if cfg.step_scales else None)
         self.scale_range = (cfg.step_scale_min, cfg.step_scale_max)
+        self.checkpoint_blocks = cfg.checkpoint_blocks
 
     def forward(self, h: torch.Tensor, injection: torch.Tensor, step: int) -> torch.Tensor:
         h = h + injection
+        recompute = self.checkpoint_blocks and torch.is_grad_enabled()
         for i, block in enumerate(self.blocks):
             scales = None if self.scales is None else self.scales[i, step].clamp(*self.scale_range)
-            h = block(h, scales)
+            h = checkpoint(block, h, scales, use_reentrant=False) if recompute else block(h, scales)
         return h
 
 
@@ -193,11 +202,15 @@ class TRMEnhancedCognate(nn.Module):
             for _ in range(self.cfg.T - 1):
                 y, z = self.cycle(x, y, z)
         y, z = self.cycle(x, y, z)
-        logits = self.head(y[:, self.prefix:])  # (batch, seq, vocab): the prefix has no answer
         q_halt = None
         if self.q_head is not None:
             q_halt = self.q_head(y[:, 0] if self.prefix else y.mean(dim=1)).squeeze(-1)  # (batch,)
         aux = moh.aux_losses(self._moh, moh.moh_weights(self.cfg)) if self._moh else {}
+        answer = y[:, self.prefix:]  # (batch, seq, d): the prefix has no answer
+        if self.cfg.defer_logits:  # the loss runs the head chunk by chunk (model protocol)
+            return {"y": y.detach(), "z": z.detach()}, ModelOutput(None, q_halt, aux_losses=aux, hidden=answer,
+                                                                   head=self.head)
+        logits = self.head(answer)  # (batch, seq, vocab)
         return {"y": y.detach(), "z": z.detach()}, ModelOutput(logits=logits, q_halt_logits=q_halt, aux_losses=aux)
 
     def sparse_embedding_parameters(self) -> dict[str, nn.Parameter]:

@@ -59,10 +59,15 @@ def official(spec: dict[str, Any], *, puzzle_emb_lr: float, puzzle_emb_weight_de
 def lm(layers: int, width: int, heads: int, n: int, n_sup: int, head_dim: int | None = None) -> dict[str, Any]:
     # No ACT on text (a whole-sequence "answer right" target means nothing there), so no halting
     # head either: every sample runs all n_sup steps, and no parameter is left without a gradient.
+    # Memory (docs/performance.md, "Memory"): the loss computes the 50,304-way logits in chunks
+    # (defer_logits), and the graded cycle's blocks are recomputed in the backward pass instead of
+    # keeping ~1.9 GB of activations per sequence (checkpoint_blocks); with a device that has the
+    # memory, --set model.checkpoint_blocks=false is ~1/3 less compute per step.
     return {
         "model": {"architecture": "trm", "d_model": width, "n_layers": layers, "n_heads": heads, "n_kv_heads": 4,
                   "head_dim": head_dim,
-                  "n": n, "T": 2, "n_sup": n_sup, "mixer": "attention", "causal": True, "halting_head": False},
+                  "n": n, "T": 2, "n_sup": n_sup, "mixer": "attention", "causal": True, "halting_head": False,
+                  "defer_logits": True, "checkpoint_blocks": True},
         "task": {"name": "text", "vocab_size": 50304, "seq_len": 512},
         "trainer": {"batch_size": 8, "lr": 3e-4, "weight_decay": 0.1, "warmup_steps": 200, "minutes": 60.0,
                     "precision": "auto", "eval_every": 500, "eval_samples": 64, "eval_batch_size": 8},

@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from agent_forge.phases.cognate.chunked_loss import token_losses
 from agent_forge.phases.common.losses import token_cross_entropy
 from agent_forge.phases.cognate.state import TrainState
 from agent_forge.phases.cognate.training_config import DeepSupervisionConfig
@@ -18,8 +19,11 @@ def compute_task_loss(state: TrainState, cfg: DeepSupervisionConfig) -> None:
     ``seq_correct``) and ``per_sample_loss``, all over this rank's rows."""
     out, targets = state.output, state.local(state.batch["targets"])
     ignore = state.task.spec.ignore_index
-    logits = out.logits.float()
-    ce = token_cross_entropy(logits, targets, cfg.loss, ignore)  # (B, S); float64 for stable-max
+    # (B, S) each (float64 for stable-max); chunk by chunk when the model defers its logits.
+    def loss_fn(logits: torch.Tensor, t: torch.Tensor, ignore_index: int) -> torch.Tensor:
+        return token_cross_entropy(logits, t, cfg.loss, ignore_index)
+
+    ce, pred = token_losses(out, targets, ignore, loss_fn, cfg.loss_chunk_tokens)
     scored = targets != ignore
     per_sample = ((ce * scored).sum(1) / scored.sum(1).clamp(min=1)).float()
     lm = (per_sample * step_weights(state, cfg.supervision_weight_base)).mean()
@@ -30,7 +34,6 @@ def compute_task_loss(state: TrainState, cfg: DeepSupervisionConfig) -> None:
             lm = lm + cfg.improvement_reward_scale * worse.mean()
         state.prev_loss = per_sample.detach()
     with torch.no_grad():
-        pred = logits.argmax(-1)
         state.token_correct = (pred == targets) | ~scored
         state.seq_correct = state.token_correct.all(1)
         state.per_sample_loss = per_sample.detach()

@@ -98,6 +98,18 @@ class DeepSupervisionTrainer:
         state.max_sup_steps = state.n_sup
         return state
 
+    def compile_for_training(self, state: TrainState) -> None:
+        """``trainer.compile``: torch.compile the module that runs the training step, once.
+
+        Only the training forward is compiled (``state.forward_module``; the DDP wrapper where
+        there is one). Evaluation calls ``state.model`` and stays eager: it runs under
+        ``no_grad`` and at the eval batch size, and each of those (grad mode, a new shape, a
+        smaller last batch) would otherwise compile the whole recursion again. The training
+        batch never changes shape (refill, not mask), so the forward is traced once, and
+        AOTAutograd adds one backward graph: two compiles per run (docs/performance.md).
+        """
+        state.forward_module = torch.compile(state.forward_module)
+
     def _fire(self, state: TrainState, event: Event) -> None:
         for cb in state.callbacks.values():
             handler = getattr(cb, event.value, None)
@@ -221,7 +233,7 @@ class DeepSupervisionTrainer:
                 ctx.log.info("resume", step=state.step, checkpoint=str(latest))
         ctx.loggers.start(ctx.config, resume_step=resumed_at)
         if cfg.compile:
-            state.model.forward = torch.compile(state.model.forward)  # type: ignore[method-assign]
+            self.compile_for_training(state)
         self._fire(state, Event.FIT_START)
         progress = ProgressBar(enabled=ctx.progress and dist.is_main(), total=cfg.max_steps, minutes=cfg.minutes,
                                start_step=state.step, log=ctx.log)

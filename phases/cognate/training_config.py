@@ -34,6 +34,9 @@ class DeepSupervisionConfig(StrictModel):
                            " 'fsdp' (FSDP2: parameters, gradients, optimizer and EMA sharded); see"
                            " docs/distributed.md. A single process ignores it.")
     threads: int | None = Field(None, ge=1, description="torch intra-op threads (default: torch's).")
+    loss_chunk_tokens: int = Field(
+        1024, ge=1, description="Tokens per chunk of the loss when the model defers its logits (model.defer_logits):"
+                                " at most this many rows of (tokens, vocab) logits exist at once.")
     log_every: int = Field(25, ge=1)
     eval_every: int | None = Field(250, ge=1)
     eval_samples: int = Field(500, ge=1, description="Eval examples used during training.")

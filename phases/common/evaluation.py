@@ -94,7 +94,8 @@ def predict(model: nn.Module, split: Split, *, n_sup: int, batch_size: int, devi
             for step in range(1, n_sup + 1):
                 with autocast(device, precision):
                     carry, out = model(carry, batch)
-                pred = out.logits.argmax(-1)
+                    logits = out.full_logits()  # deferred logits are computed here (model protocol)
+                pred = logits.argmax(-1)
                 right = pred == targets
                 exact_step.append((right | ~valid).all(1).sum())
                 token_step.append((right & scored).sum())
@@ -109,7 +110,7 @@ def predict(model: nn.Module, split: Split, *, n_sup: int, batch_size: int, devi
                 at_halt = pred if at_halt is None else torch.where(halted_before.unsqueeze(-1), at_halt, pred)
             step_exact += torch.stack(exact_step).cpu()
             step_token += torch.stack(token_step).cpu()
-            loss_sum += float(token_cross_entropy(out.logits, targets, loss, ignore_index).sum())
+            loss_sum += float(token_cross_entropy(logits, targets, loss, ignore_index).sum())
             loss_count += int(valid.sum())
             finals.append(pred.cpu())
             at_halts.append(at_halt.cpu())
@@ -143,7 +144,7 @@ def generate_tokens(model: nn.Module, prompt: torch.Tensor, new_tokens: int, *, 
             carry = model.initial_carry(batch)
             for _ in range(n_sup):
                 carry, out = model(carry, batch)
-            logits = out.logits[:, -1].float()
+            logits = (out.logits[:, -1] if out.logits is not None else out.head(out.hidden[:, -1])).float()
             if temperature > 0:
                 probs = torch.softmax(logits / temperature, dim=-1).cpu()
                 nxt = torch.multinomial(probs, 1, generator=generator).to(device)

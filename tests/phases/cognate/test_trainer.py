@@ -153,3 +153,16 @@ def test_without_act_halting_metrics_are_absent_not_made_up(host, tmp_path, tiny
     assert "raw/exact_accuracy" in ev and not any("halt" in key for key in ev)
     train = [r for r in rows if r["kind"] == "train"][-1]
     assert train["mean_sup_steps"] == 3  # every sample ran all n_sup steps
+
+
+@pytest.mark.slow
+def test_compile_traces_the_training_step_once_even_with_evaluations(host, tmp_path, tiny):
+    # trainer.compile used to wrap model.forward, so every evaluation (no_grad, another batch
+    # size) compiled the recursion again. Only the training forward is compiled now.
+    from torch._dynamo.utils import counters
+
+    counters.clear()
+    fit, _ = _fit(host, tmp_path, tiny + ["trainer.max_steps=4", "trainer.eval_every=2", "trainer.compile=true"])
+    assert fit.status == "completed" and fit.state.eval_metrics
+    assert counters["stats"]["unique_graphs"] == 1
+    assert sum(counters["recompiles"].values()) == 0
