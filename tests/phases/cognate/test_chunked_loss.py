@@ -9,11 +9,16 @@ from agent_forge.config import apply_overrides
 from agent_forge.models.protocol import ModelOutput
 from agent_forge.models.trm import TRMConfig, TRMEnhancedCognate
 from agent_forge.phases.cognate.chunked_loss import token_losses
-from agent_forge.phases.cognate.losses import token_cross_entropy
+from agent_forge.phases.common.losses import token_cross_entropy as common_token_cross_entropy
 from agent_forge.phases.cognate.phase import build_model, validate_cognate
-from agent_forge.phases.cognate.trainer import FitContext
+from agent_forge.phases.cognate.fit import FitContext
 from agent_forge.plugins.loggers import JsonlLogger
 from agent_forge.plugins.variants import VARIANTS
+
+
+def token_cross_entropy(logits, targets, ignore):
+    return common_token_cross_entropy(logits, targets, "softmax", ignore)
+
 
 #: lm_conservative shrunk to a tiny causal LM: vocab 300, 24 tokens, d=32.
 TINY_LM = ["model.d_model=32", "model.n_layers=2", "model.n_heads=2", "model.n_kv_heads=1", "model.head_dim=null",
