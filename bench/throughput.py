@@ -70,16 +70,40 @@ PORT_REFERENCE = {"sup_examples_steps_per_s": 169.8,
                   "source": "nano-trm (public Lightning port of TRM), 300 s run on this machine class; quoted"}
 
 
+#: CPU time per wall second that a rate in CPU seconds stands for: with one thread, process CPU
+#: time is the time the work had a core, so FLOPs per CPU second do not fall when other work
+#: shares the machine (with several threads, spinning at barriers counts as CPU time).
+LAST_CPU_RATE: dict[str, float] = {}
+
+
+def cpu_flags() -> set[str]:
+    try:
+        line = next(x for x in open("/proc/cpuinfo") if x.startswith("flags"))
+    except (OSError, StopIteration):
+        return set()
+    return set(line.split(":", 1)[1].split())
+
+
+def native_bf16() -> bool:
+    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
+
+
+def _rate(fn, flops: float, repeats: int, key: str) -> float:
+    fn()
+    wall, cpu = time.perf_counter(), time.process_time()
+    for _ in range(repeats):
+        fn()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    LAST_CPU_RATE[key] = flops * repeats / max(cpu, 1e-9)
+    return flops * repeats / wall
+
+
 def gemm_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
     # A bf16 GEMM without AMX/AVX512-BF16 can take minutes at this size (docs/performance.md).
-    if dtype == torch.bfloat16 and torch.backends.cpu.get_cpu_capability() not in {"AVX512_BF16", "AMX"}:
+    if dtype == torch.bfloat16 and not native_bf16():
         n, repeats = 512, 1
     a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    a @ b
-    start = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    return 2 * n**3 * repeats / (time.perf_counter() - start)
+    return _rate(lambda: a @ b, 2 * n**3, repeats, f"peak/{dtype}")
 
 
 def gemm_shaped(dtype: torch.dtype, m: int = 4608, k: int = 64, n: int = 512, repeats: int = 20) -> float:
@@ -87,11 +111,7 @@ def gemm_shaped(dtype: torch.dtype, m: int = 4608, k: int = 64, n: int = 512, re
     (128 rows x 36 cells, d=64 -> 2x256). The ceiling the model's own matrix products can reach,
     well below the square-GEMM peak."""
     x, w = torch.randn(m, k, dtype=dtype), torch.randn(n, k, dtype=dtype)
-    torch.nn.functional.linear(x, w)
-    start = time.perf_counter()
-    for _ in range(repeats):
-        torch.nn.functional.linear(x, w)
-    return 2 * m * k * n * repeats / (time.perf_counter() - start)
+    return _rate(lambda: torch.nn.functional.linear(x, w), 2 * m * k * n, repeats, f"shaped/{dtype}")
 
 
 @dataclass
@@ -172,7 +192,8 @@ def row(b: Bench, flops: float, wall: float, cpu: float, steps: int, variant: st
             "threads": b.threads, "compile": b.cfg.trainer.compile,
             "parameters": sum(p.numel() for p in b.state.model.parameters()),
             "sup_examples_steps_per_s": rows / wall, "seconds_per_step": wall / steps,
-            "cpu_seconds_per_step": cpu / steps,
+            "cpu_seconds_per_step": cpu / steps, "sup_examples_steps_per_cpu_s": rows / cpu,
+            "gflops_per_cpu_s": flops * steps / cpu / 1e9,
             "gflop_per_step": flops / 1e9, "achieved_gflops": flops * steps / wall / 1e9}
 
 
@@ -181,7 +202,8 @@ def measure(host, variant: str, steps: int, warmup: int, overrides: list[str], r
     disturbed by other work on a shared machine)."""
     b = build(host, variant, overrides)
     info = warm_up(b, warmup)
-    flops = count_flops(b) if not b.cfg.trainer.compile else float("nan")
+    # FLOPs are counted on an eager twin: the counter does not see inside compiled code.
+    flops = count_flops(b if not b.cfg.trainer.compile else build(host, variant, [*overrides, "trainer.compile=false"]))
     blocks = [b.timed(steps) for _ in range(rounds)]
     wall = statistics.median(t[0] for t in blocks)
     cpu = statistics.median(t[1] for t in blocks)
@@ -278,11 +300,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    parser.add_argument("--threads", type=int, help="intra-op threads for the GEMM peaks and the trainer"
+                                                        " (trainer.threads); default: torch's")
     parser.add_argument("--set", action="append", default=[], dest="overrides")
     parser.add_argument("--vs", help="comma-separated overrides of a variant B timed interleaved with A")
     parser.add_argument("--rounds", type=int, default=3, help="timed blocks (A/B rounds with --vs)")
     parser.add_argument("--eval", action="store_true", help="time evaluation instead of training")
-    parser.add_argument("--eval-batches", default="50,100,250,500")
+    parser.add_argument("--eval-batches", default="100,250,500")
+    parser.add_argument("--eval-repeats", type=int, default=1, help="timed passes per batch size (after a warm-up pass)")
     parser.add_argument("--metrics", help="a run's metrics.jsonl: finished examples/s early and late")
     args = parser.parse_args()
     if args.metrics:
@@ -294,23 +319,32 @@ def main() -> None:
         variant, shape_overrides = SHAPES[args.shape]
         variants, base = [variant], shape_overrides
     base = [*base, *args.overrides]
-    print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.2f}"
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        base.append(f"trainer.threads={args.threads}")
+    flags = cpu_flags()
+    print(f"# {platform.processor() or platform.machine()} ({', '.join(sorted(flags & {'avx2', 'avx512f', 'avx512_bf16', 'amx_bf16'}))}),"
+          f" torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.2f}"
           + (f", shape {args.shape}: {variants[0]} + {' '.join(base)}" if args.shape else ""))
     if args.eval:
         for variant in variants:
-            for r in evaluation(host, variant, base, [int(x) for x in args.eval_batches.split(",")], repeats=2):
+            for r in evaluation(host, variant, base, [int(x) for x in args.eval_batches.split(",")],
+                            repeats=args.eval_repeats):
                 print(f"{variant:>12} eval batch {r['eval_batch']:4d}: {r['examples_per_s']:8.1f} examples/s,"
                       f" {r['examples_steps_per_s']:8.1f} examples·steps/s ({r['examples']} examples x {r['n_sup']}"
                       f" steps in {r['seconds']:.2f} s)")
                 print(json.dumps(r))
         return
     peaks = {"fp32": gemm_peak(torch.float32), "bf16": gemm_peak(torch.bfloat16)}
-    print(f"GEMM peak (2048^3; bf16 at 512^3 on CPUs without native bf16): fp32 {peaks['fp32'] / 1e9:.1f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.1f} GFLOP/s")
+    cpu_peak = {k.split("/")[1]: v / 1e9 for k, v in LAST_CPU_RATE.items() if k.startswith("peak/")}
+    print(f"GEMM peak (2048^3; bf16 at 512^3 on CPUs without native bf16): fp32 {peaks['fp32'] / 1e9:.1f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.1f} GFLOP/s"
+          f" (per CPU second: fp32 {cpu_peak['torch.float32']:.1f}, bf16 {cpu_peak['torch.bfloat16']:.1f})")
     shape = (256 * 36, 64, 512) if args.shape == "nanotrm" else (4608, 64, 512)
     shaped = {"fp32": gemm_shaped(torch.float32, *shape), "bf16": gemm_shaped(torch.bfloat16, *shape, repeats=2)}
+    cpu_shaped = {k.split("/")[1]: v / 1e9 for k, v in LAST_CPU_RATE.items() if k.startswith("shaped/")}
     print(f"model-shaped linear ({shape[0]}x{shape[1]} @ {shape[1]}x{shape[2]}): fp32 {shaped['fp32'] / 1e9:.1f} GFLOP/s,"
-          f" bf16 {shaped['bf16'] / 1e9:.1f} GFLOP/s")
+          f" bf16 {shaped['bf16'] / 1e9:.1f} GFLOP/s (per CPU second: fp32 {cpu_shaped['torch.float32']:.1f},"
+          f" bf16 {cpu_shaped['torch.bfloat16']:.1f})")
     if args.vs:
         r = interleaved(host, variants[0], args.steps, args.warmup, args.rounds, base, args.vs.split(","))
         for key in ("A", "B"):
@@ -319,11 +353,17 @@ def main() -> None:
             print(f"{key} {' '.join(r['vs']) if key == 'B' else '(base)'}: {x['sup_examples_steps_per_s']:.1f}"
                   f" examples·steps/s (median of {args.rounds} blocks {x['block_walls_s']} s; best block"
                   f" {x['best_block_sup_examples_steps_per_s']:.1f}), {x['seconds_per_step']:.3f}"
-                  f" s/step, CPU {x['cpu_seconds_per_step']:.3f} s/step, {x['achieved_gflops']:.1f} GFLOP/s,"
+                  f" s/step, CPU {x['cpu_seconds_per_step']:.3f} s/step ({x['sup_examples_steps_per_cpu_s']:.1f} examples·steps"
+                  f" per CPU second), {x['achieved_gflops']:.1f} GFLOP/s,"
                   f" MFU {100 * x['mfu']:.1f}%"
                   + (f", compile {x['warmup_step0_s'] - x['seconds_per_step']:.1f} s (dynamo {x['dynamo_compile_s']} s,"
                      f" {x['frames_compiled']} graphs, {x['recompiles']} recompiles)" if x["compile"] else ""))
         print(f"B/A speed: {r['B_over_A_speed']:.3f}x")
+        if args.shape == "nanotrm":
+            ref = PORT_REFERENCE["sup_examples_steps_per_s"]
+            print(f"nano-trm: {ref} examples·steps/s (quoted, not measured here: {PORT_REFERENCE['source']});"
+                  f" A / port = {r['A']['sup_examples_steps_per_s'] / ref:.2f}x, B / port ="
+                  f" {r['B']['sup_examples_steps_per_s'] / ref:.2f}x")
         if "logits_max_abs_diff" in r:
             print(f"max |logits eager - compiled|: {r['logits_max_abs_diff']}")
         print(json.dumps({"peaks_gflops": {k: v / 1e9 for k, v in peaks.items()},
@@ -335,14 +375,17 @@ def main() -> None:
         peak = peaks["bf16" if r["precision"] == "bf16" else "fp32"]
         r["mfu"] = r["achieved_gflops"] * 1e9 / peak
         r["mfu_of_shaped"] = r["achieved_gflops"] * 1e9 / shaped["bf16" if r["precision"] == "bf16" else "fp32"]
+        r["mfu_per_cpu_s"] = r["gflops_per_cpu_s"] / cpu_peak["torch.bfloat16" if r["precision"] == "bf16" else "torch.float32"]
         results.append(r)
         print(f"{r['variant']:>12} [{r['precision']}] batch {r['batch']}: {r['sup_examples_steps_per_s']:8.1f}"
               f" examples·steps/s (median of {len(r['block_walls_s'])} blocks of {args.steps} steps;"
               f" best block {r['best_block_sup_examples_steps_per_s']:.1f}),"
-              f" {r['seconds_per_step']:.3f} s/step (CPU {r['cpu_seconds_per_step']:.3f}),"
+              f" {r['seconds_per_step']:.3f} s/step (CPU {r['cpu_seconds_per_step']:.3f} s/step:"
+              f" {r['sup_examples_steps_per_cpu_s']:.1f} examples·steps and {r['gflops_per_cpu_s']:.1f} GFLOP per CPU second),"
               f" {r['gflop_per_step']:.1f} GFLOP/step, {r['achieved_gflops']:.1f} GFLOP/s,"
               f" MFU {100 * r['mfu']:.1f}% of the measured {r['precision']} GEMM peak"
-              f" ({100 * r['mfu_of_shaped']:.1f}% of the model-shaped one)"
+              f" ({100 * r['mfu_of_shaped']:.1f}% of the model-shaped one; per CPU second {100 * r['mfu_per_cpu_s']:.1f}%"
+              f" of the GEMM's)"
               + (f", compile {r['warmup_step0_s'] - r['seconds_per_step']:.1f} s (dynamo {r['dynamo_compile_s']} s,"
                  f" {r['frames_compiled']} graphs, {r['recompiles']} recompiles)" if r["compile"] else ""))
         if args.shape == "nanotrm":
@@ -350,8 +393,9 @@ def main() -> None:
             print(f"{'nano-trm':>12} [fp32] batch 256: {ref:8.1f} examples·steps/s (quoted, not measured here:"
                   f" {PORT_REFERENCE['source']}); this run / port = {r['sup_examples_steps_per_s'] / ref:.2f}x")
     print(f"# load average after: {os.getloadavg()[0]:.2f}; peak RSS {peak_rss_gb():.2f} GB")
-    print(json.dumps({"peaks_gflops": {k: v / 1e9 for k, v in peaks.items()},
-                      "shaped_gflops": {k: v / 1e9 for k, v in shaped.items()}, "results": results,
+    print(json.dumps({"peaks_gflops": {k: v / 1e9 for k, v in peaks.items()}, "peaks_gflops_per_cpu_s": cpu_peak,
+                      "shaped_gflops": {k: v / 1e9 for k, v in shaped.items()}, "shaped_gflops_per_cpu_s": cpu_shaped,
+                      "results": results,
                       **({"port": PORT_REFERENCE} if args.shape == "nanotrm" else {})}))
 
 
