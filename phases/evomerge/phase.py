@@ -151,6 +151,10 @@ class EvoMergePhase(Phase):
                    "heldout_best": best.heldout[cfg.metric], "best_id": best.id, "best_origin": best.origin,
                    "scored": len(scored), "elapsed_s": round(elapsed(), 3),
                    "candidates": [{"id": c.id, "origin": c.origin, "fitness": evo.rank.fitness(c)} for c in scored]}
+            if cfg.tiebreak:  # what ranks candidates that the metric does not separate
+                ties = [c.selection[cfg.tiebreak] for c in evo.population]
+                row.update(tiebreak_best=best.selection[cfg.tiebreak], tiebreak_mean=sum(ties) / len(ties),
+                           tiebreak_heldout_best=best.heldout[cfg.tiebreak])
             history.append(row)
             lines = [json.dumps({"kind": "generation", **r}) for r in history]
             atomic_write_bytes(ctx.run_dir / "metrics.jsonl", ("\n".join(lines) + "\n").encode())

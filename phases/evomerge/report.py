@@ -20,26 +20,31 @@ def _f(value: Any, key: str) -> str:
     return format_number(value, "auto", key=key)
 
 
-def plot_fitness(path: Path, history: list[dict[str, Any]], metric: str, input_heldout: float | None) -> Path:
+def plot_fitness(path: Path, history: list[dict[str, Any]], cfg: Any, best_input: dict[str, Any]) -> Path:
+    """Best and mean fitness per generation (selection split), the best's held-out score, and the
+    best input's held-out score as a line; a second panel the same for the tiebreak metric."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    panels = [(cfg.metric, "")] + ([(cfg.tiebreak, "tiebreak_")] if cfg.tiebreak else [])
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 3.8), squeeze=False)
     gens = [r["generation"] for r in history]
-    fig, ax = plt.subplots(figsize=(6.4, 3.8))
-    ax.plot(gens, [r["best"] for r in history], marker="o", label="best (selection split)")
-    ax.plot(gens, [r["mean"] for r in history], marker=".", linestyle="--", label="mean (selection split)")
-    ax.plot(gens, [r.get("heldout_best") for r in history], marker="x", linestyle=":",
-            label="best's score on the held-out split")
-    if input_heldout is not None:
-        ax.axhline(input_heldout, color="grey", linewidth=0.8, label="best input, held-out")
-    ax.set_xlabel("generation")
-    ax.set_ylabel(metric)
-    ax.set_xticks(gens)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    ax.set_title(f"EvoMerge fitness ({metric})")
+    for ax, (name, prefix) in zip(axes[0], panels):
+        ax.plot(gens, [r.get(f"{prefix}best") for r in history], marker="o", label="best (selection split)")
+        ax.plot(gens, [r.get(f"{prefix}mean") for r in history], marker=".", linestyle="--",
+                label="mean (selection split)")
+        ax.plot(gens, [r.get(f"{prefix}heldout_best") for r in history], marker="x", linestyle=":",
+                label="best's score on the held-out split")
+        if best_input["heldout"].get(name) is not None:
+            ax.axhline(best_input["heldout"][name], color="grey", linewidth=0.8, label="best input, held-out")
+        ax.set_xlabel("generation")
+        ax.set_ylabel(name)
+        ax.set_xticks(gens)
+        ax.grid(alpha=0.3)
+        ax.set_title(f"{name} ({'fitness' if not prefix else 'tiebreak'})")
+    axes[0][0].legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
@@ -78,7 +83,7 @@ def write_report(run_dir: Path, *, cfg: Any, history: list[dict[str, Any]], inpu
                  population: list[dict[str, Any]], handoff: dict[str, Any], best_input: dict[str, Any],
                  sizes: dict[str, int], stop_reason: str, evaluations: dict[str, int]) -> Path:
     metric = cfg.metric
-    plot = plot_fitness(run_dir / "fitness.png", history, metric, best_input["heldout"][metric])
+    plot = plot_fitness(run_dir / "fitness.png", history, cfg, best_input)
     last = history[-1]["generation"] if history else 0
     lines = [f"# EvoMerge run `{run_dir.name}`", "",
              f"Population {cfg.population}, elite {cfg.elite}, tournament {cfg.tournament}, operators"
@@ -95,13 +100,18 @@ def write_report(run_dir: Path, *, cfg: Any, history: list[dict[str, Any]], inpu
     for row in inputs:
         lines.append(f"| {row['id']} | `{row['artifact']}` | {_f(row['selection'][metric], metric)} |"
                      f" {_f(row['heldout'][metric], metric)} |")
-    lines += ["", "## Generations", "",
-              f"| generation | best | mean | best on held-out | best candidate | scored | elapsed |",
-              "|---|---|---|---|---|---|---|"]
+    tb = cfg.tiebreak
+    tb_head = f" best {tb} | mean {tb} | held-out {tb} |" if tb else ""
+    lines += ["", "## Generations", "", f"Fitness (`{metric}`) of the population on the selection split"
+              + (f", then the tiebreak (`{tb}`)" if tb else "") + "; the best candidate's score on the held-out split.",
+              "", f"| generation | best | mean | best on held-out |{tb_head} best candidate | scored | elapsed |",
+              "|---|---|---|---|" + ("---|---|---|" if tb else "") + "---|---|---|"]
     for r in history:
+        tb_cells = (f" {_f(r.get('tiebreak_best'), tb)} | {_f(r.get('tiebreak_mean'), tb)} |"
+                    f" {_f(r.get('tiebreak_heldout_best'), tb)} |") if tb else ""
         lines.append(f"| {r['generation']} | {_f(r['best'], metric)} | {_f(r['mean'], metric)} |"
-                     f" {_f(r.get('heldout_best'), metric)} | {r['best_id']}: {r['best_origin']} | {r['scored']} |"
-                     f" {format_number(r['elapsed_s'], 'seconds')} |")
+                     f" {_f(r.get('heldout_best'), metric)} |{tb_cells} {r['best_id']}: {r['best_origin']} |"
+                     f" {r['scored']} | {format_number(r['elapsed_s'], 'seconds')} |")
     lines += ["", f"![fitness per generation]({plot.name})", "", "## Hand-off", "",
               f"`{handoff['id']}`: {handoff['origin']} (born in generation {handoff['born']}).", "",
               verdict(cfg, handoff, best_input), "",
