@@ -1,4 +1,5 @@
-cd /work/wt-speed
+#!/usr/bin/env bash
+cd "$(dirname "$0")/.."
 # Alternating processes with and without OMP_WAIT_POLICY=PASSIVE on the nanotrm shape (docs/performance.md, "Thread layout").
 for r in 1 2 3; do
   for pol in default PASSIVE; do
