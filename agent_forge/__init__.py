@@ -7,6 +7,11 @@ Public API::
 
 __version__ = "0.1.0"
 
+# Before anything imports torch: libgomp reads its wait settings when it is loaded.
+from agent_forge.threading_env import apply_wait_default  # noqa: E402
+
+apply_wait_default()
+
 from agent_forge.checkpoint import load_artifact  # noqa: E402
 from agent_forge.hookspecs import hookimpl  # noqa: E402
 from agent_forge.runner import Pipeline, PhaseRunner, RunOptions, run_phase  # noqa: E402

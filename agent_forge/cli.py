@@ -327,8 +327,10 @@ def run_phase_cmd(
         os.environ[distributed.BACKEND_ENV] = backend
     try:
         result = PhaseRunner(_host()).run(name, options)
-    finally:
+    except BaseException:
         distributed.shutdown()
+        raise
+    distributed.shutdown(sync=True)
     if distributed.rank_from_env() == 0:
         emit_json(result.model_dump(mode="json")) if as_json else print_summary([result])
     if result.status == "failed":

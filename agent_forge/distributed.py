@@ -96,9 +96,22 @@ def init_from_env() -> bool:
     return True
 
 
-def shutdown() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+def shutdown(*, sync: bool = False) -> None:
+    """Leave the process group (a no-op when not distributed).
+
+    ``sync=True`` (the normal end of a run) first waits at a barrier for every rank: a rank that
+    tears its gloo group down while a peer's background thread still talks to it can make that
+    peer abort at exit ("terminate called without an active exception"). After an error the
+    barrier is skipped, since a failed peer would never reach it.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if sync:
+        try:
+            dist.barrier()
+        except RuntimeError:  # a peer already left; leaving now is all that is left to do
+            pass
+    dist.destroy_process_group()
 
 
 def _device_for_collectives() -> torch.device:
