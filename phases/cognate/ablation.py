@@ -48,7 +48,12 @@ SHARED_TRAINER_KEYS = ("batch_size", "lr", "weight_decay", "betas", "warmup_step
                        "precision", "eval_every", "eval_samples")
 REPORTED = ("exact_accuracy", "token_accuracy", "raw/exact_accuracy", "ema/exact_accuracy", "raw/token_accuracy",
             "ema/token_accuracy", "parameters", "steps", "train_seconds", "mean_sup_steps", "early_stop_rate",
-            "final_loss", "effective_depth")
+            "final_loss", "effective_depth", "eval_loss", "perplexity")
+
+#: What the verdict and the plot compare arms on: the first of these that the runs measured (a text
+#: task has no exact accuracy; a run with only the ``loss`` evaluator has neither accuracy). The
+#: sign says which way is better.
+SCORES: tuple[tuple[str, int], ...] = (("exact_accuracy", 1), ("token_accuracy", 1), ("eval_loss", -1))
 
 
 # -- arms ----------------------------------------------------------------------------------
@@ -266,8 +271,8 @@ def run_ablation(host: PluginHost, arms: list[str | Arm], *, task: str | None, s
             "overrides": overrides, "settings": _settings(configs), "summary": summary, "runs": rows,
             "verdict": verdict, "out": str(out)}
     atomic_write_json(out / "ablation.json", data)
-    _plot(out / "ablation.png", out, names, seeds)
     atomic_write_bytes(out / "ablation.md", _markdown(data).encode())
+    _plot(out / "ablation.png", out, names, seeds)
     return data
 
 
@@ -351,34 +356,43 @@ def _mean_std(values: list[float | None]) -> dict[str, Any] | None:
 
 
 def _verdict(summary: dict[str, dict[str, Any]]) -> str:
-    scored = [(arm, s["exact_accuracy"]) for arm, s in summary.items() if s.get("exact_accuracy")]
-    if len(scored) < 2:
-        return "only one arm: nothing to compare"
-    scored.sort(key=lambda x: -x[1]["mean"])
+    for metric, sign in SCORES:
+        scored = [(arm, s[metric]) for arm, s in summary.items() if s.get(metric)]
+        if len(scored) >= 2:
+            break
+    else:
+        return "fewer than two arms measured a score: nothing to compare"
+    scored.sort(key=lambda x: -sign * x[1]["mean"])
     (best, b), (second, c) = scored[0], scored[1]
-    gap = b["mean"] - c["mean"]
+    gap = abs(b["mean"] - c["mean"])
+    name = metric.replace("_", " ")
+    kind = "fraction" if metric.endswith("accuracy") else "auto"
 
-    def acc(v: float) -> str:
-        return format_number(v, "fraction")
+    def val(v: float) -> str:
+        return format_number(v, kind, key=metric)
 
     if gap == 0:
-        return f"{best} and {second} tie on exact accuracy ({acc(b['mean'])})"
-    head = (f"{best} has the highest exact accuracy ({format_spread(b['mean'], b['std'], int(b['n']), 'fraction')}),"
-            f" {acc(gap)} above {second}")
+        return f"{best} and {second} tie on {name} ({val(b['mean'])})"
+    best_word = "highest" if sign > 0 else "lowest"
+    head = (f"{best} has the {best_word} {name} ({format_spread(b['mean'], b['std'], int(b['n']), kind, key=metric)}),"
+            f" {val(gap)} {'above' if sign > 0 else 'below'} {second}")
     if b["std"] is None or c["std"] is None:
         return (f"{head}; the seed-to-seed spread is n/a (1 seed), so whether the gap is more than seed"
                 " noise cannot be told: run more seeds (--seeds)")
     spread = max(b["std"], c["std"])
-    judged = "larger" if gap > 2 * spread else "not larger"
-    return f"{head}; the gap is {judged} than twice the seed-to-seed spread ({acc(spread)})"
+    if spread == 0:
+        return f"{head}; the seeds did not vary (spread 0), so the gap cannot be set against a spread"
+    return f"{head}, {gap / spread:.1f}× the larger seed-to-seed spread of the two ({val(spread)})"
 
 
-RESULT_COLUMNS = ("exact_accuracy", "raw/exact_accuracy", "ema/exact_accuracy", "token_accuracy", "final_loss",
-                  "parameters", "effective_depth", "steps", "train_seconds", "mean_sup_steps", "early_stop_rate")
+RESULT_COLUMNS = ("exact_accuracy", "raw/exact_accuracy", "ema/exact_accuracy", "token_accuracy", "eval_loss",
+                  "final_loss", "parameters", "effective_depth", "steps", "train_seconds", "mean_sup_steps",
+                  "early_stop_rate")
 
 
 def _markdown(data: dict[str, Any]) -> str:
-    cols = RESULT_COLUMNS
+    # Only the columns some arm measured (a text task has no exact accuracy, a puzzle no eval loss).
+    cols = [c for c in RESULT_COLUMNS if any(s.get(c) for s in data["summary"].values())]
     seeds = data["seeds"]
     settings = data["settings"]
     spread = ("Values are mean ± std over seeds." if seeds > 1 else
@@ -417,6 +431,11 @@ def _markdown(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _plotted_metric(evals: list[dict[str, Any]]) -> str | None:
+    keys = set(evals[0])
+    return next((m for m, _ in SCORES if keys & {m, f"raw/{m}", f"ema/{m}"}), None)
+
+
 def _plot(path: Path, out: Path, arms: list[str], seeds: int) -> None:
     import matplotlib
 
@@ -424,6 +443,7 @@ def _plot(path: Path, out: Path, arms: list[str], seeds: int) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4))
+    metric: str | None = None  # one metric for every curve, the first SCORES entry the evaluations have
     for arm in arms:
         for seed in range(seeds):
             metrics = out / arm / f"seed-{seed}" / "metrics.jsonl"
@@ -431,12 +451,17 @@ def _plot(path: Path, out: Path, arms: list[str], seeds: int) -> None:
                 continue
             evals = [json.loads(line) for line in metrics.read_text().splitlines() if '"eval"' in line]
             evals = [e for e in evals if e.get("kind") == "eval"]
-            if evals:
-                key = "ema/exact_accuracy" if "ema/exact_accuracy" in evals[0] else "raw/exact_accuracy"
-                ax.plot([e["elapsed_s"] / 60 for e in evals], [e[key] for e in evals],
-                        label=f"{arm} s{seed} ({key.split('/')[0]})")
+            if not evals:
+                continue
+            metric = metric or _plotted_metric(evals)
+            if metric is None:
+                continue
+            key = next((k for k in (f"ema/{metric}", f"raw/{metric}", metric) if k in evals[0]), None)
+            points = [(e["elapsed_s"] / 60, e[key]) for e in evals if key and e.get(key) is not None]
+            if points:
+                ax.plot(*zip(*points), label=f"{arm} s{seed} ({key.split('/')[0] if '/' in key else 'final'})")
     ax.set_xlabel("minutes")
-    ax.set_ylabel("eval exact accuracy")
+    ax.set_ylabel(f"eval {(metric or 'exact_accuracy').replace('_', ' ')}")
     ax.grid(alpha=0.3)
     if ax.lines:
         ax.legend(fontsize=7)

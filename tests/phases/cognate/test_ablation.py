@@ -1,7 +1,9 @@
 import json
 import re
 
-from agent_forge.phases.cognate.ablation import run_ablation
+from pathlib import Path
+
+from agent_forge.phases.cognate.ablation import _markdown, _plot, _verdict, run_ablation
 
 SMALL = ["task.train_count=64", "task.eval_count=32", "task.blanks=[6, 8]", "model.d_model=16", "model.n_layers=1",
          "model.n_heads=2", "trainer.batch_size=16", "trainer.eval_every=null", "trainer.log_every=2",
@@ -147,3 +149,44 @@ def test_ablate_command_takes_arm_sets_and_arms(tmp_path, host):
         "--task", "sudoku4", "--minutes", "1", "--out", str(tmp_path / "a"), *sets])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["arms"] == ["base", "no_ema", "wide"]
+
+
+def _spread(mean: float, std: float | None, n: int = 3) -> dict:
+    return {"mean": mean, "std": std, "n": n}
+
+
+def test_the_verdict_sets_the_gap_against_the_seed_spread():
+    summary = {"trm": {"exact_accuracy": _spread(0.80, 0.02)}, "baseline": {"exact_accuracy": _spread(0.50, 0.05)},
+               "small": {"exact_accuracy": _spread(0.10, 0.01)}}
+    verdict = _verdict(summary)
+    # best vs the runner-up: gap 0.30 against the larger spread 0.05 -> 6.0x
+    assert verdict.startswith("trm has the highest exact accuracy") and "6.0×" in verdict and "baseline" in verdict
+
+
+def test_the_verdict_falls_back_to_what_a_text_task_measures():
+    # No exact accuracy (a text task with the loss evaluator only): lower eval loss wins.
+    summary = {"a": {"eval_loss": _spread(2.0, 0.1)}, "b": {"eval_loss": _spread(1.5, 0.1)}}
+    verdict = _verdict(summary)
+    assert verdict.startswith("b has the lowest eval loss") and "below a" in verdict and "5.0×" in verdict
+    assert "nothing to compare" in _verdict({"a": {"eval_loss": _spread(2.0, None, 1)}})
+
+
+def _write_evals(run: Path, rows: list[dict]) -> None:
+    run.mkdir(parents=True)
+    (run / "metrics.jsonl").write_text("".join(json.dumps({"kind": "eval", **r}) + "\n" for r in rows))
+
+
+def test_the_plot_and_report_work_without_exact_accuracy(tmp_path):
+    # A text run's evaluations have token accuracy and loss, no exact accuracy (this used to raise KeyError).
+    for arm in ("a", "b"):
+        _write_evals(tmp_path / arm / "seed-0", [{"step": s, "elapsed_s": 6.0 * s, "raw/token_accuracy": 0.1 * s,
+                                                   "raw/eval_loss": 3.0 - 0.1 * s} for s in (1, 2, 3)])
+    _plot(tmp_path / "ablation.png", tmp_path, ["a", "b"], 1)
+    assert (tmp_path / "ablation.png").stat().st_size > 0
+    summary = {arm: {"token_accuracy": _spread(v, None, 1), "steps": _spread(3, None, 1)}
+               for arm, v in (("a", 0.3), ("b", 0.2))}
+    text = _markdown({"arms": ["a", "b"], "task": {"name": "text"}, "seeds": 1, "minutes": 1.0,
+                      "settings": {"shared": {}, "per_arm": {}}, "summary": summary, "verdict": _verdict(summary)})
+    header = next(line for line in text.splitlines() if line.startswith("| arm |"))
+    assert "token_accuracy" in header and "exact_accuracy" not in header
+    assert "a has the highest token accuracy" in text
