@@ -263,7 +263,7 @@ class DeepSupervisionTrainer:
                         self.evaluate_during_training(state, ctx)
                     if cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0:
                         self._save(state, ckpt_dir, ctx)
-                    progress.advance(state)
+                    progress.track(state)
                 if stop_signal is not None:
                     self._stop_on_interrupt(state, ckpt_dir, ctx, signal.Signals(stop_signal).name)
         except RunInterrupted:

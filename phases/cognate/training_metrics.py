@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from agent_forge import distributed as dist
+from agent_forge.progress import TerminalBar
 
 
 class MetricsAccumulator:
@@ -105,7 +106,7 @@ def model_metrics(model: Any) -> dict[str, float]:
     return {k: v / dist.world_size() for k, v in zip(names, sums)}
 
 
-class ProgressBar:
+class ProgressBar(TerminalBar):
     """Training progress where the user can see it.
 
     On a terminal: a rich bar on the shared console with step/total (or time/budget), elapsed
@@ -120,40 +121,30 @@ class ProgressBar:
         from agent_forge.logging import console
 
         self.total, self.minutes, self.every_s, self.log = total, minutes, every_s, log
-        self.bar = None
         self.plain = enabled and not console.is_terminal and log is not None
         self.last_line = float("-inf")
         self.by_time = total is None
-        if enabled and console.is_terminal:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        done = "{task.completed:.0f}/{task.total:.0f} s" if self.by_time else "step {task.completed:.0f}/{task.total:.0f}"
 
-            done = "{task.completed:.0f}/{task.total:.0f} s" if self.by_time else "step {task.completed:.0f}/{task.total:.0f}"
-            self.bar = Progress(TextColumn("[bold]train"), BarColumn(bar_width=24), TextColumn(done),
-                                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                                TextColumn("{task.description}"), console=console, transient=False)
-            self.task = self.bar.add_task("", total=(minutes * 60 if self.by_time else total),
-                                          completed=0 if self.by_time else start_step)
+        def columns(rp: Any) -> list[Any]:
+            return [rp.TextColumn("[bold]train"), rp.BarColumn(bar_width=24), rp.TextColumn(done),
+                    rp.TimeElapsedColumn(), rp.TextColumn("eta"), rp.TimeRemainingColumn(),
+                    rp.TextColumn("{task.description}")]
 
-    def __enter__(self) -> "ProgressBar":
-        if self.bar:
-            self.bar.__enter__()
-        return self
+        super().__init__(enabled, columns, total=(minutes * 60 if self.by_time else total),
+                         completed=0 if self.by_time else start_step)
 
-    def __exit__(self, *exc: Any) -> None:
-        if self.bar:
-            self.bar.__exit__(*exc)
-
-    def advance(self, state: Any) -> None:
-        if self.bar:
-            self.bar.update(self.task, completed=state.elapsed_s if self.by_time else state.step)
+    def track(self, state: Any) -> None:
+        """Move the bar to the state's step (or elapsed time, for a time budget)."""
+        self.set(completed=state.elapsed_s if self.by_time else state.step)
 
     def update(self, state: Any) -> None:
         """After each log row: refresh the bar's figures, or write a plain line if it is time."""
         m = state.metrics
         figures = (f"loss {m.get('loss', 0):.3f} exact {_or_dash(m, 'train_exact_at_halt', '.3f')}"
                    f" steps {_or_dash(m, 'mean_sup_steps', '.1f')} {m.get('examples_per_s', 0):.0f} ex/s")
-        if self.bar:
-            self.bar.update(self.task, description=figures)
+        if self.drawing:
+            self.set(description=figures)
         elif self.plain and time.monotonic() - self.last_line >= self.every_s:
             self.last_line = time.monotonic()
             self.log.info("train.progress", step=state.step, total_steps=self.total,

@@ -18,6 +18,7 @@ from agent_forge import parallel
 from agent_forge.data import TaskData
 from agent_forge.phases.common.evaluation import EvalContext, run_evaluators, step_curve
 from agent_forge.phases.cognate.state import TrainState
+from agent_forge.progress import TerminalBar
 
 
 def offered_weights(state: TrainState) -> dict[str, dict[str, torch.Tensor]]:
@@ -103,34 +104,15 @@ def evaluate_weights(trainer: Any, state: TrainState, task: TaskData, host: Any,
     return result
 
 
-class _EvalBar:
+class _EvalBar(TerminalBar):
     """A rich bar "eval <label> n/N examples" on the shared console; a no-op elsewhere."""
 
     def __init__(self, enabled: bool, total: int) -> None:
-        from agent_forge.logging import console
+        def columns(rp: Any) -> list[Any]:
+            return [rp.TextColumn("[bold]eval {task.description}"), rp.BarColumn(bar_width=24),
+                    rp.MofNCompleteColumn(), rp.TextColumn("examples"), rp.TimeElapsedColumn()]
 
-        self.bar = None
-        if enabled and console.is_terminal:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self.bar = Progress(TextColumn("[bold]eval {task.description}"), BarColumn(bar_width=24),
-                                MofNCompleteColumn(), TextColumn("examples"), TimeElapsedColumn(),
-                                console=console, transient=True)
-            self.task = self.bar.add_task("", total=total)
-
-    def __enter__(self) -> "_EvalBar":
-        if self.bar:
-            self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.bar:
-            self.bar.__exit__(*exc)
+        super().__init__(enabled, columns, total=total, transient=True)
 
     def label(self, label: str) -> None:
-        if self.bar:
-            self.bar.update(self.task, description=label)
-
-    def advance(self, rows: int) -> None:
-        if self.bar:
-            self.bar.advance(self.task, rows)
+        self.set(description=label)

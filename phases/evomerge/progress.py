@@ -4,29 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from agent_forge.progress import TerminalBar
 
-class GenerationBar:
+
+class GenerationBar(TerminalBar):
     def __init__(self, enabled: bool, total: int, done: int) -> None:
-        from agent_forge.logging import console
+        def columns(rp: Any) -> list[Any]:
+            return [rp.TextColumn("[bold]evomerge"), rp.BarColumn(), rp.MofNCompleteColumn(),
+                    rp.TextColumn("{task.description}"), rp.TimeElapsedColumn()]
 
-        self.bar = None
-        if enabled and console.is_terminal and total > 0:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self.bar = Progress(TextColumn("[bold]evomerge"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("{task.description}"), TimeElapsedColumn(), console=console)
-            self.task = self.bar.add_task("", total=total, completed=done)
-
-    def __enter__(self) -> "GenerationBar":
-        if self.bar:
-            self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.bar:
-            self.bar.__exit__(*exc)
+        super().__init__(enabled and total > 0, columns, total=total, completed=done)
 
     def update(self, row: dict[str, Any]) -> None:
-        if self.bar:
-            self.bar.update(self.task, completed=row["generation"],
-                            description=f"best {row['best']:.3f} mean {row['mean']:.3f}")
+        self.set(completed=row["generation"], description=f"best {row['best']:.3f} mean {row['mean']:.3f}")
