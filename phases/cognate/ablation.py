@@ -41,6 +41,8 @@ from agent_forge.checkpoint import atomic_write_bytes, atomic_write_json
 from agent_forge.config import apply_overrides
 from agent_forge.errors import ConfigError
 from agent_forge.formatting import format_number, format_spread
+from agent_forge.logging import get_logger
+from agent_forge.phases.cognate.ablation_jobs import Job, run_jobs
 from agent_forge.plugin_host import PluginHost
 from agent_forge.runner import PhaseRunner, RunOptions
 
@@ -244,31 +246,47 @@ def resolve_arms(host: PluginHost, arms: list[str | Arm], *, task: str | None, m
 
 
 def run_ablation(host: PluginHost, arms: list[str | Arm], *, task: str | None, seeds: int, minutes: float,
-                 overrides: list[str], out: Path | None, progress: bool = True) -> dict[str, Any]:
+                 overrides: list[str], out: Path | None, progress: bool = True, jobs: int = 1) -> dict[str, Any]:
+    """Train every arm ``seeds`` times and write ``ablation.json``/``.md``/``.png`` into ``out``.
+
+    ``jobs > 1`` runs that many at once as separate processes (:mod:`.ablation_jobs`), each
+    with ``cores // jobs`` threads; ``jobs=1`` runs them one after another in this process.
+    """
+    if jobs < 1:
+        raise ConfigError(f"--jobs {jobs}: give 1 or more")
     resolved, same_as, task_section, shared = resolve_arms(host, arms, task=task, minutes=minutes,
                                                            overrides=overrides)
     out = out or Path("runs") / f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-ablation"
-    runner = PhaseRunner(host)
+    plan = [Job(arm_spec.name, arm_spec.variant, seed, full, out / arm_spec.name / f"seed-{seed}")
+            for arm_spec, full in resolved for seed in range(seeds)]
+    if jobs == 1:
+        runner = PhaseRunner(host)
+        results = {job: runner.run("cognate", RunOptions(variant=job.variant, seed=job.seed,
+                                                         overrides=job.overrides, progress=progress),
+                                   run_dir=job.run_dir) for job in plan}
+    else:
+        log = get_logger(phase="ablate")
+        results = run_jobs(plan, jobs, on_done=lambda job, r: log.info(
+            "ablation.run_done", arm=job.arm, seed=job.seed, status=r.status,
+            exact_accuracy=r.metrics.get("exact_accuracy"), run_dir=str(job.run_dir)))
     rows: dict[str, list[dict[str, float | None]]] = {}
     configs: dict[str, list[dict[str, Any]]] = {}
-    for arm_spec, full in resolved:
-        arm = arm_spec.name
-        for seed in range(seeds):
-            result = runner.run("cognate", RunOptions(variant=arm_spec.variant, seed=seed, overrides=full,
-                                                      progress=progress), run_dir=out / arm / f"seed-{seed}")
-            m: dict[str, float | None] = {k: _finite(v) for k, v in result.metrics.items()}
-            history = result.details["models"][0]["history"]
-            m["final_loss"] = _finite(history[-1]["loss"]) if history else None
-            m["effective_depth"] = _effective_depth(host, result.run_dir)
-            rows.setdefault(arm, []).append(m)
-            configs.setdefault(arm, []).append(json.loads((result.run_dir / "config.json").read_text())["config"])
+    for job in plan:
+        result = results[job]
+        m: dict[str, float | None] = {k: _finite(v) for k, v in result.metrics.items()}
+        models = result.details.get("models") or [{}]
+        history = models[0].get("history") or []
+        m["final_loss"] = _finite(history[-1]["loss"]) if history else None
+        m["effective_depth"] = _effective_depth(host, job.run_dir)
+        rows.setdefault(job.arm, []).append(m)
+        configs.setdefault(job.arm, []).append(json.loads((job.run_dir / "config.json").read_text())["config"])
     summary = {arm: {k: _mean_std([r.get(k) for r in runs]) for k in REPORTED} for arm, runs in rows.items()}
     verdict = _verdict(summary)
     names = [a.name for a, _ in resolved]
     data = {"arms": names, "arm_specs": {a.name: {"variant": a.variant, "overrides": list(a.overrides)}
                                          for a, _ in resolved},
             "same_as": same_as, "task": task_section, "seeds": seeds, "minutes": minutes, "shared_trainer": shared,
-            "overrides": overrides, "settings": _settings(configs), "summary": summary, "runs": rows,
+            "overrides": overrides, "jobs": jobs, "settings": _settings(configs), "summary": summary, "runs": rows,
             "verdict": verdict, "out": str(out)}
     atomic_write_json(out / "ablation.json", data)
     atomic_write_bytes(out / "ablation.md", _markdown(data).encode())
@@ -401,7 +419,9 @@ def _markdown(data: dict[str, Any]) -> str:
              f"Task `{data['task'].get('name', data['task'])}`, {seeds} seed{'s' if seeds != 1 else ''} per arm"
              f" (seeds {', '.join(str(i) for i in range(seeds))}), a wall-clock budget of"
              f" {format_number(data['minutes'] * 60, 'seconds')} per run. The settings below are read back from"
-             " every run's resolved `config.json` (`--set` values included).", ""]
+             " every run's resolved `config.json` (`--set` values included)."
+             + (f" {data['jobs']} runs at a time (`--jobs`), each its own process with its share of the cores"
+                " (`trainer.threads` below)." if data.get("jobs", 1) > 1 else ""), ""]
     specs = data.get("arm_specs") or {}
     if any(spec["overrides"] or spec["variant"] != arm for arm, spec in specs.items()):
         lines += ["## Arms", "", "| arm | variant | its own overrides |", "|---|---|---|"]

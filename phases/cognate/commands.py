@@ -101,6 +101,8 @@ def ablate(
     set_: Optional[list[str]] = typer.Option(
         None, "--set", help="Override a config value: --set model.d_model=128 (repeatable). Applies to every arm."),
     out: Optional[Path] = typer.Option(None, "--out", help="Ablation folder (default runs/<time>-ablation)."),
+    jobs: int = typer.Option(1, "--jobs", min=1, help="Runs at a time, each a process with cores/JOBS threads"
+                                                      " (unless --set trainer.threads=...)."),
 ) -> None:
     """Train every arm on the same task, data and budget; report mean ± std over seeds.
 
@@ -115,7 +117,7 @@ def ablate(
         chosen += expand_arm_sets(get_host(), [a.strip() for a in arms.split(",") if a.strip()], base, overrides)
     chosen += [parse_arm(text) for text in arm or ()]
     summary = run_ablation(get_host(), chosen, task=task, seeds=seeds, minutes=minutes,
-                           overrides=overrides, out=out)
+                           overrides=overrides, out=out, jobs=jobs)
     emit_json(summary)
 
 

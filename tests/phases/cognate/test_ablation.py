@@ -190,3 +190,31 @@ def test_the_plot_and_report_work_without_exact_accuracy(tmp_path):
     header = next(line for line in text.splitlines() if line.startswith("| arm |"))
     assert "token_accuracy" in header and "exact_accuracy" not in header
     assert "a has the highest token accuracy" in text
+
+
+def test_jobs_run_in_parallel_processes_and_give_the_serial_results(tmp_path, host):
+    from agent_forge.phases.cognate.ablation_jobs import threads_per_job
+
+    small = [o for o in SMALL if not o.startswith("trainer.threads")] + ["trainer.max_steps=3"]
+    kwargs = dict(task="sudoku4", seeds=1, minutes=1.0, overrides=small, progress=False)
+    serial = run_ablation(host, ["baseline", "trm_tiny"], out=tmp_path / "serial",
+                          **{**kwargs, "overrides": small + [f"trainer.threads={threads_per_job(2)}"]})
+    parallel = run_ablation(host, ["baseline", "trm_tiny"], out=tmp_path / "par", jobs=2, **kwargs)
+    for arm in ("baseline", "trm_tiny"):
+        config = json.loads((tmp_path / "par" / arm / "seed-0" / "config.json").read_text())["config"]
+        assert config["trainer"]["threads"] == threads_per_job(2)  # the cores split between the jobs
+        assert (tmp_path / "par" / arm / "seed-0.log").exists()
+        # Same runs, same seeds, same thread count: the same numbers, in a process of their own.
+        for key in ("exact_accuracy", "token_accuracy", "final_loss", "steps"):
+            assert parallel["runs"][arm][0][key] == serial["runs"][arm][0][key], (arm, key)
+    assert parallel["jobs"] == 2 and "2 runs at a time" in (tmp_path / "par" / "ablation.md").read_text()
+
+
+def test_a_job_that_cannot_run_names_its_log(tmp_path, host):
+    import pytest
+
+    from agent_forge.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"ablation run trm_tiny seed 0 failed .*seed-0\.log"):
+        run_ablation(host, ["trm_tiny"], task="sudoku4", seeds=1, minutes=1.0, jobs=2, progress=False,
+                     overrides=SMALL + ["trainer.max_steps=2", "model.d_model=-4"], out=tmp_path / "bad")
