@@ -44,6 +44,9 @@ class FitResult:
     state: TrainState
     status: Literal["completed", "stopped", "failed"]
     message: str
+    #: The checkpoint holding the end of training, if the trainer saved one: an interrupt during
+    #: the final evaluation names it, and ``--resume`` continues from it to the evaluation.
+    checkpoint: Path | None = None
 
 
 class Trainer(Protocol):

@@ -17,16 +17,22 @@ import signal
 import threading
 import time
 from types import FrameType
-from typing import Any
+from typing import Any, Callable
 
 REPEAT_WINDOW_S = 1.0
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class Interrupts:
-    """``with Interrupts() as interrupts:`` ... ``if interrupts.signum is not None: stop``."""
+    """``with Interrupts() as interrupts:`` ... ``if interrupts.signum is not None: stop``.
 
-    def __init__(self) -> None:
+    ``on_first(signum)``, if given, is called by the first signal itself (and may raise, which
+    ends the guarded block at once): for work such as an evaluation that has no step boundary
+    worth waiting for and nothing to save.
+    """
+
+    def __init__(self, on_first: Callable[[int], None] | None = None) -> None:
+        self._on_first = on_first
         self.signum: int | None = None
         self._first_at = 0.0
         self._previous: dict[int, Any] = {}
@@ -54,6 +60,8 @@ class Interrupts:
         now = time.monotonic()
         if self.signum is None:
             self.signum, self._first_at = signum, now
+            if self._on_first is not None:
+                self._on_first(signum)
             return
         if now - self._first_at < REPEAT_WINDOW_S:
             return  # the same interrupt, forwarded by a launcher

@@ -17,6 +17,7 @@ The run options (``--task``, ``--seed``, ``--max-steps``, ``--minutes``, ``--che
 
 from __future__ import annotations
 
+import signal
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -30,10 +31,11 @@ from agent_forge import distributed, parallel
 from agent_forge.checkpoint import atomic_write_json, sha256_json, verify_artifact, write_artifact
 from agent_forge.config import check_sections, validate
 from agent_forge.contracts import ArtifactRef, PhaseResult, TaskSpec, VersionInfo
-from agent_forge.errors import ConfigError
+from agent_forge.errors import ConfigError, RunInterrupted
 from agent_forge.loggers import LoggerSet
 from agent_forge.phases.cognate.checkpointing import checkpoints_newest_first
 from agent_forge.phases.cognate.fit import FitContext, Trainer
+from agent_forge.phases.cognate.interrupts import Interrupts
 from agent_forge.phases.cognate.report import last_at_halt, write_report
 from agent_forge.phases.cognate.training_config import resolve_device
 from agent_forge.phases.cognate.weights import evaluate_weights
@@ -316,9 +318,17 @@ class CognatePhase(Phase):
                                      config_fingerprint=sha256_json(_fingerprint_config(cfg)),
                                      loggers=loggers, config=cfg.model_dump()))
         state = fit.state
-        # Final evaluation on the whole held-out split: raw weights, and EMA when present.
-        final = evaluate_weights(trainer, state, task_data, self.host, cfg.evaluators, cfg.trainer.eval_batch_size,
-                                 progress=ctx.options.progress and distributed.is_main())
+        # Final evaluation on the whole held-out split: raw weights, and EMA when present. It has
+        # no step to finish, so a signal stops it at once, pointing at the checkpoint of the
+        # finished training, from which --resume goes straight back to this evaluation.
+        with Interrupts(on_first=lambda signum: _stop_final_evaluation(signum, state.step, fit.checkpoint)):
+            try:
+                final = evaluate_weights(trainer, state, task_data, self.host, cfg.evaluators,
+                                         cfg.trainer.eval_batch_size,
+                                         progress=ctx.options.progress and distributed.is_main())
+            except RunInterrupted:
+                loggers.finish("interrupted")
+                raise
         finals, texts = final.metrics, final.texts
         steps_file = model_dir / "steps.json"
         if final.curves and distributed.is_main():
@@ -381,6 +391,14 @@ class CognatePhase(Phase):
 
 RESUMABLE_TRAINER_FIELDS = ("max_steps", "minutes", "checkpoint_every", "log_every", "eval_every",
                             "keep_checkpoints")
+
+
+def _stop_final_evaluation(signum: int, step: int, checkpoint: Path | None) -> None:
+    name = signal.Signals(signum).name
+    saved = (f"training finished at step {step} and is saved in checkpoint {checkpoint}" if checkpoint else
+             f"training finished at step {step}, but the trainer saved no checkpoint of it")
+    raise RunInterrupted(f"interrupted by {name} during the final evaluation; {saved}", signal_name=name,
+                         step=step, checkpoint=checkpoint, exit_code=128 + signum)
 
 
 def _without_budget(data: dict[str, Any]) -> dict[str, Any]:

@@ -276,11 +276,12 @@ class DeepSupervisionTrainer:
             ctx.loggers.finish("interrupted" if isinstance(exc, (RunInterrupted, KeyboardInterrupt)) else "failed")
             raise
         self._fire(state, Event.FIT_END)
-        if cfg.checkpoint_every and not state.failed:
-            self._save(state, ckpt_dir, ctx)
+        # Always, not only with --checkpoint-every: the final evaluation can take long (an LM's, a
+        # large eval split), and a kill there must not lose the training that just finished.
+        final = self._save(state, ckpt_dir, ctx) if not state.failed else None
         status: Literal["completed", "stopped", "failed"] = (
             "failed" if state.failed else "completed" if state.stop_reason in {"max_steps", "time_budget"} else "stopped")
-        return FitResult(state, status, state.stop_reason)
+        return FitResult(state, status, state.stop_reason, checkpoint=final)
 
     def _stop_on_interrupt(self, state: TrainState, ckpt_dir: Path, ctx: FitContext, name: str) -> None:
         """Save the last finished step (it is a consistent boundary: the step in flight when the

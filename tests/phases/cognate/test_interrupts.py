@@ -71,3 +71,37 @@ def test_interrupt_saves_a_step_and_resume_is_bit_identical(tmp_path, tiny, unin
     resumed = subprocess.run(_cmd(out, tiny, resume=True), capture_output=True, text=True, env=env, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert_same_training_state(uninterrupted, _final_state(out))
+
+
+def test_a_signal_during_the_final_evaluation_keeps_the_training(tmp_path, tiny, host, monkeypatch):
+    """The final evaluation has no step to finish: a signal stops it at once, the finished
+    training is in a checkpoint (without --checkpoint-every), and --resume only evaluates."""
+    from agent_forge.errors import RunInterrupted
+    from agent_forge.phases.cognate import phase as cognate_phase
+    from agent_forge.runner import PhaseRunner, RunOptions
+
+    def options(**kw):
+        return RunOptions(variant="trm_tiny", max_steps=6, overrides=tuple(tiny), progress=False, **kw)
+
+    whole = PhaseRunner(host).run("cognate", options(), run_dir=tmp_path / "whole")
+    handler_before = signal.getsignal(signal.SIGTERM)
+
+    real = cognate_phase.evaluate_weights
+    def signal_then_evaluate(*args, **kwargs):  # the user's Ctrl-C arrives as the evaluation starts
+        signal.raise_signal(signal.SIGTERM)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cognate_phase, "evaluate_weights", signal_then_evaluate)
+    with pytest.raises(RunInterrupted) as stopped:
+        PhaseRunner(host).run("cognate", options(), run_dir=tmp_path / "cut")
+    assert stopped.value.step == 6 and stopped.value.exit_code == 128 + signal.SIGTERM
+    assert "during the final evaluation" in str(stopped.value) and stopped.value.checkpoint is not None
+    assert json.loads((tmp_path / "cut" / "checkpoints" / "latest.json").read_text())["step"] == 6
+    assert not (tmp_path / "cut" / "result.json").exists()
+    assert signal.getsignal(signal.SIGTERM) is handler_before  # the handler is gone with the evaluation
+
+    monkeypatch.setattr(cognate_phase, "evaluate_weights", real)
+    resumed = PhaseRunner(host).run("cognate", options(resume=True), run_dir=tmp_path / "cut")
+    assert resumed.status == "completed" and resumed.metrics["steps"] == 6
+    assert resumed.metrics["exact_accuracy"] == whole.metrics["exact_accuracy"]
+    assert resumed.metrics["token_accuracy"] == whole.metrics["token_accuracy"]
