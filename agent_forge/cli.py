@@ -487,6 +487,21 @@ def _one_line(text: str) -> str:
     return "; ".join(line.strip() for line in str(text).splitlines() if line.strip())
 
 
+def os_error_message(exc: OSError) -> str:
+    """``cannot use PATH: REASON``, naming the path the user would recognise: for a failed rename
+    of a temporary file into place, the destination."""
+    import errno
+
+    target = exc.filename2 if exc.filename2 is not None else exc.filename
+    reason = exc.strerror or str(exc)
+    hint = {errno.ENOTDIR: " (a part of that path is a file, not a folder: choose another path)",
+            errno.EEXIST: " (a file is in the way of a folder that is needed there: choose another path)",
+            errno.EISDIR: " (it is a folder: give a file name)",
+            errno.EACCES: " (no permission: choose a path you can write)",
+            errno.ENOSPC: " (free some space, or write elsewhere)"}.get(exc.errno or 0, "")
+    return f"cannot use {target}: {reason}{hint}" if target is not None else f"{reason}{hint}"
+
+
 def _error(message: str) -> None:
     # soft_wrap: one line whatever the width, so a long path is never cut in two; Text: no markup.
     console.print(Text.assemble(("error: ", "bold red"), _one_line(message)), soft_wrap=True)
@@ -561,6 +576,13 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             raise
         _error(str(exc))
+        sys.exit(2)
+    except OSError as exc:
+        # A path the user gave that cannot be used (a file where a folder must be, a folder where
+        # a file must be, no permission, a full disk): one line naming it, not a traceback.
+        if debug:
+            raise
+        _error(os_error_message(exc))
         sys.exit(2)
     except KeyboardInterrupt:
         console.print("interrupted")

@@ -254,11 +254,21 @@ def run_ablation(host: PluginHost, arms: list[str | Arm], *, task: str | None, s
     """
     if jobs < 1:
         raise ConfigError(f"--jobs {jobs}: give 1 or more")
+    if not minutes > 0:
+        raise ConfigError(f"--minutes {minutes}: give a training budget above 0 (minutes per run)")
     resolved, same_as, task_section, shared = resolve_arms(host, arms, task=task, minutes=minutes,
                                                            overrides=overrides)
     out = out or Path("runs") / f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-ablation"
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: is a file; an ablation writes a folder of runs there: choose another --out")
     plan = [Job(arm_spec.name, arm_spec.variant, seed, full, out / arm_spec.name / f"seed-{seed}")
             for arm_spec, full in resolved for seed in range(seeds)]
+    # A run folder that already holds a finished run would be reported as if it were this
+    # ablation's (the serial path refuses it too, but only when it reaches that run).
+    done = [job.run_dir for job in plan if (job.run_dir / "result.json").exists()]
+    if done:
+        raise ConfigError(f"--out {out}: {done[0]} already holds a finished run (of {len(done)} of this"
+                          " ablation's runs): choose another --out, or delete the folder to run it again")
     if jobs == 1:
         runner = PhaseRunner(host)
         results = {job: runner.run("cognate", RunOptions(variant=job.variant, seed=job.seed,

@@ -66,11 +66,13 @@ def run_jobs(jobs: list[Job], parallel: int, *, on_done: Callable[[Job, PhaseRes
     stops them all."""
     threads = threads_per_job(parallel)
     waiting, running, results = list(jobs), {}, {}
+    started: dict[Job, float] = {}
     try:
         while waiting or running:
             while waiting and len(running) < parallel:
                 job = waiting.pop(0)
                 job.run_dir.parent.mkdir(parents=True, exist_ok=True)
+                started[job] = time.time()
                 with job.log.open("wb") as log:
                     running[job] = subprocess.Popen(command(job, threads), stdout=subprocess.DEVNULL, stderr=log)
             for job, proc in list(running.items()):
@@ -81,7 +83,8 @@ def run_jobs(jobs: list[Job], parallel: int, *, on_done: Callable[[Job, PhaseRes
                 result_file = job.run_dir / "result.json"
                 # A run that failed in training still writes its result (status "failed"), which
                 # the ablation reports as the serial path does; no result means it never ran.
-                if not result_file.exists():
+                fresh = result_file.exists() and result_file.stat().st_mtime >= started[job] - 1
+                if not fresh:  # none, or one this job did not write (a refused run leaves the old one)
                     tail = job.log.read_text(errors="replace")[-2000:] if job.log.exists() else ""
                     raise ConfigError(f"ablation run {job.arm} seed {job.seed} failed (exit {code}); its log:"
                                       f" {job.log}\n{tail}")

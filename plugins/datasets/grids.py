@@ -72,7 +72,10 @@ def iter_question_answer(path: str | Path, *, strip: bool = True) -> Iterator[tu
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         try:
-            missing = {"question", "answer"} - set(reader.fieldnames or [])
+            if reader.fieldnames is None:
+                raise ConfigError(f"{path}: the file is empty; expected a header 'question,answer' and a row per"
+                                  " puzzle (forge data generate writes one)")
+            missing = {"question", "answer"} - set(reader.fieldnames)
             if missing:
                 raise ConfigError(f"{path}: row 1 (header) lacks column(s) {sorted(missing)};"
                                   f" found {reader.fieldnames}. Expected 'question,answer'.")

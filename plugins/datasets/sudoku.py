@@ -27,6 +27,7 @@ from agent_forge import hookimpl
 from agent_forge.config import StrictModel
 from agent_forge.contracts import TaskSpec
 from agent_forge.data import Split, TaskData
+from agent_forge.errors import ConfigError
 from agent_forge.plugins.datasets import sudoku_core as core
 from agent_forge.plugins.datasets.csv_grids import grid_text, read_grid_csv
 from agent_forge.plugins.datasets.grids import cache_dir, cached_arrays
@@ -127,9 +128,14 @@ def generate(size: int, count: int, blanks: BlankRange, seed: int, *, cache: boo
         while len(puzzles) < count:
             attempts += 1
             if attempts > 20 * count + 100:
-                raise ValueError(f"could only make {len(puzzles)} distinct {size}x{size} puzzles of {count}")
-            puzzle, solution = (core.make_hard_puzzle(size, blanks, rng) if hard
-                                else core.make_puzzle(size, rng.randint(*blanks), rng))
+                raise ConfigError(f"could only make {len(puzzles)} distinct {size}x{size} puzzles of {count}"
+                                  f" with {blanks[0]}-{blanks[1]} blanks: ask for fewer (count/train_count/"
+                                  "eval_count) or widen blanks")
+            try:
+                puzzle, solution = (core.make_hard_puzzle(size, blanks, rng) if hard
+                                    else core.make_puzzle(size, rng.randint(*blanks), rng))
+            except ValueError as exc:  # the pure generator's "cannot": a config the user can change
+                raise ConfigError(f"hard=true, blanks=[{blanks[0]}, {blanks[1]}]: {exc}") from None
             key = bytes(puzzle)
             if key in seen or key in (exclude or ()):
                 continue

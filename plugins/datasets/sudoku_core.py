@@ -346,5 +346,8 @@ def make_hard_puzzle(size: int, blanks: tuple[int, int], rng: random.Random,
             continue
         if not propagate_singles(puzzle, size)[1]:
             return puzzle, solution
-    raise ValueError(f"no {size}x{size} puzzle with {lo}-{hi} blanks that singles cannot solve in {max_tries}"
-                     f" tries; lower the minimum blanks (most {size}x{size} puzzles yield to singles)")
+    raise ValueError(f"no {size}x{size} puzzle with {lo}-{hi} blanks that naked and hidden singles cannot solve"
+                     f" in {max_tries} tries: puzzles are dug to minimal (or to {hi} blanks) and kept only when"
+                     f" they need search, so widen the blanks range (a maximum too low stops digging before"
+                     f" search is needed, a minimum too high is more than minimal puzzles have), or set"
+                     f" hard=false (on 4x4 almost no puzzle needs search)")

@@ -51,6 +51,7 @@ def _files(tmp: Path, art: dict) -> None:
     (tmp / "bad.csv").write_text("question,answer\n" + "." * 16 + ",1234341221434321\n"
                                  + "12x4" + "." * 12 + ",1234341221434321\n")
     (tmp / "ok.csv").write_text("question,answer\n" + "." * 16 + ",1234341221434321\n")
+    (tmp / "empty.csv").write_bytes(b"")
 
 
 def _unfinished(tmp: Path, art: dict) -> None:
@@ -139,6 +140,18 @@ CASES = [
     ("config-unknown-suffix", _files, [*RUN, "--config", "{tmp}/file.txt"], ["--config", "{tmp}/file.txt", ".toml"]),
     # -- the run folder ----------------------------------------------------------------------------
     ("out-is-a-file", _files, [*RUN, "--out", "{tmp}/file.txt"], ["--out", "{tmp}/file.txt", "is a file"]),
+    ("out-under-a-file", _files, [*RUN, "--out", "{tmp}/file.txt/sub"],
+     ["cannot use", "{tmp}/file.txt/sub", "Not a directory", "choose another path"]),
+    ("data-out-deep-under-a-file", _files,
+     ["data", "generate", "sudoku4", "--count", "3", "--out", "{tmp}/file.txt/sub/x.csv"],
+     ["cannot use", "file.txt/sub", "Not a directory"]),
+    ("hard-4x4-has-no-such-puzzles", None,
+     ["data", "generate", "sudoku4", "--count", "3", "--set", "hard=true", "--out", "{tmp}/hard.csv"],
+     ["hard=true", "blanks=[8, 10]", "widen the blanks range", "hard=false"]),
+    ("data-stats-empty-file", _files, ["data", "stats", "{tmp}/empty.csv"], ["{tmp}/empty.csv", "the file is empty"]),
+    ("ablate-minutes-zero", None, ["ablate", "--variants", "trm_tiny", "--minutes", "0"], ["--minutes 0", "above 0"]),
+    ("ablate-out-is-a-file", _files, ["ablate", "--variants", "trm_tiny", *SETS, "--out", "{tmp}/file.txt"],
+     ["--out", "{tmp}/file.txt", "is a file"]),
     ("out-unfinished-run", _unfinished, [*RUN, "--out", "{tmp}/run"], ["{tmp}/run", "unfinished", "--resume", "--out"]),
     ("out-finished-run", _finished, [*RUN, "--out", "{tmp}/run"], ["{tmp}/run", "finished", "--out"]),
     ("resume-without-checkpoint", None, [*RUN, "--resume", "--out", "{tmp}/new"],

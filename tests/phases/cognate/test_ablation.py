@@ -3,6 +3,9 @@ import re
 
 from pathlib import Path
 
+import pytest
+
+from agent_forge.errors import ConfigError
 from agent_forge.phases.cognate.ablation import _markdown, _plot, _verdict, run_ablation
 
 SMALL = ["task.train_count=64", "task.eval_count=32", "task.blanks=[6, 8]", "model.d_model=16", "model.n_layers=1",
@@ -211,10 +214,18 @@ def test_jobs_run_in_parallel_processes_and_give_the_serial_results(tmp_path, ho
 
 
 def test_a_job_that_cannot_run_names_its_log(tmp_path, host):
-    import pytest
-
-    from agent_forge.errors import ConfigError
-
     with pytest.raises(ConfigError, match=r"ablation run trm_tiny seed 0 failed .*seed-0\.log"):
         run_ablation(host, ["trm_tiny"], task="sudoku4", seeds=1, minutes=1.0, jobs=2, progress=False,
                      overrides=SMALL + ["trainer.max_steps=2", "model.d_model=-4"], out=tmp_path / "bad")
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_finished_run_in_the_folder_is_refused_not_reported(tmp_path, host, jobs):
+    # It would be counted as this ablation's run (with --jobs it used to be, silently).
+    stale = tmp_path / "abl" / "trm_tiny" / "seed-0"
+    stale.mkdir(parents=True)
+    (stale / "result.json").write_text("{}")
+    with pytest.raises(ConfigError, match=r"already holds a finished run.*choose another --out"):
+        run_ablation(host, ["baseline", "trm_tiny"], task="sudoku4", seeds=1, minutes=1.0, jobs=jobs, progress=False,
+                     overrides=SMALL + ["trainer.max_steps=2"], out=tmp_path / "abl")
+    assert not (tmp_path / "abl" / "baseline").exists()  # refused before any run started
