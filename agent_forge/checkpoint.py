@@ -202,7 +202,14 @@ def read_manifest(manifest_path: str | Path) -> ModelArtifact:
     """Parse and check a manifest: schema version, its own digests (:func:`_check_manifest_digests`), fields."""
     path = manifest_file(manifest_path)
     if path.is_dir():
-        raise ArtifactError(f"{path} is a folder; pass the artifact's .json manifest inside it")
+        has = [name for name in (EXPORT_CONFIG, EXPORT_WEIGHTS) if (path / name).is_file()]
+        if has:  # an export folder with a part missing: say which
+            lacks = EXPORT_WEIGHTS if has == [EXPORT_CONFIG] else EXPORT_CONFIG
+            raise ArtifactError(f"{path} looks like an exported model ({has[0]}) but has no {lacks}; export it"
+                                " again (forge export ARTIFACT FOLDER)")
+        manifests = sorted(p.name for p in path.glob("*.json"))
+        hint = f" (here: {', '.join(manifests[:3])})" if manifests else ""
+        raise ArtifactError(f"{path} is a folder; pass the artifact's .json manifest inside it{hint}")
     if not path.exists():
         raise ArtifactError(f"No artifact manifest at {path}")
     try:

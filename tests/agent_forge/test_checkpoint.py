@@ -183,3 +183,20 @@ def test_schema_1_manifest_loads_but_is_not_sealed(tmp_path):
     (tmp_path / "m.safetensors").write_bytes(bytes(data))
     with pytest.raises(ArtifactError, match="sha256 .* does not match"):
         load_artifact(path)
+
+
+@pytest.mark.parametrize("present,missing", [("config.json", "model.safetensors"), ("model.safetensors", "config.json")])
+def test_a_folder_names_the_part_of_an_export_that_is_missing(tmp_path, present, missing):
+    from agent_forge.checkpoint import read_manifest
+
+    (tmp_path / present).write_text("{}")
+    with pytest.raises(ArtifactError, match=f"looks like an exported model .* has no {missing}"):
+        read_manifest(tmp_path)
+
+
+def test_a_folder_of_manifests_lists_them(tmp_path):
+    from agent_forge.checkpoint import read_manifest
+
+    (tmp_path / "model-0.json").write_text("{}")
+    with pytest.raises(ArtifactError, match=r"is a folder; pass the artifact's \.json manifest inside it \(here: model-0\.json\)"):
+        read_manifest(tmp_path)
