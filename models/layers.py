@@ -119,18 +119,7 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, s, _ = x.shape
-        q, k, v = self.qkv(x).split(
-            [self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim, self.n_kv_heads * self.head_dim], dim=-1)
-        q = q.view(b, s, self.n_heads, self.head_dim).transpose(1, 2)
-        k = k.view(b, s, self.n_kv_heads, self.head_dim).transpose(1, 2)
-        v = v.view(b, s, self.n_kv_heads, self.head_dim).transpose(1, 2)
-        if self.rotary is not None:
-            cos, sin = self.rotary(s)
-            q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-        if self.n_kv_heads != self.n_heads:
-            repeat = self.n_heads // self.n_kv_heads
-            k, v = k.repeat_interleave(repeat, dim=1), v.repeat_interleave(repeat, dim=1)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
+        y = per_head_attention(self, x)
         return self.out(y.transpose(1, 2).reshape(b, s, self.n_heads * self.head_dim))
 
 
@@ -241,3 +230,23 @@ class TokenEmbedding(nn.Module):
         if self.puzzle is not None and puzzle_ids is not None:
             x = x + F.embedding(puzzle_ids, self.puzzle).unsqueeze(1)
         return self.scale * x
+
+
+def per_head_attention(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Every head's attention output, ``(batch, heads, seq, head_dim)``, before the output
+    projection: shared by :class:`Attention` and Mixture-of-Heads attention, which weights the
+    heads before projecting. ``layer`` has ``qkv``, ``n_heads``, ``n_kv_heads``, ``head_dim``,
+    ``rotary`` and ``causal``."""
+    b, s, _ = x.shape
+    h, kv, d = layer.n_heads, layer.n_kv_heads, layer.head_dim
+    q, k, v = layer.qkv(x).split([h * d, kv * d, kv * d], dim=-1)
+    q = q.view(b, s, h, d).transpose(1, 2)
+    k = k.view(b, s, kv, d).transpose(1, 2)
+    v = v.view(b, s, kv, d).transpose(1, 2)
+    if layer.rotary is not None:
+        cos, sin = layer.rotary(s)
+        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+    if kv != h:
+        repeat = h // kv
+        k, v = k.repeat_interleave(repeat, dim=1), v.repeat_interleave(repeat, dim=1)
+    return F.scaled_dot_product_attention(q, k, v, is_causal=layer.causal)

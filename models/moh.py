@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from agent_forge.models.layers import Linear, RotaryEmbedding, apply_rotary
+from agent_forge.models.layers import Linear, RotaryEmbedding, per_head_attention
 
 #: Width of the soft mask around the threshold (in probability mass): the straight-through
 #: gradient of a head whose mass-above is within ~2 widths of theta.
@@ -99,19 +99,7 @@ class MoHAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, s, _ = x.shape
-        # As Attention.forward, up to the per-head outputs.
-        q, k, v = self.qkv(x).split(
-            [self.n_heads * self.head_dim, self.n_kv_heads * self.head_dim, self.n_kv_heads * self.head_dim], dim=-1)
-        q = q.view(b, s, self.n_heads, self.head_dim).transpose(1, 2)
-        k = k.view(b, s, self.n_kv_heads, self.head_dim).transpose(1, 2)
-        v = v.view(b, s, self.n_kv_heads, self.head_dim).transpose(1, 2)
-        if self.rotary is not None:
-            cos, sin = self.rotary(s)
-            q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-        if self.n_kv_heads != self.n_heads:
-            repeat = self.n_heads // self.n_kv_heads
-            k, v = k.repeat_interleave(repeat, dim=1), v.repeat_interleave(repeat, dim=1)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)  # (b, heads, s, head_dim)
+        y = per_head_attention(self, x)  # as Attention, up to the per-head outputs (b, heads, s, head_dim)
         p, mask, hard = self.route(x)
         weight = self.n_heads * mask * p  # (b, s, heads)
         y = y.transpose(1, 2) * weight.unsqueeze(-1).to(y.dtype)  # (b, s, heads, head_dim)

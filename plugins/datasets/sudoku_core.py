@@ -150,20 +150,8 @@ def random_grid(size: int, rng: random.Random) -> list[int]:
 
 def dig(solution: list[int], size: int, blanks: int, rng: random.Random) -> list[int] | None:
     """Blank ``blanks`` cells keeping a unique solution, or None if this grid can't get there."""
-    puzzle = list(solution)
-    order = list(range(len(solution)))
-    rng.shuffle(order)
-    removed = 0
-    for i in order:
-        if removed == blanks:
-            break
-        keep = puzzle[i]
-        puzzle[i] = 0
-        if count_solutions(puzzle, size, limit=2) == 1:
-            removed += 1
-        else:
-            puzzle[i] = keep
-    return puzzle if removed == blanks else None
+    puzzle = dig_hard(solution, size, blanks, rng)  # the same digging, stopped at ``blanks``
+    return puzzle if puzzle.count(0) == blanks else None
 
 
 def make_puzzle(size: int, blanks: int, rng: random.Random, max_tries: int = 50) -> tuple[list[int], list[int]]:
