@@ -191,10 +191,15 @@ EXPORT_CONFIG, EXPORT_WEIGHTS = "config.json", "model.safetensors"
 
 
 def manifest_file(path: str | Path) -> Path:
-    """The manifest to read for ``path``: itself, or the ``config.json`` of an export folder."""
+    """The manifest to read for ``path``: itself, the ``config.json`` of an export folder, or the
+    one manifest (``NAME.json`` beside ``NAME.safetensors``) of a folder holding a single artifact."""
     path = Path(path)
     if path.is_dir() and (path / EXPORT_CONFIG).is_file() and (path / EXPORT_WEIGHTS).is_file():
         return path / EXPORT_CONFIG
+    if path.is_dir():  # a folder of one artifact (forge import's model.json + model.safetensors)
+        pairs = [p for p in sorted(path.glob("*.json")) if p.with_suffix(".safetensors").is_file()]
+        if len(pairs) == 1:
+            return pairs[0]
     return path
 
 

@@ -125,19 +125,32 @@ def inspect(path: Path = typer.Argument(..., help="An artifact manifest (.json),
         shown = format_number(value, "count") if key in ("parameters", "step", "seed") else ("-" if value is None else value)
         line(f"{key:>14}: {shown}")
     line(f"{'task':>14}: {artifact.task.name} (vocab {artifact.task.vocab_size}, seq {artifact.task.seq_len})")
+    if artifact.source is not None:
+        line(f"{'imported from':>14}: {artifact.source.path} ({artifact.source.format},"
+             f" sha256 {artifact.source.sha256[:16]}…)")
     for key, value in artifact.metrics.items():
         line(f"{key:>14}: {format_number(value, 'auto', key=key)}")
 
 
 def export(path: Path = typer.Argument(..., help="An artifact manifest (.json) to export."),
            out: Path = typer.Argument(..., help="The folder to write (new or empty)."),
-           overwrite: bool = typer.Option(False, "--overwrite", help="Write into a folder that is not empty.")) -> None:
+           overwrite: bool = typer.Option(False, "--overwrite", help="Write into a folder that is not empty."),
+           format_: str = typer.Option("hub", "--format", help="hub (default: the Hugging Face layout), or a"
+                                       " registered format: official (the official TRM code's step_N and"
+                                       " all_config.yaml); forge plugins lists them.")) -> None:
     """Write an artifact as a shareable folder in the Hugging Face Hub's layout: model.safetensors,
     config.json (the verified manifest) and a README model card. Nothing is uploaded; load the
-    folder back with load_artifact(DIR) or forge eval DIR."""
+    folder back with load_artifact(DIR) or forge eval DIR. --format NAME writes another code's
+    format instead (--format official: a checkpoint the official TRM code loads)."""
     from agent_forge.export import export_artifact
     from agent_forge.logging import stdout_console
 
+    if format_ != "hub":
+        writer = _host().get("export_format", format_).obj
+        written = writer(path, out, overwrite=overwrite)
+        stdout_console().print(f"exported {path} -> {out} ({format_}: {', '.join(Path(p).name for p in written)})",
+                               soft_wrap=True)
+        return
     config = export_artifact(path, out, overwrite=overwrite)
     stdout_console().print(f"exported {path} -> {config.parent} (model.safetensors, config.json, README.md)",
                            soft_wrap=True)

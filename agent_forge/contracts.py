@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 #: Bumped when a field is added, removed or changes meaning; loaders refuse a newer version.
 #: 2: artifact manifests carry ``field_sha256`` and ``manifest_sha256`` (see
 #: :func:`agent_forge.checkpoint.manifest_digests`); version 1 manifests have neither.
-SCHEMA_VERSION = 2
+#: 3: artifact manifests may carry ``source`` (an imported model's origin); older ones read as None.
+SCHEMA_VERSION = 3
 
 
 class Contract(BaseModel):
@@ -53,6 +54,18 @@ class VersionInfo(Contract):
         return cls(agent_forge=__version__, torch=torch.__version__, python=platform.python_version())
 
 
+class ArtifactSource(Contract):
+    """Where an imported model came from (``forge import``): the file, its sha256 and its format."""
+
+    #: The format read, e.g. ``official-trm`` (a step_N file of the official TRM code).
+    format: str
+    #: The file as the user named it.
+    path: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    #: The source's own architecture config, as read (e.g. the official ``arch`` section).
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
 class ModelArtifact(Contract):
     """The manifest of a hand-off model: enough to trust, load and reproduce it."""
 
@@ -79,6 +92,8 @@ class ModelArtifact(Contract):
     created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
     versions: VersionInfo
     parents: tuple[str, ...] = ()
+    #: Set when the model was imported from another code's checkpoint rather than trained here.
+    source: ArtifactSource | None = None
     #: sha256 of each other top-level field's canonical JSON, so a reader can name an edited field.
     #: Written by :func:`agent_forge.checkpoint.write_artifact`; empty in a manifest not yet written.
     field_sha256: dict[str, str] = Field(default_factory=dict)

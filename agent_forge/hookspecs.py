@@ -116,6 +116,19 @@ def forge_register_phases(register: Register) -> None:
 
 
 @hookspec
+def forge_register_export_formats(register: Register) -> None:
+    """Register formats ``forge export ARTIFACT DIR --format NAME`` can write.
+
+    Call ``register(name, write, description="")``. ``write(manifest, out, *, overwrite) ->
+    list[Path]`` gets the path of an artifact manifest (not yet verified: call
+    :func:`agent_forge.checkpoint.verify_artifact` or :func:`agent_forge.load_artifact` first),
+    the folder to write, and whether the user allowed writing into a non-empty one; it returns
+    the files it wrote. The core's own format, ``hub`` (the Hugging Face layout), is the default.
+    Raise :class:`agent_forge.errors.ForgeError` naming what the format cannot express.
+    """
+
+
+@hookspec
 def forge_register_commands(cli: Any) -> None:
     """Add commands to the ``forge`` CLI.
 
@@ -165,4 +178,5 @@ REGISTRATION_HOOKS: dict[str, str] = {
     "forge_register_loggers": "logger",
     "forge_register_variants": "variant",
     "forge_register_phases": "phase",
+    "forge_register_export_formats": "export_format",
 }

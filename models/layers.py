@@ -198,35 +198,57 @@ class TokenEmbedding(nn.Module):
     ``puzzle_emb_len``, 16) the output gains P positions in front: the puzzle's vector in the
     first, zeros in the rest (the official code pads its table row of width d_model to P
     positions), so the output is ``(batch, P + seq, d_model)``. Without ``puzzle_ids`` in the
-    batch every row is puzzle 0, as in the official Sudoku and Maze data.
+    batch every row is puzzle 0, as in the official Sudoku and Maze data. ``puzzle_dim`` (default
+    ``d_model``; the official ``puzzle_emb_ndim``) is the table's width: a row is zero-padded to
+    ``P * d_model`` and spread over the P prefix positions in order.
+
+    ``position_scale`` multiplies ``token + position`` before the ``sqrt(d_model)`` scale (the
+    official code uses 1/sqrt(2) = 0.707106781 to keep the sum at unit variance; default 1).
     """
 
     def __init__(self, vocab_size: int, d_model: int, seq_len: int | None = None,
-                 num_puzzles: int | None = None, prefix_len: int = 0) -> None:
+                 num_puzzles: int | None = None, prefix_len: int = 0, puzzle_dim: int | None = None,
+                 position_scale: float = 1.0) -> None:
         super().__init__()
         if prefix_len and not num_puzzles:
             raise ValueError(f"prefix_len={prefix_len} needs a puzzle table; pass num_puzzles (1 if the task"
                              " names no puzzles)")
+        puzzle_dim = puzzle_dim or d_model
+        if prefix_len and puzzle_dim > prefix_len * d_model:
+            raise ValueError(f"puzzle_dim={puzzle_dim} does not fit {prefix_len} prefix positions of width {d_model}")
+        if not prefix_len and puzzle_dim != d_model:
+            raise ValueError(f"puzzle_dim={puzzle_dim} != d_model={d_model} needs prefix positions (prefix_len > 0)")
         self.scale = math.sqrt(d_model)
+        self.d_model = d_model
         self.prefix_len = prefix_len
+        self.position_scale = position_scale
         self.weight = nn.Parameter(trunc_normal_(torch.empty(vocab_size, d_model), std=1.0 / self.scale))
         self.position = (nn.Parameter(trunc_normal_(torch.empty(seq_len, d_model), std=1.0 / self.scale))
                          if seq_len else None)
-        self.puzzle = nn.Parameter(torch.zeros(num_puzzles, d_model)) if num_puzzles else None
+        self.puzzle = nn.Parameter(torch.zeros(num_puzzles, puzzle_dim)) if num_puzzles else None
+
+    def _with_position(self, x: torch.Tensor) -> torch.Tensor:
+        if self.position is None:
+            return x
+        x = x + self.position[: x.shape[1]]
+        # The official code scales (token + position) by 1/sqrt(2) to keep the sum at unit variance.
+        return x if self.position_scale == 1.0 else self.position_scale * x
 
     def forward(self, tokens: torch.Tensor, puzzle_ids: torch.Tensor | None = None) -> torch.Tensor:
         x = F.embedding(tokens, self.weight)
         if self.prefix_len:
             if puzzle_ids is None:
                 puzzle_ids = torch.zeros(tokens.shape[0], dtype=torch.long, device=tokens.device)
-            puzzle = F.embedding(puzzle_ids, self.puzzle).unsqueeze(1)  # (batch, 1, d)
-            pad = puzzle.new_zeros(puzzle.shape[0], self.prefix_len - 1, puzzle.shape[2])
-            x = torch.cat((puzzle.to(x.dtype), pad.to(x.dtype), x), dim=1)
-            if self.position is not None:
-                x = x + self.position[: x.shape[1]]
-            return self.scale * x
-        if self.position is not None:
-            x = x + self.position[: tokens.shape[1]]
+            puzzle = F.embedding(puzzle_ids, self.puzzle)  # (batch, puzzle_dim)
+            # The row is zero-padded to prefix_len * d_model and laid over the prefix positions, so
+            # a row of width d_model fills the first position and leaves the others zero.
+            pad = self.prefix_len * self.d_model - puzzle.shape[1]
+            if pad:
+                puzzle = F.pad(puzzle, (0, pad))
+            prefix = puzzle.view(-1, self.prefix_len, self.d_model)
+            x = torch.cat((prefix.to(x.dtype), x), dim=1)
+            return self.scale * self._with_position(x)
+        x = self._with_position(x)
         if self.puzzle is not None and puzzle_ids is not None:
             x = x + F.embedding(puzzle_ids, self.puzzle).unsqueeze(1)
         return self.scale * x

@@ -39,6 +39,9 @@ class ModelOutput:
     logits: torch.Tensor | None
     #: (batch,) halting logits; > 0 means "halt now". None for models without a halting head.
     q_halt_logits: torch.Tensor | None = None
+    #: (batch,) the official code's second Q-head row (``no_ACT_continue: false``); when present a
+    #: sample halts when ``q_halt > q_continue`` instead of ``q_halt > 0`` (:meth:`halt_margin`).
+    q_continue_logits: torch.Tensor | None = None
     #: Extra losses the model wants minimised (already weighted), by name.
     aux_losses: dict[str, torch.Tensor] = field(default_factory=dict)
     #: With deferred logits: the (batch, seq, d) hidden state the head reads.
@@ -49,6 +52,13 @@ class ModelOutput:
     def __post_init__(self) -> None:
         if self.logits is None and (self.hidden is None or self.head is None):
             raise ValueError("ModelOutput needs logits, or hidden and head (deferred logits)")
+
+    def halt_margin(self) -> torch.Tensor | None:
+        """(batch,) > 0 where the model says "halt now": ``q_halt - q_continue`` with a continue
+        head, else ``q_halt``; None without a halting head."""
+        if self.q_halt_logits is None or self.q_continue_logits is None:
+            return self.q_halt_logits
+        return self.q_halt_logits - self.q_continue_logits
 
     def full_logits(self) -> torch.Tensor:
         """The (batch, seq, vocab) logits, computed from ``hidden`` and ``head`` if deferred."""

@@ -53,6 +53,10 @@ class TRMConfig:
     causal: bool | None = option(None, "Causal attention; default: what the task says.")
     rope: bool = option(True, "Rotary position embeddings inside attention.")
     learned_positions: bool = option(False, "Add a learned embedding per position to the input.")
+    learned_positions_scale: float = option(
+        1.0, "learned_positions: multiply token + position embedding by this before the sqrt(d_model) scale"
+             " (the official code: 0.707106781, i.e. 1/sqrt(2)).", gt=0)
+    rope_base: float = option(10000.0, "Base (theta) of the rotary position frequencies.", gt=0)
     step_scales: bool = option(False, "Learnable per-step residual scales (ReZero-style).")
     step_scale_init: float = option(0.1, "Initial value of every step scale.", gt=0)
     step_scale_min: float = option(0.01, "Lower clamp of the step scales.", ge=0)
@@ -65,6 +69,17 @@ class TRMConfig:
     puzzle_emb_len: int = option(
         0, "Positions prepended for the puzzle embedding (official: 16); the Q-head reads the first."
            " 0: the puzzle embedding is added to every position and the Q-head reads their mean.", ge=0)
+    puzzle_emb_dim: int | None = option(
+        None, "Width of a puzzle-table row (the official puzzle_emb_ndim; default d_model). A row is zero-padded"
+              " to puzzle_emb_len * d_model and spread over the prefix positions; needs puzzle_emb_len > 0"
+              " unless it equals d_model.", ge=1)
+    q_head_input: Literal["auto", "first", "mean"] = option(
+        "auto", "What the Q-head reads: 'first' position of y (the official code, always), the 'mean' over"
+                " positions, or 'auto': first with a puzzle prefix, else the mean.")
+    q_continue: bool = option(
+        False, "A second Q-head row, q_continue (the official no_ACT_continue: false): a sample halts when"
+               " q_halt > q_continue instead of q_halt > 0. For imported official checkpoints; training it is"
+               " not supported.")
     puzzle_emb_sparse: bool = option(
         False, "Train the puzzle table as the official code does: sign-SGD on the rows in the batch at"
                " trainer.puzzle_emb_lr / puzzle_emb_weight_decay, outside AdamW and EMA.")
@@ -102,6 +117,19 @@ class TRMConfig:
         if self.mixer not in ("attention", "moh") and self.causal:
             raise OptionError("causal", f"mixer={self.mixer!r} is bidirectional but causal=True;"
                                         " set causal=false or mixer='attention'")
+        if self.puzzle_emb_dim not in (None, self.d_model) and not self.puzzle_emb_len:
+            raise OptionError("puzzle_emb_dim", f"puzzle_emb_dim={self.puzzle_emb_dim} differs from d_model="
+                                                f"{self.d_model}, which needs prefix positions; set puzzle_emb_len >="
+                                                f" {-(-self.puzzle_emb_dim // self.d_model)}")
+        if self.puzzle_emb_dim and self.puzzle_emb_len and self.puzzle_emb_dim > self.puzzle_emb_len * self.d_model:
+            raise OptionError("puzzle_emb_dim", f"puzzle_emb_dim={self.puzzle_emb_dim} does not fit puzzle_emb_len="
+                                                f"{self.puzzle_emb_len} positions of d_model={self.d_model}; set"
+                                                f" puzzle_emb_len >= {-(-self.puzzle_emb_dim // self.d_model)}")
+        if self.q_continue and not self.halting_head:
+            raise OptionError("q_continue", "q_continue=true needs the Q-head; set halting_head=true")
+        if self.q_continue and self.halting_head_kind != "linear":
+            raise OptionError("q_continue", "q_continue=true needs halting_head_kind='linear' (the official"
+                                            " two-row head)")
         if self.halting_head_kind != "linear" and not self.halting_head:
             raise OptionError("halting_head_kind", f"halting_head_kind={self.halting_head_kind!r} but"
                                                    " halting_head=false (no Q-head); turn the head on or"
@@ -117,7 +145,7 @@ class RecursiveNet(nn.Module):
     def __init__(self, cfg: TRMConfig, seq_len: int, causal: bool) -> None:
         super().__init__()
         head_dim = cfg.head_dim or cfg.d_model // cfg.n_heads
-        rotary = RotaryEmbedding(head_dim, seq_len) if cfg.rope and cfg.mixer in ("attention", "moh") else None
+        rotary = RotaryEmbedding(head_dim, seq_len, cfg.rope_base) if cfg.rope and cfg.mixer in ("attention", "moh") else None
         self.blocks = nn.ModuleList(
             Block(cfg.d_model,
                   make_mixer(cfg.mixer, d_model=cfg.d_model, seq_len=seq_len, n_heads=cfg.n_heads,
@@ -166,7 +194,9 @@ class TRMEnhancedCognate(nn.Module):
                                                    " puzzle_emb_len=0, so there is no puzzle table; set"
                                                    " puzzle_emb_len=16 or puzzle_emb_sparse=false")
         self.embed = TokenEmbedding(vocab_size, d, length if cfg.learned_positions else None, num_puzzle_ids,
-                                    prefix_len=self.prefix)
+                                    prefix_len=self.prefix, puzzle_dim=cfg.puzzle_emb_dim,
+                                    position_scale=cfg.learned_positions_scale)
+        self.q_reads_first = cfg.q_head_input == "first" or (cfg.q_head_input == "auto" and self.prefix > 0)
         self.net = RecursiveNet(cfg, length, causal)
         self.head = Linear(d, vocab_size)
         # The halting head exists only when asked for: a head no loss trains would be a parameter
@@ -202,16 +232,20 @@ class TRMEnhancedCognate(nn.Module):
             for _ in range(self.cfg.T - 1):
                 y, z = self.cycle(x, y, z)
         y, z = self.cycle(x, y, z)
-        q_halt = None
+        q_halt = q_continue = None
         if self.q_head is not None:
-            q_halt = self.q_head(y[:, 0] if self.prefix else y.mean(dim=1)).squeeze(-1)  # (batch,)
+            q = self.q_head(y[:, 0] if self.q_reads_first else y.mean(dim=1))  # (batch, 1 or 2)
+            q_halt = q[..., 0]
+            if self.cfg.q_continue:
+                q_continue = q[..., 1]
         aux = moh.aux_losses(self._moh, moh.moh_weights(self.cfg)) if self._moh else {}
         answer = y[:, self.prefix:]  # (batch, seq, d): the prefix has no answer
         if self.cfg.defer_logits:  # the loss runs the head chunk by chunk (model protocol)
             return {"y": y.detach(), "z": z.detach()}, ModelOutput(None, q_halt, aux_losses=aux, hidden=answer,
-                                                                   head=self.head)
+                                                                   head=self.head, q_continue_logits=q_continue)
         logits = self.head(answer)  # (batch, seq, vocab)
-        return {"y": y.detach(), "z": z.detach()}, ModelOutput(logits=logits, q_halt_logits=q_halt, aux_losses=aux)
+        return {"y": y.detach(), "z": z.detach()}, ModelOutput(logits=logits, q_halt_logits=q_halt, aux_losses=aux,
+                                                               q_continue_logits=q_continue)
 
     def sparse_embedding_parameters(self) -> dict[str, nn.Parameter]:
         """Parameters (by name) to train as sparse embeddings: a sign-SGD step on the rows in the
@@ -250,7 +284,8 @@ def halting_head(cfg: TRMConfig) -> nn.Module:
         head = nn.Sequential(Linear(d, hidden, bias=True), nn.GELU(), nn.Linear(hidden, 1))
         last = head[-1]
     else:
-        head = last = nn.Linear(d, 1)
+        # With q_continue the official two-row head: row 0 q_halt, row 1 q_continue.
+        head = last = nn.Linear(d, 2 if cfg.q_continue else 1)
     nn.init.zeros_(last.weight)
     nn.init.constant_(last.bias, -5.0)
     return head

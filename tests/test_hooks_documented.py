@@ -11,7 +11,7 @@ HOOKS = sorted(name for name in dir(hookspecs) if name.startswith("forge_"))
 
 
 def test_hooks_exist():
-    assert "forge_register_architectures" in HOOKS and len(HOOKS) == 12
+    assert "forge_register_architectures" in HOOKS and len(HOOKS) == 13
 
 
 @pytest.mark.parametrize("hook", HOOKS)

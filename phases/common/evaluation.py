@@ -103,7 +103,7 @@ def predict(model: nn.Module, split: Split, *, n_sup: int, batch_size: int, devi
                 if out.q_halt_logits is not None:
                     halting_head = True
                     q = out.q_halt_logits.float()
-                    now = (q > 0) & ~halted
+                    now = (out.halt_margin().float() > 0) & ~halted
                     halt_step = torch.where(now, torch.full_like(halt_step, step), halt_step)
                     halted |= now
                 # A row keeps the answer it had when it halted; the others take this step's.

@@ -8,20 +8,15 @@ from typing import Any
 import torch
 
 from agent_forge.checkpoint import load_artifact
-from agent_forge.config import validate
 from agent_forge.contracts import ModelArtifact
-from agent_forge.errors import ArtifactError
+from agent_forge.checkpoint import manifest_file
+from agent_forge.loading import build_model
 
 
 def load_model(host: Any, manifest: str | Path) -> tuple[ModelArtifact, torch.nn.Module]:
     """Verify the artifact (size, sha256), rebuild its architecture, load the weights strictly."""
+    manifest = manifest_file(manifest)
     artifact, state = load_artifact(manifest)
-    reg = host.get("architecture", artifact.architecture)
-    cfg = validate(reg.config, artifact.architecture_config, "architecture_config")
-    model = reg.obj(cfg, artifact.task)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise ArtifactError(f"{manifest}: weights do not fit architecture {artifact.architecture!r}: {exc}") from exc
+    model = build_model(host, artifact, state, manifest)
     model.eval()
     return artifact, model

@@ -113,6 +113,14 @@ class ACTCallback(Callback):
         q = state.output.q_halt_logits
         if q is None:
             return
+        if state.output.q_continue_logits is not None:
+            # The official code's own training path for this head does not run (its target-Q step
+            # unpacks five values from an inner call that returns three), so there is no recipe to match.
+            from agent_forge.errors import ConfigError
+
+            raise ConfigError("model.q_continue=true: training the continue head (official no_ACT_continue:"
+                              " false) is not supported; evaluate such a model, or train with"
+                              " model.q_continue=false")
         q = q.float()
         if self.cfg.mode == "q_learning":
             target = state.seq_correct.float()

@@ -5,7 +5,7 @@ import torch
 
 from agent_forge.checkpoint import (atomic_write_bytes, load_artifact, load_train_state, save_train_state,
                                     verify_artifact, write_artifact)
-from agent_forge.contracts import TaskSpec, VersionInfo
+from agent_forge.contracts import SCHEMA_VERSION, TaskSpec, VersionInfo
 from agent_forge.errors import ArtifactError
 
 
@@ -111,7 +111,7 @@ def _edit(path, **changes):
 def test_written_manifest_carries_its_digests(tmp_path):
     art, _ = _write(tmp_path)
     on_disk = json.loads((tmp_path / "m.json").read_text())
-    assert on_disk["schema_version"] == 2 and art.manifest_sealed
+    assert on_disk["schema_version"] == SCHEMA_VERSION == 3 and art.manifest_sealed
     assert on_disk["manifest_sha256"] == art.manifest_sha256
     assert set(on_disk["field_sha256"]) == set(on_disk) - {"field_sha256", "manifest_sha256"}
     # Re-indenting or reordering the JSON is not an edit: the digest is over canonical JSON.

@@ -1,0 +1,50 @@
+"""Models rebuilt from verified artifacts: :func:`load_model` is the public way in from Python."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from agent_forge.checkpoint import load_artifact
+from agent_forge.config import validate
+from agent_forge.contracts import ModelArtifact
+from agent_forge.errors import ArtifactError, ConfigError
+
+
+def build_model(host: Any, artifact: ModelArtifact, state: dict[str, torch.Tensor],
+                where: str | Path = "artifact") -> torch.nn.Module:
+    """The artifact's architecture built from its config and task, with ``state`` loaded strictly."""
+    reg = host.get("architecture", artifact.architecture)
+    cfg = validate(reg.config, artifact.architecture_config, "architecture_config")
+    model = reg.obj(cfg, artifact.task)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ArtifactError(f"{where}: weights do not fit architecture {artifact.architecture!r}: {exc}") from exc
+    return model
+
+
+def load_model(artifact: str | Path, device: str | torch.device = "cpu", *, host: Any = None) -> torch.nn.Module:
+    """The model of a verified artifact, in eval mode on ``device``.
+
+    ``artifact``: a manifest (``.json``), or a folder written by ``forge export`` /
+    ``forge import``. The manifest's digests and the weights' size and sha256 are checked first
+    (:func:`agent_forge.load_artifact`). Use it as the trainer does::
+
+        model = load_model("runs/a/artifacts/model-0.json")
+        carry = model.initial_carry(batch)            # batch = {"inputs": LongTensor (B, S), "puzzle_ids": ...}
+        for _ in range(model.n_sup):
+            carry, out = model(carry, batch)          # out.logits (B, S, vocab), out.q_halt_logits (B,)
+    """
+    if not isinstance(artifact, (str, Path)):
+        raise ConfigError(f"load_model(artifact={artifact!r}): pass a manifest path or an export folder (str or Path)")
+    from agent_forge.checkpoint import manifest_file
+    from agent_forge.plugin_host import get_host
+
+    manifest = manifest_file(artifact)
+    meta, state = load_artifact(manifest)
+    model = build_model(host or get_host(), meta, state, manifest)
+    return model.to(torch.device(device)).eval()
+

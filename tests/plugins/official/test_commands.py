@@ -1,0 +1,83 @@
+"""The official bridge from the command line, and export formats as a plugin kind."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import torch
+
+import official_reference as ref
+
+
+def forge(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "agent_forge", *args], capture_output=True, text=True,
+                          env=dict(os.environ), timeout=300)
+    if check:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def _checkpoint(tmp_path: Path) -> Path:
+    a = ref.arch(pos_encodings="learned")
+    return ref.write_checkpoint(tmp_path / "ckpt", a, ref.random_state(a, vocab=7, seq_len=9, puzzles=3))
+
+
+def test_import_inspect_export_from_the_command_line(tmp_path):
+    step = _checkpoint(tmp_path)
+    out = forge("import", "official", str(step), "--out", str(tmp_path / "imp"))
+    assert "model.json" in out.stdout
+    info = json.loads(forge("inspect", str(tmp_path / "imp"), "--json").stdout)
+    assert info["verified"] and info["source"]["format"] == "official-trm" and info["phase"] == "import"
+    shown = forge("inspect", str(tmp_path / "imp")).stdout
+    assert "imported from" in shown and str(step) in shown
+    forge("export", str(tmp_path / "imp" / "model.json"), str(tmp_path / "back"), "--format", "official")
+    assert sorted(p.name for p in (tmp_path / "back").iterdir()) == ["all_config.yaml", "step_100"]
+    again = torch.load(tmp_path / "back" / "step_100", weights_only=True)
+    original = torch.load(step, weights_only=True)
+    for key, value in original.items():
+        if "q_head" not in key:  # our head keeps row 0 only; the export writes the official init as row 1
+            assert torch.equal(again[key], value.float()), key
+
+
+def test_command_line_errors_are_one_line(tmp_path):
+    proc = forge("import", "official", str(tmp_path / "nope"), "--out", str(tmp_path / "o"), check=False)
+    assert proc.returncode == 2 and "no such checkpoint file" in proc.stderr and "Traceback" not in proc.stderr
+    step = _checkpoint(tmp_path)
+    forge("import", "official", str(step), "--out", str(tmp_path / "imp"))
+    proc = forge("export", str(tmp_path / "imp"), str(tmp_path / "x"), "--format", "offical", check=False)
+    assert proc.returncode == 2 and "Did you mean 'official'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_third_party_export_format_is_used_by_forge_export(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from agent_forge import hookimpl, plugin_host
+    from agent_forge.cli import build_app
+
+    written: list[tuple[Path, Path, bool]] = []
+
+    def write_listing(manifest: Path, out: Path, *, overwrite: bool) -> list[Path]:
+        from agent_forge.checkpoint import load_artifact
+
+        _, state = load_artifact(manifest)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "names.txt").write_text("\n".join(sorted(state)))
+        written.append((manifest, out, overwrite))
+        return [out / "names.txt"]
+
+    mod = types.ModuleType("listing_format")
+    mod.forge_register_export_formats = hookimpl(lambda register: register("listing", write_listing))
+    host = plugin_host.load_plugins(entry_points=False, extra=(mod,))
+    monkeypatch.setattr(plugin_host, "_default_host", host)
+    step = _checkpoint(tmp_path)
+    forge("import", "official", str(step), "--out", str(tmp_path / "imp"))
+    result = CliRunner().invoke(build_app(host), ["export", str(tmp_path / "imp" / "model.json"),
+                                                  str(tmp_path / "list"), "--format", "listing"])
+    assert result.exit_code == 0, result.output
+    assert "embed.weight" in (tmp_path / "list" / "names.txt").read_text().split("\n")
+    assert written and written[0][2] is False
