@@ -32,7 +32,7 @@ from rich.text import Text
 from typer.main import get_command_name
 from typer.models import DefaultPlaceholder
 
-from agent_forge.errors import ForgeError, RunInterrupted
+from agent_forge.errors import ConfigError, ForgeError, RunInterrupted
 from agent_forge.logging import configure_logging, console
 
 _state: dict[str, Any] = {"debug": False}
@@ -137,7 +137,12 @@ def export(path: Path = typer.Argument(..., help="An artifact manifest (.json) t
            overwrite: bool = typer.Option(False, "--overwrite", help="Write into a folder that is not empty."),
            format_: str = typer.Option("hub", "--format", help="hub (default: the Hugging Face layout), or a"
                                        " registered format: official (the official TRM code's step_N and"
-                                       " all_config.yaml); forge plugins lists them.")) -> None:
+                                       " all_config.yaml); forge plugins lists them."),
+           push_to_hub: Optional[str] = typer.Option(None, "--push-to-hub", help="Then upload the folder to this"
+                                                     " Hub model repository (OWNER/NAME; created if missing),"
+                                                     " through huggingface_hub and its token."),
+           private: bool = typer.Option(False, "--private", help="With --push-to-hub: create the repository"
+                                        " private.")) -> None:
     """Write an artifact as a shareable folder in the Hugging Face Hub's layout: model.safetensors,
     config.json (the verified manifest) and a README model card. Nothing is uploaded; load the
     folder back with load_artifact(DIR) or forge eval DIR. --format NAME writes another code's
@@ -145,15 +150,25 @@ def export(path: Path = typer.Argument(..., help="An artifact manifest (.json) t
     from agent_forge.export import export_artifact
     from agent_forge.logging import stdout_console
 
+    if push_to_hub is not None:
+        from agent_forge.hub import HUB_ID
+
+        if not HUB_ID.match(push_to_hub):  # before anything is written
+            raise ConfigError(f"--push-to-hub {push_to_hub!r}: not a Hub repository id; use OWNER/NAME")
     if format_ != "hub":
         writer = _host().get("export_format", format_).obj
         written = writer(path, out, overwrite=overwrite)
         stdout_console().print(f"exported {path} -> {out} ({format_}: {', '.join(Path(p).name for p in written)})",
                                soft_wrap=True)
-        return
-    config = export_artifact(path, out, overwrite=overwrite)
-    stdout_console().print(f"exported {path} -> {config.parent} (model.safetensors, config.json, README.md)",
-                           soft_wrap=True)
+    else:
+        config = export_artifact(path, out, overwrite=overwrite)
+        stdout_console().print(f"exported {path} -> {config.parent} (model.safetensors, config.json, README.md)",
+                               soft_wrap=True)
+    if push_to_hub is not None:
+        from agent_forge.hub import push_folder
+
+        url = push_folder(out, push_to_hub, private=private)
+        stdout_console().print(f"pushed {out} -> {push_to_hub} ({url})", soft_wrap=True)
 
 
 # -- run -------------------------------------------------------------------------------------

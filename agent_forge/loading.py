@@ -29,8 +29,9 @@ def build_model(host: Any, artifact: ModelArtifact, state: dict[str, torch.Tenso
 def load_model(artifact: str | Path, device: str | torch.device = "cpu", *, host: Any = None) -> torch.nn.Module:
     """The model of a verified artifact, in eval mode on ``device``.
 
-    ``artifact``: a manifest (``.json``), or a folder written by ``forge export`` /
-    ``forge import``. The manifest's digests and the weights' size and sha256 are checked first
+    ``artifact``: a manifest (``.json``), a folder written by ``forge export`` / ``forge import``,
+    or the id (``owner/name``) of a Hub repository holding a ``forge export`` folder (downloaded
+    through ``huggingface_hub`` into its cache when nothing local has that name). The manifest's digests and the weights' size and sha256 are checked first
     (:func:`agent_forge.load_artifact`). Use it as the trainer does::
 
         model = load_model("runs/a/artifacts/model-0.json")
@@ -43,7 +44,9 @@ def load_model(artifact: str | Path, device: str | torch.device = "cpu", *, host
     from agent_forge.checkpoint import manifest_file
     from agent_forge.plugin_host import get_host
 
-    manifest = manifest_file(artifact)
+    from agent_forge.hub import resolve_artifact
+
+    manifest = manifest_file(resolve_artifact(artifact))
     meta, state = load_artifact(manifest)
     model = build_model(host or get_host(), meta, state, manifest)
     return model.to(torch.device(device)).eval()

@@ -18,11 +18,7 @@ import torch
 
 from agent_forge.errors import ConfigError
 
-CACHE_ENV = "FORGE_CACHE_DIR"
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "agent-forge")
+from agent_forge.cache import CACHE_ENV, cache_dir  # noqa: F401  (re-exported for the dataset plugins)
 
 
 def cached_arrays(path: Path | None, make: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

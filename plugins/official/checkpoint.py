@@ -359,13 +359,16 @@ def official_arch_from(cfg: dict[str, Any], *, loss_type: str, forward_dtype: st
     if not reads_first:
         refuse("q_head_input", "the Q-head reads the mean over positions (official: the first position; train with"
                                " model.puzzle_emb_len=16 or model.q_head_input=first)")
+    if not prefix:
+        refuse("puzzle_emb_len", "0, so no puzzle table: the official load_checkpoint reads the table's shape and"
+                                 " fails without one (train with model.puzzle_emb_len=16, as the paper presets do)")
     ndim = cfg.get("puzzle_emb_dim") or d
     return {
         "name": OFFICIAL_ARCH, "loss": {"name": "losses@ACTLossHead", "loss_type": loss_type},
         "halt_exploration_prob": halt_exploration_prob, "halt_max_steps": cfg["n_sup"],
         "H_cycles": cfg["T"], "L_cycles": cfg["n"], "H_layers": 0, "L_layers": cfg["n_layers"],
         "hidden_size": d, "num_heads": heads, "expansion": cfg["expansion"],
-        "puzzle_emb_ndim": ndim if prefix else 0, "pos_encodings": "learned" if learned else "rope" if rope else "none",
+        "puzzle_emb_ndim": ndim, "pos_encodings": "learned" if learned else "rope" if rope else "none",
         "forward_dtype": forward_dtype, "mlp_t": cfg["mixer"] == "mlp_official",
         "puzzle_emb_len": prefix, "no_ACT_continue": not cfg.get("q_continue", False),
         "rope_theta": cfg.get("rope_base", 10000.0), "rms_norm_eps": 1e-5,

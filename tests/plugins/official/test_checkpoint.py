@@ -209,3 +209,10 @@ def test_import_refuses_a_non_empty_folder_unless_overwrite(tmp_path):
         import_official(tmp_path / "ckpt" / "step_100", tmp_path / "imported", seq_len=SEQ)
     assert import_official(tmp_path / "ckpt" / "step_100", tmp_path / "imported", seq_len=SEQ,
                            overwrite=True) == manifest
+
+
+def test_export_refuses_a_model_without_a_puzzle_table(tmp_path):
+    # The official load_checkpoint reads the puzzle table's shape and fails when there is none.
+    manifest, _ = _import(tmp_path, ref.arch(puzzle_emb_ndim=0, puzzle_emb_len=0))
+    with pytest.raises(ConfigError, match="puzzle_emb_len"):
+        export_official(manifest, tmp_path / "official")
