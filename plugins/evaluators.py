@@ -7,6 +7,8 @@
   that step, and how often ``q_halt > 0`` agrees with "the final answer is right". A model
   without a halting head (``q_halt_logits`` is None, e.g. a TRM trained without ``act``) has no
   such figures: the evaluator logs "no halting head" once and reports nothing.
+* ``official``: the official TRM code's ``accuracy`` and ``exact_accuracy``, by its definitions,
+  as ``official_accuracy`` and ``official_exact_accuracy``.
 * ``loss``: mean token cross-entropy at the last step, and its perplexity. During training it is
   the cross-entropy the model trains with (``trainer.loss``: softmax or stable-max); elsewhere
   (``forge eval``, EvoMerge) softmax.
@@ -75,6 +77,25 @@ def halting(model: Any, task: Any, ctx: Any) -> dict[str, float]:
     }
 
 
+def official(model: Any, task: Any, ctx: Any) -> dict[str, float]:
+    """The official TRM code's two evaluation metrics, by its definitions (``models/losses.py``):
+    over the examples with at least one labelled position, ``official_accuracy`` is the mean of
+    each example's share of labelled positions predicted right, ``official_exact_accuracy`` the
+    share with every labelled position right. Read at the last supervision step, as the official
+    evaluation runs every step. Unlike ``token``, every labelled position counts (given cells
+    included) and each example weighs the same."""
+    p = ctx.predictions()
+    split = getattr(task, ctx.split)
+    labelled = split.targets != task.spec.ignore_index
+    counts = labelled.sum(1)
+    right = ((p.final == split.targets) & labelled).sum(1)
+    scored = counts > 0  # the official code leaves an example with no label out of both sums
+    n = max(int(scored.sum()), 1)
+    per_example = right.double() / counts.clamp_min(1).double()
+    return {"official_accuracy": float(per_example[scored].sum()) / n,
+            "official_exact_accuracy": int(((right == counts) & scored).sum()) / n}
+
+
 def loss(model: Any, task: Any, ctx: Any) -> dict[str, float]:
     p = ctx.predictions()
     return {"eval_loss": p.loss, "perplexity": math.exp(min(p.loss, 50.0))}
@@ -111,5 +132,7 @@ def forge_register_evaluators(register):
     register("exact", exact, description="Whole-answer accuracy after all supervision steps")
     register("token", token, description="Accuracy on blank cells (puzzles) or scored tokens")
     register("halting", halting, description="Mean halting step and accuracy of the Q-head's decision")
+    register("official", official, description="The official TRM code's accuracy (per-example token accuracy,"
+             " averaged over examples) and exact_accuracy")
     register("loss", loss, description="Eval cross-entropy and perplexity")
     register("samples", samples, description="Greedy text continuations (samples.json), match rate, distinct bigrams")

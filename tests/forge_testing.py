@@ -125,3 +125,31 @@ def assert_same_training_state(a, b):
     assert ema_a and ema_a.keys() == ema_b.keys()
     for key in ema_a:
         assert torch.equal(ema_a[key], ema_b[key]), f"ema{key} differs after resume"
+
+
+#: Model and trainer overrides of TINY, for a task other than sudoku4 (e.g. --task official).
+TINY_MODEL = [o for o in TINY if not o.startswith("task.")]
+
+
+def official_sudoku4_folder(path, *, train: int = 48, test: int = 16, seed: int = 0, ignore_givens: bool = False):
+    """A dataset folder in the official layout holding 4x4 Sudoku, encoded as the official
+    Sudoku builder encodes 9x9 (0 pad, 1 blank, digit d as d + 1; vocab 6; one example per
+    puzzle and group; identifiers all 0). ``ignore_givens``: the labels of given cells are
+    ``ignore_label_id`` (0), so those cells are not scored. Returns ``path``."""
+    import numpy as np
+
+    from agent_forge.plugins.datasets.official_folder import OfficialMetadata, OfficialSet, write_split
+    from agent_forge.plugins.datasets.sudoku import generate
+
+    for split, count, salt in (("train", train, 0), ("test", test, 1)):
+        puzzles, solutions = generate(4, count, (6, 8), seed * 10 + salt, cache=False)
+        labels = solutions + 1
+        if ignore_givens:
+            labels[puzzles != 0] = 0
+        meta = OfficialMetadata(pad_id=0, ignore_label_id=0, blank_identifier_id=0, vocab_size=6, seq_len=16,
+                                num_puzzle_identifiers=1, total_groups=count, mean_puzzle_examples=1,
+                                total_puzzles=count, sets=["all"])
+        index = np.arange(count + 1, dtype=np.int32)
+        write_split(path, split, meta, {"all": OfficialSet(puzzles + 1, labels, np.zeros(count, np.int32), index,
+                                                           index.copy())})
+    return path

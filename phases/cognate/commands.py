@@ -62,27 +62,37 @@ def _short_count(value: int | None) -> str:
 
 def eval_cmd(
     artifact: Path = typer.Argument(..., help="Artifact manifest (.json) to evaluate."),
-    data: Path = typer.Option(..., "--data", help="Data file in the task's layout (CSV for puzzles)."),
+    data: Path = typer.Option(..., "--data", help="Data file in the task's layout (CSV for puzzles), or a dataset"
+                              " folder in the official TRM layout (train/ and test/, each a dataset.json)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     batch_size: int = typer.Option(256, "--batch-size", min=1, help="Examples per inference batch."),
     n_sup: Optional[int] = typer.Option(None, "--n-sup", min=1, help="Run this many supervision steps (more or"
                                         " fewer than trained; default: the model's n_sup); accuracy after each."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda[:i] or auto."),
+    split: Optional[str] = typer.Option(None, "--split", help="Which split of a dataset folder: test (default)"
+                                        " or train."),
+    save_predictions: Optional[Path] = typer.Option(
+        None, "--save-predictions", help="Also write the predicted token ids after the last step to this .npy"
+                                         " file: (examples, seq_len), in the data's order."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Let --save-predictions replace an existing file."),
 ) -> None:
-    """Evaluate a hand-off artifact on a user file; print the metrics JSON on stdout, with exact and
-    token accuracy after every supervision step and at the Q-head's halting step."""
+    """Evaluate a hand-off artifact on a user file or dataset folder; print the metrics JSON on
+    stdout, with exact and token accuracy after every supervision step and at the Q-head's halting
+    step, and the official TRM code's accuracy and exact accuracy."""
     from agent_forge.phases.cognate.evaluate import evaluate_artifact_on_file, steps_table
 
     metrics = evaluate_artifact_on_file(get_host(), artifact, data, batch_size=batch_size, n_sup=n_sup,
-                                        device=device)
+                                        device=device, split=split, predictions_path=save_predictions,
+                                        overwrite=overwrite)
     if as_json:
         emit_json(metrics)
         return
     out = stdout_console()
+    width = max(len(key) for key in metrics)
     for key, value in metrics.items():
         if key not in ("steps", "at_halt"):
             shown = format_number(value, "auto", key=key) if isinstance(value, (int, float)) else value
-            out.print(f"{key:>22}: {shown}", soft_wrap=True)
+            out.print(f"{key:>{width}}: {shown}", soft_wrap=True)
     out.print(steps_table(metrics))
 
 

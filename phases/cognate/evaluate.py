@@ -1,11 +1,15 @@
-"""``forge eval``: a verified hand-off artifact evaluated on a user's data file."""
+"""``forge eval``: a verified hand-off artifact evaluated on a user's data file, or on a split
+of a dataset folder in the official TRM layout (read by the ``official`` dataset plugin)."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 
+from agent_forge.checkpoint import atomic_write_bytes
 from agent_forge.config import validate
 from agent_forge.contracts import ModelArtifact
 from agent_forge.data import TaskData
@@ -13,7 +17,16 @@ from agent_forge.errors import ConfigError
 from agent_forge.phases.common.evaluation import EvalContext, run_evaluators, step_curve
 from agent_forge.phases.common.loading import load_model
 
-FILE_EVALUATORS = ("exact", "token", "halting")
+FILE_EVALUATORS = ("exact", "token", "halting", "official")
+#: The dataset plugin that reads a folder in the official TRM layout.
+FOLDER_TASK = "official"
+FOLDER_SPLITS = ("test", "train")
+
+
+def is_dataset_folder(data: Path) -> bool:
+    """A folder in the official layout: ``dataset.json`` in it, or in its ``train/`` or ``test/``."""
+    data = Path(data)
+    return data.is_dir() and any((data / sub / "dataset.json").is_file() for sub in ("", *FOLDER_SPLITS))
 
 
 def check_data_file(data: Path, flag: str = "--data") -> None:
@@ -21,8 +34,9 @@ def check_data_file(data: Path, flag: str = "--data") -> None:
     first 64 KiB): every task's ``eval_file`` reader reads text."""
     data = Path(data)
     if data.is_dir():
-        raise ConfigError(f"{flag} {data}: is a folder; name a data file (a question,answer CSV for puzzles:"
-                          " forge data generate TASK --out FILE writes one)")
+        raise ConfigError(f"{flag} {data}: is a folder with no dataset.json (in it, or in train/ or test/); name a"
+                          " data file (a question,answer CSV for puzzles: forge data generate TASK --out FILE writes"
+                          " one) or a dataset folder in the official layout (forge data build writes one)")
     if not data.exists():
         raise ConfigError(f"{flag} {data}: no such file")
     with open(data, "rb") as f:
@@ -50,7 +64,8 @@ def task_from_file(host: Any, artifact: ModelArtifact, data: Path) -> TaskData:
     dataset = artifact.task.info.get("dataset") or {"name": artifact.task.name, "config": {}}
     reg = host.get("dataset", dataset["name"])
     if "eval_file" not in reg.config.model_fields:
-        raise ConfigError(f"task {dataset['name']!r} cannot read a data file (its config has no eval_file)")
+        folder = " (pass a dataset folder in the official layout instead)" if dataset["name"] == FOLDER_TASK else ""
+        raise ConfigError(f"task {dataset['name']!r} cannot read a data file (its config has no eval_file){folder}")
     # Row subsets the training run read (train_rows, eval_rows) do not apply: the split is the file.
     subsets = {k: None for k in ("train_rows", "eval_rows") if k in reg.config.model_fields}
     cfg = validate(reg.config, {**dataset["config"], **subsets, "train_file": str(data), "eval_file": str(data)},
@@ -58,31 +73,114 @@ def task_from_file(host: Any, artifact: ModelArtifact, data: Path) -> TaskData:
     return reg.obj(cfg, int(artifact.task.info.get("data_seed", 0)))
 
 
+def task_from_folder(host: Any, artifact: ModelArtifact, data: Path, split: str, manifest: Path) -> TaskData:
+    """``split`` of the dataset folder ``data`` (official layout) as both splits of a task, read by
+    the ``official`` dataset plugin whatever the artifact trained on, and checked to fit the model."""
+    reg = host.get("dataset", FOLDER_TASK)
+    cfg = validate(reg.config, {"path": str(data), "train_split": split, "eval_split": split}, "task")
+    task = reg.obj(cfg, 0)
+    check_fits(artifact, task, f"--data {data} (split {split!r})", manifest)
+    return task
+
+
+def check_fits(artifact: ModelArtifact, task: TaskData, data: str, manifest: Path) -> None:
+    """Refuse data the model cannot read: another vocabulary or sequence length, or puzzle
+    identifiers without a row in the model's puzzle table. Every mismatch in one error."""
+    model, found = artifact.task, task.spec
+    problems = [f"{field} is {getattr(found, field)} in the data but {getattr(model, field)} in the model"
+                for field in ("vocab_size", "seq_len") if getattr(found, field) != getattr(model, field)]
+    ids = task.eval.extras.get("puzzle_ids")
+    table = model.info.get("num_puzzle_ids")
+    if ids is not None and len(ids):
+        top = int(ids.max())
+        blank = found.info.get("blank_identifier_id", 0)
+        if table and top >= table:
+            problems.append(f"puzzle identifiers go up to {top} but the model's puzzle table has {table} row(s)"
+                            f" (0..{table - 1})")
+        elif not table and bool((ids != blank).any()):
+            problems.append(f"the data names puzzles (identifiers up to {top}) but the model has no puzzle table")
+    if problems:
+        raise ConfigError(f"{data} does not fit the model of {manifest}: {'; '.join(problems)}. Evaluate a model"
+                          " trained on data of this layout (e.g. forge run phase cognate --task official --set"
+                          " task.path=FOLDER)")
+
+
+def check_predictions_path(path: Path, overwrite: bool) -> None:
+    """Refuse a ``--save-predictions`` target before any work: not ``.npy``, a folder, under a
+    file, or an existing file without ``overwrite``."""
+    path = Path(path)
+    if path.suffix != ".npy":
+        raise ConfigError(f"--save-predictions {path}: name a .npy file (e.g. {path.with_suffix('.npy')})")
+    if path.is_dir():
+        raise ConfigError(f"--save-predictions {path}: is a folder; name a .npy file to write")
+    if path.exists() and not overwrite:
+        raise ConfigError(f"--save-predictions {path}: already exists; pass --overwrite to replace it, or name"
+                          " another file")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"--save-predictions {path}: {parent} is a file, not a folder")
+            break
+
+
+def save_predictions(path: Path, predictions: np.ndarray, vocab_size: int) -> Path:
+    """Write (examples, seq_len) token ids atomically as ``.npy``: uint8 when the vocabulary fits
+    (as the official builders store tokens), else int32."""
+    dtype = np.uint8 if vocab_size <= 256 else np.int32
+    buf = io.BytesIO()
+    np.save(buf, predictions.astype(dtype), allow_pickle=False)
+    atomic_write_bytes(path, buf.getvalue())
+    return Path(path)
+
+
 def evaluate_artifact_on_file(host: Any, manifest: Path, data: Path, *, batch_size: int = 256,
-                              n_sup: int | None = None, device: str = "cpu") -> dict[str, Any]:
-    """Load a verified artifact, read ``data`` with its task's ``eval_file`` reader, return metrics.
+                              n_sup: int | None = None, device: str = "cpu", split: str | None = None,
+                              predictions_path: Path | None = None, overwrite: bool = False) -> dict[str, Any]:
+    """Load a verified artifact, read ``data`` with its task's ``eval_file`` reader (or, for a
+    dataset folder in the official layout, its ``split``, default ``test``), return metrics.
 
     ``n_sup``: supervision steps to run (default: the model's own); the metrics are those after
     the last step, and ``steps`` holds exact and token accuracy after every step up to it, with
     ``at_halt`` at the Q-head's halting step (:func:`~agent_forge.phases.common.evaluation.step_curve`).
-    ``device``: ``cpu``, ``cuda[:i]`` or ``auto``; on CUDA the forward runs in bf16, as training does.
+    ``official_accuracy`` and ``official_exact_accuracy`` are the official code's metrics at the
+    last step. ``device``: ``cpu``, ``cuda[:i]`` or ``auto``; on CUDA the forward runs in bf16, as
+    training does. ``predictions_path``: also write the answers after the last step, one row per
+    example in the data's order (:func:`save_predictions`); an existing file only with ``overwrite``.
     """
     from agent_forge.phases.cognate.training_config import resolve_device, resolve_precision
 
     where = resolve_device(device)
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ConfigError(f"--batch-size {batch_size!r}: must be an integer >= 1")
-    check_data_file(data)
+    folder = is_dataset_folder(data)
+    if folder:
+        split = split or "test"
+        if split not in FOLDER_SPLITS:
+            raise ConfigError(f"--split {split!r}: a dataset folder has the splits {', '.join(FOLDER_SPLITS)}")
+    else:
+        check_data_file(data)
+        if split is not None:
+            raise ConfigError(f"--split {split}: chooses a split of a dataset folder, but --data {data} is a file"
+                              " (the whole file is evaluated); leave --split out")
+    if predictions_path is not None:
+        check_predictions_path(predictions_path, overwrite)
     artifact, model = load_model(host, manifest)
+    task = task_from_folder(host, artifact, data, split, manifest) if folder else task_from_file(host, artifact, data)
     model.to(where)
-    task = task_from_file(host, artifact, data)
     ctx = EvalContext(model, task, where, batch_size=batch_size, n_sup=n_sup,
                       precision=resolve_precision("auto", where) if where.type == "cuda" else "fp32")
     metrics: dict[str, Any] = run_evaluators(host, list(FILE_EVALUATORS), ctx)
     curve = step_curve(ctx)
-    return {"artifact": artifact.id, "data": str(data), "examples": len(task.eval), "device": str(where), **metrics,
-            "n_sup": curve["n_sup"], "trained_n_sup": int(getattr(model, "n_sup", 1)),
-            "steps": curve["steps"], "at_halt": curve["at_halt"]}
+    out: dict[str, Any] = {"artifact": artifact.id, "data": str(data)}
+    if folder:
+        out["split"] = split
+    out.update({"examples": len(task.eval), "device": str(where), **metrics, "n_sup": curve["n_sup"],
+                "trained_n_sup": int(getattr(model, "n_sup", 1)), "steps": curve["steps"],
+                "at_halt": curve["at_halt"]})
+    if predictions_path is not None:
+        written = save_predictions(predictions_path, ctx.predictions().final.numpy(), artifact.task.vocab_size)
+        out["predictions"] = str(written)
+    return out
 
 
 def steps_table(metrics: dict[str, Any]) -> str:

@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from agent_forge.checkpoint import atomic_write_bytes
 from agent_forge.errors import ConfigError
 
 #: The arrays of one set, in the order the official builders write them.
@@ -94,17 +96,37 @@ def split_folder(path: str | Path, split: str) -> Path:
     p = Path(path)
     if (p / split / "dataset.json").is_file():
         return p / split
-    if (p / "dataset.json").is_file() and split in (p.name, None):
-        return p
+    if (p / "dataset.json").is_file():
+        if split == p.name:
+            return p
+        raise ConfigError(f"{p}: is the {p.name!r} split folder itself, not the {split!r} split; pass the dataset"
+                          f" folder that holds both ({p.parent}) or the {split!r} split folder")
     present = [s for s in SPLITS if (p / s / "dataset.json").is_file()]
     if not p.exists():
         raise ConfigError(f"{p}: no such folder")
+    if not p.is_dir():
+        raise ConfigError(f"{p}: is a file; an official dataset is a folder with train/ and test/ (dataset.json"
+                          " and <set>__*.npy in each)")
     raise ConfigError(f"{p / split / 'dataset.json'}: not found; this dataset folder has "
                       + (f"the split(s) {', '.join(present)}" if present else "no split (train/ or test/ with a"
                          " dataset.json)") + "; choose one of those or build the folder with the official layout")
 
 
+def _metadata_problem(exc: ValidationError) -> str:
+    """The first problem of a ``dataset.json`` as one phrase that names the field (and the fix)."""
+    first = exc.errors()[0]
+    field = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    known = ", ".join(OfficialMetadata.model_fields)
+    if first["type"] == "missing":
+        return f"missing field {field!r}; the official metadata has the fields {known}"
+    if first["type"] == "extra_forbidden":
+        return f"unknown field {field!r}; the official metadata has the fields {known}"
+    value = repr(first.get("input"))
+    return f"field {field!r}: {first['msg']} (got {value if len(value) <= 60 else value[:57] + '...'})"
+
+
 def read_metadata(folder: Path) -> OfficialMetadata:
+    """``folder/dataset.json``, checked: readable JSON, the official fields (no more, no fewer), sizes >= 1."""
     path = folder / "dataset.json"
     try:
         raw = json.loads(path.read_text())
@@ -117,9 +139,7 @@ def read_metadata(folder: Path) -> OfficialMetadata:
     try:
         meta = OfficialMetadata.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise ConfigError(f"{path}: field {field!r}: {first['msg']} (got {first.get('input')!r})") from None
+        raise ConfigError(f"{path}: {_metadata_problem(exc)}") from None
     problems = [f"{name}={getattr(meta, name)} must be >= {low}" for name, low in
                 (("vocab_size", 1), ("seq_len", 1), ("num_puzzle_identifiers", 1))
                 if getattr(meta, name) < low]
@@ -132,12 +152,21 @@ def read_metadata(folder: Path) -> OfficialMetadata:
 
 def _load_array(path: Path) -> np.ndarray:
     try:
-        arr = np.load(path, allow_pickle=False, mmap_mode=None)
+        with open(path, "rb") as f:
+            magic = f.read(6)
     except FileNotFoundError:
         raise ConfigError(f"{path}: not found; every set of an official split folder has the arrays "
                           + ", ".join(f"<set>__{f}.npy" for f in ARRAY_FIELDS)) from None
-    except ValueError as exc:  # object arrays need pickle: refused
-        raise ConfigError(f"{path}: not a plain numeric .npy ({exc}); arrays are never unpickled") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: not readable ({exc})") from None
+    # Without the .npy header np.load would take the file for a pickle (and suggest unpickling it).
+    if magic != b"\x93NUMPY":
+        raise ConfigError(f"{path}: not a .npy file (no NumPy header); write the array with numpy.save")
+    try:
+        arr = np.load(path, allow_pickle=False, mmap_mode=None)
+    except ValueError as exc:  # an object array needs pickle: refused
+        raise ConfigError(f"{path}: holds Python objects or is damaged ({exc}); arrays are never unpickled, save"
+                          " an integer array") from None
     except OSError as exc:
         raise ConfigError(f"{path}: not readable as .npy ({exc})") from None
     if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "iu":
@@ -209,12 +238,23 @@ def write_split(path: str | Path, split: str, metadata: OfficialMetadata, sets: 
     for name, s in sets.items():
         _check_set(folder, name, metadata, s)
         for field in ARRAY_FIELDS:
-            target = folder / f"{name}__{field}.npy"
-            tmp = target.with_name(f".{target.name}.tmp")
-            with open(tmp, "wb") as f:
-                np.save(f, getattr(s, field), allow_pickle=False)
-            os.replace(tmp, target)
-    tmp = folder / ".dataset.json.tmp"
-    tmp.write_text(json.dumps(metadata.model_dump()))
-    os.replace(tmp, folder / "dataset.json")
+            save_array(folder / f"{name}__{field}.npy", getattr(s, field))
+    # json.dumps of model_dump(): the bytes the official builders write (same keys, order, spacing).
+    atomic_write_bytes(folder / "dataset.json", json.dumps(metadata.model_dump()).encode())
     return folder
+
+
+def save_array(path: str | Path, array: np.ndarray) -> None:
+    """``np.save`` (no pickle) to a temporary file beside ``path``, flushed to disk, then renamed:
+    ``path`` never holds half an array. Streams to the file (no copy of a large array in memory)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, array, allow_pickle=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

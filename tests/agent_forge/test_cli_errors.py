@@ -98,6 +98,23 @@ def _artifact(tmp: Path, art: dict) -> None:
     _artifact_copy(tmp, art)
 
 
+def _artifact_and_folder(tmp: Path, art: dict) -> None:
+    """The artifact, the usual files, and an official-layout folder {tmp}/sx (vocab 6, 16 cells)."""
+    from forge_testing import official_sudoku4_folder
+
+    _artifact_copy(tmp, art)
+    official_sudoku4_folder(tmp / "sx", train=4, test=4)
+    (tmp / "preds.npy").write_bytes(b"earlier predictions")
+
+
+def _broken_folder(tmp: Path, art: dict) -> None:
+    import numpy as np
+
+    _artifact_and_folder(tmp, art)
+    (tmp / "sx" / "test" / "dataset.json").write_text('{"pad_id": 0,')
+    np.save(tmp / "sx" / "train" / "all__inputs.npy", np.array([{"x": 1}], dtype=object), allow_pickle=True)
+
+
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 
 # (id, set-up, argv, what the error line must contain). In argv and the expected parts, {tmp}
@@ -189,6 +206,24 @@ CASES = [
      ["{tmp}/bad.csv", "row 3", "'x'"]),
     ("eval-weights-file", _artifact, ["eval", "{tmp}/artifact/model-0.safetensors", "--data", "{tmp}/ok.csv"],
      ["{tmp}/artifact/model-0.safetensors", "manifest"]),
+    # -- eval on a dataset folder (official layout) and --save-predictions ------------------------------
+    ("eval-folder-vocab-mismatch", _artifact_and_folder, ["eval", "{tmp}/artifact/model-0.json", "--data", "{tmp}/sx"],
+     ["--data {tmp}/sx (split 'test')", "vocab_size is 6 in the data but 5 in the model"]),
+    ("eval-folder-bad-json", _broken_folder, ["eval", "{tmp}/artifact/model-0.json", "--data", "{tmp}/sx"],
+     ["{tmp}/sx/test/dataset.json", "not readable JSON"]),
+    ("eval-folder-pickled-array", _broken_folder,
+     ["eval", "{tmp}/artifact/model-0.json", "--data", "{tmp}/sx", "--split", "train"],
+     ["{tmp}/sx/train/all__inputs.npy", "never unpickled"]),
+    ("eval-folder-unknown-split", _artifact_and_folder,
+     ["eval", "{tmp}/artifact/model-0.json", "--data", "{tmp}/sx", "--split", "val"], ["--split", "'val'", "train"]),
+    ("eval-split-of-a-file", _artifact, ["eval", "{tmp}/artifact/model-0.json", "--data", "{tmp}/ok.csv",
+                                         "--split", "train"], ["--split train", "{tmp}/ok.csv", "is a file"]),
+    ("eval-predictions-exist", _artifact_and_folder,
+     ["eval", "{tmp}/artifact/model-0.json", "--data", "{tmp}/ok.csv", "--save-predictions", "{tmp}/preds.npy"],
+     ["--save-predictions", "{tmp}/preds.npy", "already exists", "--overwrite"]),
+    ("eval-predictions-not-npy", _artifact,
+     ["eval", "{tmp}/artifact/model-0.json", "--data", "{tmp}/ok.csv", "--save-predictions", "{tmp}/preds.csv"],
+     ["--save-predictions", "{tmp}/preds.csv", ".npy"]),
     # -- data generate ---------------------------------------------------------------------------------
     ("data-out-folder", _folder, ["data", "generate", "sudoku4", "--count", "5", "--out", "{tmp}/folder"],
      ["--out", "{tmp}/folder", "folder"]),
@@ -255,7 +290,8 @@ def test_an_ordinary_mistake_is_one_error_line_and_writes_nothing(case_id, setup
                                                                   monkeypatch, request):
     monkeypatch.chdir(tmp_path)
     cache = Path(os.environ["FORGE_CACHE_DIR"])
-    art = request.getfixturevalue("shared_artifact") if setup in (_artifact, _garbage, _tampered) else {}
+    art = (request.getfixturevalue("shared_artifact")
+           if setup in (_artifact, _garbage, _tampered, _artifact_and_folder, _broken_folder) else {})
     if setup is not None:
         setup(tmp_path, art)
     fill = {"{tmp}": str(tmp_path)}
