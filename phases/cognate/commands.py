@@ -139,6 +139,8 @@ def show(
                                         help="Run this many supervision steps (default: the model's n_sup)."),
     gif: Optional[Path] = typer.Option(None, "--gif", help="Also write the steps as an animated GIF."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    split: str = typer.Option("test", "--split", help="With a dataset folder (--data DIR): its train or test"
+                                                      " split."),
 ) -> None:
     """Print one puzzle's answer after every supervision step, with the halting probability."""
     import sys
@@ -149,7 +151,7 @@ def show(
 
     if gif is not None:
         check_gif_path(gif)  # before the model runs
-    trace = trace_puzzle(get_host(), artifact, data, index, n_sup=n_sup)
+    trace = trace_puzzle(get_host(), artifact, data, index, n_sup=n_sup, split_name=split)
     written = write_gif(trace, gif) if gif is not None else None
     if as_json:
         emit_json({**trace.as_json(), "gif": str(written) if written else None})
