@@ -340,11 +340,9 @@ class CognatePhase(Phase):
             for label, by_eval in texts.items():
                 for sample in by_eval.get("samples", [])[:1]:
                     log.info("sample", weights=label, prompt=sample["prompt"][-80:], completion=sample["completion"][:120])
-        # Hand off the better weights on the eval split (exact accuracy, then token accuracy).
-        def key(label: str) -> tuple[float, float]:
-            m = finals[label]
-            return (m.get("exact_accuracy", -m.get("eval_loss", 0.0)), m.get("token_accuracy", 0.0))
-        chosen = max(finals, key=key)
+        # The hand-off is fixed by the config (EMA when it is on), not picked by a score: the eval
+        # split is only reported, so nothing may be chosen on it (docs/cognate.md, "Hand-off").
+        chosen = trainer.handoff_label(state)
         metrics: dict[str, float] = {}
         for label, m in finals.items():
             metrics.update({f"{label}/{k}": v for k, v in m.items()})

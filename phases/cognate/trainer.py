@@ -48,7 +48,7 @@ from agent_forge.phases.cognate.schedule import DataStream, lr_factor
 from agent_forge.phases.cognate.state import TrainState
 from agent_forge.phases.cognate.training_config import DeepSupervisionConfig, resolve_device, resolve_precision
 from agent_forge.phases.cognate.training_metrics import LogWindow, ProgressBar
-from agent_forge.phases.cognate.weights import evaluate_weights, swapped_in, weight_labels
+from agent_forge.phases.cognate.weights import evaluate_weights, handoff_label, swapped_in, weight_labels
 
 
 class DeepSupervisionTrainer:
@@ -57,6 +57,9 @@ class DeepSupervisionTrainer:
 
     def weight_labels(self, state: TrainState) -> list[str]:
         return weight_labels(state)
+
+    def handoff_label(self, state: TrainState) -> str:
+        return handoff_label(state)
 
     def weights(self, state: TrainState, label: str) -> contextlib.AbstractContextManager[nn.Module]:
         return swapped_in(state, label)
