@@ -34,7 +34,7 @@ from torch import nn
 
 from agent_forge import distributed as dist
 from agent_forge import parallel
-from agent_forge.data import TaskData
+from agent_forge.data import Split, TaskData
 from agent_forge.errors import ConfigError, RunInterrupted
 from agent_forge.events import Event
 from agent_forge.loggers import Logger
@@ -310,17 +310,32 @@ class DeepSupervisionTrainer:
         state.history.append(dict(state.metrics))
 
     def evaluate_during_training(self, state: TrainState, ctx: FitContext) -> None:
-        n = min(self.cfg.eval_samples, len(state.task.eval))
-        sub = TaskData(spec=state.task.spec, train=state.task.train, eval=state.task.eval.subset(slice(0, n)))
-        result = evaluate_weights(self, state, sub, ctx.host, ctx.evaluators, self.cfg.eval_batch_size)
-        state.eval_metrics = result.flat()
+        """The first ``eval_samples`` rows of the eval split, every weights label, **logged only**
+        (``raw/...``, ``ema/...``: a curve to watch), and of the validation split when the run has
+        one (``val/raw/...``). Callbacks see only the validation figures (``state.eval_metrics``,
+        empty without a validation split): the eval split is reported, so nothing may decide on
+        it, not even when to stop."""
+        task, n = state.task, self.cfg.eval_samples
+        reported = evaluate_weights(self, state, _first_rows(task, task.eval, n), ctx.host, ctx.evaluators,
+                                    self.cfg.eval_batch_size).flat()
+        state.eval_metrics = {}
+        if task.validation is not None:
+            validation = evaluate_weights(self, state, _first_rows(task, task.validation, n), ctx.host,
+                                          ctx.evaluators, self.cfg.eval_batch_size)
+            state.eval_metrics = {f"val/{k}": v for k, v in validation.flat().items()}
         self._fire(state, Event.EVAL)
-        ctx.loggers.log_metrics("eval", state.step, {"elapsed_s": round(state.elapsed_s, 2), **state.eval_metrics})
+        row = {**reported, **state.eval_metrics}
+        ctx.loggers.log_metrics("eval", state.step, {"elapsed_s": round(state.elapsed_s, 2), **row})
         if ctx.log:
-            ctx.log.info("eval", step=state.step, **{k: round(v, 4) for k, v in state.eval_metrics.items()})
+            ctx.log.info("eval", step=state.step, **{k: round(v, 4) for k, v in row.items()})
 
     def _save(self, state: TrainState, ckpt_dir: Path, ctx: FitContext) -> Path:
         self._fire(state, Event.SAVE_CHECKPOINT)
         # A step already saved (periodically, then on an interrupt or at the end) is kept, not
         # rewritten; every rank takes rank 0's view of that (see save_checkpoint).
         return checkpointing.save_checkpoint(state, ckpt_dir, ctx.config_fingerprint, self.cfg.keep_checkpoints)
+
+
+def _first_rows(task: TaskData, split: Split, n: int) -> TaskData:
+    """``task`` whose eval split is the first ``n`` rows of ``split`` (what the evaluators read)."""
+    return dataclasses.replace(task, eval=split.subset(slice(0, min(n, len(split)))))
