@@ -94,14 +94,17 @@ def test_grouped_rows_are_carved_as_whole_groups():
     from agent_forge.data import Split, TaskData
     from agent_forge.phases.common.validation import carve_validation
 
-    group = torch.arange(20).repeat_interleave(3)  # 20 puzzles, 3 augmented copies each
-    inputs = torch.stack([group, torch.arange(60)], 1)
-    split = Split(inputs, inputs.clone(), meta={"group": group})
-    task = TaskData(spec=None, train=split, eval=split)  # type: ignore[arg-type]
-    carved = carve_validation(task, 7, seed=3)
-    held = set(carved.validation.meta["group"].tolist())
-    assert len(carved.validation) == 9 and len(held) == 3  # the fewest whole groups holding >= 7 rows
-    assert not held & set(carved.train.meta["group"].tolist())  # no copy of a held-out puzzle trains
+    puzzle = torch.arange(20).repeat_interleave(3)  # 20 puzzles, 3 augmented copies each
+    inputs = torch.stack([puzzle, torch.arange(60)], 1)
+    split = Split(inputs, inputs.clone(), meta={"puzzle": puzzle})
+    tested = Split(inputs[:6], inputs[:6].clone(), meta={"puzzle": torch.tensor([0, 0, 1, 1, 2, 2])})
+    task = TaskData(spec=None, train=split, eval=tested)  # type: ignore[arg-type]
+    for seed in range(5):
+        carved = carve_validation(task, 7, seed=seed)
+        held = set(carved.validation.meta["puzzle"].tolist())
+        assert len(carved.validation) == 9 and len(held) == 3  # the fewest whole puzzles holding >= 7 rows
+        assert not held & set(carved.train.meta["puzzle"].tolist())  # no copy of a held-out puzzle trains
+        assert not held & {0, 1, 2}  # a puzzle that is tested keeps its rows (demonstrations) in training
 
 
 def test_validation_samples_that_leave_no_training_rows_are_refused(host):
