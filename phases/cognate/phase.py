@@ -229,7 +229,8 @@ class CognatePhase(Phase):
     def apply_run_options(self, raw: dict[str, Any], options: RunOptions) -> dict[str, Any]:
         """``--task T`` -> ``task: {name: T}``, ``--seed`` -> ``seed``, ``--models`` -> ``models``,
         ``--max-steps``/``--minutes``/``--checkpoint-every`` -> ``trainer.*``. An explicit
-        ``--max-steps`` without ``--minutes`` drops the variant's time budget."""
+        ``--max-steps`` replaces the variant's epoch budget (both count steps) and, without
+        ``--minutes``, its time budget."""
         raw = dict(raw)
         if options.task is not None:
             self.host.get("dataset", options.task)  # fail early, with the list of tasks
@@ -245,8 +246,10 @@ class CognatePhase(Phase):
                   "checkpoint_every": options.checkpoint_every}
         if any(v is not None for v in budget.values()):
             trainer = dict(raw.get("trainer") or {})
-            if options.max_steps is not None and options.minutes is None:
-                trainer.pop("minutes", None)
+            if options.max_steps is not None:
+                trainer.pop("epochs", None)
+                if options.minutes is None:
+                    trainer.pop("minutes", None)
             trainer.update({k: v for k, v in budget.items() if v is not None})
             raw["trainer"] = trainer
         return raw
@@ -405,7 +408,7 @@ class CognatePhase(Phase):
         return ArtifactRef(manifest_path=manifest.resolve(), artifact=artifact), summary, fit.status, fit.message
 
 
-RESUMABLE_TRAINER_FIELDS = ("max_steps", "minutes", "checkpoint_every", "log_every", "eval_every",
+RESUMABLE_TRAINER_FIELDS = ("max_steps", "minutes", "epochs", "checkpoint_every", "log_every", "eval_every",
                             "keep_checkpoints")
 
 

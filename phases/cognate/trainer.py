@@ -27,7 +27,7 @@ import math
 import signal
 import time
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -44,7 +44,7 @@ from agent_forge.phases.cognate import checkpointing, optimizers
 from agent_forge.phases.cognate.fit import FitContext, FitResult
 from agent_forge.phases.cognate.interrupts import Interrupts
 from agent_forge.phases.cognate.losses import compute_task_loss
-from agent_forge.phases.cognate.schedule import DataStream, lr_factor
+from agent_forge.phases.cognate.schedule import DataStream, epoch_size, lr_factor, resolve_budget
 from agent_forge.phases.cognate.state import TrainState
 from agent_forge.phases.cognate.training_config import DeepSupervisionConfig, resolve_device, resolve_precision
 from agent_forge.phases.cognate.training_metrics import LogWindow, ProgressBar
@@ -66,7 +66,12 @@ class DeepSupervisionTrainer:
 
     # -- set-up ---------------------------------------------------------------------------
     def _state(self, ctx: FitContext) -> TrainState:
-        cfg = self.cfg
+        # trainer.epochs becomes max_steps here, where the training data is known.
+        cfg = self.cfg = resolve_budget(self.cfg, ctx.task)
+        if cfg.epochs is not None and ctx.log:
+            groups, mean, source = epoch_size(ctx.task)
+            ctx.log.info("budget", epochs=cfg.epochs, total_groups=groups, mean_puzzle_examples=round(mean, 4),
+                         counted_from=source, max_steps=cfg.max_steps)
         if not isinstance(ctx.model, RecursiveModel):
             raise ConfigError(f"{type(ctx.model).__name__} does not follow the model protocol (n_sup,"
                               " initial_carry(batch), forward(carry, batch)); see docs/plugins.md")
@@ -101,7 +106,7 @@ class DeepSupervisionTrainer:
         state.max_sup_steps = state.n_sup
         return state
 
-    def compile_for_training(self, state: TrainState) -> None:
+    def compile_for_training(self, state: TrainState, log: Any = None) -> None:
         """``trainer.compile``: torch.compile the module that runs the training step, once.
 
         Only the training forward is compiled (``state.forward_module``; the DDP wrapper where
@@ -110,8 +115,11 @@ class DeepSupervisionTrainer:
         smaller last batch) would otherwise compile the whole recursion again. The training
         batch never changes shape (refill, not mask), so the forward is traced once, and
         AOTAutograd adds one backward graph: two compiles per run (docs/performance.md).
+
+        Where compiling fails (no C++ compiler for the CPU backend, an unsupported op), the run
+        goes on eager with a warning that says so, rather than dying on a speed option.
         """
-        state.forward_module = torch.compile(state.forward_module)
+        state.forward_module = CompiledOrEager(state.forward_module, log)
 
     def _fire(self, state: TrainState, event: Event) -> None:
         for cb in state.callbacks.values():
@@ -236,7 +244,7 @@ class DeepSupervisionTrainer:
                 ctx.log.info("resume", step=state.step, checkpoint=str(latest))
         ctx.loggers.start(ctx.config, resume_step=resumed_at)
         if cfg.compile:
-            self.compile_for_training(state)
+            self.compile_for_training(state, ctx.log)
         self._fire(state, Event.FIT_START)
         progress = ProgressBar(enabled=ctx.progress and dist.is_main(), total=cfg.max_steps, minutes=cfg.minutes,
                                start_step=state.step, log=ctx.log)
@@ -339,3 +347,35 @@ class DeepSupervisionTrainer:
 def _first_rows(task: TaskData, split: Split, n: int) -> TaskData:
     """``task`` whose eval split is the first ``n`` rows of ``split`` (what the evaluators read)."""
     return dataclasses.replace(task, eval=split.subset(slice(0, min(n, len(split)))))
+
+
+class CompiledOrEager:
+    """``torch.compile(module)``, called like the module; if its first call fails inside the
+    compiler (torch._dynamo or torch._inductor raised: no C++ compiler for the CPU backend, an op
+    it cannot trace), every call from then on runs ``module`` eagerly, after one warning naming
+    the error. Errors after a successful first call, and errors of the model itself, are raised."""
+
+    def __init__(self, module: nn.Module, log: Any = None) -> None:
+        self.module, self.compiled, self.log = module, torch.compile(module), log
+        self.mode: Literal["first", "compiled", "eager"] = "first"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.mode == "compiled":
+            return self.compiled(*args, **kwargs)
+        if self.mode == "eager":
+            return self.module(*args, **kwargs)
+        try:
+            out = self.compiled(*args, **kwargs)
+        except Exception as exc:
+            if not type(exc).__module__.startswith(("torch._dynamo", "torch._inductor")):
+                raise
+            self.mode = "eager"
+            message = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+            if self.log is not None:
+                self.log.warning("compile.failed", error=message[:300], fallback="eager",
+                                 note="trainer.compile=true could not compile the training step here; training"
+                                      " continues uncompiled (slower, same results). --set trainer.compile=false"
+                                      " skips the attempt")
+            return self.module(*args, **kwargs)
+        self.mode = "compiled"
+        return out
