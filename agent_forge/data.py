@@ -57,6 +57,10 @@ class TaskData:
     train: Split
     eval: Split
     augment: Augment | None = None
+    #: Rows for choices a run makes (early stopping, EvoMerge's fitness): never trained on, and
+    #: never the eval split, which is only reported. Carved from the training rows by the phase
+    #: (``validation_samples``, see :mod:`agent_forge.phases.common.validation`); None: none.
+    validation: Split | None = None
     #: Turns a token sequence back into something a person reads (for reports and samples).
     render: Callable[[torch.Tensor], str] | None = None
     info: dict[str, Any] = field(default_factory=dict)

@@ -43,16 +43,21 @@ def trm(layers: int, n: int, T: int, n_sup: int = 16, memory: str = "none", d_mo
     }
 
 
-def official(spec: dict[str, Any], *, puzzle_emb_lr: float, puzzle_emb_weight_decay: float,
+def official(spec: dict[str, Any], *, epochs: int, puzzle_emb_lr: float, puzzle_emb_weight_decay: float,
              **model: Any) -> dict[str, Any]:
-    """A paper preset: the official TRM code's details on (docs/cognate.md, "Differences from the
+    """A paper preset: the official TRM code's recipe (docs/cognate.md, "Differences from the
     official code"): a 16-position puzzle-embedding prefix trained by sign-SGD outside EMA,
-    stable-max cross-entropy, a constant lr after warm-up (its lr_min_ratio 1.0) and EMA without
-    warm-up."""
+    stable-max cross-entropy, AdamATan2 with weight decay on every parameter and no gradient
+    clipping, a constant lr after warm-up (its lr_min_ratio 1.0), the official epoch count as the
+    budget, torch.compile, EMA without warm-up (and handed off), and the minimum halting step
+    redrawn at every step."""
     spec["model"].update({"puzzle_emb_len": 16, "puzzle_emb_sparse": True, **model})
+    spec["trainer"].pop("minutes", None)
     spec["trainer"].update({"loss": "stablemax", "schedule": "constant", "puzzle_emb_lr": puzzle_emb_lr,
-                            "puzzle_emb_weight_decay": puzzle_emb_weight_decay})
+                            "puzzle_emb_weight_decay": puzzle_emb_weight_decay, "epochs": epochs,
+                            "optimizer": "adam_atan2", "decay_all": True, "grad_clip": None, "compile": True})
     spec["callbacks"]["ema"]["warmup"] = False
+    spec["callbacks"]["act"]["exploration"] = "per_step"
     return spec
 
 
@@ -105,34 +110,35 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
     "trm_medium": (trm(6, 2, 3, memory="latent"), "6 layers, n=2, T=3, memory read into z"),
     "trm_hybrid": (trm(6, 2, 3, memory="full"), "6 layers, n=2, T=3, memory read into z and y"),
     # The official README's commands: Sudoku-Extreme with mlp_t and pos_encodings=none, and with
-    # attention (RoPE); lr 1e-4, weight decay 1.0, puzzle_emb_lr 1e-4, puzzle_emb_weight_decay 1.0.
+    # attention (RoPE); epochs 50,000 (65,104 optimizer steps on its 1,000 puzzles at batch 768),
+    # lr 1e-4, weight decay 1.0, puzzle_emb_lr 1e-4, puzzle_emb_weight_decay 1.0.
     "trm_paper": (official(trm(2, 6, 3, d_model=512, mixer="mlp_official", heads=8, task={"name": "sudoku9"},
                                learned_positions=False,
-                               trainer={"batch_size": 768, "lr": 1e-4, "weight_decay": 1.0, "warmup_steps": 2000,
-                                        "minutes": 600.0}),
-                           puzzle_emb_lr=1e-4, puzzle_emb_weight_decay=1.0, rope=False),
+                               trainer={"batch_size": 768, "lr": 1e-4, "weight_decay": 1.0, "warmup_steps": 2000}),
+                           epochs=50_000, puzzle_emb_lr=1e-4, puzzle_emb_weight_decay=1.0, rope=False),
                   "The paper's 9x9 Sudoku model: d=512, the official MLP token mixing (~5M parameters); GPU scale"),
     "trm_paper_attention": (official(trm(2, 6, 3, d_model=512, mixer="attention", heads=8, task={"name": "sudoku9"},
                                          learned_positions=False,
                                          trainer={"batch_size": 768, "lr": 1e-4, "weight_decay": 1.0,
-                                                  "warmup_steps": 2000, "minutes": 600.0}),
-                                     puzzle_emb_lr=1e-4, puzzle_emb_weight_decay=1.0),
+                                                  "warmup_steps": 2000}),
+                                     epochs=50_000, puzzle_emb_lr=1e-4, puzzle_emb_weight_decay=1.0),
                             "trm_paper with self-attention instead of MLP mixing (~7M parameters)"),
     # ARC-AGI-1 as the README runs it: L_layers 2, H_cycles 3 (T), L_cycles 4 (n); the other
-    # values from cfg_pretrain.yaml: lr 1e-4, weight decay 0.1, puzzle_emb_lr 1e-2, its decay 0.1.
+    # values from cfg_pretrain.yaml: epochs 100,000, lr 1e-4, weight decay 0.1, puzzle_emb_lr 1e-2, its decay 0.1.
     "trm_arc": (official(trm(2, 4, 3, d_model=512, heads=8, task={"name": "arc"}, learned_positions=False,
                              trainer={"batch_size": 768, "lr": 1e-4, "weight_decay": 0.1, "warmup_steps": 2000,
-                                      "minutes": 600.0, "eval_batch_size": 64}),
-                         puzzle_emb_lr=1e-2, puzzle_emb_weight_decay=0.1),
+                                      "eval_batch_size": 64}),
+                         epochs=100_000, puzzle_emb_lr=1e-2, puzzle_emb_weight_decay=0.1),
                 "ARC-AGI-1 (optional extra 'arc'): the paper's attention TRM (n=4, T=3) with puzzle embeddings;"
                 " GPU scale"),
-    # Maze-Hard as the README runs it: attention, L_layers 2, H_cycles 3 (T), L_cycles 4 (n), lr 1e-4,
-    # weight decay 1.0, puzzle_emb_lr 1e-4 and its decay 1.0; 30x30 mazes (the public set's side).
+    # Maze-Hard as the README runs it: attention, L_layers 2, H_cycles 3 (T), L_cycles 4 (n), epochs
+    # 50,000, lr 1e-4, weight decay 1.0, puzzle_emb_lr 1e-4 and its decay 1.0; 30x30 mazes (the public
+    # set's side).
     "trm_maze": (official(trm(2, 4, 3, d_model=512, heads=8, task={"name": "maze", "size": 30},
                               learned_positions=False,
                               trainer={"batch_size": 768, "lr": 1e-4, "weight_decay": 1.0, "warmup_steps": 2000,
-                                       "minutes": 600.0, "eval_batch_size": 64}),
-                          puzzle_emb_lr=1e-4, puzzle_emb_weight_decay=1.0),
+                                       "eval_batch_size": 64}),
+                          epochs=50_000, puzzle_emb_lr=1e-4, puzzle_emb_weight_decay=1.0),
                  "Maze-Hard (30x30): the paper's attention TRM (n=4, T=3); GPU scale"),
     "lm_conservative": (lm(12, 768, 12, 3, 8), "Causal LM, config A: 12 layers, width 768"),
     # 1024 is not divisible by 12 heads: heads of width 64 (attention width 768), as in seed 002.

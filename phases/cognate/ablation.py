@@ -46,8 +46,8 @@ from agent_forge.phases.cognate.ablation_jobs import Job, run_jobs
 from agent_forge.plugin_host import PluginHost
 from agent_forge.runner import PhaseRunner, RunOptions
 
-SHARED_TRAINER_KEYS = ("batch_size", "lr", "weight_decay", "betas", "warmup_steps", "schedule", "grad_clip",
-                       "precision", "eval_every", "eval_samples")
+SHARED_TRAINER_KEYS = ("batch_size", "lr", "optimizer", "weight_decay", "decay_all", "betas", "warmup_steps",
+                       "schedule", "grad_clip", "precision", "compile", "eval_every", "eval_samples")
 REPORTED = ("exact_accuracy", "token_accuracy", "raw/exact_accuracy", "ema/exact_accuracy", "raw/token_accuracy",
             "ema/token_accuracy", "parameters", "steps", "train_seconds", "mean_sup_steps", "early_stop_rate",
             "final_loss", "effective_depth", "eval_loss", "perplexity")
@@ -206,7 +206,9 @@ def _common_overrides(host: PluginHost, first: Arm, task: str | None, minutes: f
     spec = apply_overrides(copy.deepcopy(dict(host.get("variant", first.variant).obj)), list(first.overrides))
     task_section = {"name": task} if task else dict(spec["task"])
     shared = {k: v for k, v in spec.get("trainer", {}).items() if k in SHARED_TRAINER_KEYS}
-    common = [f"task={_flow(task_section)}", "trainer.max_steps=null", f"trainer.minutes={minutes}"]
+    # One wall-clock budget for every arm: a preset's step or epoch budget would end arms unequally.
+    common = [f"task={_flow(task_section)}", "trainer.max_steps=null", "trainer.epochs=null",
+              f"trainer.minutes={minutes}"]
     common += [f"trainer.{k}={_flow(v)}" for k, v in shared.items()]
     return task_section, shared, common
 
