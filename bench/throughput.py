@@ -25,6 +25,11 @@ torch's intra-op threads before each block. With ``trainer.compile=true`` (in th
 count), the recompiles, and the largest difference of the logits from the eager model after the
 same step.
 
+``--device cuda`` runs the trainer and the GEMM peaks on the GPU (timers synchronise the device;
+the peak CUDA memory is printed); the default, ``auto``, is the trainer's own (CUDA where present).
+``--no-logits-check`` skips the eager-vs-compiled logits comparison of ``--vs trainer.compile=true``
+(it builds and compiles two more trainers: minutes at GPU scale).
+
 ``--eval`` times evaluation instead: the eval split in inference mode (every supervision step, as
 ``forge eval`` runs it) at several batch sizes, as examples/s and examples·steps/s.
 ``--metrics runs/<run>/metrics.jsonl`` prints the *finished* examples/s (samples that halted, per
@@ -88,11 +93,22 @@ def native_bf16() -> bool:
     return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
 
 
+#: Where the GEMM peaks run (``--device``); CUDA work is asynchronous, so timers synchronise it.
+DEVICE = torch.device("cpu")
+
+
+def sync(device: torch.device | None = None) -> None:
+    if (device or DEVICE).type == "cuda":
+        torch.cuda.synchronize(device or DEVICE)
+
+
 def _rate(fn, flops: float, repeats: int, key: str) -> float:
     fn()
+    sync()
     wall, cpu = time.perf_counter(), time.process_time()
     for _ in range(repeats):
         fn()
+    sync()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     LAST_CPU_RATE[key] = flops * repeats / max(cpu, 1e-9)
     return flops * repeats / wall
@@ -100,9 +116,11 @@ def _rate(fn, flops: float, repeats: int, key: str) -> float:
 
 def gemm_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
     # A bf16 GEMM without AMX/AVX512-BF16 can take minutes at this size (docs/performance.md).
-    if dtype == torch.bfloat16 and not native_bf16():
+    if DEVICE.type == "cpu" and dtype == torch.bfloat16 and not native_bf16():
         n, repeats = 512, 1
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    if DEVICE.type == "cuda":
+        n, repeats = 8192, 10  # large enough to approach the tensor cores' rate
+    a, b = torch.randn(n, n, dtype=dtype, device=DEVICE), torch.randn(n, n, dtype=dtype, device=DEVICE)
     return _rate(lambda: a @ b, 2 * n**3, repeats, f"peak/{dtype}")
 
 
@@ -110,7 +128,7 @@ def gemm_shaped(dtype: torch.dtype, m: int = 4608, k: int = 64, n: int = 512, re
     """A linear layer of shape (m x k) @ (k x n): by default trm_small's SwiGLU up-projection
     (128 rows x 36 cells, d=64 -> 2x256). The ceiling the model's own matrix products can reach,
     well below the square-GEMM peak."""
-    x, w = torch.randn(m, k, dtype=dtype), torch.randn(n, k, dtype=dtype)
+    x, w = torch.randn(m, k, dtype=dtype, device=DEVICE), torch.randn(n, k, dtype=dtype, device=DEVICE)
     return _rate(lambda: torch.nn.functional.linear(x, w), 2 * m * k * n, repeats, f"shaped/{dtype}")
 
 
@@ -129,9 +147,11 @@ class Bench:
     def timed(self, steps: int) -> tuple[float, float]:
         """(wall s, process CPU s) for ``steps`` steps, run with this bench's thread count."""
         torch.set_num_threads(self.threads)
+        sync(self.state.device)
         wall, cpu = time.perf_counter(), time.process_time()
         for _ in range(steps):
             self.step()
+        sync(self.state.device)
         return time.perf_counter() - wall, time.process_time() - cpu
 
 
@@ -213,7 +233,7 @@ def measure(host, variant: str, steps: int, warmup: int, overrides: list[str], r
 
 
 def interleaved(host, variant: str, steps: int, warmup: int, rounds: int, base: list[str],
-                vs: list[str]) -> dict[str, Any]:
+                vs: list[str], logits_check: bool = True) -> dict[str, Any]:
     """A (base) and B (base + vs) built side by side, timed A B A B ...; medians and B/A."""
     a, b = build(host, variant, base), build(host, variant, [*base, *vs])
     info = {"A": warm_up(a, warmup), "B": warm_up(b, warmup)}
@@ -231,7 +251,7 @@ def interleaved(host, variant: str, steps: int, warmup: int, rounds: int, base: 
                     "block_walls_s": [round(t[0], 3) for t in times[key]],
                     "best_block_sup_examples_steps_per_s": bench.cfg.trainer.batch_size * steps / best}
     out["B_over_A_speed"] = out["B"]["sup_examples_steps_per_s"] / out["A"]["sup_examples_steps_per_s"]
-    if a.cfg.trainer.compile != b.cfg.trainer.compile:
+    if a.cfg.trainer.compile != b.cfg.trainer.compile and logits_check:
         out["logits_max_abs_diff"] = logits_difference(host, variant, base, vs)
     return out
 
@@ -293,6 +313,15 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
+def peak_memory() -> str:
+    """Peak host RSS, and on CUDA the peak memory torch allocated and reserved on the device."""
+    text = f"peak RSS {peak_rss_gb():.2f} GB"
+    if DEVICE.type == "cuda":
+        text += (f", peak CUDA memory {torch.cuda.max_memory_allocated(DEVICE) / 2**30:.2f} GiB allocated,"
+                 f" {torch.cuda.max_memory_reserved(DEVICE) / 2**30:.2f} GiB reserved")
+    return text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", default="trm_small,baseline")
@@ -309,6 +338,11 @@ def main() -> None:
     parser.add_argument("--eval-batches", default="100,250,500")
     parser.add_argument("--eval-repeats", type=int, default=1, help="timed passes per batch size (after a warm-up pass)")
     parser.add_argument("--metrics", help="a run's metrics.jsonl: finished examples/s early and late")
+    parser.add_argument("--shaped", help="M,K,N of the model-shaped linear (default: trm_small's SwiGLU"
+                                         " up-projection, 4608,64,512; trm_paper's at batch 768: 74496,512,3072)")
+    parser.add_argument("--device", default="auto", help="auto (the trainer's: CUDA where present), cpu, cuda[:i]")
+    parser.add_argument("--no-logits-check", action="store_true",
+                        help="with --vs trainer.compile=...: skip the eager-vs-compiled logits comparison")
     args = parser.parse_args()
     if args.metrics:
         print(json.dumps(finished_rates(args.metrics), indent=1))
@@ -322,8 +356,14 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
         base.append(f"trainer.threads={args.threads}")
+    global DEVICE
+    from agent_forge.phases.cognate.training_config import resolve_device
+
+    DEVICE = resolve_device(args.device)
+    base.append(f"trainer.device={DEVICE}")
     flags = cpu_flags()
-    print(f"# {platform.processor() or platform.machine()} ({', '.join(sorted(flags & {'avx2', 'avx512f', 'avx512_bf16', 'amx_bf16'}))}),"
+    gpu = (f", {torch.cuda.get_device_name(DEVICE)} (CUDA {torch.version.cuda})" if DEVICE.type == "cuda" else "")
+    print(f"# {platform.processor() or platform.machine()} ({', '.join(sorted(flags & {'avx2', 'avx512f', 'avx512_bf16', 'amx_bf16'}))}){gpu},"
           f" torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.2f}"
           + (f", shape {args.shape}: {variants[0]} + {' '.join(base)}" if args.shape else ""))
     if args.eval:
@@ -335,18 +375,23 @@ def main() -> None:
                       f" steps in {r['seconds']:.2f} s)")
                 print(json.dumps(r))
         return
+    if DEVICE.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False  # an fp32 peak, not TF32's (the trainer's fp32 is fp32)
     peaks = {"fp32": gemm_peak(torch.float32), "bf16": gemm_peak(torch.bfloat16)}
     cpu_peak = {k.split("/")[1]: v / 1e9 for k, v in LAST_CPU_RATE.items() if k.startswith("peak/")}
-    print(f"GEMM peak (2048^3; bf16 at 512^3 on CPUs without native bf16): fp32 {peaks['fp32'] / 1e9:.1f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.1f} GFLOP/s"
+    print(f"GEMM peak ({'8192^3' if DEVICE.type == 'cuda' else '2048^3; bf16 at 512^3 on CPUs without native bf16'}): fp32 {peaks['fp32'] / 1e9:.1f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.1f} GFLOP/s"
           f" (per CPU second: fp32 {cpu_peak['torch.float32']:.1f}, bf16 {cpu_peak['torch.bfloat16']:.1f})")
     shape = (256 * 36, 64, 512) if args.shape == "nanotrm" else (4608, 64, 512)
+    if args.shaped:
+        shape = tuple(int(x) for x in args.shaped.split(","))
     shaped = {"fp32": gemm_shaped(torch.float32, *shape), "bf16": gemm_shaped(torch.bfloat16, *shape, repeats=2)}
     cpu_shaped = {k.split("/")[1]: v / 1e9 for k, v in LAST_CPU_RATE.items() if k.startswith("shaped/")}
     print(f"model-shaped linear ({shape[0]}x{shape[1]} @ {shape[1]}x{shape[2]}): fp32 {shaped['fp32'] / 1e9:.1f} GFLOP/s,"
           f" bf16 {shaped['bf16'] / 1e9:.1f} GFLOP/s (per CPU second: fp32 {cpu_shaped['torch.float32']:.1f},"
           f" bf16 {cpu_shaped['torch.bfloat16']:.1f})")
     if args.vs:
-        r = interleaved(host, variants[0], args.steps, args.warmup, args.rounds, base, args.vs.split(","))
+        r = interleaved(host, variants[0], args.steps, args.warmup, args.rounds, base, args.vs.split(","),
+                        logits_check=not args.no_logits_check)
         for key in ("A", "B"):
             x = r[key]
             x["mfu"] = x["achieved_gflops"] * 1e9 / peaks["fp32"]
@@ -366,6 +411,7 @@ def main() -> None:
                   f" {r['B']['sup_examples_steps_per_s'] / ref:.2f}x")
         if "logits_max_abs_diff" in r:
             print(f"max |logits eager - compiled|: {r['logits_max_abs_diff']}")
+        print(f"# {peak_memory()}")
         print(json.dumps({"peaks_gflops": {k: v / 1e9 for k, v in peaks.items()},
                           "shaped_gflops": {k: v / 1e9 for k, v in shaped.items()}, **r}))
         return
@@ -392,7 +438,7 @@ def main() -> None:
             ref = PORT_REFERENCE["sup_examples_steps_per_s"]
             print(f"{'nano-trm':>12} [fp32] batch 256: {ref:8.1f} examples·steps/s (quoted, not measured here:"
                   f" {PORT_REFERENCE['source']}); this run / port = {r['sup_examples_steps_per_s'] / ref:.2f}x")
-    print(f"# load average after: {os.getloadavg()[0]:.2f}; peak RSS {peak_rss_gb():.2f} GB")
+    print(f"# load average after: {os.getloadavg()[0]:.2f}; {peak_memory()}")
     print(json.dumps({"peaks_gflops": {k: v / 1e9 for k, v in peaks.items()}, "peaks_gflops_per_cpu_s": cpu_peak,
                       "shaped_gflops": {k: v / 1e9 for k, v in shaped.items()}, "shaped_gflops_per_cpu_s": cpu_shaped,
                       "results": results,
