@@ -68,11 +68,35 @@ def eval_cmd(
     n_sup: Optional[int] = typer.Option(None, "--n-sup", min=1, help="Run this many supervision steps (more or"
                                         " fewer than trained; default: the model's n_sup); accuracy after each."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda[:i] or auto."),
+    # -- test-time exploration (phases/cognate/explore.py; docs/cognate.md, "Thinking harder") --
+    samples: int = typer.Option(1, "--samples", min=1, help="K trajectories per puzzle in one batched forward;"
+                                " trajectory 0 is noiseless, the others add latent noise."),
+    noise: Optional[float] = typer.Option(None, "--noise", min=0.0, help="Latent noise scale, relative to the"
+                                          " latent's RMS (default with --samples > 1: 0.2, chosen on validation data)."),
+    select: str = typer.Option("q", "--select", help="How one answer is picked among the candidates (see above)."),
+    augment: int = typer.Option(1, "--augment", min=1, help="Vote over N of the task's symmetries (the first the"
+                                " identity); combines with --samples."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the noise and of the symmetries drawn."),
+    early_exit: bool = typer.Option(False, "--early-exit", help="A trajectory stops where its Q-head halts"
+                                    " (default: all steps)."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Write the accuracy-against-compute curve (.png/.svg)."),
 ) -> None:
     """Evaluate a hand-off artifact on a user file; print the metrics JSON on stdout, with exact and
-    token accuracy after every supervision step and at the Q-head's halting step."""
-    from agent_forge.phases.cognate.evaluate import evaluate_artifact_on_file, steps_table
+    token accuracy after every supervision step and at the Q-head's halting step.
 
+    \b
+    With --samples/--augment/--early-exit/--plot, K x N candidates per puzzle and --select picks one:
+      q       the candidate whose Q-head is most sure it is done (highest q_halt); the default
+      vote    the answer with the largest sum of sigmoid(q_halt) over its candidates
+      verify  the highest-q candidate the task's checker accepts (uses task rules; reported apart)
+    """
+    from agent_forge.phases.cognate.evaluate import evaluate_artifact_on_file, steps_table
+    from agent_forge.phases.cognate.explore import ExploreOptions, wants_exploration
+
+    if wants_exploration(samples, augment, early_exit, plot):
+        _eval_exploring(artifact, data, ExploreOptions(samples, noise, select, augment, seed, early_exit),
+                        plot=plot, as_json=as_json, batch_size=batch_size, n_sup=n_sup, device=device)
+        return
     metrics = evaluate_artifact_on_file(get_host(), artifact, data, batch_size=batch_size, n_sup=n_sup,
                                         device=device)
     if as_json:
@@ -84,6 +108,67 @@ def eval_cmd(
             shown = format_number(value, "auto", key=key) if isinstance(value, (int, float)) else value
             out.print(f"{key:>22}: {shown}", soft_wrap=True)
     out.print(steps_table(metrics))
+
+
+def _eval_exploring(artifact: Path, data: Path, options, *, plot: Optional[Path], as_json: bool, batch_size: int,
+                    n_sup: Optional[int], device: str) -> None:
+    from agent_forge.phases.cognate.explore import exploration_table, explore_artifact_on_file, plot_curve
+
+    metrics = explore_artifact_on_file(get_host(), artifact, data, options, batch_size=batch_size, n_sup=n_sup,
+                                       device=device)
+    if plot is not None:
+        metrics["plot"] = str(plot_curve(metrics, plot))
+    if as_json:
+        emit_json(metrics)
+        return
+    out = stdout_console()
+    for key, value in metrics.items():
+        if key not in ("selections", "curve"):
+            shown = format_number(value, "auto", key=key) if isinstance(value, (int, float)) else value
+            out.print(f"{key:>24}: {shown}", soft_wrap=True)
+    out.print(exploration_table(metrics), soft_wrap=True)
+
+
+def solve(
+    artifact: Path = typer.Argument(..., help="Artifact manifest (.json) or export folder."),
+    puzzle: str = typer.Argument(..., help="The question as in the task's CSV files, e.g. a Sudoku row by row"
+                                           " with '.' for a blank."),
+    samples: int = typer.Option(1, "--samples", min=1, help="K trajectories (0 noiseless), as forge eval."),
+    noise: Optional[float] = typer.Option(None, "--noise", min=0.0, help="Relative latent noise (default 0.2"
+                                          " with --samples > 1)."),
+    select: str = typer.Option("q", "--select", help="q (highest q_halt), vote (q-weighted) or verify (task"
+                                                     " checker)."),
+    augment: int = typer.Option(1, "--augment", min=1, help="Vote over N of the task's symmetries."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the noise and the symmetries."),
+    early_exit: bool = typer.Option(False, "--early-exit", help="Stop each trajectory where its Q-head halts."),
+    n_sup: Optional[int] = typer.Option(None, "--n-sup", min=1, help="Supervision steps (default: the model's)."),
+    trajectories: bool = typer.Option(False, "--trajectories", help="Also list every candidate (q, steps, answer)."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda[:i] or auto."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Solve one puzzle: print the answer grid with its q, halting probability and steps."""
+    from agent_forge.phases.cognate.explore import ExploreOptions, solve_puzzle
+
+    result = solve_puzzle(get_host(), artifact, puzzle, ExploreOptions(samples, noise, select, augment, seed,
+                                                                       early_exit),
+                          n_sup=n_sup, device=device, trajectories=trajectories)
+    if as_json:
+        emit_json(result)
+        return
+    out = stdout_console()
+    for row in result["grid"]:
+        out.print(" ".join(row), highlight=False)
+    q = "n/a" if result["q"] is None else f"{result['q']:.3f} (halt prob {result['halt_prob']:.3f})"
+    valid = "" if result["valid"] is None else f"  valid: {'yes' if result['valid'] else 'no'}"
+    out.print(f"answer: {result['answer']}", soft_wrap=True, highlight=False)
+    out.print(f"q: {q}  steps: {result['steps']}  picked: trajectory {result['picked']} of"
+              f" {result['samples'] * result['augment']}{valid}", soft_wrap=True, highlight=False)
+    for t in result.get("trajectories") or []:
+        mark = "*" if t["index"] == result["picked"] else " "
+        tq = "n/a" if t["q"] is None else f"{t['q']:+.3f}"
+        out.print(f"{mark} #{t['index']:<3} sym {t['symmetry']} noise {t['noise']:<4} q {tq} steps {t['steps']}"
+                  f" {'ok ' if t['valid'] else 'bad' if t['valid'] is not None else ''} {t['answer']}",
+                  soft_wrap=True, highlight=False)
 
 
 def ablate(
@@ -152,8 +237,9 @@ def show(
 
 
 def add_commands(cli: typer.Typer) -> None:
-    """Add ``variants``, ``eval``, ``ablate`` and ``show`` to the root app ``cli``."""
+    """Add ``variants``, ``eval``, ``ablate``, ``show`` and ``solve`` to the root app ``cli``."""
     cli.command()(variants)
     cli.command("eval")(eval_cmd)
     cli.command()(ablate)
     cli.command()(show)
+    cli.command()(solve)
