@@ -214,14 +214,23 @@ def show(
                                         help="Run this many supervision steps (default: the model's n_sup)."),
     gif: Optional[Path] = typer.Option(None, "--gif", help="Also write the steps as an animated GIF."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    samples: int = typer.Option(1, "--samples", min=1, help="Instead: K trajectories of the puzzle (forge eval"
+                                " --samples), each final answer with its q, and the one --select picks."),
+    noise: Optional[float] = typer.Option(None, "--noise", min=0.0, help="With --samples: relative latent noise."),
+    select: str = typer.Option("q", "--select", help="With --samples: q, vote or verify (forge eval --help)."),
+    seed: int = typer.Option(0, "--seed", help="With --samples: the noise seed."),
 ) -> None:
-    """Print one puzzle's answer after every supervision step, with the halting probability."""
+    """Print one puzzle's answer after every supervision step, with the halting probability
+    (with --samples: the final answer of each of K trajectories instead)."""
     import sys
 
     from rich.console import Console
 
     from agent_forge.phases.cognate.show import check_gif_path, render_trace, trace_puzzle, write_gif
 
+    if samples > 1:
+        _show_trajectories(artifact, data, index, samples, noise, select, seed, n_sup, as_json)
+        return
     if gif is not None:
         check_gif_path(gif)  # before the model runs
     trace = trace_puzzle(get_host(), artifact, data, index, n_sup=n_sup)
@@ -234,6 +243,30 @@ def show(
         out.print(part)
     if written:
         out.print(f"gif: {written} ({len(trace.steps)} frames)", soft_wrap=True)
+
+
+def _show_trajectories(artifact: Path, data: Path, index: int, samples: int, noise: Optional[float], select: str,
+                       seed: int, n_sup: Optional[int], as_json: bool) -> None:
+    from agent_forge.phases.cognate.explore import ExploreOptions, trajectories_of
+
+    r = trajectories_of(get_host(), artifact, data, index, ExploreOptions(samples, noise, select, 1, seed),
+                        n_sup=n_sup)
+    if as_json:
+        emit_json(r)
+        return
+    out = stdout_console()
+    out.print(f"puzzle {index} of {data}: {samples} trajectories, noise {r['noise']}, --select {select}",
+              soft_wrap=True, highlight=False)
+    for t in r["trajectories"]:
+        mark = ">" if t["index"] == r["picked"] else " "
+        q = "  n/a " if t["q"] is None else f"{t['q']:+6.2f}"
+        check = "" if t["valid"] is None else (" valid" if t["valid"] else " invalid")
+        out.print(f"{mark} #{t['index']:<3} noise {t['noise']:<5} q {q}  {'right' if t['correct'] else 'wrong'}"
+                  f"{check}  {t['answer']}", soft_wrap=True, highlight=False)
+    out.print(f"picked #{r['picked']} ({'right' if r['correct'] else 'wrong'}); #0 is the noiseless trajectory",
+              highlight=False)
+    for row in r["grid"]:
+        out.print(" ".join(row), highlight=False)
 
 
 def add_commands(cli: typer.Typer) -> None:

@@ -198,28 +198,65 @@ def solve_puzzle(host: Any, manifest: Path, puzzle: str, options: ExploreOptions
     model.to(where)
     task = task_for_solving(host, artifact)
     question = task.parse_question(puzzle).unsqueeze(0)
+    return {"artifact": artifact.id, "puzzle": puzzle,
+            **_solve_one(model, task, question, options, n_sup=n_sup, device=where, trajectories=trajectories)}
+
+
+def _solve_one(model: torch.nn.Module, task: TaskData, question: torch.Tensor, options: ExploreOptions, *,
+               n_sup: int | None, device: torch.device, trajectories: bool,
+               target: torch.Tensor | None = None) -> dict[str, Any]:
     options.check(task)
     syms = task.symmetries(options.augment, options.seed) if options.augment > 1 else None
     cands = ex.explore(model, question, samples=options.samples, noise=options.noise_used, n_sup=n_sup,
-                       device=where, seed=options.seed, symmetries=syms, augment=options.augment,
+                       device=device, seed=options.seed, symmetries=syms, augment=options.augment,
                        early_exit=options.early_exit, batch_size=max(256, options.samples * options.augment))
     idx = ex.select(options.select, cands, question, task.check)
     pick = int(idx[0])
     answer = cands.answers[0, pick]
     q = float(cands.q[0, pick])
     decode = task.decode_grid or (lambda t: [[str(v) for v in t.tolist()]])
+
+    def text(tokens: torch.Tensor) -> str:
+        return "".join("".join(row) for row in decode(tokens))
+
+    def verdict(tokens: torch.Tensor) -> bool | None:
+        return None if task.check is None else bool(task.check(question, tokens.unsqueeze(0))[0])
+
+    def right(tokens: torch.Tensor) -> bool | None:
+        return None if target is None else bool(ex.correct(tokens.view(1, 1, -1), target.view(1, -1),
+                                                            task.spec.ignore_index)[0, 0])
+
     out: dict[str, Any] = {
-        "artifact": artifact.id, "puzzle": puzzle, **options.as_json(),
-        "answer": "".join("".join(row) for row in decode(answer)), "grid": decode(answer),
+        **options.as_json(), "answer": text(answer), "grid": decode(answer),
         "q": None if math.isnan(q) else q, "halt_prob": None if math.isnan(q) else 1 / (1 + math.exp(-q)),
-        "steps": int(cands.steps[0, pick]), "picked": pick,
-        "valid": None if task.check is None else bool(task.check(question, answer.unsqueeze(0))[0])}
+        "steps": int(cands.steps[0, pick]), "picked": pick, "valid": verdict(answer)}
+    if target is not None:
+        out["correct"] = right(answer)
     if trajectories:
-        out["trajectories"] = [
-            {"index": c, "symmetry": c // cands.samples, "sample": c % cands.samples,
-             "noise": 0.0 if c % cands.samples == 0 else cands.noise,
-             "q": None if math.isnan(float(cands.q[0, c])) else float(cands.q[0, c]),
-             "steps": int(cands.steps[0, c]), "answer": "".join("".join(r) for r in decode(cands.answers[0, c])),
-             "valid": None if task.check is None else bool(task.check(question, cands.answers[0, c:c + 1])[0])}
-            for c in range(cands.answers.shape[1])]
+        out["trajectories"] = []
+        for c in range(cands.answers.shape[1]):
+            qc = float(cands.q[0, c])
+            item = {"index": c, "symmetry": c // cands.samples, "sample": c % cands.samples,
+                    "noise": 0.0 if c % cands.samples == 0 else cands.noise, "q": None if math.isnan(qc) else qc,
+                    "steps": int(cands.steps[0, c]), "answer": text(cands.answers[0, c]),
+                    "valid": verdict(cands.answers[0, c])}
+            if target is not None:
+                item["correct"] = right(cands.answers[0, c])
+            out["trajectories"].append(item)
     return out
+
+
+def trajectories_of(host: Any, manifest: Path, data: Path, index: int, options: ExploreOptions, *,
+                    n_sup: int | None = None) -> dict[str, Any]:
+    """``forge show --samples K``: every candidate of puzzle ``index`` of ``data`` (its answer, q,
+    steps, whether the checker accepts it and whether it is right), which one ``--select`` picks."""
+    from agent_forge.phases.cognate.evaluate import task_from_file
+
+    artifact, model = load_model(host, manifest)
+    task = task_from_file(host, artifact, data)
+    if not 0 <= index < len(task.eval):
+        raise ConfigError(f"--index {index}: {data} holds {len(task.eval)} puzzle(s); pass 0 to {len(task.eval) - 1}")
+    question = task.eval.inputs[index:index + 1].long()
+    return {"artifact": artifact.id, "data": str(data), "index": index,
+            **_solve_one(model, task, question, options, n_sup=n_sup, device=torch.device("cpu"), trajectories=True,
+                         target=task.eval.targets[index].long())}

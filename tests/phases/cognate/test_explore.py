@@ -99,3 +99,17 @@ def test_solve_one_puzzle_from_the_cli_and_from_python(tiny_run, puzzles):
         solve(manifest, "1.2.3", host=host)
     with pytest.raises(ConfigError, match="--augment 3: a square|--augment"):
         solve(manifest, question, augment=0, host=host)
+
+
+def test_show_draws_the_k_trajectories_of_one_puzzle(tiny_run, puzzles):
+    from agent_forge.cli import build_app
+
+    host, manifest = tiny_run
+    out = CliRunner().invoke(build_app(host), ["show", str(manifest), "--data", str(puzzles), "--index", "2",
+                                               "--samples", "3", "--json"])
+    assert out.exit_code == 0, out.output
+    r = json.loads(out.stdout)
+    assert [t["index"] for t in r["trajectories"]] == [0, 1, 2] and r["trajectories"][0]["noise"] == 0.0
+    assert all(isinstance(t["correct"], bool) for t in r["trajectories"])
+    text = CliRunner().invoke(build_app(host), ["show", str(manifest), "--data", str(puzzles), "--samples", "3"])
+    assert text.exit_code == 0 and text.output.count("\n> #") == 1 and "noiseless" in text.output
