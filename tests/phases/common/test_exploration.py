@@ -206,3 +206,22 @@ def test_voting_over_symmetries_maps_answers_back_to_the_question_frame():
     c = explore(Oracle(), x, samples=1, augment=4, symmetries=syms, batch_size=8)
     assert c.answers.shape == (6, 4, 36)
     assert torch.equal(c.answers, s.unsqueeze(1).expand(6, 4, 36))
+
+
+def test_maze_dihedral_symmetries_round_trip_and_keep_shortest_paths():
+    from agent_forge.plugins.datasets.maze import MazeConfig, generate, make_check, make_parse_question
+    from agent_forge.plugins.datasets.maze_core import to_text
+    from agent_forge.plugins.datasets.grids import dihedral_symmetries
+
+    cfg = MazeConfig(size=9)
+    q, a = (torch.from_numpy(v.astype("int64")) for v in generate(cfg, 6, seed=2, cache=False))
+    check = make_check(9)
+    syms = dihedral_symmetries(9, 8, seed=0)
+    assert len({tuple(s.positions.tolist()) for s in syms}) == 8 and torch.equal(syms[0].apply(q), q)
+    for sym in syms:
+        assert torch.equal(sym.invert(sym.apply(q)), q) and torch.equal(sym.invert(sym.apply(a)), a)
+        assert check(sym.apply(q), sym.apply(a)).all()
+    assert not check(q, q).any()  # no path marked
+    assert torch.equal(make_parse_question(9)(to_text(q[0].tolist())), q[0])
+    with pytest.raises(ConfigError, match="--augment 9"):
+        dihedral_symmetries(9, 9, 0)
