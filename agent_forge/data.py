@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import torch
 
@@ -11,6 +11,19 @@ from agent_forge.contracts import TaskSpec
 
 #: Applied to a training batch on the fly (validity-preserving augmentation), given a generator.
 Augment = Callable[[dict[str, torch.Tensor], torch.Generator], dict[str, torch.Tensor]]
+
+
+class Symmetry(Protocol):
+    """An answer-preserving transform of a task's token sequences (test-time voting,
+    ``forge eval --augment``): solve ``apply(question)``, then ``invert`` the answer."""
+
+    def apply(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(..., seq_len) tokens in the original frame -> the transformed frame."""
+        ...
+
+    def invert(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(..., seq_len) tokens in the transformed frame -> the original frame."""
+        ...
 
 
 @dataclass
@@ -68,3 +81,12 @@ class TaskData:
     #: of its grid, one short label per cell (Sudoku: ``"3"``, ``"."`` for a blank). Without it a
     #: grid task is shown as token ids, in rows of ``info["size"]`` (else of the whole sequence).
     decode_grid: Callable[[torch.Tensor], list[list[str]]] | None = None
+    #: Optional, for voting over symmetries (``forge eval --augment N``): ``symmetries(n, seed)``
+    #: returns ``n`` answer-preserving transforms, the first the identity, the rest drawn with ``seed``.
+    symmetries: Callable[[int, int], list[Symmetry]] | None = None
+    #: Optional, for ``--select verify``: ``check(questions, answers)`` (B, seq_len) each -> (B,) bool,
+    #: whether each answer solves its question by the task's rules (no answer key needed).
+    check: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    #: Optional, for ``forge solve``: one question as written in the task's data files (a CSV cell)
+    #: -> (seq_len,) tokens; raises ConfigError naming what is wrong.
+    parse_question: Callable[[str], torch.Tensor] | None = None

@@ -30,8 +30,13 @@ the peak CUDA memory is printed); the default, ``auto``, is the trainer's own (C
 ``--no-logits-check`` skips the eager-vs-compiled logits comparison of ``--vs trainer.compile=true``
 (it builds and compiles two more trainers: minutes at GPU scale).
 
-``--eval`` times evaluation instead: the eval split in inference mode (every supervision step, as
-``forge eval`` runs it) at several batch sizes, as examples/s and examples·steps/s.
+``--eval`` times evaluation against training at the same shape, in one process: blocks of
+``--steps`` training steps interleaved with blocks of inference (``forge eval``'s path,
+:func:`~agent_forge.phases.common.exploration.explore` in ``torch.inference_mode``: the training
+batch's rows, every supervision step) — plain, with ``--eval-samples K`` noisy trajectories, and
+with per-trajectory early exit — and prints examples·steps/s (wall and per CPU second) and the
+eval/train ratio of each, medians over ``--rounds``. Then the eval split at several batch sizes
+(``--eval-batches``), as examples/s and examples·steps/s.
 ``--metrics runs/<run>/metrics.jsonl`` prints the *finished* examples/s (samples that halted, per
 second: what a user feels) early and late in that run, next to its examples·steps/s.
 
@@ -272,7 +277,7 @@ def logits_difference(host, variant: str, base: list[str], vs: list[str]) -> dic
 
 def evaluation(host, variant: str, overrides: list[str], batch_sizes: list[int], repeats: int) -> list[dict]:
     """Inference over the eval split (all n_sup steps per sample, as forge eval runs it)."""
-    from agent_forge.phases.common.evaluation import predict
+    from agent_forge.phases.common.exploration import explore
 
     b = build(host, variant, overrides)
     split, model, n_sup = b.state.task.eval, b.state.model, b.state.n_sup
@@ -282,13 +287,53 @@ def evaluation(host, variant: str, overrides: list[str], batch_sizes: list[int],
         walls = []
         for _ in range(repeats + 1):  # the first pass warms up
             start = time.perf_counter()
-            with torch.inference_mode():
-                predict(model, split, n_sup=n_sup, batch_size=bs, device=b.state.device, precision=b.state.precision)
+            explore(model, split.inputs, n_sup=n_sup, batch_size=bs, device=b.state.device, precision=b.state.precision)
             walls.append(time.perf_counter() - start)
         wall = statistics.median(walls[1:])
         results.append({"eval_batch": bs, "examples": len(split), "n_sup": n_sup, "seconds": round(wall, 3),
                         "examples_per_s": len(split) / wall, "examples_steps_per_s": len(split) * n_sup / wall})
     return results
+
+
+def eval_vs_train(host, variant: str, overrides: list[str], steps: int, warmup: int, rounds: int,
+                  samples: int, noise: float) -> dict[str, Any]:
+    """Training steps and inference at the same shape (the training batch's rows), interleaved
+    ``rounds`` times: examples·steps per wall and per CPU second, and eval / train for each."""
+    from agent_forge.phases.common.exploration import explore
+
+    b = build(host, variant, overrides)
+    warm_up(b, warmup)
+    model, n_sup, rows = b.state.model, b.state.n_sup, b.cfg.trainer.batch_size
+    inputs = b.state.task.eval.inputs
+    inputs = inputs.repeat((rows + len(inputs) - 1) // len(inputs), 1)[:rows]
+    modes = {"eval": dict(samples=1), f"eval_K{samples}": dict(samples=samples, noise=noise),
+             "eval_early_exit": dict(samples=1, early_exit=True)}
+
+    def run_eval(kw: dict) -> tuple[float, float, int]:
+        torch.set_num_threads(b.threads)
+        x = inputs[: max(1, rows // kw.get("samples", 1))]
+        wall, cpu = time.perf_counter(), time.process_time()
+        c = explore(model, x, n_sup=n_sup, batch_size=rows, device=b.state.device, precision=b.state.precision, **kw)
+        return time.perf_counter() - wall, time.process_time() - cpu, c.trajectory_steps
+
+    for kw in modes.values():
+        run_eval(kw)  # warm-up
+    times: dict[str, list[tuple[float, float, int]]] = {"train": [], **{m: [] for m in modes}}
+    for _ in range(rounds):
+        wall, cpu = b.timed(steps)
+        times["train"].append((wall, cpu, rows * steps))
+        for m, kw in modes.items():
+            times[m].append(run_eval(kw))
+    out: dict[str, Any] = {"variant": variant, "rows": rows, "n_sup": n_sup, "train_steps_per_block": steps,
+                           "rounds": rounds, "threads": b.threads}
+    for m, ts in times.items():
+        out[m] = {"examples_steps_per_s": statistics.median(n / w for w, _, n in ts),
+                  "examples_steps_per_cpu_s": statistics.median(n / c for _, c, n in ts),
+                  "example_steps_per_block": [n for _, _, n in ts]}
+    for m in modes:
+        out[m]["vs_train_wall"] = out[m]["examples_steps_per_s"] / out["train"]["examples_steps_per_s"]
+        out[m]["vs_train_cpu"] = out[m]["examples_steps_per_cpu_s"] / out["train"]["examples_steps_per_cpu_s"]
+    return out
 
 
 def finished_rates(path: str) -> dict[str, Any]:
@@ -336,6 +381,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="timed blocks (A/B rounds with --vs)")
     parser.add_argument("--eval", action="store_true", help="time evaluation instead of training")
     parser.add_argument("--eval-batches", default="100,250,500")
+    parser.add_argument("--eval-samples", type=int, default=8, help="K of the noisy-trajectory eval block")
+    parser.add_argument("--eval-noise", type=float, default=0.2, help="noise of the noisy-trajectory eval block")
     parser.add_argument("--eval-repeats", type=int, default=1, help="timed passes per batch size (after a warm-up pass)")
     parser.add_argument("--metrics", help="a run's metrics.jsonl: finished examples/s early and late")
     parser.add_argument("--shaped", help="M,K,N of the model-shaped linear (default: trm_small's SwiGLU"
@@ -368,6 +415,17 @@ def main() -> None:
           + (f", shape {args.shape}: {variants[0]} + {' '.join(base)}" if args.shape else ""))
     if args.eval:
         for variant in variants:
+            r = eval_vs_train(host, variant, base, args.steps, args.warmup, args.rounds, args.eval_samples,
+                              args.eval_noise)
+            t = r["train"]
+            print(f"{variant:>12} train ({r['rows']} rows): {t['examples_steps_per_s']:8.1f} examples·steps/s,"
+                  f" {t['examples_steps_per_cpu_s']:8.1f} per CPU s (median of {r['rounds']} blocks)")
+            for m in (k for k in r if k.startswith("eval")):
+                e = r[m]
+                print(f"{variant:>12} {m:<16}: {e['examples_steps_per_s']:8.1f} examples·steps/s,"
+                      f" {e['examples_steps_per_cpu_s']:8.1f} per CPU s; eval/train {e['vs_train_wall']:.2f}x wall,"
+                      f" {e['vs_train_cpu']:.2f}x CPU")
+            print(json.dumps(r))
             for r in evaluation(host, variant, base, [int(x) for x in args.eval_batches.split(",")],
                             repeats=args.eval_repeats):
                 print(f"{variant:>12} eval batch {r['eval_batch']:4d}: {r['examples_per_s']:8.1f} examples/s,"

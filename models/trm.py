@@ -11,6 +11,9 @@ One small shared network ``net`` (``n_layers`` post-norm blocks) refines two sta
     cycle(x, y, z): repeat n times: z = net(z, x + y)   # think
                     y = net(y, z)                        # answer
 
+With ``noise`` (:class:`~agent_forge.models.protocol.LatentNoise`, inference-time exploration)
+``z`` is perturbed after every one of its ``n`` updates in every cycle; ``y`` never is.
+
 Effective depth per supervision step is ``n_layers * (n + 1) * T``; the trainer runs up to
 ``n_sup`` steps per sample, so the whole model is ``n_layers * (n+1) * T * n_sup`` layers deep.
 
@@ -32,7 +35,7 @@ from agent_forge.models.fields import OptionError, check_options, option
 from agent_forge.models.layers import Block, Linear, RotaryEmbedding, TokenEmbedding, make_mixer, trunc_normal_
 from agent_forge.models.memory import MemoryBank
 from agent_forge.models import moh
-from agent_forge.models.protocol import Batch, Carry, ModelOutput
+from agent_forge.models.protocol import Batch, Carry, LatentNoise, ModelOutput
 
 
 @dataclass
@@ -216,22 +219,29 @@ class TRMEnhancedCognate(nn.Module):
         shape = (b, self.prefix + s, self.cfg.d_model)
         return {"y": self.y_init.expand(shape).clone(), "z": self.z_init.expand(shape).clone()}
 
-    def cycle(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def cycle(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor,
+              noise: LatentNoise | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         recall = self.memory.read(z) if self.memory is not None else 0
         for i in range(self.cfg.n):
             z = self.net(z, x + y + recall, step=i)
+            if noise is not None:  # exploration at inference: the latent only, after every update
+                z = noise.perturb(z)
         answer_recall = recall if self.cfg.memory == "full" else 0
         y = self.net(y, z + answer_recall, step=self.cfg.n)
         return y, z
 
-    def forward(self, carry: Carry, batch: Batch) -> tuple[Carry, ModelOutput]:
+    #: Takes ``noise=LatentNoise(...)`` in :meth:`forward` (the model protocol's exploration option).
+    accepts_noise = True
+
+    def forward(self, carry: Carry, batch: Batch, noise: LatentNoise | None = None) -> tuple[Carry, ModelOutput]:
+        """One supervision step; ``noise`` perturbs the latent after each update (None: no noise)."""
         moh.reset(self._moh)
         x = self.embed(batch["inputs"], batch.get("puzzle_ids"))  # (batch, seq, d)
         y, z = carry["y"], carry["z"]
         with torch.no_grad():
             for _ in range(self.cfg.T - 1):
-                y, z = self.cycle(x, y, z)
-        y, z = self.cycle(x, y, z)
+                y, z = self.cycle(x, y, z, noise)
+        y, z = self.cycle(x, y, z, noise)
         q_halt = q_continue = None
         if self.q_head is not None:
             q = self.q_head(y[:, 0] if self.q_reads_first else y.mean(dim=1))  # (batch, 1 or 2)

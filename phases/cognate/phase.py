@@ -226,6 +226,13 @@ class CognatePhase(Phase):
     name: ClassVar[str] = "cognate"
     default_variant: ClassVar[str | None] = "trm_small"
 
+    def solve(self, manifest: Path, puzzle: str, **options: Any) -> dict[str, Any]:
+        """One puzzle with test-time exploration (:func:`agent_forge.phases.cognate.explore.solve_puzzle`)."""
+        from agent_forge.phases.cognate.explore import ExploreOptions, solve_puzzle
+
+        run = {k: options.pop(k) for k in ("n_sup", "device", "trajectories") if k in options}
+        return solve_puzzle(self.host, manifest, puzzle, ExploreOptions(**options), **run)
+
     def apply_run_options(self, raw: dict[str, Any], options: RunOptions) -> dict[str, Any]:
         """``--task T`` -> ``task: {name: T}``, ``--seed`` -> ``seed``, ``--models`` -> ``models``,
         ``--max-steps``/``--minutes``/``--checkpoint-every`` -> ``trainer.*``. An explicit

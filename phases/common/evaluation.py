@@ -59,7 +59,7 @@ class Predictions:
                 for k, (e, t) in enumerate(zip(self.step_exact.tolist(), self.step_token.tolist()))]
 
 
-@torch.no_grad()
+@torch.inference_mode()  # no autograd state at all (cheaper than no_grad); see docs/performance.md
 def predict(model: nn.Module, split: Split, *, n_sup: int, batch_size: int, device: torch.device,
             precision: str = "fp32", ignore_index: int = -100, loss: LossKind = "softmax",
             blank_token: int | None = None, on_batch: Callable[[int], None] | None = None) -> Predictions:

@@ -27,7 +27,7 @@ from agent_forge.contracts import TaskSpec
 from agent_forge.data import Split, TaskData
 from agent_forge.errors import ConfigError
 from agent_forge.plugins.datasets import maze_core as core
-from agent_forge.plugins.datasets.grids import (cache_dir, cached_arrays, dihedral_batch,
+from agent_forge.plugins.datasets.grids import (cache_dir, cached_arrays, dihedral_batch, dihedral_symmetries,
                                                 iter_question_answer, sample_rows)
 
 VOCAB = 6
@@ -165,6 +165,29 @@ def make_augment(size: int):
     return augment
 
 
+def make_check(size: int):
+    """``check(questions, answers)`` -> (B,) bool: the answer is the question with a shortest
+    S-G path marked (:func:`maze_core.check_answer`; no answer key needed)."""
+    def check(questions: torch.Tensor, answers: torch.Tensor) -> torch.Tensor:
+        return torch.tensor([core.check_answer(q, a, size) is None
+                             for q, a in zip(questions.tolist(), answers.tolist())], dtype=torch.bool)
+    return check
+
+
+def make_parse_question(size: int):
+    """One maze question as a CSV cell (ours ``# . S G`` or Maze-Hard's ``# SG``) -> tokens."""
+    def parse(text: str) -> torch.Tensor:
+        if len(text) != size * size:
+            raise ConfigError(f"PUZZLE has {len(text)} cells; this model solves {size}x{size} mazes: give"
+                              f" {size * size} characters, row by row ('#' wall, '.' open, 'S', 'G')")
+        chars, tokens = LAYOUTS[_layout(text) or "ours"]
+        bad = sorted(set(text) - set(tokens))
+        if bad:
+            raise ConfigError(f"PUZZLE: {bad[0]!r} is not one of {''.join(tokens)!r}")
+        return torch.tensor([tokens[ch] for ch in text], dtype=torch.long)
+    return parse
+
+
 def render(size: int):
     def show(tokens: torch.Tensor) -> str:
         text = core.to_text(tokens.tolist())
@@ -195,7 +218,9 @@ def build_maze(cfg: MazeConfig, seed: int) -> TaskData:
                           exclude={bytes(row) for row in tq.tolist()})
     return TaskData(spec=cfg.task_spec(), train=_split(tq, ta), eval=_split(eq, ea),
                     augment=make_augment(cfg.size) if cfg.augment else None, render=render(cfg.size),
-                    decode_grid=decode_grid(cfg.size),
+                    decode_grid=decode_grid(cfg.size), check=make_check(cfg.size),
+                    symmetries=lambda n, seed: dihedral_symmetries(cfg.size, n, seed),
+                    parse_question=make_parse_question(cfg.size),
                     info={"train_source": str(cfg.train_file or "generated"),
                           "eval_source": str(cfg.eval_file or "generated")})
 
