@@ -185,7 +185,7 @@ def evaluate_artifact_on_file(host: Any, manifest: Path, data: Path, *, batch_si
     metrics: dict[str, Any] = run_evaluators(host, list(FILE_EVALUATORS), ctx)
     curve = step_curve(ctx)
     out: dict[str, Any] = {"artifact": artifact.id, "data": str(data)}
-    if folder:
+    if split is not None:
         out["split"] = split
     out.update({"examples": len(task.eval), "device": str(where), **metrics, "n_sup": curve["n_sup"],
                 "trained_n_sup": int(getattr(model, "n_sup", 1)), "steps": curve["steps"],
