@@ -74,26 +74,33 @@ def eval_cmd(
     save_predictions: Optional[Path] = typer.Option(
         None, "--save-predictions", help="Also write the predicted token ids after the last step to this .npy"
                                          " file: (examples, seq_len), in the data's order."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Let --save-predictions replace an existing file."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Let --save-predictions or --submission replace an"
+                                   " existing file."),
+    protocol: Optional[str] = typer.Option(None, "--protocol", help="Also score a dataset folder by a benchmark's"
+                                           " rules: arc (votes over augmented versions, pass@k per puzzle)."),
+    submission: Optional[Path] = typer.Option(None, "--submission", help="With --protocol arc: write the ARC Prize"
+                                              " submission.json (two attempts per test input) to this file."),
 ) -> None:
     """Evaluate a hand-off artifact on a user file or dataset folder; print the metrics JSON on
     stdout, with exact and token accuracy after every supervision step and at the Q-head's halting
     step, and the official TRM code's accuracy and exact accuracy."""
-    from agent_forge.phases.cognate.evaluate import evaluate_artifact_on_file, steps_table
+    from agent_forge.phases.cognate.evaluate import evaluate_artifact_on_file, protocol_table, steps_table
 
     metrics = evaluate_artifact_on_file(get_host(), artifact, data, batch_size=batch_size, n_sup=n_sup,
                                         device=device, split=split, predictions_path=save_predictions,
-                                        overwrite=overwrite)
+                                        overwrite=overwrite, protocol=protocol, submission_path=submission)
     if as_json:
         emit_json(metrics)
         return
     out = stdout_console()
     width = max(len(key) for key in metrics)
     for key, value in metrics.items():
-        if key not in ("steps", "at_halt"):
+        if key not in ("steps", "at_halt", "protocol"):
             shown = format_number(value, "auto", key=key) if isinstance(value, (int, float)) else value
             out.print(f"{key:>{width}}: {shown}", soft_wrap=True)
     out.print(steps_table(metrics))
+    if "protocol" in metrics:
+        out.print(protocol_table(metrics), soft_wrap=True)
 
 
 def ablate(
