@@ -141,15 +141,19 @@ def check_new_file(path: Path, flag: str, overwrite: bool) -> None:
             break
 
 
-def check_protocol(protocol: str | None, submission: Path | None, folder: bool, data: Path, overwrite: bool) -> None:
-    """``--protocol`` names a known protocol and needs a dataset folder; ``--submission`` needs
-    ``--protocol`` and a file it may write."""
+def check_protocol(protocol: str | None, submission: Path | None, folder: bool, data: Path, split: str | None,
+                   overwrite: bool) -> None:
+    """``--protocol`` names a known protocol and needs a dataset folder's test split (the split
+    a benchmark's answers describe); ``--submission`` needs ``--protocol`` and a file it may write."""
     if protocol is not None:
         if protocol not in PROTOCOLS:
             raise ConfigError(f"--protocol {protocol!r}: known protocols are {', '.join(PROTOCOLS)}")
         if not folder:
             raise ConfigError(f"--protocol {protocol}: scores a dataset folder, but --data {data} is a file; pass the"
                               f" folder (forge data build {protocol} SRC OUT writes one)")
+        if split != "test":
+            raise ConfigError(f"--split {split}: --protocol {protocol} scores the test split (the folder's answers"
+                              " describe it); leave --split out")
     if submission is not None:
         if protocol is None:
             raise ConfigError(f"--submission {submission}: is written by a benchmark protocol; add --protocol arc")
@@ -201,7 +205,7 @@ def evaluate_artifact_on_file(host: Any, manifest: Path, data: Path, *, batch_si
                               " (the whole file is evaluated); leave --split out")
     if predictions_path is not None:
         check_predictions_path(predictions_path, overwrite)
-    check_protocol(protocol, submission_path, folder, data, overwrite)
+    check_protocol(protocol, submission_path, folder, data, split, overwrite)
     artifact, model = load_model(host, manifest)
     task = task_from_folder(host, artifact, data, split, manifest) if folder else task_from_file(host, artifact, data)
     model.to(where)
