@@ -14,6 +14,7 @@ from rich import box
 from rich.table import Table
 
 from agent_forge.cli import emit_json
+from agent_forge.errors import ConfigError
 from agent_forge.formatting import format_number
 from agent_forge.logging import stdout_console
 from agent_forge.plugin_host import get_host
@@ -74,7 +75,12 @@ def eval_cmd(
     save_predictions: Optional[Path] = typer.Option(
         None, "--save-predictions", help="Also write the predicted token ids after the last step to this .npy"
                                          " file: (examples, seq_len), in the data's order."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Let --save-predictions replace an existing file."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Let --save-predictions or --submission replace an"
+                                   " existing file."),
+    protocol: Optional[str] = typer.Option(None, "--protocol", help="Also score a dataset folder by a benchmark's"
+                                           " rules: arc (votes over augmented versions, pass@k per puzzle)."),
+    submission: Optional[Path] = typer.Option(None, "--submission", help="With --protocol arc: write the ARC Prize"
+                                              " submission.json (two attempts per test input) to this file."),
     # -- test-time exploration (phases/cognate/explore.py; docs/cognate.md, "Thinking harder") --
     samples: int = typer.Option(1, "--samples", min=1, help="K trajectories per puzzle in one batched forward;"
                                 " trajectory 0 is noiseless, the others add latent noise."),
@@ -98,27 +104,32 @@ def eval_cmd(
       vote    the answer with the largest sum of sigmoid(q_halt) over its candidates
       verify  the highest-q candidate the task's checker accepts (uses task rules; reported apart)
     """
-    from agent_forge.phases.cognate.evaluate import evaluate_artifact_on_file, steps_table
+    from agent_forge.phases.cognate.evaluate import evaluate_artifact_on_file, protocol_table, steps_table
     from agent_forge.phases.cognate.explore import ExploreOptions, wants_exploration
 
     if wants_exploration(samples, augment, early_exit, plot):
+        if protocol is not None or submission is not None:
+            raise ConfigError("--protocol/--submission with --samples/--augment/--early-exit/--plot: the ARC"
+                              " protocol votes over the folder's own augmentations; run them separately")
         _eval_exploring(artifact, data, ExploreOptions(samples, noise, select, augment, seed, early_exit),
                         plot=plot, as_json=as_json, batch_size=batch_size, n_sup=n_sup, device=device,
                         split=split, predictions_path=save_predictions, overwrite=overwrite)
         return
     metrics = evaluate_artifact_on_file(get_host(), artifact, data, batch_size=batch_size, n_sup=n_sup,
                                         device=device, split=split, predictions_path=save_predictions,
-                                        overwrite=overwrite)
+                                        overwrite=overwrite, protocol=protocol, submission_path=submission)
     if as_json:
         emit_json(metrics)
         return
     out = stdout_console()
     width = max(len(key) for key in metrics)
     for key, value in metrics.items():
-        if key not in ("steps", "at_halt"):
+        if key not in ("steps", "at_halt", "protocol"):
             shown = format_number(value, "auto", key=key) if isinstance(value, (int, float)) else value
             out.print(f"{key:>{width}}: {shown}", soft_wrap=True)
     out.print(steps_table(metrics))
+    if "protocol" in metrics:
+        out.print(protocol_table(metrics), soft_wrap=True)
 
 
 def _eval_exploring(artifact: Path, data: Path, options, *, plot: Optional[Path], as_json: bool, batch_size: int,

