@@ -218,7 +218,7 @@ def evaluate_artifact_on_file(host: Any, manifest: Path, data: Path, *, batch_si
     split = check_data_and_split(data, split)
     if predictions_path is not None:
         check_predictions_path(predictions_path, overwrite)
-    check_protocol(protocol, submission_path, folder, data, split, overwrite)
+    check_protocol(protocol, submission_path, split is not None, data, split, overwrite)
     artifact, model = load_model(host, manifest)
     task = eval_task(host, artifact, data, split, manifest)
     model.to(where)
