@@ -106,7 +106,7 @@ SAMPLE_COUNT, SAMPLE_NEW_TOKENS = 4, 48
 
 def samples(model: Any, task: Any, ctx: Any) -> dict[str, float]:
     from agent_forge.errors import ConfigError
-    from agent_forge.phases.common.evaluation import generate_tokens
+    from agent_forge.phases.common.evaluation import generate_tokens, inference_steps
 
     if not task.spec.causal:
         raise ConfigError(f"evaluator 'samples' needs a causal (language-model) task; {task.spec.name!r} is not")
@@ -117,7 +117,7 @@ def samples(model: Any, task: Any, ctx: Any) -> dict[str, float]:
     new = min(SAMPLE_NEW_TOKENS, seq_len - prompt_len)
     prompt = split.inputs[:k, :prompt_len].long()
     truth = split.inputs[:k, prompt_len:prompt_len + new].long()
-    out = generate_tokens(model, prompt, new, n_sup=ctx.n_sup or int(getattr(model, "n_sup", 1)), seq_len=seq_len,
+    out = generate_tokens(model, prompt, new, n_sup=ctx.n_sup or inference_steps(model), seq_len=seq_len,
                           device=ctx.device)
     render = task.render or (lambda t: " ".join(str(v) for v in t.tolist()))
     ctx.texts["samples"] = [{"prompt": render(p), "completion": render(c), "reference": render(r)}

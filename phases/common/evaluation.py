@@ -13,6 +13,13 @@ from agent_forge.data import Split, TaskData
 from agent_forge.phases.common.losses import LossKind, token_cross_entropy
 
 
+def inference_steps(model: nn.Module) -> int:
+    """Supervision steps evaluation and generation run by default: the model's ``n_sup_inference``
+    where it has one (a TRM's ``model.n_sup_inference``, default its ``n_sup``), else its ``n_sup``
+    (1 for a model without supervision steps)."""
+    return int(getattr(model, "n_sup_inference", None) or getattr(model, "n_sup", 1))
+
+
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
     if precision == "bf16":
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
@@ -181,7 +188,7 @@ class EvalContext:
     def predictions(self) -> Predictions:
         if "predictions" not in self._cache:
             self._cache["predictions"] = predict(
-                self.model, getattr(self.task, self.split), n_sup=self.n_sup or int(getattr(self.model, "n_sup", 1)),
+                self.model, getattr(self.task, self.split), n_sup=self.n_sup or inference_steps(self.model),
                 batch_size=self.batch_size, device=self.device, precision=self.precision,
                 ignore_index=self.task.spec.ignore_index, loss=self.loss,
                 blank_token=self.task.spec.info.get("blank_token"), on_batch=self.on_batch)
