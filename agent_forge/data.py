@@ -64,3 +64,6 @@ class TaskData:
     #: of its grid, one short label per cell (Sudoku: ``"3"``, ``"."`` for a blank). Without it a
     #: grid task is shown as token ids, in rows of ``info["size"]`` (else of the whole sequence).
     decode_grid: Callable[[torch.Tensor], list[list[str]]] | None = None
+    #: Optional, for text: ``(vocab_size,)`` how many bytes of text each token id stands for (0 for
+    #: special tokens such as end-of-document). With it the ``loss`` evaluator reports bits per byte.
+    token_bytes: torch.Tensor | None = None

@@ -9,7 +9,10 @@
   such figures: the evaluator logs "no halting head" once and reports nothing.
 * ``official``: the official TRM code's ``accuracy`` and ``exact_accuracy``, by its definitions,
   as ``official_accuracy`` and ``official_exact_accuracy``.
-* ``loss``: mean token cross-entropy at the last step, and its perplexity. During training it is
+* ``loss``: mean token cross-entropy at the last step, and its perplexity; on text (a task with
+  ``token_bytes``) also ``bits_per_byte``: the cross-entropy summed over the targets that are text,
+  in bits, over the bytes they stand for (end-of-document tokens count in neither, as in nanochat's
+  ``evaluate_bpb``), which compares across tokenizers where perplexity does not. During training it is
   the cross-entropy the model trains with (``trainer.loss``: softmax or stable-max); elsewhere
   (``forge eval``, EvoMerge) softmax.
 * ``samples`` (causal LM tasks): greedy continuations of the first eval windows. The texts go to
@@ -98,7 +101,10 @@ def official(model: Any, task: Any, ctx: Any) -> dict[str, float]:
 
 def loss(model: Any, task: Any, ctx: Any) -> dict[str, float]:
     p = ctx.predictions()
-    return {"eval_loss": p.loss, "perplexity": math.exp(min(p.loss, 50.0))}
+    out = {"eval_loss": p.loss, "perplexity": math.exp(min(p.loss, 50.0))}
+    if p.bits_per_byte is not None:  # a text task that says how many bytes each token is
+        out["bits_per_byte"] = p.bits_per_byte
+    return out
 
 
 SAMPLE_COUNT, SAMPLE_NEW_TOKENS = 4, 48

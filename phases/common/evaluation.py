@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -56,6 +57,15 @@ class Predictions:
     step_token: torch.Tensor | None = None
     #: The number of scored tokens (the denominator of ``step_token``).
     token_count: int = 0
+    #: With ``token_bytes``: the last step's cross-entropy (nats) summed over targets that stand for
+    #: text, and how many bytes those targets are (special tokens count in neither).
+    byte_nats: float = 0.0
+    byte_count: int = 0
+
+    @property
+    def bits_per_byte(self) -> float | None:
+        """Held-out bits per byte (nats / ln 2 / bytes), or None without byte counts."""
+        return self.byte_nats / math.log(2) / self.byte_count if self.byte_count else None
 
     def per_step(self) -> list[dict[str, float]]:
         """``[{"step": 1, "exact_accuracy": ..., "token_accuracy": ...}, ...]``, one per step run."""
@@ -69,12 +79,14 @@ class Predictions:
 @torch.no_grad()
 def predict(model: nn.Module, split: Split, *, n_sup: int, batch_size: int, device: torch.device,
             precision: str = "fp32", ignore_index: int = -100, loss: LossKind = "softmax",
-            blank_token: int | None = None, on_batch: Callable[[int], None] | None = None) -> Predictions:
+            blank_token: int | None = None, on_batch: Callable[[int], None] | None = None,
+            token_bytes: torch.Tensor | None = None) -> Predictions:
     """Run ``n_sup`` supervision steps on every sample (fewer or more than the model trained
     with); the answers after the last step and at the Q-head's halt, and per step how many
     answers and scored tokens were right. ``blank_token``: score tokens only where the input holds
     it (a puzzle's blank cells), as the ``token`` evaluator does. ``on_batch(rows)`` after each
-    batch (a progress bar)."""
+    batch (a progress bar). ``token_bytes`` (``TaskData.token_bytes``): also sum the nats and bytes
+    bits per byte needs."""
     was_training = model.training
     model.eval()
     finals, at_halts, halt_steps, q_finals = [], [], [], []
@@ -83,6 +95,7 @@ def predict(model: nn.Module, split: Split, *, n_sup: int, batch_size: int, devi
     step_exact = torch.zeros(n_sup, dtype=torch.long)
     step_token = torch.zeros(n_sup, dtype=torch.long)
     token_count = 0
+    byte_nats, byte_count = 0.0, 0
     try:
         for start in range(0, len(split), batch_size):
             idx = torch.arange(start, min(start + batch_size, len(split)))
@@ -117,7 +130,12 @@ def predict(model: nn.Module, split: Split, *, n_sup: int, batch_size: int, devi
                 at_halt = pred if at_halt is None else torch.where(halted_before.unsqueeze(-1), at_halt, pred)
             step_exact += torch.stack(exact_step).cpu()
             step_token += torch.stack(token_step).cpu()
-            loss_sum += float(token_cross_entropy(logits, targets, loss, ignore_index).sum())
+            ce = token_cross_entropy(logits, targets, loss, ignore_index)
+            loss_sum += float(ce.sum())
+            if token_bytes is not None:
+                nbytes = token_bytes.to(device)[torch.where(valid, targets, 0)] * valid
+                byte_nats += float((ce * (nbytes > 0)).sum())
+                byte_count += int(nbytes.sum())
             loss_count += int(valid.sum())
             finals.append(pred.cpu())
             at_halts.append(at_halt.cpu())
@@ -129,7 +147,8 @@ def predict(model: nn.Module, split: Split, *, n_sup: int, batch_size: int, devi
         model.train(was_training)
     return Predictions(torch.cat(finals), torch.cat(at_halts), torch.cat(halt_steps), torch.cat(q_finals),
                        n_sup, loss_sum / max(loss_count, 1), halting_head, loss,
-                       step_exact=step_exact, step_token=step_token, token_count=token_count)
+                       step_exact=step_exact, step_token=step_token, token_count=token_count,
+                       byte_nats=byte_nats, byte_count=byte_count)
 
 
 @torch.no_grad()
@@ -191,7 +210,8 @@ class EvalContext:
                 self.model, getattr(self.task, self.split), n_sup=self.n_sup or inference_steps(self.model),
                 batch_size=self.batch_size, device=self.device, precision=self.precision,
                 ignore_index=self.task.spec.ignore_index, loss=self.loss,
-                blank_token=self.task.spec.info.get("blank_token"), on_batch=self.on_batch)
+                blank_token=self.task.spec.info.get("blank_token"), on_batch=self.on_batch,
+                token_bytes=getattr(self.task, "token_bytes", None))
         return self._cache["predictions"]
 
 

@@ -120,6 +120,13 @@ class ByteTokenizer:
         return bytes(i for i in ids if i < 256).decode("utf-8", errors="replace")
 
 
+def byte_tokenizer_bytes(vocab_size: int) -> torch.Tensor:
+    """Bytes per token of the byte tokenizer: 1 for 0-255, 0 for end-of-document and unused rows."""
+    out = torch.zeros(vocab_size, dtype=torch.long)
+    out[:256] = 1
+    return out
+
+
 class BPETokenizer:
     """A byte-level BPE from the ``tokenizers`` package, trained on the given documents."""
 
@@ -154,6 +161,15 @@ class BPETokenizer:
 
     def decode(self, ids: list[int]) -> str:
         return self.tok.decode([i for i in ids if i != self.eos and i < self.tok.get_vocab_size()])
+
+    def token_bytes(self, vocab_size: int) -> torch.Tensor:
+        """Bytes per token id: a byte-level BPE token writes each byte as one character of its
+        alphabet, so its string's length is its byte count; the special token is 0 bytes."""
+        out = torch.zeros(vocab_size, dtype=torch.long)
+        for token, i in self.tok.get_vocab().items():
+            if i != self.eos and i < vocab_size:
+                out[i] = len(token)
+        return out
 
 
 def _windows(docs: list[str], seq_len: int, cap: int | None, encode: Callable[[str], list[int]], eos: int) -> Split:
@@ -196,6 +212,8 @@ def build_text(cfg: TextConfig, seed: int) -> TaskData:
                     train=_windows(train_docs, cfg.seq_len, cfg.max_sequences, tokenizer.encode, tokenizer.eos),
                     eval=_windows(eval_docs, cfg.seq_len, cfg.max_sequences, tokenizer.encode, tokenizer.eos),
                     render=lambda t: tokenizer.decode([int(v) for v in t.tolist()]),
+                    token_bytes=(tokenizer.token_bytes(spec.vocab_size) if isinstance(tokenizer, BPETokenizer)
+                                 else byte_tokenizer_bytes(spec.vocab_size)),
                     info={"documents": len(docs), "train_documents": len(train_docs), "eval_documents": len(eval_docs),
                           "tokenizer": cfg.tokenizer})
 
