@@ -151,15 +151,35 @@ def predict(model: nn.Module, split: Split, *, n_sup: int, batch_size: int, devi
                        byte_nats=byte_nats, byte_count=byte_count)
 
 
+def next_token(logits: torch.Tensor, *, temperature: float = 0.0, top_k: int | None = None,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+    """One token per row from last-position ``logits`` (B, V): the argmax at ``temperature`` 0;
+    otherwise a draw from ``softmax(logits / temperature)`` over the ``top_k`` likeliest tokens
+    (all with None), on the CPU with ``generator`` so a seed gives the same tokens on any device."""
+    if temperature == 0:
+        return logits.argmax(-1, keepdim=True)
+    logits = logits.float().cpu() / temperature
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    return torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator)
+
+
 @torch.no_grad()
 def generate_tokens(model: nn.Module, prompt: torch.Tensor, new_tokens: int, *, n_sup: int, seq_len: int,
-                    device: torch.device, temperature: float = 0.0,
-                    generator: torch.Generator | None = None) -> torch.Tensor:
-    """Continue ``prompt`` (B, P) by ``new_tokens`` tokens of a causal model.
+                    device: torch.device, temperature: float = 0.0, top_k: int | None = None,
+                    generator: torch.Generator | None = None, stop_token: int | None = None,
+                    on_token: Callable[[torch.Tensor], None] | None = None) -> torch.Tensor:
+    """Continue ``prompt`` (B, P) by up to ``new_tokens`` tokens of a causal model.
 
     Each new token runs all ``n_sup`` supervision steps on the last ``seq_len`` tokens from a
-    fresh carry and reads the last position's logits: greedy at ``temperature`` 0 (reproducible),
-    otherwise sampled with ``generator``. Returns only the new tokens, (B, new_tokens).
+    fresh carry and reads the last position's logits (:func:`next_token`: greedy at
+    ``temperature`` 0, else sampled with ``generator``, optionally among the ``top_k``).
+    ``on_token(tokens)`` gets each step's (B,) tokens as they come (streaming); generation stops
+    early when every row produced ``stop_token``. Returns only the new tokens, (B, new).
+
+    No cache carries over between tokens: the recursion recomputes the whole window each time
+    (docs/cognate.md, "Generation", says why and what a cache would save).
     """
     was_training = model.training
     model.eval()
@@ -171,12 +191,12 @@ def generate_tokens(model: nn.Module, prompt: torch.Tensor, new_tokens: int, *, 
             for _ in range(n_sup):
                 carry, out = model(carry, batch)
             logits = (out.logits[:, -1] if out.logits is not None else out.head(out.hidden[:, -1])).float()
-            if temperature > 0:
-                probs = torch.softmax(logits / temperature, dim=-1).cpu()
-                nxt = torch.multinomial(probs, 1, generator=generator).to(device)
-            else:
-                nxt = logits.argmax(-1, keepdim=True)
+            nxt = next_token(logits, temperature=temperature, top_k=top_k, generator=generator).to(device)
             tokens = torch.cat([tokens, nxt], dim=1)
+            if on_token is not None:
+                on_token(nxt[:, 0].cpu())
+            if stop_token is not None and bool((nxt == stop_token).all()):
+                break
     finally:
         model.train(was_training)
     return tokens[:, prompt.shape[1]:].cpu()

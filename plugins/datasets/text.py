@@ -218,6 +218,29 @@ def build_text(cfg: TextConfig, seed: int) -> TaskData:
                           "tokenizer": cfg.tokenizer})
 
 
+def tokenizer_for(cfg: TextConfig, seed: int, bpe_sha: str | None = None) -> ByteTokenizer | BPETokenizer:
+    """The tokenizer a model trained on ``cfg`` (with data seed ``seed``) reads and writes: the byte
+    tokenizer, or the BPE from the cache by its digest (``task.info["bpe_sha"]``), retrained from
+    the same training documents when the cache lacks it (deterministic, so it is the same one)."""
+    if cfg.tokenizer == "byte":
+        return ByteTokenizer()
+    if bpe_sha is not None and (cache_dir() / "bpe" / f"{bpe_sha}.json").exists():
+        from tokenizers import Tokenizer
+
+        tok = BPETokenizer.__new__(BPETokenizer)
+        tok.tok = Tokenizer.from_str((cache_dir() / "bpe" / f"{bpe_sha}.json").read_text())
+        tok.digest = bpe_sha
+        return tok
+    if bpe_sha is None:
+        raise ConfigError("the artifact's task records no BPE digest (task.info['bpe_sha']); retrain it with this"
+                          " version to generate from it")
+    spec = build_text(cfg, seed).spec  # trains and caches the tokenizer of these training documents
+    if spec.info.get("bpe_sha") != bpe_sha:
+        raise ConfigError(f"the BPE tokenizer {bpe_sha} is not in {cache_dir() / 'bpe'} and the task's documents"
+                          " no longer train it (the corpus changed); generate where the model was trained")
+    return tokenizer_for(cfg, seed, bpe_sha)
+
+
 @hookimpl
 def forge_register_datasets(register):
     register("text", build_text, config=TextConfig,
