@@ -48,6 +48,9 @@ class DeepSupervisionConfig(StrictModel):
         1.0, gt=0, description="Step s of N weighs base**((s-1)/(N-1)), normalised; 1 = uniform.")
     improvement_reward_scale: float = Field(
         0.0, ge=0, description="Adds scale * relu(loss_s - loss_{s-1}): a penalty for getting worse.")
+    optimizer: Literal["adamw", "muon"] = Field(
+        "adamw", description="'adamw', or 'muon': torch.optim.Muon for the hidden layers' weight matrices and AdamW"
+                             " for embeddings, heads, norms and biases (nanochat's split; docs/cognate.md).")
     loss: Literal["softmax", "stablemax"] = Field(
         "softmax", description="Token cross-entropy: 'softmax', or 'stablemax' (the official TRM code's, in"
                                " float64; see docs/cognate.md).")
