@@ -30,7 +30,7 @@ from agent_forge.contracts import ArtifactRef, ModelArtifact, PhaseResult, Versi
 from agent_forge.errors import ConfigError
 from agent_forge.phases.common.loading import load_model
 from agent_forge.phases.evomerge.checkpoints import GenerationCheckpoints
-from agent_forge.phases.evomerge.config import RESUMABLE_FIELDS, EvoMergeConfig
+from agent_forge.phases.evomerge.config import RESUMABLE_FIELDS, EvoMergeConfig, fitness_for_task
 from agent_forge.phases.evomerge.merges import State, linear, slerp, ties  # noqa: F401  (re-exported)
 from agent_forge.phases.evomerge.population import Candidate, Evolution
 from agent_forge.phases.evomerge.progress import GenerationBar
@@ -127,7 +127,9 @@ class EvoMergePhase(Phase):
             raise ConfigError(f"--resume: the inputs ({', '.join(ids)}) are not the run's"
                               f" ({', '.join(saved['inputs'])}); resume with the same input models, or start a new run")
         templates = [loaded[config_index.index(i)][1] for i in range(max(config_index) + 1)]
-        scorer = Scorer(self.host, cfg, self._task(artifacts[0]), templates)
+        task = self._task(artifacts[0])
+        cfg = fitness_for_task(cfg, task.spec.kind)
+        scorer = Scorer(self.host, cfg, task, templates)
         inputs = [Candidate(id=f"in{i}", state=s, config=config_index[i], origin=f"input {a.id}", parents=[a.id],
                             born=0) for i, (a, s) in enumerate(zip(artifacts, states))]
         evo = Evolution(cfg, inputs, linear(states), scorer.selection)
