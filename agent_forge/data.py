@@ -90,3 +90,6 @@ class TaskData:
     #: Optional, for ``forge solve``: one question as written in the task's data files (a CSV cell)
     #: -> (seq_len,) tokens; raises ConfigError naming what is wrong.
     parse_question: Callable[[str], torch.Tensor] | None = None
+    #: Optional, for text: ``(vocab_size,)`` how many bytes of text each token id stands for (0 for
+    #: special tokens such as end-of-document). With it the ``loss`` evaluator reports bits per byte.
+    token_bytes: torch.Tensor | None = None

@@ -48,6 +48,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "agent_forge.plugins.loggers",
     "agent_forge.plugins.phases",
     "agent_forge.plugins.runs",
+    "agent_forge.plugins.generate",
     "agent_forge.plugins.official",
 )
 

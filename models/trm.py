@@ -49,6 +49,9 @@ class TRMConfig:
     n: int = option(3, "Latent updates per cycle.", ge=1)
     T: int = option(3, "Cycles per supervision step (T-1 without gradients).", ge=1)
     n_sup: int = option(16, "Maximum supervision steps per sample.", ge=1)
+    n_sup_inference: int | None = option(
+        None, "Supervision steps at evaluation and generation (default: n_sup); a --n-sup flag overrides it.",
+        ge=1)
     mixer: Literal["attention", "mlp", "mlp_official", "moh"] = option(
         "attention", "Token mixer: self-attention, an MLP across positions, the official code's MLP mixer"
                      " (hidden width rounded to 256, norm over the sequence axis), or Mixture-of-Heads"
@@ -186,6 +189,7 @@ class TRMEnhancedCognate(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.n_sup = cfg.n_sup
+        self.n_sup_inference = cfg.n_sup_inference or cfg.n_sup
         causal = causal if cfg.causal is None else cfg.causal
         d = cfg.d_model
         self.prefix = cfg.puzzle_emb_len

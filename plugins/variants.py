@@ -61,7 +61,12 @@ def official(spec: dict[str, Any], *, epochs: int, puzzle_emb_lr: float, puzzle_
     return spec
 
 
-def lm(layers: int, width: int, heads: int, n: int, n_sup: int, head_dim: int | None = None) -> dict[str, Any]:
+def lm(layers: int, width: int, heads: int, n: int, n_sup: int, head_dim: int | None = None, T: int = 2,
+       seq_len: int = 1024) -> dict[str, Any]:
+    """A causal-LM preset as seed 002 writes its GPTConfig: ``n_sup_inference`` matches ``n_sup``
+    ("match training"), and the trainer has its two refinement terms on: hierarchical step
+    weighting (``supervision_weight_base`` 5.0) and the improvement penalty
+    (``improvement_reward_scale`` 1.0); docs/cognate.md gives both formulas."""
     # No ACT on text (a whole-sequence "answer right" target means nothing there), so no halting
     # head either: every sample runs all n_sup steps, and no parameter is left without a gradient.
     # Memory (docs/performance.md, "Memory"): the loss computes the 50,304-way logits in chunks
@@ -71,11 +76,13 @@ def lm(layers: int, width: int, heads: int, n: int, n_sup: int, head_dim: int | 
     return {
         "model": {"architecture": "trm", "d_model": width, "n_layers": layers, "n_heads": heads, "n_kv_heads": 4,
                   "head_dim": head_dim,
-                  "n": n, "T": 2, "n_sup": n_sup, "mixer": "attention", "causal": True, "halting_head": False,
+                  "n": n, "T": T, "n_sup": n_sup, "n_sup_inference": n_sup, "mixer": "attention", "causal": True,
+                  "halting_head": False,
                   "defer_logits": True, "checkpoint_blocks": True},
-        "task": {"name": "text", "vocab_size": 50304, "seq_len": 512},
+        "task": {"name": "text", "vocab_size": 50304, "seq_len": seq_len},
         "trainer": {"batch_size": 8, "lr": 3e-4, "weight_decay": 0.1, "warmup_steps": 200, "minutes": 60.0,
-                    "precision": "auto", "eval_every": 500, "eval_samples": 64, "eval_batch_size": 8},
+                    "precision": "auto", "eval_every": 500, "eval_samples": 64, "eval_batch_size": 8,
+                    "supervision_weight_base": 5.0, "improvement_reward_scale": 1.0},
         "callbacks": {"ema": {"decay": 0.999}},
         "evaluators": ["loss", "token", "samples"],
     }
@@ -144,7 +151,11 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
     # 1024 is not divisible by 12 heads: heads of width 64 (attention width 768), as in seed 002.
     "lm_balanced": (lm(16, 1024, 12, 4, 8, head_dim=64), "Causal LM, config B: 16 layers, width 1024"),
     "lm_aggressive": (lm(20, 1024, 12, 4, 12, head_dim=64), "Causal LM, config C: 20 layers, width 1024"),
-    "lm_cloud": (lm(24, 1536, 16, 4, 12), "Causal LM, config D: 24 layers, width 1536"),
+    "lm_cloud": (lm(24, 1536, 16, 4, 12, seq_len=2048), "Causal LM, config D: 24 layers, width 1536, 2048 tokens"),
+    # Seed 002's "current" model, the control of its experiments A-C: config A's shape with n=2,
+    # T=1, N_sup=4 (the recursion the seed starts from).
+    "lm_baseline_70m": (lm(12, 768, 12, 2, 4, T=1), "Causal LM, seed 002's control: config A's width, n=2, T=1,"
+                                                   " N_sup=4"),
 }
 
 

@@ -204,11 +204,15 @@ def ablate(
                             " --arm no_ema=trm_paper:callbacks.ema=null"),
     arms: Optional[str] = typer.Option(
         None, "--arms", help="Named arm sets against --base: ema, recursion, mixer, layers, deep-supervision,"
-                             " baseline, or paper (all of them); comma-separated"),
+                             " baseline, or paper (all of them); lm-seed002 (seed 002's LM experiments, with"
+                             " --base lm_baseline_70m); comma-separated"),
     base: str = typer.Option("trm_paper", "--base", help="The variant --arms sets vary (its arm is 'base')."),
     task: Optional[str] = typer.Option(None, "--task", help="One task for every arm (default: the first arm's)."),
     seeds: int = typer.Option(1, "--seeds", min=1, help="Runs per arm (seeds 0..N-1); 3 or more for a spread."),
     minutes: float = typer.Option(2.0, "--minutes", help="Wall-clock training budget per run."),
+    max_steps: Optional[int] = typer.Option(
+        None, "--max-steps", min=1, help="An equal step budget per run instead of --minutes (fair when the"
+                                         " machine's load varies between runs)."),
     set_: Optional[list[str]] = typer.Option(
         None, "--set", help="Override a config value: --set model.d_model=128 (repeatable). Applies to every arm."),
     out: Optional[Path] = typer.Option(None, "--out", help="Ablation folder (default runs/<time>-ablation)."),
@@ -228,7 +232,7 @@ def ablate(
         chosen += expand_arm_sets(get_host(), [a.strip() for a in arms.split(",") if a.strip()], base, overrides)
     chosen += [parse_arm(text) for text in arm or ()]
     summary = run_ablation(get_host(), chosen, task=task, seeds=seeds, minutes=minutes,
-                           overrides=overrides, out=out, jobs=jobs)
+                           overrides=overrides, out=out, jobs=jobs, max_steps=max_steps)
     emit_json(summary)
 
 

@@ -156,6 +156,8 @@ def build_optimizer(model: nn.Module, cfg: DeepSupervisionConfig) -> Any:
     declares sparse embeddings. Call it after sharding, so the optimizer holds (and sizes its
     moments by) the shards. Two groups, decayed and not (empty with ``decay_all``), whatever the
     options, so a checkpoint's layout does not depend on them."""
+    if cfg.optimizer == "muon":
+        return build_muon(model, cfg)
     sparse = sparse_embeddings(model)
     skip = {id(p) for p in sparse.values()}
     decay, no_decay = [], []
@@ -184,3 +186,75 @@ def clipped_parameters(model: nn.Module, optimizer: Any) -> list[nn.Parameter]:
     sparse = getattr(optimizer, "sparse_parameters", None)
     skip = {id(p) for p in sparse()} if sparse is not None else set()
     return [p for p in model.parameters() if p.grad is not None and id(p) not in skip]
+
+
+# -- trainer.optimizer=muon ------------------------------------------------------------------
+#: Modules whose weights stay with AdamW although they are matrices: the output heads (an
+#: embedding is not an ``nn.Linear`` and stays with AdamW anyway). nanochat's split.
+HEAD_MODULES = ("head", "q_head", "lm_head")
+
+
+def muon_split(model: nn.Module) -> tuple[dict[str, nn.Parameter], dict[str, nn.Parameter]]:
+    """``(muon, adamw)`` by name: Muon takes the 2-D weights of the ``nn.Linear`` layers inside the
+    network (attention and MLP matrices); AdamW takes the rest: embeddings, output heads, norms,
+    biases, initial states and scales. Muon orthogonalises a matrix's update, which means nothing
+    for a vector and, for a table read a few rows at a time, would mix rows the batch never used."""
+    muon: dict[str, nn.Parameter] = {}
+    adamw: dict[str, nn.Parameter] = {}
+    for mod_name, module in model.named_modules():
+        for p_name, p in module.named_parameters(recurse=False):
+            name = f"{mod_name}.{p_name}" if mod_name else p_name
+            hidden_matrix = (isinstance(module, nn.Linear) and p.dim() == 2
+                             and mod_name.rsplit(".", 1)[-1] not in HEAD_MODULES)
+            (muon if hidden_matrix else adamw)[name] = p
+    return muon, adamw
+
+
+class MuonAdamW:
+    """``torch.optim.Muon`` and ``torch.optim.AdamW`` stepped as one optimizer. Muon runs at
+    ``trainer.lr`` with ``adjust_lr_fn='match_rms_adamw'`` (its update scaled to AdamW's RMS, so one
+    learning rate serves both) and ``trainer.weight_decay``; AdamW decays nothing it holds (norms,
+    biases, embeddings, heads). ``param_groups`` lists Muon's first."""
+
+    def __init__(self, muon: torch.optim.Optimizer, adamw: torch.optim.Optimizer) -> None:
+        self.muon, self.adamw = muon, adamw
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        return [*self.muon.param_groups, *self.adamw.param_groups]
+
+    @property
+    def state(self) -> Any:
+        return {**self.muon.state, **self.adamw.state}
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.muon.zero_grad(set_to_none=set_to_none)
+        self.adamw.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        self.muon.step()
+        self.adamw.step()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"muon": self.muon.state_dict(), "adamw": self.adamw.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if set(state) != {"muon", "adamw"}:
+            raise ConfigError("trainer.optimizer=muon but the checkpoint's optimizer state is not Muon+AdamW's;"
+                              " resume with the optimizer it was trained with")
+        self.muon.load_state_dict(state["muon"])
+        self.adamw.load_state_dict(state["adamw"])
+
+
+def build_muon(model: nn.Module, cfg: DeepSupervisionConfig) -> MuonAdamW:
+    """:class:`MuonAdamW` over :func:`muon_split`'s two sets."""
+    if sparse_embeddings(model):
+        raise ConfigError("trainer.optimizer=muon does not train sparse puzzle embeddings"
+                          " (model.puzzle_emb_sparse=true); set trainer.optimizer=adamw or puzzle_emb_sparse=false")
+    muon, adamw = muon_split(model)
+    if not muon:
+        raise ConfigError(f"trainer.optimizer=muon: {type(model).__name__} has no hidden weight matrices for Muon;"
+                          " use trainer.optimizer=adamw")
+    return MuonAdamW(torch.optim.Muon(list(muon.values()), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                      adjust_lr_fn="match_rms_adamw"),
+                     torch.optim.AdamW(list(adamw.values()), lr=cfg.lr, betas=cfg.betas, weight_decay=0.0))

@@ -17,9 +17,11 @@ class DeepSupervisionConfig(StrictModel):
     name: str = "deep_supervision"
     batch_size: int = Field(256, ge=1)
     lr: float = Field(1e-3, gt=0)
-    optimizer: Literal["adamw", "adam_atan2"] = Field(
-        "adamw", description="'adamw' (torch's, eps 1e-8), or 'adam_atan2': the official TRM code's AdamATan2,"
-                             " atan2(m, sqrt(v)) in place of m / (sqrt(v) + eps), no eps (docs/cognate.md).")
+    optimizer: Literal["adamw", "adam_atan2", "muon"] = Field(
+        "adamw", description="'adamw' (torch's, eps 1e-8); 'adam_atan2': the official TRM code's AdamATan2,"
+                             " atan2(m, sqrt(v)) in place of m / (sqrt(v) + eps), no eps; or 'muon': torch.optim.Muon"
+                             " for the hidden layers' weight matrices and AdamW for embeddings, heads, norms and"
+                             " biases (nanochat's split). docs/cognate.md.")
     weight_decay: float = Field(0.1, ge=0)
     decay_all: bool = Field(
         False, description="Weight decay on every parameter, as the official code; false: on matrices only (not on"

@@ -32,7 +32,7 @@ from agent_forge.errors import ConfigError
 from agent_forge.phases.common.loading import load_model
 from agent_forge.phases.common.validation import carve_validation
 from agent_forge.phases.evomerge.checkpoints import GenerationCheckpoints
-from agent_forge.phases.evomerge.config import RESUMABLE_FIELDS, EvoMergeConfig
+from agent_forge.phases.evomerge.config import RESUMABLE_FIELDS, EvoMergeConfig, fitness_for_task
 from agent_forge.phases.evomerge.merges import State, linear, slerp, ties  # noqa: F401  (re-exported)
 from agent_forge.phases.evomerge.population import Candidate, Evolution
 from agent_forge.phases.evomerge.progress import GenerationBar
@@ -130,7 +130,9 @@ class EvoMergePhase(Phase):
                               f" ({', '.join(saved['inputs'])}); resume with the same input models, or start a new run")
         templates = [loaded[config_index.index(i)][1] for i in range(max(config_index) + 1)]
         data_seed = int(artifacts[0].task.info.get("data_seed", 0))
-        scorer = Scorer(self.host, cfg, self._task(artifacts[0]), templates, seed=data_seed)
+        task = self._task(artifacts[0])
+        cfg = fitness_for_task(cfg, task.spec.kind)
+        scorer = Scorer(self.host, cfg, task, templates, seed=data_seed)
         if scorer.selection_from == "training":
             ctx.log.warning("evomerge.selection_on_training_rows", rows=scorer.sizes["selection"],
                             note="the inputs held out no validation rows, so fitness is measured on rows they"
