@@ -256,6 +256,9 @@ def main(argv: list[str] | None = None) -> None:
     variant, overrides = tp.SHAPES[a.ours_shape]
     overrides = [*overrides, *a.overrides] + ([f"trainer.threads={a.threads}"] if a.threads else [])
     ours = tp.build(host, variant, overrides)
+    if ours.state.precision != "fp32":
+        # The port runs fp32 on a CPU (its forward_dtype); another precision is other work.
+        raise SystemExit(f"ours would run {ours.state.precision}; the port runs fp32 on CPU: drop the precision override")
     shape = shape_of(ours.cfg, ours.state.task.spec)
     port = PortProcess(venv, shape, port_env())
     try:
