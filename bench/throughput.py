@@ -12,10 +12,13 @@ For each variant it builds the model and trainer exactly as ``forge run`` does (
 * MFU against GEMM peaks measured in this process: a square 2048² fp32 matmul, and a matmul of
   the model's own largest linear-layer shape (the ceiling its matrix products can reach).
 
-``--shape nanotrm`` is the work of the public Lightning port of TRM (nano-trm) that the project
+``--shape nanotrm`` is the shape of the public Lightning port of TRM (nano-trm) that the project
 compares itself with: 6x6 Sudoku (36 tokens), d=64, 2 layers, MLP token mixer, n=3, T=2,
-N_sup=16, batch 256, fp32. Beside the measured rate it prints the port's own figure
-(:data:`PORT_REFERENCE`, *quoted*, not measured by this command) and the ratio.
+N_sup=16, batch 256, fp32, with our 96-wide token mixer. ``--shape nanotrm_port`` is the port's
+exact network and loss at that shape: its token mixer is 256 wide and normalises over the
+sequence axis (our ``mlp_official``), it has no position embedding and uses stable-max
+cross-entropy. The port itself is run back to back with ours by ``bench/peer.py``; this bench
+prints no figure of the port.
 
 ``--vs OVERRIDE[,OVERRIDE...]`` builds a second trainer B (the same config plus those overrides)
 and times A and B interleaved, ``--rounds`` times (A B A B ...), and prints both medians and
@@ -74,10 +77,11 @@ SHAPES: dict[str, tuple[str, list[str]]] = {
                               "model.n_layers=2", "model.d_model=64", "trainer.batch_size=256",
                               "trainer.precision=fp32"]),
 }
-#: The port's figure for the nanotrm shape: quoted (a 300 s run on this machine class, measured
-#: earlier with the port itself), never measured by this bench.
-PORT_REFERENCE = {"sup_examples_steps_per_s": 169.8,
-                  "source": "nano-trm (public Lightning port of TRM), 300 s run on this machine class; quoted"}
+# The port's own network at that shape (nano-trm's ReasoningBlock with use_mlp_t, read in its
+# src/nn/modules/trm_block.py): the mixer's SwiGLU rounds 36 * 4 * 2/3 up to 256, not 96 (about
+# 1.45x our mixer's FLOPs), and it normalises over the sequence; pos_emb_type null; stable-max loss.
+SHAPES["nanotrm_port"] = (SHAPES["nanotrm"][0], [*SHAPES["nanotrm"][1], "model.mixer=mlp_official",
+                                                 "model.learned_positions=false", "trainer.loss=stablemax"])
 
 
 #: CPU time per wall second that a rate in CPU seconds stands for: with one thread, process CPU
@@ -439,7 +443,7 @@ def main() -> None:
     cpu_peak = {k.split("/")[1]: v / 1e9 for k, v in LAST_CPU_RATE.items() if k.startswith("peak/")}
     print(f"GEMM peak ({'8192^3' if DEVICE.type == 'cuda' else '2048^3; bf16 at 512^3 on CPUs without native bf16'}): fp32 {peaks['fp32'] / 1e9:.1f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.1f} GFLOP/s"
           f" (per CPU second: fp32 {cpu_peak['torch.float32']:.1f}, bf16 {cpu_peak['torch.bfloat16']:.1f})")
-    shape = (256 * 36, 64, 512) if args.shape == "nanotrm" else (4608, 64, 512)
+    shape = (256 * 36, 64, 512) if args.shape in ("nanotrm", "nanotrm_port") else (4608, 64, 512)
     if args.shaped:
         shape = tuple(int(x) for x in args.shaped.split(","))
     shaped = {"fp32": gemm_shaped(torch.float32, *shape), "bf16": gemm_shaped(torch.bfloat16, *shape, repeats=2)}
@@ -462,11 +466,6 @@ def main() -> None:
                   + (f", compile {x['warmup_step0_s'] - x['seconds_per_step']:.1f} s (dynamo {x['dynamo_compile_s']} s,"
                      f" {x['frames_compiled']} graphs, {x['recompiles']} recompiles)" if x["compile"] else ""))
         print(f"B/A speed: {r['B_over_A_speed']:.3f}x")
-        if args.shape == "nanotrm":
-            ref = PORT_REFERENCE["sup_examples_steps_per_s"]
-            print(f"nano-trm: {ref} examples·steps/s (quoted, not measured here: {PORT_REFERENCE['source']});"
-                  f" A / port = {r['A']['sup_examples_steps_per_s'] / ref:.2f}x, B / port ="
-                  f" {r['B']['sup_examples_steps_per_s'] / ref:.2f}x")
         if "logits_max_abs_diff" in r:
             print(f"max |logits eager - compiled|: {r['logits_max_abs_diff']}")
         print(f"# {peak_memory()}")
@@ -492,15 +491,10 @@ def main() -> None:
               f" of the GEMM's)"
               + (f", compile {r['warmup_step0_s'] - r['seconds_per_step']:.1f} s (dynamo {r['dynamo_compile_s']} s,"
                  f" {r['frames_compiled']} graphs, {r['recompiles']} recompiles)" if r["compile"] else ""))
-        if args.shape == "nanotrm":
-            ref = PORT_REFERENCE["sup_examples_steps_per_s"]
-            print(f"{'nano-trm':>12} [fp32] batch 256: {ref:8.1f} examples·steps/s (quoted, not measured here:"
-                  f" {PORT_REFERENCE['source']}); this run / port = {r['sup_examples_steps_per_s'] / ref:.2f}x")
     print(f"# load average after: {os.getloadavg()[0]:.2f}; {peak_memory()}")
     print(json.dumps({"peaks_gflops": {k: v / 1e9 for k, v in peaks.items()}, "peaks_gflops_per_cpu_s": cpu_peak,
                       "shaped_gflops": {k: v / 1e9 for k, v in shaped.items()}, "shaped_gflops_per_cpu_s": cpu_shaped,
-                      "results": results,
-                      **({"port": PORT_REFERENCE} if args.shape == "nanotrm" else {})}))
+                      "results": results}))
 
 
 if __name__ == "__main__":

@@ -107,6 +107,13 @@ class TRMConfig:
     checkpoint_blocks: bool = option(
         False, "Recompute each block of the graded cycle in the backward pass (torch.utils.checkpoint) instead"
                " of keeping its activations: less memory, about a third more compute per step.")
+    fused_elementwise: bool = option(
+        False, "Run each block's residual-and-RMSNorm pairs and SwiGLU product as single torch.compile'd"
+               " functions (fewer memory passes; fp32 results equal to eager within rounding, pinned by"
+               " tests/models/test_fused.py). Falls back to eager, with a warning, where compiling fails.")
+    mixer_layout: Literal["transpose", "direct"] = option(
+        "transpose", "mixer=mlp/mlp_official: 'direct' multiplies the token mixer's weights from the left"
+                     " instead of transposing the states (no transposed views; equal within fp32 rounding).")
 
     def __post_init__(self) -> None:
         check_options(self)
@@ -156,8 +163,9 @@ class RecursiveNet(nn.Module):
             Block(cfg.d_model,
                   make_mixer(cfg.mixer, d_model=cfg.d_model, seq_len=seq_len, n_heads=cfg.n_heads,
                              n_kv_heads=cfg.n_kv_heads or cfg.n_heads, head_dim=cfg.head_dim, causal=causal,
-                             expansion=cfg.expansion, rotary=rotary, moh_options=moh.moh_options(cfg)),
-                  cfg.expansion)
+                             expansion=cfg.expansion, rotary=rotary, moh_options=moh.moh_options(cfg),
+                             layout=cfg.mixer_layout, fused=cfg.fused_elementwise),
+                  cfg.expansion, fused=cfg.fused_elementwise)
             for _ in range(cfg.n_layers))
         # One (mixer, mlp) scale pair per block and per position in the cycle (0..n).
         self.scales = (nn.Parameter(torch.full((cfg.n_layers, cfg.n + 1, 2), cfg.step_scale_init))
