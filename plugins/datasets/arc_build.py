@@ -415,6 +415,10 @@ def build_arc_folder(src: str | Path, out: str | Path, *, augmentations: int = 1
         if not any(s.puzzles for s in read if s.name == test_set):
             raise ConfigError(f"--puzzles: none of {', '.join(wanted)} is in the test set {test_set!r}, so test/ would"
                               " be empty; name at least one of its puzzles (or choose --test-set)")
+    unsolved = [s.name for s in read if not s.solved]
+    if train_on_test_pairs and unsolved:
+        raise ConfigError(f"--train-on-test-pairs: the test set {test_set!r} has no solutions (placeholder outputs);"
+                          " training on them would teach [[0]]. Drop the flag or give the solutions file")
     rng = np.random.RandomState(seed)
     groups = plan_groups(read, test_set, augmentations, rng, train_on_test_pairs)
     ids = identifiers_of(groups)

@@ -242,6 +242,8 @@ def test_a_folder_of_kaggle_files_and_concept_task_files(tmp_path):
     assert {af.parse_name(n)[0] for n in names[1:]} == {*SMALL[:2], *EVAL, "Copy1"}
     stored = json.loads((out / "test_puzzles.json").read_text())
     assert all(t["output"] == [[0]] for p in stored.values() for t in p["test"])  # placeholders, as official
+    with pytest.raises(ConfigError, match="--train-on-test-pairs: the test set 'evaluation' has no solutions"):
+        build_arc_folder(src, tmp_path / "out2", augmentations=0, train_on_test_pairs=True)
     training = read_subset(src, "training", is_test_set=False)
     assert training.puzzles[SMALL[0]]["test"][0]["output"] == data["train"][SMALL[0]]["test"][0]["output"]
 
