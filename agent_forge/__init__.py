@@ -2,7 +2,7 @@
 
 Public API::
 
-    from agent_forge import hookimpl, Pipeline, run_phase, load_artifact, load_model
+    from agent_forge import hookimpl, Pipeline, run_phase, load_artifact, load_model, solve
 """
 
 __version__ = "0.1.0"
@@ -16,6 +16,7 @@ from agent_forge.checkpoint import load_artifact  # noqa: E402
 from agent_forge.hookspecs import hookimpl  # noqa: E402
 from agent_forge.loading import load_model  # noqa: E402
 from agent_forge.runner import Pipeline, PhaseRunner, RunOptions, run_phase  # noqa: E402
+from agent_forge.solving import solve  # noqa: E402
 
 __all__ = ["__version__", "hookimpl", "Pipeline", "PhaseRunner", "RunOptions", "run_phase", "load_artifact",
-           "load_model"]
+           "load_model", "solve"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import torch
 
@@ -11,6 +11,19 @@ from agent_forge.contracts import TaskSpec
 
 #: Applied to a training batch on the fly (validity-preserving augmentation), given a generator.
 Augment = Callable[[dict[str, torch.Tensor], torch.Generator], dict[str, torch.Tensor]]
+
+
+class Symmetry(Protocol):
+    """An answer-preserving transform of a task's token sequences (test-time voting,
+    ``forge eval --augment``): solve ``apply(question)``, then ``invert`` the answer."""
+
+    def apply(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(..., seq_len) tokens in the original frame -> the transformed frame."""
+        ...
+
+    def invert(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(..., seq_len) tokens in the transformed frame -> the original frame."""
+        ...
 
 
 @dataclass
@@ -57,6 +70,10 @@ class TaskData:
     train: Split
     eval: Split
     augment: Augment | None = None
+    #: Rows for choices a run makes (early stopping, EvoMerge's fitness): never trained on, and
+    #: never the eval split, which is only reported. Carved from the training rows by the phase
+    #: (``validation_samples``, see :mod:`agent_forge.phases.common.validation`); None: none.
+    validation: Split | None = None
     #: Turns a token sequence back into something a person reads (for reports and samples).
     render: Callable[[torch.Tensor], str] | None = None
     info: dict[str, Any] = field(default_factory=dict)
@@ -64,3 +81,15 @@ class TaskData:
     #: of its grid, one short label per cell (Sudoku: ``"3"``, ``"."`` for a blank). Without it a
     #: grid task is shown as token ids, in rows of ``info["size"]`` (else of the whole sequence).
     decode_grid: Callable[[torch.Tensor], list[list[str]]] | None = None
+    #: Optional, for voting over symmetries (``forge eval --augment N``): ``symmetries(n, seed)``
+    #: returns ``n`` answer-preserving transforms, the first the identity, the rest drawn with ``seed``.
+    symmetries: Callable[[int, int], list[Symmetry]] | None = None
+    #: Optional, for ``--select verify``: ``check(questions, answers)`` (B, seq_len) each -> (B,) bool,
+    #: whether each answer solves its question by the task's rules (no answer key needed).
+    check: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    #: Optional, for ``forge solve``: one question as written in the task's data files (a CSV cell)
+    #: -> (seq_len,) tokens; raises ConfigError naming what is wrong.
+    parse_question: Callable[[str], torch.Tensor] | None = None
+    #: Optional, for text: ``(vocab_size,)`` how many bytes of text each token id stands for (0 for
+    #: special tokens such as end-of-document). With it the ``loss`` evaluator reports bits per byte.
+    token_bytes: torch.Tensor | None = None

@@ -16,7 +16,7 @@ The loop, as :class:`agent_forge.phases.cognate.trainer.DeepSupervisionTrainer` 
         state.sup_steps += 1; state.halted = sup_steps >= state.max_sup_steps
         on_halt(state)                       # ACT may halt rows earlier (q_halt > 0)
         every log_every steps:   on_log(state)         # metrics written to metrics.jsonl
-        every eval_every steps:  evaluate; on_eval(state)  # early stop watches state.eval_metrics
+        every eval_every steps:  evaluate; on_eval(state)  # early stop watches state.eval_metrics (validation)
         every checkpoint_every:  on_save_checkpoint(state) (then the trainer saves everything)
     on_fit_end(state)
 

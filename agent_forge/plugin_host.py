@@ -40,6 +40,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "agent_forge.plugins.datasets.text",
     "agent_forge.plugins.datasets.files",
     "agent_forge.plugins.datasets.official",
+    "agent_forge.plugins.datasets.official_build",
     "agent_forge.plugins.callbacks.ema",
     "agent_forge.plugins.callbacks.early_stop",
     "agent_forge.plugins.callbacks.act",
@@ -47,6 +48,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "agent_forge.plugins.loggers",
     "agent_forge.plugins.phases",
     "agent_forge.plugins.runs",
+    "agent_forge.plugins.generate",
     "agent_forge.plugins.official",
 )
 

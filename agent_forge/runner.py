@@ -148,6 +148,16 @@ class Phase:
     def run(self, ctx: PhaseContext) -> PhaseResult:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def solve(self, manifest: Path, puzzle: str, **options: Any) -> dict[str, Any]:
+        """Answer one question with a model this phase made (``agent_forge.solve``, ``forge solve``).
+
+        ``manifest`` is a verified artifact of this phase; ``puzzle`` the question as the task's
+        data files write it; ``options`` are the phase's own (Cognate: samples, noise, select,
+        augment, seed, early_exit, n_sup, device, trajectories). The base implementation refuses.
+        """
+        raise ConfigError(f"phase {self.name!r} makes no models that solve puzzles (agent_forge.solve); use the"
+                          " artifact of a phase that does, e.g. cognate")
+
 
 def new_run_id(phase: str, variant: str | None) -> str:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")

@@ -12,10 +12,13 @@ For each variant it builds the model and trainer exactly as ``forge run`` does (
 * MFU against GEMM peaks measured in this process: a square 2048² fp32 matmul, and a matmul of
   the model's own largest linear-layer shape (the ceiling its matrix products can reach).
 
-``--shape nanotrm`` is the work of the public Lightning port of TRM (nano-trm) that the project
+``--shape nanotrm`` is the shape of the public Lightning port of TRM (nano-trm) that the project
 compares itself with: 6x6 Sudoku (36 tokens), d=64, 2 layers, MLP token mixer, n=3, T=2,
-N_sup=16, batch 256, fp32. Beside the measured rate it prints the port's own figure
-(:data:`PORT_REFERENCE`, *quoted*, not measured by this command) and the ratio.
+N_sup=16, batch 256, fp32, with our 96-wide token mixer. ``--shape nanotrm_port`` is the port's
+exact network and loss at that shape: its token mixer is 256 wide and normalises over the
+sequence axis (our ``mlp_official``), it has no position embedding and uses stable-max
+cross-entropy. The port itself is run back to back with ours by ``bench/peer.py``; this bench
+prints no figure of the port.
 
 ``--vs OVERRIDE[,OVERRIDE...]`` builds a second trainer B (the same config plus those overrides)
 and times A and B interleaved, ``--rounds`` times (A B A B ...), and prints both medians and
@@ -25,8 +28,18 @@ torch's intra-op threads before each block. With ``trainer.compile=true`` (in th
 count), the recompiles, and the largest difference of the logits from the eager model after the
 same step.
 
-``--eval`` times evaluation instead: the eval split in inference mode (every supervision step, as
-``forge eval`` runs it) at several batch sizes, as examples/s and examples·steps/s.
+``--device cuda`` runs the trainer and the GEMM peaks on the GPU (timers synchronise the device;
+the peak CUDA memory is printed); the default, ``auto``, is the trainer's own (CUDA where present).
+``--no-logits-check`` skips the eager-vs-compiled logits comparison of ``--vs trainer.compile=true``
+(it builds and compiles two more trainers: minutes at GPU scale).
+
+``--eval`` times evaluation against training at the same shape, in one process: blocks of
+``--steps`` training steps interleaved with blocks of inference (``forge eval``'s path,
+:func:`~agent_forge.phases.common.exploration.explore` in ``torch.inference_mode``: the training
+batch's rows, every supervision step) — plain, with ``--eval-samples K`` noisy trajectories, and
+with per-trajectory early exit — and prints examples·steps/s (wall and per CPU second) and the
+eval/train ratio of each, medians over ``--rounds``. Then the eval split at several batch sizes
+(``--eval-batches``), as examples/s and examples·steps/s.
 ``--metrics runs/<run>/metrics.jsonl`` prints the *finished* examples/s (samples that halted, per
 second: what a user feels) early and late in that run, next to its examples·steps/s.
 
@@ -64,10 +77,11 @@ SHAPES: dict[str, tuple[str, list[str]]] = {
                               "model.n_layers=2", "model.d_model=64", "trainer.batch_size=256",
                               "trainer.precision=fp32"]),
 }
-#: The port's figure for the nanotrm shape: quoted (a 300 s run on this machine class, measured
-#: earlier with the port itself), never measured by this bench.
-PORT_REFERENCE = {"sup_examples_steps_per_s": 169.8,
-                  "source": "nano-trm (public Lightning port of TRM), 300 s run on this machine class; quoted"}
+# The port's own network at that shape (nano-trm's ReasoningBlock with use_mlp_t, read in its
+# src/nn/modules/trm_block.py): the mixer's SwiGLU rounds 36 * 4 * 2/3 up to 256, not 96 (about
+# 1.45x our mixer's FLOPs), and it normalises over the sequence; pos_emb_type null; stable-max loss.
+SHAPES["nanotrm_port"] = (SHAPES["nanotrm"][0], [*SHAPES["nanotrm"][1], "model.mixer=mlp_official",
+                                                 "model.learned_positions=false", "trainer.loss=stablemax"])
 
 
 #: CPU time per wall second that a rate in CPU seconds stands for: with one thread, process CPU
@@ -88,11 +102,22 @@ def native_bf16() -> bool:
     return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
 
 
+#: Where the GEMM peaks run (``--device``); CUDA work is asynchronous, so timers synchronise it.
+DEVICE = torch.device("cpu")
+
+
+def sync(device: torch.device | None = None) -> None:
+    if (device or DEVICE).type == "cuda":
+        torch.cuda.synchronize(device or DEVICE)
+
+
 def _rate(fn, flops: float, repeats: int, key: str) -> float:
     fn()
+    sync()
     wall, cpu = time.perf_counter(), time.process_time()
     for _ in range(repeats):
         fn()
+    sync()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     LAST_CPU_RATE[key] = flops * repeats / max(cpu, 1e-9)
     return flops * repeats / wall
@@ -100,9 +125,11 @@ def _rate(fn, flops: float, repeats: int, key: str) -> float:
 
 def gemm_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
     # A bf16 GEMM without AMX/AVX512-BF16 can take minutes at this size (docs/performance.md).
-    if dtype == torch.bfloat16 and not native_bf16():
+    if DEVICE.type == "cpu" and dtype == torch.bfloat16 and not native_bf16():
         n, repeats = 512, 1
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    if DEVICE.type == "cuda":
+        n, repeats = 8192, 10  # large enough to approach the tensor cores' rate
+    a, b = torch.randn(n, n, dtype=dtype, device=DEVICE), torch.randn(n, n, dtype=dtype, device=DEVICE)
     return _rate(lambda: a @ b, 2 * n**3, repeats, f"peak/{dtype}")
 
 
@@ -110,7 +137,7 @@ def gemm_shaped(dtype: torch.dtype, m: int = 4608, k: int = 64, n: int = 512, re
     """A linear layer of shape (m x k) @ (k x n): by default trm_small's SwiGLU up-projection
     (128 rows x 36 cells, d=64 -> 2x256). The ceiling the model's own matrix products can reach,
     well below the square-GEMM peak."""
-    x, w = torch.randn(m, k, dtype=dtype), torch.randn(n, k, dtype=dtype)
+    x, w = torch.randn(m, k, dtype=dtype, device=DEVICE), torch.randn(n, k, dtype=dtype, device=DEVICE)
     return _rate(lambda: torch.nn.functional.linear(x, w), 2 * m * k * n, repeats, f"shaped/{dtype}")
 
 
@@ -129,9 +156,11 @@ class Bench:
     def timed(self, steps: int) -> tuple[float, float]:
         """(wall s, process CPU s) for ``steps`` steps, run with this bench's thread count."""
         torch.set_num_threads(self.threads)
+        sync(self.state.device)
         wall, cpu = time.perf_counter(), time.process_time()
         for _ in range(steps):
             self.step()
+        sync(self.state.device)
         return time.perf_counter() - wall, time.process_time() - cpu
 
 
@@ -213,7 +242,7 @@ def measure(host, variant: str, steps: int, warmup: int, overrides: list[str], r
 
 
 def interleaved(host, variant: str, steps: int, warmup: int, rounds: int, base: list[str],
-                vs: list[str]) -> dict[str, Any]:
+                vs: list[str], logits_check: bool = True) -> dict[str, Any]:
     """A (base) and B (base + vs) built side by side, timed A B A B ...; medians and B/A."""
     a, b = build(host, variant, base), build(host, variant, [*base, *vs])
     info = {"A": warm_up(a, warmup), "B": warm_up(b, warmup)}
@@ -231,7 +260,7 @@ def interleaved(host, variant: str, steps: int, warmup: int, rounds: int, base: 
                     "block_walls_s": [round(t[0], 3) for t in times[key]],
                     "best_block_sup_examples_steps_per_s": bench.cfg.trainer.batch_size * steps / best}
     out["B_over_A_speed"] = out["B"]["sup_examples_steps_per_s"] / out["A"]["sup_examples_steps_per_s"]
-    if a.cfg.trainer.compile != b.cfg.trainer.compile:
+    if a.cfg.trainer.compile != b.cfg.trainer.compile and logits_check:
         out["logits_max_abs_diff"] = logits_difference(host, variant, base, vs)
     return out
 
@@ -252,7 +281,7 @@ def logits_difference(host, variant: str, base: list[str], vs: list[str]) -> dic
 
 def evaluation(host, variant: str, overrides: list[str], batch_sizes: list[int], repeats: int) -> list[dict]:
     """Inference over the eval split (all n_sup steps per sample, as forge eval runs it)."""
-    from agent_forge.phases.common.evaluation import predict
+    from agent_forge.phases.common.exploration import explore
 
     b = build(host, variant, overrides)
     split, model, n_sup = b.state.task.eval, b.state.model, b.state.n_sup
@@ -262,13 +291,53 @@ def evaluation(host, variant: str, overrides: list[str], batch_sizes: list[int],
         walls = []
         for _ in range(repeats + 1):  # the first pass warms up
             start = time.perf_counter()
-            with torch.inference_mode():
-                predict(model, split, n_sup=n_sup, batch_size=bs, device=b.state.device, precision=b.state.precision)
+            explore(model, split.inputs, n_sup=n_sup, batch_size=bs, device=b.state.device, precision=b.state.precision)
             walls.append(time.perf_counter() - start)
         wall = statistics.median(walls[1:])
         results.append({"eval_batch": bs, "examples": len(split), "n_sup": n_sup, "seconds": round(wall, 3),
                         "examples_per_s": len(split) / wall, "examples_steps_per_s": len(split) * n_sup / wall})
     return results
+
+
+def eval_vs_train(host, variant: str, overrides: list[str], steps: int, warmup: int, rounds: int,
+                  samples: int, noise: float) -> dict[str, Any]:
+    """Training steps and inference at the same shape (the training batch's rows), interleaved
+    ``rounds`` times: examples·steps per wall and per CPU second, and eval / train for each."""
+    from agent_forge.phases.common.exploration import explore
+
+    b = build(host, variant, overrides)
+    warm_up(b, warmup)
+    model, n_sup, rows = b.state.model, b.state.n_sup, b.cfg.trainer.batch_size
+    inputs = b.state.task.eval.inputs
+    inputs = inputs.repeat((rows + len(inputs) - 1) // len(inputs), 1)[:rows]
+    modes = {"eval": dict(samples=1), f"eval_K{samples}": dict(samples=samples, noise=noise),
+             "eval_early_exit": dict(samples=1, early_exit=True)}
+
+    def run_eval(kw: dict) -> tuple[float, float, int]:
+        torch.set_num_threads(b.threads)
+        x = inputs[: max(1, rows // kw.get("samples", 1))]
+        wall, cpu = time.perf_counter(), time.process_time()
+        c = explore(model, x, n_sup=n_sup, batch_size=rows, device=b.state.device, precision=b.state.precision, **kw)
+        return time.perf_counter() - wall, time.process_time() - cpu, c.trajectory_steps
+
+    for kw in modes.values():
+        run_eval(kw)  # warm-up
+    times: dict[str, list[tuple[float, float, int]]] = {"train": [], **{m: [] for m in modes}}
+    for _ in range(rounds):
+        wall, cpu = b.timed(steps)
+        times["train"].append((wall, cpu, rows * steps))
+        for m, kw in modes.items():
+            times[m].append(run_eval(kw))
+    out: dict[str, Any] = {"variant": variant, "rows": rows, "n_sup": n_sup, "train_steps_per_block": steps,
+                           "rounds": rounds, "threads": b.threads}
+    for m, ts in times.items():
+        out[m] = {"examples_steps_per_s": statistics.median(n / w for w, _, n in ts),
+                  "examples_steps_per_cpu_s": statistics.median(n / c for _, c, n in ts),
+                  "example_steps_per_block": [n for _, _, n in ts]}
+    for m in modes:
+        out[m]["vs_train_wall"] = out[m]["examples_steps_per_s"] / out["train"]["examples_steps_per_s"]
+        out[m]["vs_train_cpu"] = out[m]["examples_steps_per_cpu_s"] / out["train"]["examples_steps_per_cpu_s"]
+    return out
 
 
 def finished_rates(path: str) -> dict[str, Any]:
@@ -293,6 +362,15 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
+def peak_memory() -> str:
+    """Peak host RSS, and on CUDA the peak memory torch allocated and reserved on the device."""
+    text = f"peak RSS {peak_rss_gb():.2f} GB"
+    if DEVICE.type == "cuda":
+        text += (f", peak CUDA memory {torch.cuda.max_memory_allocated(DEVICE) / 2**30:.2f} GiB allocated,"
+                 f" {torch.cuda.max_memory_reserved(DEVICE) / 2**30:.2f} GiB reserved")
+    return text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", default="trm_small,baseline")
@@ -307,8 +385,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="timed blocks (A/B rounds with --vs)")
     parser.add_argument("--eval", action="store_true", help="time evaluation instead of training")
     parser.add_argument("--eval-batches", default="100,250,500")
+    parser.add_argument("--eval-samples", type=int, default=8, help="K of the noisy-trajectory eval block")
+    parser.add_argument("--eval-noise", type=float, default=0.2, help="noise of the noisy-trajectory eval block")
     parser.add_argument("--eval-repeats", type=int, default=1, help="timed passes per batch size (after a warm-up pass)")
     parser.add_argument("--metrics", help="a run's metrics.jsonl: finished examples/s early and late")
+    parser.add_argument("--shaped", help="M,K,N of the model-shaped linear (default: trm_small's SwiGLU"
+                                         " up-projection, 4608,64,512; trm_paper's at batch 768: 74496,512,3072)")
+    parser.add_argument("--device", default="auto", help="auto (the trainer's: CUDA where present), cpu, cuda[:i]")
+    parser.add_argument("--no-logits-check", action="store_true",
+                        help="with --vs trainer.compile=...: skip the eager-vs-compiled logits comparison")
     args = parser.parse_args()
     if args.metrics:
         print(json.dumps(finished_rates(args.metrics), indent=1))
@@ -322,12 +407,29 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
         base.append(f"trainer.threads={args.threads}")
+    global DEVICE
+    from agent_forge.phases.cognate.training_config import resolve_device
+
+    DEVICE = resolve_device(args.device)
+    base.append(f"trainer.device={DEVICE}")
     flags = cpu_flags()
-    print(f"# {platform.processor() or platform.machine()} ({', '.join(sorted(flags & {'avx2', 'avx512f', 'avx512_bf16', 'amx_bf16'}))}),"
+    gpu = (f", {torch.cuda.get_device_name(DEVICE)} (CUDA {torch.version.cuda})" if DEVICE.type == "cuda" else "")
+    print(f"# {platform.processor() or platform.machine()} ({', '.join(sorted(flags & {'avx2', 'avx512f', 'avx512_bf16', 'amx_bf16'}))}){gpu},"
           f" torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.2f}"
           + (f", shape {args.shape}: {variants[0]} + {' '.join(base)}" if args.shape else ""))
     if args.eval:
         for variant in variants:
+            r = eval_vs_train(host, variant, base, args.steps, args.warmup, args.rounds, args.eval_samples,
+                              args.eval_noise)
+            t = r["train"]
+            print(f"{variant:>12} train ({r['rows']} rows): {t['examples_steps_per_s']:8.1f} examples·steps/s,"
+                  f" {t['examples_steps_per_cpu_s']:8.1f} per CPU s (median of {r['rounds']} blocks)")
+            for m in (k for k in r if k.startswith("eval")):
+                e = r[m]
+                print(f"{variant:>12} {m:<16}: {e['examples_steps_per_s']:8.1f} examples·steps/s,"
+                      f" {e['examples_steps_per_cpu_s']:8.1f} per CPU s; eval/train {e['vs_train_wall']:.2f}x wall,"
+                      f" {e['vs_train_cpu']:.2f}x CPU")
+            print(json.dumps(r))
             for r in evaluation(host, variant, base, [int(x) for x in args.eval_batches.split(",")],
                             repeats=args.eval_repeats):
                 print(f"{variant:>12} eval batch {r['eval_batch']:4d}: {r['examples_per_s']:8.1f} examples/s,"
@@ -335,18 +437,23 @@ def main() -> None:
                       f" steps in {r['seconds']:.2f} s)")
                 print(json.dumps(r))
         return
+    if DEVICE.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False  # an fp32 peak, not TF32's (the trainer's fp32 is fp32)
     peaks = {"fp32": gemm_peak(torch.float32), "bf16": gemm_peak(torch.bfloat16)}
     cpu_peak = {k.split("/")[1]: v / 1e9 for k, v in LAST_CPU_RATE.items() if k.startswith("peak/")}
-    print(f"GEMM peak (2048^3; bf16 at 512^3 on CPUs without native bf16): fp32 {peaks['fp32'] / 1e9:.1f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.1f} GFLOP/s"
+    print(f"GEMM peak ({'8192^3' if DEVICE.type == 'cuda' else '2048^3; bf16 at 512^3 on CPUs without native bf16'}): fp32 {peaks['fp32'] / 1e9:.1f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.1f} GFLOP/s"
           f" (per CPU second: fp32 {cpu_peak['torch.float32']:.1f}, bf16 {cpu_peak['torch.bfloat16']:.1f})")
-    shape = (256 * 36, 64, 512) if args.shape == "nanotrm" else (4608, 64, 512)
+    shape = (256 * 36, 64, 512) if args.shape in ("nanotrm", "nanotrm_port") else (4608, 64, 512)
+    if args.shaped:
+        shape = tuple(int(x) for x in args.shaped.split(","))
     shaped = {"fp32": gemm_shaped(torch.float32, *shape), "bf16": gemm_shaped(torch.bfloat16, *shape, repeats=2)}
     cpu_shaped = {k.split("/")[1]: v / 1e9 for k, v in LAST_CPU_RATE.items() if k.startswith("shaped/")}
     print(f"model-shaped linear ({shape[0]}x{shape[1]} @ {shape[1]}x{shape[2]}): fp32 {shaped['fp32'] / 1e9:.1f} GFLOP/s,"
           f" bf16 {shaped['bf16'] / 1e9:.1f} GFLOP/s (per CPU second: fp32 {cpu_shaped['torch.float32']:.1f},"
           f" bf16 {cpu_shaped['torch.bfloat16']:.1f})")
     if args.vs:
-        r = interleaved(host, variants[0], args.steps, args.warmup, args.rounds, base, args.vs.split(","))
+        r = interleaved(host, variants[0], args.steps, args.warmup, args.rounds, base, args.vs.split(","),
+                        logits_check=not args.no_logits_check)
         for key in ("A", "B"):
             x = r[key]
             x["mfu"] = x["achieved_gflops"] * 1e9 / peaks["fp32"]
@@ -359,13 +466,9 @@ def main() -> None:
                   + (f", compile {x['warmup_step0_s'] - x['seconds_per_step']:.1f} s (dynamo {x['dynamo_compile_s']} s,"
                      f" {x['frames_compiled']} graphs, {x['recompiles']} recompiles)" if x["compile"] else ""))
         print(f"B/A speed: {r['B_over_A_speed']:.3f}x")
-        if args.shape == "nanotrm":
-            ref = PORT_REFERENCE["sup_examples_steps_per_s"]
-            print(f"nano-trm: {ref} examples·steps/s (quoted, not measured here: {PORT_REFERENCE['source']});"
-                  f" A / port = {r['A']['sup_examples_steps_per_s'] / ref:.2f}x, B / port ="
-                  f" {r['B']['sup_examples_steps_per_s'] / ref:.2f}x")
         if "logits_max_abs_diff" in r:
             print(f"max |logits eager - compiled|: {r['logits_max_abs_diff']}")
+        print(f"# {peak_memory()}")
         print(json.dumps({"peaks_gflops": {k: v / 1e9 for k, v in peaks.items()},
                           "shaped_gflops": {k: v / 1e9 for k, v in shaped.items()}, **r}))
         return
@@ -388,15 +491,10 @@ def main() -> None:
               f" of the GEMM's)"
               + (f", compile {r['warmup_step0_s'] - r['seconds_per_step']:.1f} s (dynamo {r['dynamo_compile_s']} s,"
                  f" {r['frames_compiled']} graphs, {r['recompiles']} recompiles)" if r["compile"] else ""))
-        if args.shape == "nanotrm":
-            ref = PORT_REFERENCE["sup_examples_steps_per_s"]
-            print(f"{'nano-trm':>12} [fp32] batch 256: {ref:8.1f} examples·steps/s (quoted, not measured here:"
-                  f" {PORT_REFERENCE['source']}); this run / port = {r['sup_examples_steps_per_s'] / ref:.2f}x")
-    print(f"# load average after: {os.getloadavg()[0]:.2f}; peak RSS {peak_rss_gb():.2f} GB")
+    print(f"# load average after: {os.getloadavg()[0]:.2f}; {peak_memory()}")
     print(json.dumps({"peaks_gflops": {k: v / 1e9 for k, v in peaks.items()}, "peaks_gflops_per_cpu_s": cpu_peak,
                       "shaped_gflops": {k: v / 1e9 for k, v in shaped.items()}, "shaped_gflops_per_cpu_s": cpu_shaped,
-                      "results": results,
-                      **({"port": PORT_REFERENCE} if args.shape == "nanotrm" else {})}))
+                      "results": results}))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ comment says otherwise.
 from __future__ import annotations
 
 import math
+import warnings
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -40,11 +42,59 @@ class Linear(nn.Linear):
             nn.init.zeros_(self.bias)
 
 
-def rms_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """Parameter-free RMSNorm computed in fp32 (bf16 loses too much in the mean of squares)."""
+def rms_norm(x: torch.Tensor, eps: float = 1e-5, dim: int = -1) -> torch.Tensor:
+    """Parameter-free RMSNorm over ``dim``, computed in fp32 (bf16 loses too much in the mean of
+    squares)."""
     dtype = x.dtype
     x = x.float()
-    return (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)).to(dtype)
+    return (x * torch.rsqrt(x.pow(2).mean(dim, keepdim=True) + eps)).to(dtype)
+
+
+def add_rms_norm(h: torch.Tensor, delta: torch.Tensor, scale: torch.Tensor | None = None, dim: int = -1,
+                 eps: float = 1e-5) -> torch.Tensor:
+    """``rms_norm(h + scale * delta)`` over ``dim``: the residual-and-norm pair of a post-norm block,
+    as one function so that a compiler can make it one pass over memory."""
+    return rms_norm(h + (delta if scale is None else scale * delta), eps, dim)
+
+
+def swiglu_product(gate_up: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """``silu(gate) * up`` for ``gate, up = gate_up.chunk(2, dim)``: SwiGLU's elementwise middle."""
+    gate, up = gate_up.chunk(2, dim=dim)
+    return F.silu(gate) * up
+
+
+#: The fused (torch.compile'd) versions of the elementwise functions above, built once per process.
+_FUSED: dict[str, Callable[..., torch.Tensor]] = {}
+_EAGER: dict[str, Callable[..., torch.Tensor]] = {"add_rms_norm": add_rms_norm, "swiglu_product": swiglu_product}
+
+
+def fused_function(name: str) -> Callable[..., torch.Tensor]:
+    """``add_rms_norm`` or ``swiglu_product`` compiled into one kernel each (inductor), used by
+    blocks built with ``fused=True``. Eager execution runs each as 4-6 memory-bound kernels (the
+    profile's norm and "other elementwise" third of a step); compiled, each reads its inputs and
+    writes its output once. Inside a whole-model ``torch.compile`` the plain function is returned
+    (the outer compile fuses it anyway). Where compiling fails (no C++ compiler, an unsupported
+    backend) it warns once with the reason and runs eager: the same results, without the fusion.
+    Compiled results may differ from eager in the last fp32 bits (reduction order)."""
+    eager = _EAGER[name]
+
+    def call(*args: torch.Tensor | None, **kw: object) -> torch.Tensor:
+        if torch.compiler.is_compiling():
+            return eager(*args, **kw)
+        fn = _FUSED.get(name)
+        if fn is None:
+            fn = _FUSED[name] = torch.compile(eager, dynamic=None, fullgraph=True)
+        if fn is eager:
+            return eager(*args, **kw)
+        try:
+            return fn(*args, **kw)
+        except Exception as e:  # noqa: BLE001 - any compiler failure: fall back, and say why
+            warnings.warn(f"fused {name}: torch.compile failed ({type(e).__name__}: {e}); running eager",
+                          RuntimeWarning, stacklevel=2)
+            _FUSED[name] = eager
+            return eager(*args, **kw)
+
+    return call
 
 
 class RMSNorm(nn.Module):
@@ -65,17 +115,17 @@ def swiglu_hidden(width: int, expansion: float, multiple: int = 256) -> int:
 
 
 class SwiGLU(nn.Module):
-    """``down(silu(gate(x)) * up(x))`` over the last dimension."""
+    """``down(silu(gate(x)) * up(x))`` over the last dimension; ``fused``: the product compiled."""
 
-    def __init__(self, width: int, expansion: float, multiple: int = 256) -> None:
+    def __init__(self, width: int, expansion: float, multiple: int = 256, fused: bool = False) -> None:
         super().__init__()
         hidden = swiglu_hidden(width, expansion, multiple)
         self.gate_up = Linear(width, 2 * hidden)
         self.down = Linear(hidden, width)
+        self.product = fused_function("swiglu_product") if fused else swiglu_product
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gate, up = self.gate_up(x).chunk(2, dim=-1)
-        return self.down(F.silu(gate) * up)
+        return self.down(self.product(self.gate_up(x)))
 
 
 class RotaryEmbedding(nn.Module):
@@ -133,14 +183,28 @@ class MLPTokenMixer(nn.Module):
     multiple of 256 like every other SwiGLU (512 on 9x9 Sudoku with its 16-position prefix,
     L = 97), not 16 (224), and the block normalises the mixed sum over the sequence axis
     instead of the channels (``norm_over_sequence``).
+
+    ``layout="direct"`` multiplies the weights from the left, ``W @ x[b]``, instead of applying
+    the SwiGLU to the transposed states: the same products with no transposed views, so the
+    elementwise work and the block's norm over the sequence run on contiguous memory. The sums
+    are the same; their order inside the GEMM may differ, so results may differ in fp32 rounding
+    (``tests/models/test_fused.py`` pins the difference).
     """
 
-    def __init__(self, seq_len: int, expansion: float, official: bool = False) -> None:
+    def __init__(self, seq_len: int, expansion: float, official: bool = False, layout: str = "transpose",
+                 fused: bool = False) -> None:
         super().__init__()
+        if layout not in ("transpose", "direct"):
+            raise ValueError(f"unknown mixer layout {layout!r}; use 'transpose' or 'direct'")
         self.norm_over_sequence = official
-        self.mlp = SwiGLU(seq_len, expansion, multiple=256 if official else 16)
+        self.layout = layout
+        self.mlp = SwiGLU(seq_len, expansion, multiple=256 if official else 16, fused=fused)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.layout == "direct":
+            # (2H, L) @ (B, L, D) -> (B, 2H, D); the product over the hidden axis; (L, H) @ (B, H, D).
+            gate_up = torch.matmul(self.mlp.gate_up.weight, x)
+            return torch.matmul(self.mlp.down.weight, self.mlp.product(gate_up, dim=1))
         return self.mlp(x.transpose(1, 2)).transpose(1, 2)
 
 
@@ -149,26 +213,40 @@ class Block(nn.Module):
 
     ``a, b`` are 1 unless the caller passes residual scales (TRM's learnable per-step scales).
     The first norm is over the channels, or over the sequence axis for a mixer that says
-    ``norm_over_sequence`` (the official MLP mixer).
+    ``norm_over_sequence`` (the official MLP mixer): through transposes, or in place over axis 1
+    when the mixer's ``layout`` is ``"direct"``.
+
+    ``fused=True`` runs each residual-and-norm pair and the SwiGLU product as one compiled
+    function (:func:`fused_function`); the default runs the same operations eagerly, in the order
+    they have always run (bit for bit the results of earlier versions).
     """
 
-    def __init__(self, d_model: int, mixer: nn.Module, expansion: float) -> None:
+    def __init__(self, d_model: int, mixer: nn.Module, expansion: float, fused: bool = False) -> None:
         super().__init__()
         self.mixer = mixer
         self.norm_over_sequence = bool(getattr(mixer, "norm_over_sequence", False))
-        self.mlp = SwiGLU(d_model, expansion)
+        self.sequence_in_place = getattr(mixer, "layout", "transpose") == "direct"
+        self.fused = fused
+        self.mlp = SwiGLU(d_model, expansion, fused=fused)
+        self.add_norm = fused_function("add_rms_norm") if fused else add_rms_norm
 
     def forward(self, h: torch.Tensor, scales: torch.Tensor | None = None) -> torch.Tensor:
-        mixed, fed = self.mixer(h), None
-        h = h + (mixed if scales is None else scales[0] * mixed)
-        h = rms_norm(h.transpose(1, 2)).transpose(1, 2) if self.norm_over_sequence else rms_norm(h)
-        fed = self.mlp(h)
-        return rms_norm(h + (fed if scales is None else scales[1] * fed))
+        s_mix, s_mlp = (None, None) if scales is None else (scales[0], scales[1])
+        mixed = self.mixer(h)
+        if not self.norm_over_sequence:
+            h = self.add_norm(h, mixed, s_mix)
+        elif self.sequence_in_place:
+            h = self.add_norm(h, mixed, s_mix, dim=1)
+        else:
+            h = h + (mixed if s_mix is None else s_mix * mixed)
+            h = rms_norm(h.transpose(1, 2)).transpose(1, 2)
+        return self.add_norm(h, self.mlp(h), s_mlp)
 
 
 def make_mixer(kind: str, *, d_model: int, seq_len: int, n_heads: int, n_kv_heads: int, causal: bool,
                expansion: float, rotary: RotaryEmbedding | None, head_dim: int | None = None,
-               moh_options: dict[str, float] | None = None) -> nn.Module:
+               moh_options: dict[str, float] | None = None, layout: str = "transpose",
+               fused: bool = False) -> nn.Module:
     if kind == "attention":
         return Attention(d_model, n_heads, n_kv_heads, causal, rotary, head_dim)
     if kind == "moh":
@@ -178,7 +256,7 @@ def make_mixer(kind: str, *, d_model: int, seq_len: int, n_heads: int, n_kv_head
     if kind in ("mlp", "mlp_official"):
         if causal:
             raise ValueError("the MLP token mixer is bidirectional; use mixer='attention' for causal tasks")
-        return MLPTokenMixer(seq_len, expansion, official=kind == "mlp_official")
+        return MLPTokenMixer(seq_len, expansion, official=kind == "mlp_official", layout=layout, fused=fused)
     raise ValueError(f"unknown mixer {kind!r}; use 'attention', 'moh', 'mlp' or 'mlp_official'")
 
 

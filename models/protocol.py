@@ -10,6 +10,11 @@ halted sample is replaced by a fresh one) without knowing what the carry holds::
 ``forward(carry, batch)`` runs one supervision step and returns the next carry (detached from the
 graph) and a :class:`ModelOutput`. A non-recursive model returns an empty carry and is trained
 with one supervision step (its ``n_sup`` attribute is 1).
+
+A recursive model may opt in to *exploration noise* at inference (``forge eval --samples K``):
+it sets the class attribute ``accepts_noise = True`` and takes ``forward(carry, batch,
+noise=None)``, calling :meth:`LatentNoise.perturb` on its latent after every latent update.
+``noise=None`` must be exactly the computation without the option.
 """
 
 from __future__ import annotations
@@ -63,6 +68,41 @@ class ModelOutput:
     def full_logits(self) -> torch.Tensor:
         """The (batch, seq, vocab) logits, computed from ``hidden`` and ``head`` if deferred."""
         return self.logits if self.logits is not None else self.head(self.hidden)
+
+
+@dataclass
+class LatentNoise:
+    """Gaussian exploration noise for a recursive model's latent, one scale per batch row.
+
+    :meth:`perturb` returns ``h + scale[b] * rms(h[b]) * eps`` with ``eps ~ N(0, 1)`` drawn from
+    ``generator``: the noise is *relative* to the state's root-mean-square over all its
+    positions and channels, so one ``scale`` means the same on every model width and at every
+    step. Rows whose scale is 0 come back unchanged, bit for bit (the noiseless trajectory in a
+    batch of noisy ones); their draws are still made, so the stream does not depend on which
+    rows are noisy.
+    """
+
+    #: (batch,) the relative noise scale (sigma) of each row; 0: that row is noiseless.
+    scale: torch.Tensor
+    #: The source of the draws (on the states' device); None: torch's global generator.
+    generator: torch.Generator | None = None
+
+    def perturb(self, h: torch.Tensor) -> torch.Tensor:
+        """``h`` (batch, ...) with this noise added (see the class docstring)."""
+        dims = tuple(range(1, h.dim()))
+        rms = h.float().pow(2).mean(dim=dims, keepdim=True).sqrt()
+        eps = torch.randn(h.shape, generator=self.generator, device=h.device, dtype=torch.float32)
+        scale = self.scale.to(device=h.device, dtype=torch.float32).view(-1, *([1] * (h.dim() - 1)))
+        return torch.where(scale > 0, (h.float() + scale * rms * eps).to(h.dtype), h)
+
+    def subset(self, rows: torch.Tensor) -> "LatentNoise":
+        """The same noise for the batch rows ``rows`` only (same generator)."""
+        return LatentNoise(self.scale[rows], self.generator)
+
+
+def accepts_noise(model: object) -> bool:
+    """Whether ``model`` takes ``forward(carry, batch, noise=LatentNoise(...))`` (module docstring)."""
+    return bool(getattr(model, "accepts_noise", False))
 
 
 @runtime_checkable

@@ -11,6 +11,9 @@ One small shared network ``net`` (``n_layers`` post-norm blocks) refines two sta
     cycle(x, y, z): repeat n times: z = net(z, x + y)   # think
                     y = net(y, z)                        # answer
 
+With ``noise`` (:class:`~agent_forge.models.protocol.LatentNoise`, inference-time exploration)
+``z`` is perturbed after every one of its ``n`` updates in every cycle; ``y`` never is.
+
 Effective depth per supervision step is ``n_layers * (n + 1) * T``; the trainer runs up to
 ``n_sup`` steps per sample, so the whole model is ``n_layers * (n+1) * T * n_sup`` layers deep.
 
@@ -32,7 +35,7 @@ from agent_forge.models.fields import OptionError, check_options, option
 from agent_forge.models.layers import Block, Linear, RotaryEmbedding, TokenEmbedding, make_mixer, trunc_normal_
 from agent_forge.models.memory import MemoryBank
 from agent_forge.models import moh
-from agent_forge.models.protocol import Batch, Carry, ModelOutput
+from agent_forge.models.protocol import Batch, Carry, LatentNoise, ModelOutput
 
 
 @dataclass
@@ -46,6 +49,9 @@ class TRMConfig:
     n: int = option(3, "Latent updates per cycle.", ge=1)
     T: int = option(3, "Cycles per supervision step (T-1 without gradients).", ge=1)
     n_sup: int = option(16, "Maximum supervision steps per sample.", ge=1)
+    n_sup_inference: int | None = option(
+        None, "Supervision steps at evaluation and generation (default: n_sup); a --n-sup flag overrides it.",
+        ge=1)
     mixer: Literal["attention", "mlp", "mlp_official", "moh"] = option(
         "attention", "Token mixer: self-attention, an MLP across positions, the official code's MLP mixer"
                      " (hidden width rounded to 256, norm over the sequence axis), or Mixture-of-Heads"
@@ -101,6 +107,13 @@ class TRMConfig:
     checkpoint_blocks: bool = option(
         False, "Recompute each block of the graded cycle in the backward pass (torch.utils.checkpoint) instead"
                " of keeping its activations: less memory, about a third more compute per step.")
+    fused_elementwise: bool = option(
+        False, "Run each block's residual-and-RMSNorm pairs and SwiGLU product as single torch.compile'd"
+               " functions (fewer memory passes; fp32 results equal to eager within rounding, pinned by"
+               " tests/models/test_fused.py). Falls back to eager, with a warning, where compiling fails.")
+    mixer_layout: Literal["transpose", "direct"] = option(
+        "transpose", "mixer=mlp/mlp_official: 'direct' multiplies the token mixer's weights from the left"
+                     " instead of transposing the states (no transposed views; equal within fp32 rounding).")
 
     def __post_init__(self) -> None:
         check_options(self)
@@ -150,8 +163,9 @@ class RecursiveNet(nn.Module):
             Block(cfg.d_model,
                   make_mixer(cfg.mixer, d_model=cfg.d_model, seq_len=seq_len, n_heads=cfg.n_heads,
                              n_kv_heads=cfg.n_kv_heads or cfg.n_heads, head_dim=cfg.head_dim, causal=causal,
-                             expansion=cfg.expansion, rotary=rotary, moh_options=moh.moh_options(cfg)),
-                  cfg.expansion)
+                             expansion=cfg.expansion, rotary=rotary, moh_options=moh.moh_options(cfg),
+                             layout=cfg.mixer_layout, fused=cfg.fused_elementwise),
+                  cfg.expansion, fused=cfg.fused_elementwise)
             for _ in range(cfg.n_layers))
         # One (mixer, mlp) scale pair per block and per position in the cycle (0..n).
         self.scales = (nn.Parameter(torch.full((cfg.n_layers, cfg.n + 1, 2), cfg.step_scale_init))
@@ -183,6 +197,7 @@ class TRMEnhancedCognate(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.n_sup = cfg.n_sup
+        self.n_sup_inference = cfg.n_sup_inference or cfg.n_sup
         causal = causal if cfg.causal is None else cfg.causal
         d = cfg.d_model
         self.prefix = cfg.puzzle_emb_len
@@ -216,22 +231,29 @@ class TRMEnhancedCognate(nn.Module):
         shape = (b, self.prefix + s, self.cfg.d_model)
         return {"y": self.y_init.expand(shape).clone(), "z": self.z_init.expand(shape).clone()}
 
-    def cycle(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def cycle(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor,
+              noise: LatentNoise | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         recall = self.memory.read(z) if self.memory is not None else 0
         for i in range(self.cfg.n):
             z = self.net(z, x + y + recall, step=i)
+            if noise is not None:  # exploration at inference: the latent only, after every update
+                z = noise.perturb(z)
         answer_recall = recall if self.cfg.memory == "full" else 0
         y = self.net(y, z + answer_recall, step=self.cfg.n)
         return y, z
 
-    def forward(self, carry: Carry, batch: Batch) -> tuple[Carry, ModelOutput]:
+    #: Takes ``noise=LatentNoise(...)`` in :meth:`forward` (the model protocol's exploration option).
+    accepts_noise = True
+
+    def forward(self, carry: Carry, batch: Batch, noise: LatentNoise | None = None) -> tuple[Carry, ModelOutput]:
+        """One supervision step; ``noise`` perturbs the latent after each update (None: no noise)."""
         moh.reset(self._moh)
         x = self.embed(batch["inputs"], batch.get("puzzle_ids"))  # (batch, seq, d)
         y, z = carry["y"], carry["z"]
         with torch.no_grad():
             for _ in range(self.cfg.T - 1):
-                y, z = self.cycle(x, y, z)
-        y, z = self.cycle(x, y, z)
+                y, z = self.cycle(x, y, z, noise)
+        y, z = self.cycle(x, y, z, noise)
         q_halt = q_continue = None
         if self.q_head is not None:
             q = self.q_head(y[:, 0] if self.q_reads_first else y.mean(dim=1))  # (batch, 1 or 2)

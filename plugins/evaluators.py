@@ -9,7 +9,10 @@
   such figures: the evaluator logs "no halting head" once and reports nothing.
 * ``official``: the official TRM code's ``accuracy`` and ``exact_accuracy``, by its definitions,
   as ``official_accuracy`` and ``official_exact_accuracy``.
-* ``loss``: mean token cross-entropy at the last step, and its perplexity. During training it is
+* ``loss``: mean token cross-entropy at the last step, and its perplexity; on text (a task with
+  ``token_bytes``) also ``bits_per_byte``: the cross-entropy summed over the targets that are text,
+  in bits, over the bytes they stand for (end-of-document tokens count in neither, as in nanochat's
+  ``evaluate_bpb``), which compares across tokenizers where perplexity does not. During training it is
   the cross-entropy the model trains with (``trainer.loss``: softmax or stable-max); elsewhere
   (``forge eval``, EvoMerge) softmax.
 * ``samples`` (causal LM tasks): greedy continuations of the first eval windows. The texts go to
@@ -98,7 +101,10 @@ def official(model: Any, task: Any, ctx: Any) -> dict[str, float]:
 
 def loss(model: Any, task: Any, ctx: Any) -> dict[str, float]:
     p = ctx.predictions()
-    return {"eval_loss": p.loss, "perplexity": math.exp(min(p.loss, 50.0))}
+    out = {"eval_loss": p.loss, "perplexity": math.exp(min(p.loss, 50.0))}
+    if p.bits_per_byte is not None:  # a text task that says how many bytes each token is
+        out["bits_per_byte"] = p.bits_per_byte
+    return out
 
 
 SAMPLE_COUNT, SAMPLE_NEW_TOKENS = 4, 48
@@ -106,7 +112,7 @@ SAMPLE_COUNT, SAMPLE_NEW_TOKENS = 4, 48
 
 def samples(model: Any, task: Any, ctx: Any) -> dict[str, float]:
     from agent_forge.errors import ConfigError
-    from agent_forge.phases.common.evaluation import generate_tokens
+    from agent_forge.phases.common.evaluation import generate_tokens, inference_steps
 
     if not task.spec.causal:
         raise ConfigError(f"evaluator 'samples' needs a causal (language-model) task; {task.spec.name!r} is not")
@@ -117,7 +123,7 @@ def samples(model: Any, task: Any, ctx: Any) -> dict[str, float]:
     new = min(SAMPLE_NEW_TOKENS, seq_len - prompt_len)
     prompt = split.inputs[:k, :prompt_len].long()
     truth = split.inputs[:k, prompt_len:prompt_len + new].long()
-    out = generate_tokens(model, prompt, new, n_sup=ctx.n_sup or int(getattr(model, "n_sup", 1)), seq_len=seq_len,
+    out = generate_tokens(model, prompt, new, n_sup=ctx.n_sup or inference_steps(model), seq_len=seq_len,
                           device=ctx.device)
     render = task.render or (lambda t: " ".join(str(v) for v in t.tolist()))
     ctx.texts["samples"] = [{"prompt": render(p), "completion": render(c), "reference": render(r)}

@@ -61,7 +61,7 @@ _COLUMNS: dict[str, tuple[str, str, Callable[[RunInfo], str]]] = {
     "variant": ("variant", "variant", lambda r: r.variant or MISSING),
     "task": ("task", "task", lambda r: r.task or MISSING),
     "status": ("status", "status", lambda r: r.status),
-    "accuracy": ("best acc", "acc", lambda r: format_value("exact_accuracy", r.exact_accuracy)),
+    "accuracy": ("exact acc", "acc", lambda r: format_value("exact_accuracy", r.exact_accuracy)),
     "steps": ("steps", "steps", lambda r: format_value("steps", r.steps)),
     "time": ("train time", "time", lambda r: format_duration(r.train_seconds) if r.train_seconds is not None
              else MISSING),
@@ -113,7 +113,7 @@ def runs_list(
     folder: Path = typer.Argument(Path("runs"), help="Folder holding the runs (default runs/), or one run."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """List the runs in FOLDER, oldest first: status, best accuracy, steps, training time, start.
+    """List the runs in FOLDER, oldest first: status, exact accuracy, steps, training time, start.
 
     Status: completed / stopped / failed (from result.json), unfinished-resumable (a checkpoint,
     no result.json: continue it with --resume), unfinished, or unreadable: <reason>. Folders that

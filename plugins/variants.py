@@ -43,20 +43,30 @@ def trm(layers: int, n: int, T: int, n_sup: int = 16, memory: str = "none", d_mo
     }
 
 
-def official(spec: dict[str, Any], *, puzzle_emb_lr: float, puzzle_emb_weight_decay: float,
+def official(spec: dict[str, Any], *, epochs: int, puzzle_emb_lr: float, puzzle_emb_weight_decay: float,
              **model: Any) -> dict[str, Any]:
-    """A paper preset: the official TRM code's details on (docs/cognate.md, "Differences from the
+    """A paper preset: the official TRM code's recipe (docs/cognate.md, "Differences from the
     official code"): a 16-position puzzle-embedding prefix trained by sign-SGD outside EMA,
-    stable-max cross-entropy, a constant lr after warm-up (its lr_min_ratio 1.0) and EMA without
-    warm-up."""
+    stable-max cross-entropy, AdamATan2 with weight decay on every parameter and no gradient
+    clipping, a constant lr after warm-up (its lr_min_ratio 1.0), the official epoch count as the
+    budget, torch.compile, EMA without warm-up (and handed off), and the minimum halting step
+    redrawn at every step."""
     spec["model"].update({"puzzle_emb_len": 16, "puzzle_emb_sparse": True, **model})
+    spec["trainer"].pop("minutes", None)
     spec["trainer"].update({"loss": "stablemax", "schedule": "constant", "puzzle_emb_lr": puzzle_emb_lr,
-                            "puzzle_emb_weight_decay": puzzle_emb_weight_decay})
+                            "puzzle_emb_weight_decay": puzzle_emb_weight_decay, "epochs": epochs,
+                            "optimizer": "adam_atan2", "decay_all": True, "grad_clip": None, "compile": True})
     spec["callbacks"]["ema"]["warmup"] = False
+    spec["callbacks"]["act"]["exploration"] = "per_step"
     return spec
 
 
-def lm(layers: int, width: int, heads: int, n: int, n_sup: int, head_dim: int | None = None) -> dict[str, Any]:
+def lm(layers: int, width: int, heads: int, n: int, n_sup: int, head_dim: int | None = None, T: int = 2,
+       seq_len: int = 1024) -> dict[str, Any]:
+    """A causal-LM preset as seed 002 writes its GPTConfig: ``n_sup_inference`` matches ``n_sup``
+    ("match training"), and the trainer has its two refinement terms on: hierarchical step
+    weighting (``supervision_weight_base`` 5.0) and the improvement penalty
+    (``improvement_reward_scale`` 1.0); docs/cognate.md gives both formulas."""
     # No ACT on text (a whole-sequence "answer right" target means nothing there), so no halting
     # head either: every sample runs all n_sup steps, and no parameter is left without a gradient.
     # Memory (docs/performance.md, "Memory"): the loss computes the 50,304-way logits in chunks
@@ -66,11 +76,13 @@ def lm(layers: int, width: int, heads: int, n: int, n_sup: int, head_dim: int | 
     return {
         "model": {"architecture": "trm", "d_model": width, "n_layers": layers, "n_heads": heads, "n_kv_heads": 4,
                   "head_dim": head_dim,
-                  "n": n, "T": 2, "n_sup": n_sup, "mixer": "attention", "causal": True, "halting_head": False,
+                  "n": n, "T": T, "n_sup": n_sup, "n_sup_inference": n_sup, "mixer": "attention", "causal": True,
+                  "halting_head": False,
                   "defer_logits": True, "checkpoint_blocks": True},
-        "task": {"name": "text", "vocab_size": 50304, "seq_len": 512},
+        "task": {"name": "text", "vocab_size": 50304, "seq_len": seq_len},
         "trainer": {"batch_size": 8, "lr": 3e-4, "weight_decay": 0.1, "warmup_steps": 200, "minutes": 60.0,
-                    "precision": "auto", "eval_every": 500, "eval_samples": 64, "eval_batch_size": 8},
+                    "precision": "auto", "eval_every": 500, "eval_samples": 64, "eval_batch_size": 8,
+                    "supervision_weight_base": 5.0, "improvement_reward_scale": 1.0},
         "callbacks": {"ema": {"decay": 0.999}},
         "evaluators": ["loss", "token", "samples"],
     }
@@ -105,40 +117,45 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
     "trm_medium": (trm(6, 2, 3, memory="latent"), "6 layers, n=2, T=3, memory read into z"),
     "trm_hybrid": (trm(6, 2, 3, memory="full"), "6 layers, n=2, T=3, memory read into z and y"),
     # The official README's commands: Sudoku-Extreme with mlp_t and pos_encodings=none, and with
-    # attention (RoPE); lr 1e-4, weight decay 1.0, puzzle_emb_lr 1e-4, puzzle_emb_weight_decay 1.0.
+    # attention (RoPE); epochs 50,000 (65,104 optimizer steps on its 1,000 puzzles at batch 768),
+    # lr 1e-4, weight decay 1.0, puzzle_emb_lr 1e-4, puzzle_emb_weight_decay 1.0.
     "trm_paper": (official(trm(2, 6, 3, d_model=512, mixer="mlp_official", heads=8, task={"name": "sudoku9"},
                                learned_positions=False,
-                               trainer={"batch_size": 768, "lr": 1e-4, "weight_decay": 1.0, "warmup_steps": 2000,
-                                        "minutes": 600.0}),
-                           puzzle_emb_lr=1e-4, puzzle_emb_weight_decay=1.0, rope=False),
+                               trainer={"batch_size": 768, "lr": 1e-4, "weight_decay": 1.0, "warmup_steps": 2000}),
+                           epochs=50_000, puzzle_emb_lr=1e-4, puzzle_emb_weight_decay=1.0, rope=False),
                   "The paper's 9x9 Sudoku model: d=512, the official MLP token mixing (~5M parameters); GPU scale"),
     "trm_paper_attention": (official(trm(2, 6, 3, d_model=512, mixer="attention", heads=8, task={"name": "sudoku9"},
                                          learned_positions=False,
                                          trainer={"batch_size": 768, "lr": 1e-4, "weight_decay": 1.0,
-                                                  "warmup_steps": 2000, "minutes": 600.0}),
-                                     puzzle_emb_lr=1e-4, puzzle_emb_weight_decay=1.0),
+                                                  "warmup_steps": 2000}),
+                                     epochs=50_000, puzzle_emb_lr=1e-4, puzzle_emb_weight_decay=1.0),
                             "trm_paper with self-attention instead of MLP mixing (~7M parameters)"),
     # ARC-AGI-1 as the README runs it: L_layers 2, H_cycles 3 (T), L_cycles 4 (n); the other
-    # values from cfg_pretrain.yaml: lr 1e-4, weight decay 0.1, puzzle_emb_lr 1e-2, its decay 0.1.
+    # values from cfg_pretrain.yaml: epochs 100,000, lr 1e-4, weight decay 0.1, puzzle_emb_lr 1e-2, its decay 0.1.
     "trm_arc": (official(trm(2, 4, 3, d_model=512, heads=8, task={"name": "arc"}, learned_positions=False,
                              trainer={"batch_size": 768, "lr": 1e-4, "weight_decay": 0.1, "warmup_steps": 2000,
-                                      "minutes": 600.0, "eval_batch_size": 64}),
-                         puzzle_emb_lr=1e-2, puzzle_emb_weight_decay=0.1),
+                                      "eval_batch_size": 64}),
+                         epochs=100_000, puzzle_emb_lr=1e-2, puzzle_emb_weight_decay=0.1),
                 "ARC-AGI-1 (optional extra 'arc'): the paper's attention TRM (n=4, T=3) with puzzle embeddings;"
                 " GPU scale"),
-    # Maze-Hard as the README runs it: attention, L_layers 2, H_cycles 3 (T), L_cycles 4 (n), lr 1e-4,
-    # weight decay 1.0, puzzle_emb_lr 1e-4 and its decay 1.0; 30x30 mazes (the public set's side).
+    # Maze-Hard as the README runs it: attention, L_layers 2, H_cycles 3 (T), L_cycles 4 (n), epochs
+    # 50,000, lr 1e-4, weight decay 1.0, puzzle_emb_lr 1e-4 and its decay 1.0; 30x30 mazes (the public
+    # set's side).
     "trm_maze": (official(trm(2, 4, 3, d_model=512, heads=8, task={"name": "maze", "size": 30},
                               learned_positions=False,
                               trainer={"batch_size": 768, "lr": 1e-4, "weight_decay": 1.0, "warmup_steps": 2000,
-                                       "minutes": 600.0, "eval_batch_size": 64}),
-                          puzzle_emb_lr=1e-4, puzzle_emb_weight_decay=1.0),
+                                       "eval_batch_size": 64}),
+                          epochs=50_000, puzzle_emb_lr=1e-4, puzzle_emb_weight_decay=1.0),
                  "Maze-Hard (30x30): the paper's attention TRM (n=4, T=3); GPU scale"),
     "lm_conservative": (lm(12, 768, 12, 3, 8), "Causal LM, config A: 12 layers, width 768"),
     # 1024 is not divisible by 12 heads: heads of width 64 (attention width 768), as in seed 002.
     "lm_balanced": (lm(16, 1024, 12, 4, 8, head_dim=64), "Causal LM, config B: 16 layers, width 1024"),
     "lm_aggressive": (lm(20, 1024, 12, 4, 12, head_dim=64), "Causal LM, config C: 20 layers, width 1024"),
-    "lm_cloud": (lm(24, 1536, 16, 4, 12), "Causal LM, config D: 24 layers, width 1536"),
+    "lm_cloud": (lm(24, 1536, 16, 4, 12, seq_len=2048), "Causal LM, config D: 24 layers, width 1536, 2048 tokens"),
+    # Seed 002's "current" model, the control of its experiments A-C: config A's shape with n=2,
+    # T=1, N_sup=4 (the recursion the seed starts from).
+    "lm_baseline_70m": (lm(12, 768, 12, 2, 4, T=1), "Causal LM, seed 002's control: config A's width, n=2, T=1,"
+                                                   " N_sup=4"),
 }
 
 

@@ -46,16 +46,18 @@ from agent_forge.phases.cognate.ablation_jobs import Job, run_jobs
 from agent_forge.plugin_host import PluginHost
 from agent_forge.runner import PhaseRunner, RunOptions
 
-SHARED_TRAINER_KEYS = ("batch_size", "lr", "weight_decay", "betas", "warmup_steps", "schedule", "grad_clip",
-                       "precision", "eval_every", "eval_samples")
+SHARED_TRAINER_KEYS = ("batch_size", "lr", "optimizer", "weight_decay", "decay_all", "betas", "warmup_steps",
+                       "schedule", "grad_clip", "precision", "compile", "eval_every", "eval_samples")
 REPORTED = ("exact_accuracy", "token_accuracy", "raw/exact_accuracy", "ema/exact_accuracy", "raw/token_accuracy",
             "ema/token_accuracy", "parameters", "steps", "train_seconds", "mean_sup_steps", "early_stop_rate",
-            "final_loss", "effective_depth", "eval_loss", "perplexity")
+            "final_loss", "effective_depth", "eval_loss", "perplexity", "bits_per_byte", "raw/bits_per_byte",
+            "ema/bits_per_byte")
 
 #: What the verdict and the plot compare arms on: the first of these that the runs measured (a text
 #: task has no exact accuracy; a run with only the ``loss`` evaluator has neither accuracy). The
 #: sign says which way is better.
-SCORES: tuple[tuple[str, int], ...] = (("exact_accuracy", 1), ("token_accuracy", 1), ("eval_loss", -1))
+SCORES: tuple[tuple[str, int], ...] = (("exact_accuracy", 1), ("bits_per_byte", -1), ("token_accuracy", 1),
+                                       ("eval_loss", -1))
 
 
 # -- arms ----------------------------------------------------------------------------------
@@ -168,6 +170,18 @@ def _baseline_arms(base: str, cfg: dict[str, Any]) -> list[Arm]:
             Arm("baseline_depth", "baseline", shared + (f"model.n_layers={depth}",))]
 
 
+def _lm_seed002_arms(base: str, cfg: dict[str, Any]) -> list[Arm]:
+    # Seed 002's experiments as a ladder from its control (n=2, T=1, N_sup=4, lm_baseline_70m):
+    # A raises n to 3, B adds T=2 on top, C doubles N_sup on top (= config A's recursion). Each arm
+    # evaluates with the N_sup it trained with ("match training"). A base that is the control
+    # itself folds the control arm into it (same_as).
+    def arm(name: str, n: int, T: int, n_sup: int) -> Arm:
+        return Arm(name, base, (f"model.n={n}", f"model.T={T}", f"model.n_sup={n_sup}",
+                                f"model.n_sup_inference={n_sup}"))
+
+    return [arm("control", 2, 1, 4), arm("A_n3", 3, 1, 4), arm("B_n3_T2", 3, 2, 4), arm("C_n3_T2_nsup8", 3, 2, 8)]
+
+
 #: Named arm sets: ``name -> (what it compares, arms from (base variant, its config))``. Every set
 #: runs the base variant itself first, as arm ``base``.
 ARM_SETS: dict[str, tuple[str, Callable[[str, dict[str, Any]], list[Arm]]]] = {
@@ -180,9 +194,12 @@ ARM_SETS: dict[str, tuple[str, Callable[[str, dict[str, Any]], list[Arm]]]] = {
                          " step and the same budget", _deep_supervision_arms),
     "baseline": ("the non-recursive transformer: baseline_params (n_layers = L: the TRM's parameters) and"
                  " baseline_depth (n_layers = L*(n+1)*T: the layers one supervision step runs)", _baseline_arms),
+    "lm-seed002": ("seed 002's experiments on a causal LM, a ladder from its control (n=2, T=1, N_sup=4): A_n3,"
+                   " B_n3_T2 (A + T=2), C_n3_T2_nsup8 (B + N_sup=8); use --base lm_baseline_70m (or a shrunk"
+                   " copy via --set)", _lm_seed002_arms),
 }
-#: ``--arms paper``: every set above, the base run once.
-ARM_SET_GROUPS = {"paper": tuple(ARM_SETS)}
+#: ``--arms paper``: every puzzle set above (not the LM's), the base run once.
+ARM_SET_GROUPS = {"paper": tuple(k for k in ARM_SETS if k != "lm-seed002")}
 
 
 def expand_arm_sets(host: PluginHost, names: list[str], base: str, overrides: list[str] | tuple[str, ...] = ()
@@ -201,18 +218,22 @@ def expand_arm_sets(host: PluginHost, names: list[str], base: str, overrides: li
     return arms
 
 
-def _common_overrides(host: PluginHost, first: Arm, task: str | None, minutes: float
-                      ) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+def _common_overrides(host: PluginHost, first: Arm, task: str | None, minutes: float,
+                      max_steps: int | None = None) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
     spec = apply_overrides(copy.deepcopy(dict(host.get("variant", first.variant).obj)), list(first.overrides))
     task_section = {"name": task} if task else dict(spec["task"])
     shared = {k: v for k, v in spec.get("trainer", {}).items() if k in SHARED_TRAINER_KEYS}
-    common = [f"task={_flow(task_section)}", "trainer.max_steps=null", f"trainer.minutes={minutes}"]
+    # One budget for every arm: a preset's step or epoch budget would end arms unequally. Equal
+    # wall-clock by default; an equal step budget (--max-steps) is fair under uneven machine load.
+    budget = (["trainer.max_steps=null", "trainer.epochs=null", f"trainer.minutes={minutes}"] if max_steps is None
+              else [f"trainer.max_steps={max_steps}", "trainer.epochs=null", "trainer.minutes=null"])
+    common = [f"task={_flow(task_section)}", *budget]
     common += [f"trainer.{k}={_flow(v)}" for k, v in shared.items()]
     return task_section, shared, common
 
 
 def resolve_arms(host: PluginHost, arms: list[str | Arm], *, task: str | None, minutes: float,
-                 overrides: list[str]) -> tuple[list[tuple[Arm, tuple[str, ...]]], dict[str, list[str]],
+                 overrides: list[str], max_steps: int | None = None) -> tuple[list[tuple[Arm, tuple[str, ...]]], dict[str, list[str]],
                                                 dict[str, Any], dict[str, Any]]:
     """Every arm with the overrides its runs get (shared ones, ``--set``, then its own), arms with
     the same resolved config folded into the first (``same_as``), the task section and the shared
@@ -224,7 +245,7 @@ def resolve_arms(host: PluginHost, arms: list[str | Arm], *, task: str | None, m
         host.get("variant", arm.variant)
         if not _NAME.match(arm.name):
             raise ConfigError(f"arm name {arm.name!r}: use letters, digits, '_', '-' and '.'")
-    task_section, shared, common = _common_overrides(host, parsed[0], task, minutes)
+    task_section, shared, common = _common_overrides(host, parsed[0], task, minutes, max_steps)
     out: list[tuple[Arm, tuple[str, ...]]] = []
     seen: dict[str, str] = {}
     same_as: dict[str, list[str]] = {}
@@ -246,18 +267,22 @@ def resolve_arms(host: PluginHost, arms: list[str | Arm], *, task: str | None, m
 
 
 def run_ablation(host: PluginHost, arms: list[str | Arm], *, task: str | None, seeds: int, minutes: float,
-                 overrides: list[str], out: Path | None, progress: bool = True, jobs: int = 1) -> dict[str, Any]:
+                 overrides: list[str], out: Path | None, progress: bool = True, jobs: int = 1,
+                 max_steps: int | None = None) -> dict[str, Any]:
     """Train every arm ``seeds`` times and write ``ablation.json``/``.md``/``.png`` into ``out``.
 
     ``jobs > 1`` runs that many at once as separate processes (:mod:`.ablation_jobs`), each
     with ``cores // jobs`` threads; ``jobs=1`` runs them one after another in this process.
+    ``max_steps``: every run takes this many optimizer steps instead of ``minutes`` of wall clock.
     """
     if jobs < 1:
         raise ConfigError(f"--jobs {jobs}: give 1 or more")
     if not minutes > 0:
         raise ConfigError(f"--minutes {minutes}: give a training budget above 0 (minutes per run)")
+    if max_steps is not None and max_steps < 1:
+        raise ConfigError(f"--max-steps {max_steps}: give 1 or more optimizer steps per run")
     resolved, same_as, task_section, shared = resolve_arms(host, arms, task=task, minutes=minutes,
-                                                           overrides=overrides)
+                                                           overrides=overrides, max_steps=max_steps)
     out = out or Path("runs") / f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-ablation"
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: is a file; an ablation writes a folder of runs there: choose another --out")
@@ -295,7 +320,8 @@ def run_ablation(host: PluginHost, arms: list[str | Arm], *, task: str | None, s
     names = [a.name for a, _ in resolved]
     data = {"arms": names, "arm_specs": {a.name: {"variant": a.variant, "overrides": list(a.overrides)}
                                          for a, _ in resolved},
-            "same_as": same_as, "task": task_section, "seeds": seeds, "minutes": minutes, "shared_trainer": shared,
+            "same_as": same_as, "task": task_section, "seeds": seeds, "minutes": minutes, "max_steps": max_steps,
+            "shared_trainer": shared,
             "overrides": overrides, "jobs": jobs, "settings": _settings(configs), "summary": summary, "runs": rows,
             "verdict": verdict, "out": str(out)}
     atomic_write_json(out / "ablation.json", data)
@@ -413,7 +439,8 @@ def _verdict(summary: dict[str, dict[str, Any]]) -> str:
     return f"{head}, {gap / spread:.1f}× the larger seed-to-seed spread of the two ({val(spread)})"
 
 
-RESULT_COLUMNS = ("exact_accuracy", "raw/exact_accuracy", "ema/exact_accuracy", "token_accuracy", "eval_loss",
+RESULT_COLUMNS = ("exact_accuracy", "raw/exact_accuracy", "ema/exact_accuracy", "bits_per_byte", "raw/bits_per_byte",
+                  "ema/bits_per_byte", "token_accuracy", "eval_loss",
                   "final_loss", "parameters", "effective_depth", "steps", "train_seconds", "mean_sup_steps",
                   "early_stop_rate")
 
@@ -427,8 +454,10 @@ def _markdown(data: dict[str, Any]) -> str:
               "One seed per arm: values are single runs and the seed-to-seed spread is n/a (1 seed).")
     lines = [f"# Ablation: {', '.join(data['arms'])}", "",
              f"Task `{data['task'].get('name', data['task'])}`, {seeds} seed{'s' if seeds != 1 else ''} per arm"
-             f" (seeds {', '.join(str(i) for i in range(seeds))}), a wall-clock budget of"
-             f" {format_number(data['minutes'] * 60, 'seconds')} per run. The settings below are read back from"
+             f" (seeds {', '.join(str(i) for i in range(seeds))}), "
+             + (f"a budget of {data['max_steps']} optimizer steps per run (--max-steps)" if data.get("max_steps")
+                else f"a wall-clock budget of {format_number(data['minutes'] * 60, 'seconds')} per run")
+             + ". The settings below are read back from"
              " every run's resolved `config.json` (`--set` values included)."
              + (f" {data['jobs']} runs at a time (`--jobs`), each its own process with its share of the cores"
                 " (`trainer.threads` below)." if data.get("jobs", 1) > 1 else ""), ""]

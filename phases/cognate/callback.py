@@ -43,7 +43,8 @@ class Callback:
         """``state.metrics`` holds this log window's row; add metrics to it."""
 
     def on_eval(self, state: "TrainState") -> None:
-        """``state.eval_metrics`` holds the evaluation; set ``state.should_stop`` to stop."""
+        """``state.eval_metrics`` holds the validation split's figures (``val/raw/...``; empty without
+        one; the eval split is only logged); set ``state.should_stop`` to stop."""
 
     def on_save_checkpoint(self, state: "TrainState") -> None:
         """Just before the trainer collects every state for a checkpoint."""

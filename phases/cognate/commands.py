@@ -14,6 +14,7 @@ from rich import box
 from rich.table import Table
 
 from agent_forge.cli import emit_json
+from agent_forge.errors import ConfigError
 from agent_forge.formatting import format_number
 from agent_forge.logging import stdout_console
 from agent_forge.plugin_host import get_host
@@ -80,12 +81,40 @@ def eval_cmd(
                                            " rules: arc (votes over augmented versions, pass@k per puzzle)."),
     submission: Optional[Path] = typer.Option(None, "--submission", help="With --protocol arc: write the ARC Prize"
                                               " submission.json (two attempts per test input) to this file."),
+    # -- test-time exploration (phases/cognate/explore.py; docs/cognate.md, "Thinking harder") --
+    samples: int = typer.Option(1, "--samples", min=1, help="K trajectories per puzzle in one batched forward;"
+                                " trajectory 0 is noiseless, the others add latent noise."),
+    noise: Optional[float] = typer.Option(None, "--noise", min=0.0, help="Latent noise scale, relative to the"
+                                          " latent's RMS (default with --samples > 1: 0.2, chosen on validation data)."),
+    select: str = typer.Option("q", "--select", help="How one answer is picked among the candidates (see above)."),
+    augment: int = typer.Option(1, "--augment", min=1, help="Vote over N of the task's symmetries (the first the"
+                                " identity); combines with --samples."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the noise and of the symmetries drawn."),
+    early_exit: bool = typer.Option(False, "--early-exit", help="A trajectory stops where its Q-head halts"
+                                    " (default: all steps)."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Write the accuracy-against-compute curve (.png/.svg)."),
 ) -> None:
     """Evaluate a hand-off artifact on a user file or dataset folder; print the metrics JSON on
     stdout, with exact and token accuracy after every supervision step and at the Q-head's halting
-    step, and the official TRM code's accuracy and exact accuracy."""
-    from agent_forge.phases.cognate.evaluate import evaluate_artifact_on_file, protocol_table, steps_table
+    step, and the official TRM code's accuracy and exact accuracy.
 
+    \b
+    With --samples/--augment/--early-exit/--plot, K x N candidates per puzzle and --select picks one:
+      q       the candidate whose Q-head is most sure it is done (highest q_halt); the default
+      vote    the answer with the largest sum of sigmoid(q_halt) over its candidates
+      verify  the highest-q candidate the task's checker accepts (uses task rules; reported apart)
+    """
+    from agent_forge.phases.cognate.evaluate import evaluate_artifact_on_file, protocol_table, steps_table
+    from agent_forge.phases.cognate.explore import ExploreOptions, wants_exploration
+
+    if wants_exploration(samples, augment, early_exit, plot):
+        if protocol is not None or submission is not None:
+            raise ConfigError("--protocol/--submission with --samples/--augment/--early-exit/--plot: the ARC"
+                              " protocol votes over the folder's own augmentations; run them separately")
+        _eval_exploring(artifact, data, ExploreOptions(samples, noise, select, augment, seed, early_exit),
+                        plot=plot, as_json=as_json, batch_size=batch_size, n_sup=n_sup, device=device,
+                        split=split, predictions_path=save_predictions, overwrite=overwrite)
+        return
     metrics = evaluate_artifact_on_file(get_host(), artifact, data, batch_size=batch_size, n_sup=n_sup,
                                         device=device, split=split, predictions_path=save_predictions,
                                         overwrite=overwrite, protocol=protocol, submission_path=submission)
@@ -103,6 +132,71 @@ def eval_cmd(
         out.print(protocol_table(metrics), soft_wrap=True)
 
 
+def _eval_exploring(artifact: Path, data: Path, options, *, plot: Optional[Path], as_json: bool, batch_size: int,
+                    n_sup: Optional[int], device: str, split: Optional[str], predictions_path: Optional[Path],
+                    overwrite: bool) -> None:
+    from agent_forge.phases.cognate.explore import exploration_table, explore_artifact_on_file, plot_curve
+
+    metrics = explore_artifact_on_file(get_host(), artifact, data, options, batch_size=batch_size, n_sup=n_sup,
+                                       device=device, split=split, predictions_path=predictions_path,
+                                       overwrite=overwrite)
+    if predictions_path is not None:
+        metrics["predictions"] = str(predictions_path)
+    if plot is not None:
+        metrics["plot"] = str(plot_curve(metrics, plot))
+    if as_json:
+        emit_json(metrics)
+        return
+    out = stdout_console()
+    for key, value in metrics.items():
+        if key not in ("selections", "curve"):
+            shown = format_number(value, "auto", key=key) if isinstance(value, (int, float)) else value
+            out.print(f"{key:>24}: {shown}", soft_wrap=True)
+    out.print(exploration_table(metrics), soft_wrap=True)
+
+
+def solve(
+    artifact: Path = typer.Argument(..., help="Artifact manifest (.json) or export folder."),
+    puzzle: str = typer.Argument(..., help="The question as in the task's CSV files, e.g. a Sudoku row by row"
+                                           " with '.' for a blank."),
+    samples: int = typer.Option(1, "--samples", min=1, help="K trajectories (0 noiseless), as forge eval."),
+    noise: Optional[float] = typer.Option(None, "--noise", min=0.0, help="Relative latent noise (default 0.2"
+                                          " with --samples > 1)."),
+    select: str = typer.Option("q", "--select", help="q (highest q_halt), vote (q-weighted) or verify (task"
+                                                     " checker)."),
+    augment: int = typer.Option(1, "--augment", min=1, help="Vote over N of the task's symmetries."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the noise and the symmetries."),
+    early_exit: bool = typer.Option(False, "--early-exit", help="Stop each trajectory where its Q-head halts."),
+    n_sup: Optional[int] = typer.Option(None, "--n-sup", min=1, help="Supervision steps (default: the model's)."),
+    trajectories: bool = typer.Option(False, "--trajectories", help="Also list every candidate (q, steps, answer)."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda[:i] or auto."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Solve one puzzle: print the answer grid with its q, halting probability and steps."""
+    from agent_forge.phases.cognate.explore import ExploreOptions, solve_puzzle
+
+    result = solve_puzzle(get_host(), artifact, puzzle, ExploreOptions(samples, noise, select, augment, seed,
+                                                                       early_exit),
+                          n_sup=n_sup, device=device, trajectories=trajectories)
+    if as_json:
+        emit_json(result)
+        return
+    out = stdout_console()
+    for row in result["grid"]:
+        out.print(" ".join(row), highlight=False)
+    q = "n/a" if result["q"] is None else f"{result['q']:.3f} (halt prob {result['halt_prob']:.3f})"
+    valid = "" if result["valid"] is None else f"  valid: {'yes' if result['valid'] else 'no'}"
+    out.print(f"answer: {result['answer']}", soft_wrap=True, highlight=False)
+    out.print(f"q: {q}  steps: {result['steps']}  picked: trajectory {result['picked']} of"
+              f" {result['samples'] * result['augment']}{valid}", soft_wrap=True, highlight=False)
+    for t in result.get("trajectories") or []:
+        mark = "*" if t["index"] == result["picked"] else " "
+        tq = "n/a" if t["q"] is None else f"{t['q']:+.3f}"
+        out.print(f"{mark} #{t['index']:<3} sym {t['symmetry']} noise {t['noise']:<4} q {tq} steps {t['steps']}"
+                  f" {'ok ' if t['valid'] else 'bad' if t['valid'] is not None else ''} {t['answer']}",
+                  soft_wrap=True, highlight=False)
+
+
 def ablate(
     variants_: Optional[str] = typer.Option(None, "--variants", help="Comma-separated variants, each an arm."),
     arm: Optional[list[str]] = typer.Option(
@@ -110,11 +204,15 @@ def ablate(
                             " --arm no_ema=trm_paper:callbacks.ema=null"),
     arms: Optional[str] = typer.Option(
         None, "--arms", help="Named arm sets against --base: ema, recursion, mixer, layers, deep-supervision,"
-                             " baseline, or paper (all of them); comma-separated"),
+                             " baseline, or paper (all of them); lm-seed002 (seed 002's LM experiments, with"
+                             " --base lm_baseline_70m); comma-separated"),
     base: str = typer.Option("trm_paper", "--base", help="The variant --arms sets vary (its arm is 'base')."),
     task: Optional[str] = typer.Option(None, "--task", help="One task for every arm (default: the first arm's)."),
     seeds: int = typer.Option(1, "--seeds", min=1, help="Runs per arm (seeds 0..N-1); 3 or more for a spread."),
     minutes: float = typer.Option(2.0, "--minutes", help="Wall-clock training budget per run."),
+    max_steps: Optional[int] = typer.Option(
+        None, "--max-steps", min=1, help="An equal step budget per run instead of --minutes (fair when the"
+                                         " machine's load varies between runs)."),
     set_: Optional[list[str]] = typer.Option(
         None, "--set", help="Override a config value: --set model.d_model=128 (repeatable). Applies to every arm."),
     out: Optional[Path] = typer.Option(None, "--out", help="Ablation folder (default runs/<time>-ablation)."),
@@ -134,7 +232,7 @@ def ablate(
         chosen += expand_arm_sets(get_host(), [a.strip() for a in arms.split(",") if a.strip()], base, overrides)
     chosen += [parse_arm(text) for text in arm or ()]
     summary = run_ablation(get_host(), chosen, task=task, seeds=seeds, minutes=minutes,
-                           overrides=overrides, out=out, jobs=jobs)
+                           overrides=overrides, out=out, jobs=jobs, max_steps=max_steps)
     emit_json(summary)
 
 
@@ -146,17 +244,28 @@ def show(
                                         help="Run this many supervision steps (default: the model's n_sup)."),
     gif: Optional[Path] = typer.Option(None, "--gif", help="Also write the steps as an animated GIF."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    split: str = typer.Option("test", "--split", help="With a dataset folder (--data DIR): its train or test"
+                                                      " split."),
+    samples: int = typer.Option(1, "--samples", min=1, help="Instead: K trajectories of the puzzle (forge eval"
+                                " --samples), each final answer with its q, and the one --select picks."),
+    noise: Optional[float] = typer.Option(None, "--noise", min=0.0, help="With --samples: relative latent noise."),
+    select: str = typer.Option("q", "--select", help="With --samples: q, vote or verify (forge eval --help)."),
+    seed: int = typer.Option(0, "--seed", help="With --samples: the noise seed."),
 ) -> None:
-    """Print one puzzle's answer after every supervision step, with the halting probability."""
+    """Print one puzzle's answer after every supervision step, with the halting probability
+    (with --samples: the final answer of each of K trajectories instead)."""
     import sys
 
     from rich.console import Console
 
     from agent_forge.phases.cognate.show import check_gif_path, render_trace, trace_puzzle, write_gif
 
+    if samples > 1:
+        _show_trajectories(artifact, data, index, samples, noise, select, seed, n_sup, as_json)
+        return
     if gif is not None:
         check_gif_path(gif)  # before the model runs
-    trace = trace_puzzle(get_host(), artifact, data, index, n_sup=n_sup)
+    trace = trace_puzzle(get_host(), artifact, data, index, n_sup=n_sup, split_name=split)
     written = write_gif(trace, gif) if gif is not None else None
     if as_json:
         emit_json({**trace.as_json(), "gif": str(written) if written else None})
@@ -168,9 +277,34 @@ def show(
         out.print(f"gif: {written} ({len(trace.steps)} frames)", soft_wrap=True)
 
 
+def _show_trajectories(artifact: Path, data: Path, index: int, samples: int, noise: Optional[float], select: str,
+                       seed: int, n_sup: Optional[int], as_json: bool) -> None:
+    from agent_forge.phases.cognate.explore import ExploreOptions, trajectories_of
+
+    r = trajectories_of(get_host(), artifact, data, index, ExploreOptions(samples, noise, select, 1, seed),
+                        n_sup=n_sup)
+    if as_json:
+        emit_json(r)
+        return
+    out = stdout_console()
+    out.print(f"puzzle {index} of {data}: {samples} trajectories, noise {r['noise']}, --select {select}",
+              soft_wrap=True, highlight=False)
+    for t in r["trajectories"]:
+        mark = ">" if t["index"] == r["picked"] else " "
+        q = "  n/a " if t["q"] is None else f"{t['q']:+6.2f}"
+        check = "" if t["valid"] is None else (" valid" if t["valid"] else " invalid")
+        out.print(f"{mark} #{t['index']:<3} noise {t['noise']:<5} q {q}  {'right' if t['correct'] else 'wrong'}"
+                  f"{check}  {t['answer']}", soft_wrap=True, highlight=False)
+    out.print(f"picked #{r['picked']} ({'right' if r['correct'] else 'wrong'}); #0 is the noiseless trajectory",
+              highlight=False)
+    for row in r["grid"]:
+        out.print(" ".join(row), highlight=False)
+
+
 def add_commands(cli: typer.Typer) -> None:
-    """Add ``variants``, ``eval``, ``ablate`` and ``show`` to the root app ``cli``."""
+    """Add ``variants``, ``eval``, ``ablate``, ``show`` and ``solve`` to the root app ``cli``."""
     cli.command()(variants)
     cli.command("eval")(eval_cmd)
     cli.command()(ablate)
     cli.command()(show)
+    cli.command()(solve)

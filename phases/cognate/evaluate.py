@@ -170,6 +170,28 @@ def save_predictions(path: Path, predictions: np.ndarray, vocab_size: int) -> Pa
     return Path(path)
 
 
+def check_data_and_split(data: Path, split: str | None) -> str | None:
+    """Check ``--data`` and ``--split`` before any work; the split to read (``test`` by default
+    for a dataset folder, None for a file, where the whole file is read)."""
+    if is_dataset_folder(data):
+        split = split or "test"
+        if split not in FOLDER_SPLITS:
+            raise ConfigError(f"--split {split!r}: a dataset folder has the splits {', '.join(FOLDER_SPLITS)}")
+        return split
+    check_data_file(data)
+    if split is not None:
+        raise ConfigError(f"--split {split}: chooses a split of a dataset folder, but --data {data} is a file"
+                          " (the whole file is evaluated); leave --split out")
+    return None
+
+
+def eval_task(host: Any, artifact: ModelArtifact, data: Path, split: str | None, manifest: Path) -> TaskData:
+    """The data to evaluate on: ``split`` of a dataset folder, or the whole file."""
+    if split is not None:
+        return task_from_folder(host, artifact, data, split, manifest)
+    return task_from_file(host, artifact, data)
+
+
 def evaluate_artifact_on_file(host: Any, manifest: Path, data: Path, *, batch_size: int = 256,
                               n_sup: int | None = None, device: str = "cpu", split: str | None = None,
                               predictions_path: Path | None = None, overwrite: bool = False,
@@ -193,21 +215,12 @@ def evaluate_artifact_on_file(host: Any, manifest: Path, data: Path, *, batch_si
     where = resolve_device(device)
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ConfigError(f"--batch-size {batch_size!r}: must be an integer >= 1")
-    folder = is_dataset_folder(data)
-    if folder:
-        split = split or "test"
-        if split not in FOLDER_SPLITS:
-            raise ConfigError(f"--split {split!r}: a dataset folder has the splits {', '.join(FOLDER_SPLITS)}")
-    else:
-        check_data_file(data)
-        if split is not None:
-            raise ConfigError(f"--split {split}: chooses a split of a dataset folder, but --data {data} is a file"
-                              " (the whole file is evaluated); leave --split out")
+    split = check_data_and_split(data, split)
     if predictions_path is not None:
         check_predictions_path(predictions_path, overwrite)
-    check_protocol(protocol, submission_path, folder, data, split, overwrite)
+    check_protocol(protocol, submission_path, split is not None, data, split, overwrite)
     artifact, model = load_model(host, manifest)
-    task = task_from_folder(host, artifact, data, split, manifest) if folder else task_from_file(host, artifact, data)
+    task = eval_task(host, artifact, data, split, manifest)
     model.to(where)
     ctx = EvalContext(model, task, where, batch_size=batch_size, n_sup=n_sup,
                       precision=resolve_precision("auto", where) if where.type == "cuda" else "fp32")
@@ -215,7 +228,7 @@ def evaluate_artifact_on_file(host: Any, manifest: Path, data: Path, *, batch_si
     metrics: dict[str, Any] = run_evaluators(host, evaluators, ctx)
     curve = step_curve(ctx)
     out: dict[str, Any] = {"artifact": artifact.id, "data": str(data)}
-    if folder:
+    if split is not None:
         out["split"] = split
     out.update({"examples": len(task.eval), "device": str(where), **metrics, "n_sup": curve["n_sup"],
                 "trained_n_sup": int(getattr(model, "n_sup", 1)), "steps": curve["steps"],

@@ -55,7 +55,11 @@ class Trainer(Protocol):
     def fit(self, ctx: FitContext) -> FitResult: ...
 
     def weight_labels(self, state: TrainState) -> list[str]:
-        """The weights to evaluate and choose from at the end: ``["raw", ...]``."""
+        """The weights to evaluate at the end: ``["raw", ...]``."""
+
+    def handoff_label(self, state: TrainState) -> str:
+        """Which of :meth:`weight_labels` the phase hands off. Decided by the config (EMA when it
+        is on), never by a score on the eval split, which is only reported."""
 
     def weights(self, state: TrainState, label: str) -> contextlib.AbstractContextManager[nn.Module]:
         """A context in which ``state.model`` holds the weights ``label``."""

@@ -10,6 +10,8 @@ Config sections (a variant supplies all of them; ``--set``/``--config`` change a
 * ``seed`` (training: init, data order, augmentation) and ``data_seed`` (which puzzles are
   generated, shared by every model and every ablation arm).
 * ``models``: how many base models to train (seeds ``seed … seed+models-1``), default 1.
+* ``validation_samples``: training rows held out as a validation split (default 0: none), the
+  only split anything may be chosen on; the eval split is only reported.
 
 The run options (``--task``, ``--seed``, ``--max-steps``, ``--minutes``, ``--checkpoint-every``,
 ``--models``) become these fields in :meth:`CognatePhase.apply_run_options`.
@@ -39,6 +41,7 @@ from agent_forge.phases.cognate.interrupts import Interrupts
 from agent_forge.phases.cognate.report import last_at_halt, write_report
 from agent_forge.phases.cognate.training_config import resolve_device
 from agent_forge.phases.cognate.weights import evaluate_weights
+from agent_forge.phases.common.validation import carve_validation
 from agent_forge.plugin_host import PluginHost
 from agent_forge.runner import Phase, PhaseContext, RunOptions
 
@@ -47,6 +50,7 @@ SECTIONS = {
     "trainer": "trainer name + its fields", "callbacks": "{name: fields} of enabled callbacks",
     "evaluators": "list of evaluator names", "seed": "training seed", "data_seed": "data generation seed",
     "models": "how many base models to train",
+    "validation_samples": "training rows held out for choices (early stop, EvoMerge); 0: none",
     "loggers": "{name: fields} of metrics loggers (default: jsonl)",
 }
 
@@ -67,6 +71,7 @@ class CognateConfig:
     data_seed: int
     models: int = 1
     loggers: dict[str, BaseModel | None] = field(default_factory=lambda: {"jsonl": None})
+    validation_samples: int = 0
 
     def model_dump(self, mode: str = "json") -> dict[str, Any]:
         return {
@@ -78,6 +83,7 @@ class CognateConfig:
             "seed": self.seed,
             "data_seed": self.data_seed,
             "models": self.models,
+            "validation_samples": self.validation_samples,
             "loggers": {k: v.model_dump(mode=mode) if v is not None else {} for k, v in self.loggers.items()},
         }
 
@@ -128,8 +134,18 @@ def validate_cognate(host: PluginHost, raw: dict[str, Any]) -> CognateConfig:
     models = raw.get("models", 1)
     if not isinstance(models, int) or isinstance(models, bool) or models < 1:
         raise ConfigError(f"models: expected an integer >= 1 (how many base models to train), got {models!r}")
+    validation_samples = raw.get("validation_samples", 0)
+    if not isinstance(validation_samples, int) or isinstance(validation_samples, bool) or validation_samples < 0:
+        raise ConfigError(f"validation_samples: expected an integer >= 0 (training rows held out for choices;"
+                          f" 0: none), got {validation_samples!r}")
+    for name, cb_cfg in callbacks.items():
+        reads = getattr(cb_cfg, "reads_validation", None)
+        if validation_samples == 0 and callable(reads) and reads():
+            raise ConfigError(f"callbacks.{name} decides on the validation split, but there is none: set"
+                              " validation_samples=N (training rows held out for it, e.g. 200); the eval split"
+                              " is only reported, never decided on")
     return CognateConfig(arch, model_cfg, task_name, task_cfg, trainer_name, trainer_cfg, callbacks,
-                         evaluators, seed, data_seed, models, loggers)
+                         evaluators, seed, data_seed, models, loggers, validation_samples)
 
 
 def _plugin_section(host: PluginHost, raw: dict[str, Any], section: str, kind: str,
@@ -210,10 +226,18 @@ class CognatePhase(Phase):
     name: ClassVar[str] = "cognate"
     default_variant: ClassVar[str | None] = "trm_small"
 
+    def solve(self, manifest: Path, puzzle: str, **options: Any) -> dict[str, Any]:
+        """One puzzle with test-time exploration (:func:`agent_forge.phases.cognate.explore.solve_puzzle`)."""
+        from agent_forge.phases.cognate.explore import ExploreOptions, solve_puzzle
+
+        run = {k: options.pop(k) for k in ("n_sup", "device", "trajectories") if k in options}
+        return solve_puzzle(self.host, manifest, puzzle, ExploreOptions(**options), **run)
+
     def apply_run_options(self, raw: dict[str, Any], options: RunOptions) -> dict[str, Any]:
         """``--task T`` -> ``task: {name: T}``, ``--seed`` -> ``seed``, ``--models`` -> ``models``,
         ``--max-steps``/``--minutes``/``--checkpoint-every`` -> ``trainer.*``. An explicit
-        ``--max-steps`` without ``--minutes`` drops the variant's time budget."""
+        ``--max-steps`` replaces the variant's epoch budget (both count steps) and, without
+        ``--minutes``, its time budget."""
         raw = dict(raw)
         if options.task is not None:
             self.host.get("dataset", options.task)  # fail early, with the list of tasks
@@ -229,8 +253,10 @@ class CognatePhase(Phase):
                   "checkpoint_every": options.checkpoint_every}
         if any(v is not None for v in budget.values()):
             trainer = dict(raw.get("trainer") or {})
-            if options.max_steps is not None and options.minutes is None:
-                trainer.pop("minutes", None)
+            if options.max_steps is not None:
+                trainer.pop("epochs", None)
+                if options.minutes is None:
+                    trainer.pop("minutes", None)
             trainer.update({k: v for k, v in budget.items() if v is not None})
             raw["trainer"] = trainer
         return raw
@@ -239,7 +265,8 @@ class CognatePhase(Phase):
         return validate_cognate(self.host, raw)
 
     def resume_view(self, resolved: dict[str, Any]) -> dict[str, Any]:
-        return {"models": 1, **_without_budget(resolved)}  # runs from before ``models`` trained one
+        # Runs from before ``models`` trained one; from before ``validation_samples``, held none out.
+        return {"models": 1, "validation_samples": 0, **_without_budget(resolved)}
 
     def check_ready(self, config: CognateConfig, *, options: RunOptions, run_dir: Path, world_size: int) -> None:
         """Before any work: the trainer's device exists, ``world_size`` processes can split the
@@ -266,8 +293,9 @@ class CognatePhase(Phase):
         start = time.monotonic()
         task_reg = self.host.get("dataset", cfg.task_name)
         t0 = time.monotonic()
-        task_data = task_reg.obj(cfg.task, cfg.data_seed)
+        task_data = carve_validation(task_reg.obj(cfg.task, cfg.data_seed), cfg.validation_samples, cfg.data_seed)
         ctx.log.info("task.ready", task=cfg.task_name, train=len(task_data.train), eval=len(task_data.eval),
+                     validation=len(task_data.validation) if task_data.validation is not None else 0,
                      seconds=round(time.monotonic() - t0, 2))
         n_models = cfg.models
         artifacts: list[ArtifactRef] = []
@@ -340,11 +368,9 @@ class CognatePhase(Phase):
             for label, by_eval in texts.items():
                 for sample in by_eval.get("samples", [])[:1]:
                     log.info("sample", weights=label, prompt=sample["prompt"][-80:], completion=sample["completion"][:120])
-        # Hand off the better weights on the eval split (exact accuracy, then token accuracy).
-        def key(label: str) -> tuple[float, float]:
-            m = finals[label]
-            return (m.get("exact_accuracy", -m.get("eval_loss", 0.0)), m.get("token_accuracy", 0.0))
-        chosen = max(finals, key=key)
+        # The hand-off is fixed by the config (EMA when it is on), not picked by a score: the eval
+        # split is only reported, so nothing may be chosen on it (docs/cognate.md, "Hand-off").
+        chosen = trainer.handoff_label(state)
         metrics: dict[str, float] = {}
         for label, m in finals.items():
             metrics.update({f"{label}/{k}": v for k, v in m.items()})
@@ -369,7 +395,7 @@ class CognatePhase(Phase):
             weights = parallel.full_state_dict(module)  # all ranks gather; rank 0 holds the result
         # The artifact records how its task data is made, so a later phase can rebuild it.
         spec = task_data.spec.model_copy(update={"info": {
-            **task_data.spec.info, "data_seed": cfg.data_seed,
+            **task_data.spec.info, "data_seed": cfg.data_seed, "validation_samples": cfg.validation_samples,
             "dataset": {"name": cfg.task_name, "config": cfg.task.model_dump(mode="json")}}})
         artifact_id = f"cognate-{ctx.run_dir.name}-m{index}-{uuid.uuid4().hex[:8]}"
         manifest = ctx.run_dir / "artifacts" / f"model-{index}.json"
@@ -389,7 +415,7 @@ class CognatePhase(Phase):
         return ArtifactRef(manifest_path=manifest.resolve(), artifact=artifact), summary, fit.status, fit.message
 
 
-RESUMABLE_TRAINER_FIELDS = ("max_steps", "minutes", "checkpoint_every", "log_every", "eval_every",
+RESUMABLE_TRAINER_FIELDS = ("max_steps", "minutes", "epochs", "checkpoint_every", "log_every", "eval_every",
                             "keep_checkpoints")
 
 
@@ -414,6 +440,8 @@ def _fingerprint_config(cfg: CognateConfig) -> dict[str, Any]:
     """What one model's training state depends on (how many models the run trains is not)."""
     data = _without_budget(cfg.model_dump())
     data.pop("models", None)
+    if not data.get("validation_samples"):
+        data.pop("validation_samples", None)  # as before the key existed: older checkpoints still resume
     return data
 
 

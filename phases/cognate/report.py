@@ -150,7 +150,8 @@ def write_report(run_dir: Path, cfg: Any, per_model: list[dict[str, Any]], varia
         lines.append(f"| {m['index']} | {m['seed']} | {m['status']} ({m['stop_reason']}) | {m['chosen_weights']} | "
                      + " | ".join(vals) + " |")
     lines += ["", "Exact accuracy is measured on the held-out split after all supervision steps; the hand-off"
-              " uses whichever of raw and EMA weights scores higher there. `mean_sup_steps` is the mean number"
+              " is the EMA weights when EMA is on, else the raw ones, fixed by the config and never chosen by a"
+              " score on this split, which is only reported. `mean_sup_steps` is the mean number"
               " of supervision steps of the samples that halted in the last log window where any did"
               " (n/a: none halted); `n/a` marks a value that was not measured.", ""]
     if plot:

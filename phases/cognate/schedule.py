@@ -1,4 +1,5 @@
-"""What the trainer feeds the model and at what learning rate: the lr schedule and the data stream."""
+"""What the trainer feeds the model, for how long and at what learning rate: the step budget of
+``trainer.epochs``, the lr schedule and the data stream."""
 
 from __future__ import annotations
 
@@ -7,7 +8,52 @@ from typing import Any
 
 import torch
 
+from agent_forge.errors import ConfigError
+from agent_forge.data import TaskData
 from agent_forge.phases.cognate.training_config import DeepSupervisionConfig
+
+
+def epoch_size(task: TaskData) -> tuple[int, float, str]:
+    """``(total_groups, mean_puzzle_examples, where from)`` of ``task``'s training data, as the
+    official TRM code counts an epoch: every group (an original puzzle) once, with the examples of
+    one of its (augmented) puzzles, ``mean_puzzle_examples`` of them on average.
+
+    From the task's ``info`` (or its spec's) when it gives both, as an official dataset folder
+    does; else from the training rows: where they carry ``meta["puzzle"]`` (the original puzzle)
+    and a ``puzzle_ids`` extra (the augmented puzzle), the distinct originals and rows per
+    augmented puzzle (ARC's rows); else one group per row and one example per puzzle (Sudoku and
+    mazes, augmented on the fly: an epoch is one pass over the rows).
+    """
+    info = {**task.spec.info, **task.info}
+    if info.get("total_groups") is not None and info.get("mean_puzzle_examples") is not None:
+        return int(info["total_groups"]), float(info["mean_puzzle_examples"]), "task info"
+    train = task.train
+    puzzle, augmented = train.meta.get("puzzle"), train.extras.get("puzzle_ids")
+    if puzzle is not None and augmented is not None and len(train):
+        return (int(torch.unique(puzzle).numel()), len(train) / int(torch.unique(augmented).numel()),
+                "training rows by puzzle")
+    return len(train), 1.0, "training rows"
+
+
+def epoch_steps(epochs: float, task: TaskData, batch_size: int) -> int:
+    """Optimizer steps of ``epochs`` epochs, the official code's formula (pretrain.py
+    ``init_train_state``): ``int(epochs * total_groups * mean_puzzle_examples / global_batch_size)``."""
+    groups, mean, _ = epoch_size(task)
+    return int(epochs * groups * mean / batch_size)
+
+
+def resolve_budget(cfg: DeepSupervisionConfig, task: TaskData) -> DeepSupervisionConfig:
+    """``cfg`` with ``trainer.epochs`` turned into ``max_steps`` (the smaller, when both are set),
+    so the loop, the lr schedule and the callbacks read one step budget."""
+    if cfg.epochs is None:
+        return cfg
+    steps = epoch_steps(cfg.epochs, task, cfg.batch_size)
+    if steps < 1:
+        groups, mean, source = epoch_size(task)
+        raise ConfigError(f"trainer.epochs={cfg.epochs:g} is less than one optimizer step: {groups} groups x {mean:g}"
+                          f" examples ({source}) / batch {cfg.batch_size}; raise trainer.epochs or lower"
+                          " trainer.batch_size")
+    return cfg.model_copy(update={"max_steps": min(steps, cfg.max_steps or steps)})
 
 
 def lr_factor(cfg: DeepSupervisionConfig, step: int, elapsed_s: float) -> float:

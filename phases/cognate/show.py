@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from agent_forge.errors import ConfigError
-from agent_forge.phases.cognate.evaluate import task_from_file
+from agent_forge.phases.cognate.evaluate import is_dataset_folder, task_from_file, task_from_folder
 from agent_forge.phases.common.loading import load_model
 
 
@@ -97,21 +97,27 @@ def _flat(cells: list[list[str]]) -> list[str]:
 
 
 @torch.no_grad()
-def trace_puzzle(host: Any, manifest: Path, data: Path, index: int, *, n_sup: int | None = None) -> Trace:
-    """Run puzzle ``index`` (0-based: the file's first data row) of ``data`` through the
-    artifact's model for ``n_sup`` supervision steps (default: the model's own ``n_sup``)."""
+def trace_puzzle(host: Any, manifest: Path, data: Path, index: int, *, n_sup: int | None = None,
+                 split_name: str = "test") -> Trace:
+    """Run puzzle ``index`` (0-based: the file's first data row, or the example of a dataset
+    folder's ``split_name``) of ``data`` through the artifact's model for ``n_sup`` supervision
+    steps (default: the model's own ``n_sup``)."""
     artifact, model = load_model(host, manifest)
     name = (artifact.task.info.get("dataset") or {}).get("name", artifact.task.name)
-    fix = (f"Pass a file in the {name} layout (CSV question,answer), e.g. one made by:"
-           f" forge data generate {name} --count 10 --out puzzles.csv")
-    if not Path(data).is_file():
-        raise ConfigError(f"--data {data}: no such file. {fix}")
-    try:
-        task = task_from_file(host, artifact, data)
-    except ConfigError as exc:
-        reason = str(exc).removeprefix(f"{data}: ")
-        raise ConfigError(
-            f"--data {data}: not a data file of this artifact's task {name!r}: {reason}. {fix}") from None
+    if is_dataset_folder(Path(data)):
+        task = task_from_folder(host, artifact, Path(data), split_name, Path(manifest))
+    else:
+        fix = (f"Pass a file in the {name} layout (CSV question,answer), e.g. one made by:"
+               f" forge data generate {name} --count 10 --out puzzles.csv" if name != "official" else
+               "Pass a dataset folder in the official layout (with train/ or test/ holding dataset.json)")
+        if not Path(data).is_file():
+            raise ConfigError(f"--data {data}: no such file. {fix}")
+        try:
+            task = task_from_file(host, artifact, data)
+        except ConfigError as exc:
+            reason = str(exc).removeprefix(f"{data}: ")
+            raise ConfigError(
+                f"--data {data}: not a data file of this artifact's task {name!r}: {reason}. {fix}") from None
     split = task.eval
     if not 0 <= index < len(split):
         raise ConfigError(f"--index {index}: {data} holds {len(split)} puzzle(s), numbered 0 to {len(split) - 1};"

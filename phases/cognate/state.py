@@ -83,7 +83,7 @@ class TrainState:
     #: Training metrics summed between two log lines.
     accumulator: MetricsAccumulator = field(default_factory=MetricsAccumulator)
     metrics: dict[str, float] = field(default_factory=dict)  # last logged training metrics
-    eval_metrics: dict[str, float] = field(default_factory=dict)  # last evaluation
+    eval_metrics: dict[str, float] = field(default_factory=dict)  # last evaluation of the validation split
     history: list[dict[str, float]] = field(default_factory=list)
     #: Free for third-party callbacks' own use; the trainer never reads it.
     extras: dict[str, Any] = field(default_factory=dict)

@@ -27,14 +27,14 @@ import math
 import signal
 import time
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
 from agent_forge import distributed as dist
 from agent_forge import parallel
-from agent_forge.data import TaskData
+from agent_forge.data import Split, TaskData
 from agent_forge.errors import ConfigError, RunInterrupted
 from agent_forge.events import Event
 from agent_forge.loggers import Logger
@@ -44,11 +44,11 @@ from agent_forge.phases.cognate import checkpointing, optimizers
 from agent_forge.phases.cognate.fit import FitContext, FitResult
 from agent_forge.phases.cognate.interrupts import Interrupts
 from agent_forge.phases.cognate.losses import compute_task_loss
-from agent_forge.phases.cognate.schedule import DataStream, lr_factor
+from agent_forge.phases.cognate.schedule import DataStream, epoch_size, lr_factor, resolve_budget
 from agent_forge.phases.cognate.state import TrainState
 from agent_forge.phases.cognate.training_config import DeepSupervisionConfig, resolve_device, resolve_precision
 from agent_forge.phases.cognate.training_metrics import LogWindow, ProgressBar
-from agent_forge.phases.cognate.weights import evaluate_weights, swapped_in, weight_labels
+from agent_forge.phases.cognate.weights import evaluate_weights, handoff_label, swapped_in, weight_labels
 
 
 class DeepSupervisionTrainer:
@@ -58,12 +58,20 @@ class DeepSupervisionTrainer:
     def weight_labels(self, state: TrainState) -> list[str]:
         return weight_labels(state)
 
+    def handoff_label(self, state: TrainState) -> str:
+        return handoff_label(state)
+
     def weights(self, state: TrainState, label: str) -> contextlib.AbstractContextManager[nn.Module]:
         return swapped_in(state, label)
 
     # -- set-up ---------------------------------------------------------------------------
     def _state(self, ctx: FitContext) -> TrainState:
-        cfg = self.cfg
+        # trainer.epochs becomes max_steps here, where the training data is known.
+        cfg = self.cfg = resolve_budget(self.cfg, ctx.task)
+        if cfg.epochs is not None and ctx.log:
+            groups, mean, source = epoch_size(ctx.task)
+            ctx.log.info("budget", epochs=cfg.epochs, total_groups=groups, mean_puzzle_examples=round(mean, 4),
+                         counted_from=source, max_steps=cfg.max_steps)
         if not isinstance(ctx.model, RecursiveModel):
             raise ConfigError(f"{type(ctx.model).__name__} does not follow the model protocol (n_sup,"
                               " initial_carry(batch), forward(carry, batch)); see docs/plugins.md")
@@ -98,7 +106,7 @@ class DeepSupervisionTrainer:
         state.max_sup_steps = state.n_sup
         return state
 
-    def compile_for_training(self, state: TrainState) -> None:
+    def compile_for_training(self, state: TrainState, log: Any = None) -> None:
         """``trainer.compile``: torch.compile the module that runs the training step, once.
 
         Only the training forward is compiled (``state.forward_module``; the DDP wrapper where
@@ -107,8 +115,11 @@ class DeepSupervisionTrainer:
         smaller last batch) would otherwise compile the whole recursion again. The training
         batch never changes shape (refill, not mask), so the forward is traced once, and
         AOTAutograd adds one backward graph: two compiles per run (docs/performance.md).
+
+        Where compiling fails (no C++ compiler for the CPU backend, an unsupported op), the run
+        goes on eager with a warning that says so, rather than dying on a speed option.
         """
-        state.forward_module = torch.compile(state.forward_module)
+        state.forward_module = CompiledOrEager(state.forward_module, log)
 
     def _fire(self, state: TrainState, event: Event) -> None:
         for cb in state.callbacks.values():
@@ -233,7 +244,7 @@ class DeepSupervisionTrainer:
                 ctx.log.info("resume", step=state.step, checkpoint=str(latest))
         ctx.loggers.start(ctx.config, resume_step=resumed_at)
         if cfg.compile:
-            self.compile_for_training(state)
+            self.compile_for_training(state, ctx.log)
         self._fire(state, Event.FIT_START)
         progress = ProgressBar(enabled=ctx.progress and dist.is_main(), total=cfg.max_steps, minutes=cfg.minutes,
                                start_step=state.step, log=ctx.log)
@@ -307,17 +318,64 @@ class DeepSupervisionTrainer:
         state.history.append(dict(state.metrics))
 
     def evaluate_during_training(self, state: TrainState, ctx: FitContext) -> None:
-        n = min(self.cfg.eval_samples, len(state.task.eval))
-        sub = TaskData(spec=state.task.spec, train=state.task.train, eval=state.task.eval.subset(slice(0, n)))
-        result = evaluate_weights(self, state, sub, ctx.host, ctx.evaluators, self.cfg.eval_batch_size)
-        state.eval_metrics = result.flat()
+        """The first ``eval_samples`` rows of the eval split, every weights label, **logged only**
+        (``raw/...``, ``ema/...``: a curve to watch), and of the validation split when the run has
+        one (``val/raw/...``). Callbacks see only the validation figures (``state.eval_metrics``,
+        empty without a validation split): the eval split is reported, so nothing may decide on
+        it, not even when to stop."""
+        task, n = state.task, self.cfg.eval_samples
+        reported = evaluate_weights(self, state, _first_rows(task, task.eval, n), ctx.host, ctx.evaluators,
+                                    self.cfg.eval_batch_size).flat()
+        state.eval_metrics = {}
+        if task.validation is not None:
+            validation = evaluate_weights(self, state, _first_rows(task, task.validation, n), ctx.host,
+                                          ctx.evaluators, self.cfg.eval_batch_size)
+            state.eval_metrics = {f"val/{k}": v for k, v in validation.flat().items()}
         self._fire(state, Event.EVAL)
-        ctx.loggers.log_metrics("eval", state.step, {"elapsed_s": round(state.elapsed_s, 2), **state.eval_metrics})
+        row = {**reported, **state.eval_metrics}
+        ctx.loggers.log_metrics("eval", state.step, {"elapsed_s": round(state.elapsed_s, 2), **row})
         if ctx.log:
-            ctx.log.info("eval", step=state.step, **{k: round(v, 4) for k, v in state.eval_metrics.items()})
+            ctx.log.info("eval", step=state.step, **{k: round(v, 4) for k, v in row.items()})
 
     def _save(self, state: TrainState, ckpt_dir: Path, ctx: FitContext) -> Path:
         self._fire(state, Event.SAVE_CHECKPOINT)
         # A step already saved (periodically, then on an interrupt or at the end) is kept, not
         # rewritten; every rank takes rank 0's view of that (see save_checkpoint).
         return checkpointing.save_checkpoint(state, ckpt_dir, ctx.config_fingerprint, self.cfg.keep_checkpoints)
+
+
+def _first_rows(task: TaskData, split: Split, n: int) -> TaskData:
+    """``task`` whose eval split is the first ``n`` rows of ``split`` (what the evaluators read)."""
+    return dataclasses.replace(task, eval=split.subset(slice(0, min(n, len(split)))))
+
+
+class CompiledOrEager:
+    """``torch.compile(module)``, called like the module; if its first call fails inside the
+    compiler (torch._dynamo or torch._inductor raised: no C++ compiler for the CPU backend, an op
+    it cannot trace), every call from then on runs ``module`` eagerly, after one warning naming
+    the error. Errors after a successful first call, and errors of the model itself, are raised."""
+
+    def __init__(self, module: nn.Module, log: Any = None) -> None:
+        self.module, self.compiled, self.log = module, torch.compile(module), log
+        self.mode: Literal["first", "compiled", "eager"] = "first"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.mode == "compiled":
+            return self.compiled(*args, **kwargs)
+        if self.mode == "eager":
+            return self.module(*args, **kwargs)
+        try:
+            out = self.compiled(*args, **kwargs)
+        except Exception as exc:
+            if not type(exc).__module__.startswith(("torch._dynamo", "torch._inductor")):
+                raise
+            self.mode = "eager"
+            message = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+            if self.log is not None:
+                self.log.warning("compile.failed", error=message[:300], fallback="eager",
+                                 note="trainer.compile=true could not compile the training step here; training"
+                                      " continues uncompiled (slower, same results). --set trainer.compile=false"
+                                      " skips the attempt")
+            return self.module(*args, **kwargs)
+        self.mode = "compiled"
+        return out

@@ -17,14 +17,28 @@ class DeepSupervisionConfig(StrictModel):
     name: str = "deep_supervision"
     batch_size: int = Field(256, ge=1)
     lr: float = Field(1e-3, gt=0)
+    optimizer: Literal["adamw", "adam_atan2", "muon"] = Field(
+        "adamw", description="'adamw' (torch's, eps 1e-8); 'adam_atan2': the official TRM code's AdamATan2,"
+                             " atan2(m, sqrt(v)) in place of m / (sqrt(v) + eps), no eps; or 'muon': torch.optim.Muon"
+                             " for the hidden layers' weight matrices and AdamW for embeddings, heads, norms and"
+                             " biases (nanochat's split). docs/cognate.md.")
     weight_decay: float = Field(0.1, ge=0)
+    decay_all: bool = Field(
+        False, description="Weight decay on every parameter, as the official code; false: on matrices only (not on"
+                           " biases, gains or step scales).")
     betas: tuple[float, float] = (0.9, 0.95)
     warmup_steps: int = Field(100, ge=0)
     schedule: Literal["constant", "cosine"] = "constant"
     min_lr_ratio: float = Field(0.1, ge=0, le=1)
-    grad_clip: float | None = Field(1.0, gt=0)
-    max_steps: int | None = Field(None, ge=1, description="Optimizer steps; at least one of max_steps/minutes.")
+    grad_clip: float | None = Field(1.0, gt=0, description="Clip the gradient norm to this; null: no clipping"
+                                                          " (the official code's).")
+    max_steps: int | None = Field(None, ge=1, description="Optimizer steps; at least one of max_steps, minutes, epochs.")
     minutes: float | None = Field(None, gt=0, description="Wall-clock budget for training.")
+    epochs: float | None = Field(
+        None, gt=0, description="Training length as the official TRM code counts it: int(epochs * total_groups *"
+                                " mean_puzzle_examples / batch_size) optimizer steps, total_groups and"
+                                " mean_puzzle_examples from the task's info when it gives them, else the training"
+                                " rows and 1 (docs/cognate.md). With max_steps or minutes: whichever ends first.")
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="'auto': bf16 on CUDA and on CPUs with AMX, fp32 elsewhere (see docs/performance.md).")
     compile: bool = False
@@ -59,8 +73,8 @@ class DeepSupervisionConfig(StrictModel):
 
     @model_validator(mode="after")
     def _check(self) -> "DeepSupervisionConfig":
-        if self.max_steps is None and self.minutes is None:
-            raise ValueError("set trainer.max_steps or trainer.minutes (or --max-steps / --minutes)")
+        if self.max_steps is None and self.minutes is None and self.epochs is None:
+            raise ValueError("set trainer.max_steps, trainer.minutes or trainer.epochs (or --max-steps / --minutes)")
         return self
 
 

@@ -38,6 +38,19 @@ def weight_labels(state: TrainState) -> list[str]:
     return ["raw", *offered_weights(state)]
 
 
+def handoff_label(state: TrainState) -> str:
+    """The weights a run hands off: those a callback offers (EMA's, when the ``ema`` callback is
+    on; the first offer, in config order, if several callbacks offered), else ``raw``.
+
+    The rule reads the config, never a score. Handing off whichever of raw and EMA scored higher
+    on the eval split made every reported figure the larger of two noisy measurements taken on the
+    very split it is reported on (an upward bias); the official TRM code evaluates and keeps the
+    EMA weights, as this does. Both are still evaluated and reported (``raw/...``, ``ema/...``).
+    """
+    offered = list(offered_weights(state))
+    return offered[0] if offered else "raw"
+
+
 @contextlib.contextmanager
 def swapped_in(state: TrainState, label: str) -> Iterator[nn.Module]:
     """The live model holding the weights called ``label`` for the duration of the block.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -11,6 +12,13 @@ from torch import nn
 
 from agent_forge.data import Split, TaskData
 from agent_forge.phases.common.losses import LossKind, token_cross_entropy
+
+
+def inference_steps(model: nn.Module) -> int:
+    """Supervision steps evaluation and generation run by default: the model's ``n_sup_inference``
+    where it has one (a TRM's ``model.n_sup_inference``, default its ``n_sup``), else its ``n_sup``
+    (1 for a model without supervision steps)."""
+    return int(getattr(model, "n_sup_inference", None) or getattr(model, "n_sup", 1))
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
@@ -49,6 +57,15 @@ class Predictions:
     step_token: torch.Tensor | None = None
     #: The number of scored tokens (the denominator of ``step_token``).
     token_count: int = 0
+    #: With ``token_bytes``: the last step's cross-entropy (nats) summed over targets that stand for
+    #: text, and how many bytes those targets are (special tokens count in neither).
+    byte_nats: float = 0.0
+    byte_count: int = 0
+
+    @property
+    def bits_per_byte(self) -> float | None:
+        """Held-out bits per byte (nats / ln 2 / bytes), or None without byte counts."""
+        return self.byte_nats / math.log(2) / self.byte_count if self.byte_count else None
 
     def per_step(self) -> list[dict[str, float]]:
         """``[{"step": 1, "exact_accuracy": ..., "token_accuracy": ...}, ...]``, one per step run."""
@@ -59,15 +76,17 @@ class Predictions:
                 for k, (e, t) in enumerate(zip(self.step_exact.tolist(), self.step_token.tolist()))]
 
 
-@torch.no_grad()
+@torch.inference_mode()  # no autograd state at all (cheaper than no_grad); see docs/performance.md
 def predict(model: nn.Module, split: Split, *, n_sup: int, batch_size: int, device: torch.device,
             precision: str = "fp32", ignore_index: int = -100, loss: LossKind = "softmax",
-            blank_token: int | None = None, on_batch: Callable[[int], None] | None = None) -> Predictions:
+            blank_token: int | None = None, on_batch: Callable[[int], None] | None = None,
+            token_bytes: torch.Tensor | None = None) -> Predictions:
     """Run ``n_sup`` supervision steps on every sample (fewer or more than the model trained
     with); the answers after the last step and at the Q-head's halt, and per step how many
     answers and scored tokens were right. ``blank_token``: score tokens only where the input holds
     it (a puzzle's blank cells), as the ``token`` evaluator does. ``on_batch(rows)`` after each
-    batch (a progress bar)."""
+    batch (a progress bar). ``token_bytes`` (``TaskData.token_bytes``): also sum the nats and bytes
+    bits per byte needs."""
     was_training = model.training
     model.eval()
     finals, at_halts, halt_steps, q_finals = [], [], [], []
@@ -76,6 +95,7 @@ def predict(model: nn.Module, split: Split, *, n_sup: int, batch_size: int, devi
     step_exact = torch.zeros(n_sup, dtype=torch.long)
     step_token = torch.zeros(n_sup, dtype=torch.long)
     token_count = 0
+    byte_nats, byte_count = 0.0, 0
     try:
         for start in range(0, len(split), batch_size):
             idx = torch.arange(start, min(start + batch_size, len(split)))
@@ -110,7 +130,12 @@ def predict(model: nn.Module, split: Split, *, n_sup: int, batch_size: int, devi
                 at_halt = pred if at_halt is None else torch.where(halted_before.unsqueeze(-1), at_halt, pred)
             step_exact += torch.stack(exact_step).cpu()
             step_token += torch.stack(token_step).cpu()
-            loss_sum += float(token_cross_entropy(logits, targets, loss, ignore_index).sum())
+            ce = token_cross_entropy(logits, targets, loss, ignore_index)
+            loss_sum += float(ce.sum())
+            if token_bytes is not None:
+                nbytes = token_bytes.to(device)[torch.where(valid, targets, 0)] * valid
+                byte_nats += float((ce * (nbytes > 0)).sum())
+                byte_count += int(nbytes.sum())
             loss_count += int(valid.sum())
             finals.append(pred.cpu())
             at_halts.append(at_halt.cpu())
@@ -122,18 +147,39 @@ def predict(model: nn.Module, split: Split, *, n_sup: int, batch_size: int, devi
         model.train(was_training)
     return Predictions(torch.cat(finals), torch.cat(at_halts), torch.cat(halt_steps), torch.cat(q_finals),
                        n_sup, loss_sum / max(loss_count, 1), halting_head, loss,
-                       step_exact=step_exact, step_token=step_token, token_count=token_count)
+                       step_exact=step_exact, step_token=step_token, token_count=token_count,
+                       byte_nats=byte_nats, byte_count=byte_count)
+
+
+def next_token(logits: torch.Tensor, *, temperature: float = 0.0, top_k: int | None = None,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+    """One token per row from last-position ``logits`` (B, V): the argmax at ``temperature`` 0;
+    otherwise a draw from ``softmax(logits / temperature)`` over the ``top_k`` likeliest tokens
+    (all with None), on the CPU with ``generator`` so a seed gives the same tokens on any device."""
+    if temperature == 0:
+        return logits.argmax(-1, keepdim=True)
+    logits = logits.float().cpu() / temperature
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    return torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator)
 
 
 @torch.no_grad()
 def generate_tokens(model: nn.Module, prompt: torch.Tensor, new_tokens: int, *, n_sup: int, seq_len: int,
-                    device: torch.device, temperature: float = 0.0,
-                    generator: torch.Generator | None = None) -> torch.Tensor:
-    """Continue ``prompt`` (B, P) by ``new_tokens`` tokens of a causal model.
+                    device: torch.device, temperature: float = 0.0, top_k: int | None = None,
+                    generator: torch.Generator | None = None, stop_token: int | None = None,
+                    on_token: Callable[[torch.Tensor], None] | None = None) -> torch.Tensor:
+    """Continue ``prompt`` (B, P) by up to ``new_tokens`` tokens of a causal model.
 
     Each new token runs all ``n_sup`` supervision steps on the last ``seq_len`` tokens from a
-    fresh carry and reads the last position's logits: greedy at ``temperature`` 0 (reproducible),
-    otherwise sampled with ``generator``. Returns only the new tokens, (B, new_tokens).
+    fresh carry and reads the last position's logits (:func:`next_token`: greedy at
+    ``temperature`` 0, else sampled with ``generator``, optionally among the ``top_k``).
+    ``on_token(tokens)`` gets each step's (B,) tokens as they come (streaming); generation stops
+    early when every row produced ``stop_token``. Returns only the new tokens, (B, new).
+
+    No cache carries over between tokens: the recursion recomputes the whole window each time
+    (docs/cognate.md, "Generation", says why and what a cache would save).
     """
     was_training = model.training
     model.eval()
@@ -145,12 +191,12 @@ def generate_tokens(model: nn.Module, prompt: torch.Tensor, new_tokens: int, *, 
             for _ in range(n_sup):
                 carry, out = model(carry, batch)
             logits = (out.logits[:, -1] if out.logits is not None else out.head(out.hidden[:, -1])).float()
-            if temperature > 0:
-                probs = torch.softmax(logits / temperature, dim=-1).cpu()
-                nxt = torch.multinomial(probs, 1, generator=generator).to(device)
-            else:
-                nxt = logits.argmax(-1, keepdim=True)
+            nxt = next_token(logits, temperature=temperature, top_k=top_k, generator=generator).to(device)
             tokens = torch.cat([tokens, nxt], dim=1)
+            if on_token is not None:
+                on_token(nxt[:, 0].cpu())
+            if stop_token is not None and bool((nxt == stop_token).all()):
+                break
     finally:
         model.train(was_training)
     return tokens[:, prompt.shape[1]:].cpu()
@@ -181,10 +227,11 @@ class EvalContext:
     def predictions(self) -> Predictions:
         if "predictions" not in self._cache:
             self._cache["predictions"] = predict(
-                self.model, getattr(self.task, self.split), n_sup=self.n_sup or int(getattr(self.model, "n_sup", 1)),
+                self.model, getattr(self.task, self.split), n_sup=self.n_sup or inference_steps(self.model),
                 batch_size=self.batch_size, device=self.device, precision=self.precision,
                 ignore_index=self.task.spec.ignore_index, loss=self.loss,
-                blank_token=self.task.spec.info.get("blank_token"), on_batch=self.on_batch)
+                blank_token=self.task.spec.info.get("blank_token"), on_batch=self.on_batch,
+                token_bytes=getattr(self.task, "token_bytes", None))
         return self._cache["predictions"]
 
 

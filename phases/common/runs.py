@@ -39,7 +39,7 @@ class RunInfo:
 
     ``status``: ``completed``/``stopped``/``failed`` (from result.json), ``unfinished-resumable``
     (no result.json, a checkpoint exists), ``unfinished``, or ``unreadable: <reason>``.
-    ``exact_accuracy``: of the weights the run handed off (the best model's with ``--models N``),
+    ``exact_accuracy``: of the weights the run handed off (the mean over models with ``--models N``),
     only for finished runs. ``metrics``: result.json's metrics, or for an unfinished run its last
     eval row. ``histories``: the ``kind: "train"`` rows of metrics.jsonl per model (label ``""``
     for a single-model run, ``model-K`` otherwise). ``started_from`` says where ``started`` came
@@ -221,7 +221,9 @@ def _fill(info: RunInfo) -> None:
         per_model = [_number((m.get("metrics") or {}).get("exact_accuracy")) for m in models or ()
                      if isinstance(m, dict) and isinstance(m.get("metrics"), dict)]
         per_model = [a for a in per_model if a is not None]
-        info.exact_accuracy = max(per_model) if per_model else _number(info.metrics.get("exact_accuracy"))
+        # The mean over the models, as result.json's metrics: the best of N on the eval split would be
+        # a figure chosen on the split it is reported on.
+        info.exact_accuracy = sum(per_model) / len(per_model) if per_model else _number(info.metrics.get("exact_accuracy"))
         steps = _number(info.metrics.get("steps"))
         info.steps = int(steps) if steps is not None else None
         info.train_seconds = _number(info.metrics.get("train_seconds"))

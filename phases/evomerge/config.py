@@ -50,3 +50,16 @@ class EvoMergeConfig(StrictModel):
         if self.tiebreak is not None and self.tiebreak == self.metric:
             raise ValueError(f"tiebreak={self.tiebreak!r} is the metric itself; name another metric or null")
         return self
+
+
+#: The fitness of a language model (a task of kind ``lm``) when the config leaves all four fitness
+#: fields at their puzzle defaults: held-out bits per byte, lower is fitter; cross-entropy breaks ties.
+LM_FITNESS = {"evaluators": ["loss"], "metric": "bits_per_byte", "mode": "min", "tiebreak": "eval_loss"}
+
+
+def fitness_for_task(cfg: EvoMergeConfig, task_kind: str) -> EvoMergeConfig:
+    """``cfg`` with :data:`LM_FITNESS` for a language model, unless any of ``evaluators``,
+    ``metric``, ``mode``, ``tiebreak`` was set (then the config is taken as written)."""
+    if task_kind != "lm" or cfg.model_fields_set & set(LM_FITNESS):
+        return cfg
+    return cfg.model_copy(update=LM_FITNESS)

@@ -7,8 +7,9 @@ shapes; they may differ in architecture config where that changes no shape (TRM 
 counts), except that a frankenmerge needs parents of one config.
 
 Generation 0 is the inputs plus seed merges of them; each later generation keeps the ``elite``
-fittest and breeds the rest (``population.py``). Fitness is measured on the selection part of
-the task's eval split; the held-out part is only reported (``scoring.py``). The population is
+fittest and breeds the rest (``population.py``). Fitness is measured on a selection split
+drawn from the inputs' training data (their held-out validation rows where they have them);
+the task's eval split is only reported (``scoring.py``). The population is
 checkpointed after every generation (``checkpoints.py``), so ``--resume`` continues a killed run
 and reaches the same hand-off bit for bit. The fittest candidate of the last generation is
 written as this phase's artifact, whose ``parents`` are the inputs; ``report.md`` and
@@ -29,8 +30,9 @@ from agent_forge.config import validate
 from agent_forge.contracts import ArtifactRef, ModelArtifact, PhaseResult, VersionInfo
 from agent_forge.errors import ConfigError
 from agent_forge.phases.common.loading import load_model
+from agent_forge.phases.common.validation import carve_validation
 from agent_forge.phases.evomerge.checkpoints import GenerationCheckpoints
-from agent_forge.phases.evomerge.config import RESUMABLE_FIELDS, EvoMergeConfig
+from agent_forge.phases.evomerge.config import RESUMABLE_FIELDS, EvoMergeConfig, fitness_for_task
 from agent_forge.phases.evomerge.merges import State, linear, slerp, ties  # noqa: F401  (re-exported)
 from agent_forge.phases.evomerge.population import Candidate, Evolution
 from agent_forge.phases.evomerge.progress import GenerationBar
@@ -43,7 +45,7 @@ def _task_key(a: ModelArtifact) -> dict[str, Any]:
     spec = a.task
     return {"name": spec.name, "kind": spec.kind, "vocab_size": spec.vocab_size, "seq_len": spec.seq_len,
             "causal": spec.causal, "ignore_index": spec.ignore_index, "dataset": spec.info.get("dataset"),
-            "data_seed": spec.info.get("data_seed")}
+            "data_seed": spec.info.get("data_seed"), "validation_samples": spec.info.get("validation_samples", 0)}
 
 
 def _differing(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
@@ -127,7 +129,15 @@ class EvoMergePhase(Phase):
             raise ConfigError(f"--resume: the inputs ({', '.join(ids)}) are not the run's"
                               f" ({', '.join(saved['inputs'])}); resume with the same input models, or start a new run")
         templates = [loaded[config_index.index(i)][1] for i in range(max(config_index) + 1)]
-        scorer = Scorer(self.host, cfg, self._task(artifacts[0]), templates)
+        data_seed = int(artifacts[0].task.info.get("data_seed", 0))
+        task = self._task(artifacts[0])
+        cfg = fitness_for_task(cfg, task.spec.kind)
+        scorer = Scorer(self.host, cfg, task, templates, seed=data_seed)
+        if scorer.selection_from == "training":
+            ctx.log.warning("evomerge.selection_on_training_rows", rows=scorer.sizes["selection"],
+                            note="the inputs held out no validation rows, so fitness is measured on rows they"
+                                 " trained on; train them with validation_samples=N (e.g. --set"
+                                 " validation_samples=250 on cognate) for a selection split they never saw")
         inputs = [Candidate(id=f"in{i}", state=s, config=config_index[i], origin=f"input {a.id}", parents=[a.id],
                             born=0) for i, (a, s) in enumerate(zip(artifacts, states))]
         evo = Evolution(cfg, inputs, linear(states), scorer.selection)
@@ -195,8 +205,9 @@ class EvoMergePhase(Phase):
                   history: list[dict[str, Any]], stop_reason: str, start: float) -> PhaseResult:
         best = evo.best
         heldout = scorer.heldout(best)
-        # The input to beat: the best on the held-out split itself (by metric, then tiebreak).
-        best_input = max(inputs_summary, key=lambda r: evo.rank.key_of(r["heldout"]))
+        # The input to beat: the one the selection split ranks first, i.e. what would be handed on
+        # without merging. Picking it by its held-out score would choose on the reported split.
+        best_input = max(inputs_summary, key=lambda r: evo.rank.key_of(r["selection"]))
         # The hand-off is built with its fitter parent's config: the first input of that config.
         first = next(a for a, c in zip(artifacts, evo.inputs) if c.config == best.config)
         model = scorer.templates[best.config]
@@ -217,7 +228,7 @@ class EvoMergePhase(Phase):
             parents=tuple(a.id for a in artifacts)), best.state)
         self.host.hook.forge_artifact_saved(artifact=artifact)
         handoff = {**best.summary(cfg.metric), "is_input": best.id.startswith("in"), "input_id": best.id,
-                   "selection_samples": scorer.sizes["selection"]}
+                   "selection_samples": scorer.sizes["selection"], "selection_from": scorer.selection_from}
         population = [c.summary(cfg.metric) for c in evo.population]
         report = write_report(ctx.run_dir, cfg=cfg, history=history, inputs=inputs_summary, population=population,
                               handoff=handoff, best_input=best_input, sizes=scorer.sizes, stop_reason=stop_reason,
@@ -231,7 +242,7 @@ class EvoMergePhase(Phase):
                            report_path=report.resolve(), message=f"best: {best.origin}; stopped: {stop_reason}",
                            details={"best": handoff, "inputs": inputs_summary, "best_input": best_input["id"],
                                     "population": population, "history": history, "stop_reason": stop_reason,
-                                    "splits": scorer.sizes})
+                                    "splits": scorer.sizes, "selection_from": scorer.selection_from})
 
     def _task(self, artifact: ModelArtifact) -> Any:
         dataset = artifact.task.info.get("dataset")
@@ -239,4 +250,7 @@ class EvoMergePhase(Phase):
             raise ConfigError(f"evomerge: artifact {artifact.id} does not record its dataset config")
         reg = self.host.get("dataset", dataset["name"])
         task_cfg = validate(reg.config, dataset["config"], "task")
-        return reg.obj(task_cfg, int(artifact.task.info.get("data_seed", 0)))
+        data_seed = int(artifact.task.info.get("data_seed", 0))
+        # The rows the inputs' run held out of training, carved again from the same seed.
+        return carve_validation(reg.obj(task_cfg, data_seed), int(artifact.task.info.get("validation_samples", 0)),
+                                data_seed)

@@ -2,8 +2,9 @@
 
 The plot shows, per generation, the best and the mean fitness of the population on the selection
 split, and the held-out score of that generation's best (dotted), against the best input's
-held-out score (a grey line). The report says whether the hand-off beats the best input on the
-held-out split, and if not, why that can happen.
+held-out score (a grey line). "The best input" is the input the selection split ranks first (what
+would be handed on without merging), never one picked by its held-out score. The report says
+whether the hand-off beats it on the held-out split, and if not, why that can happen.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def verdict(cfg: Any, handoff: dict[str, Any], best_input: dict[str, Any]) -> st
     h_sel, h_held = handoff["selection"][metric], handoff["heldout"][metric]
     i_sel, i_held = best_input["selection"][metric], best_input["heldout"][metric]
     text = (f"On the selection split the hand-off scores {_f(h_sel, metric)} against {_f(i_sel, metric)} for"
-            f" the best input on the held-out split ({best_input['id']}); on the held-out split {_f(h_held, metric)}"
+            f" the best input on the selection split ({best_input['id']}); on the held-out split {_f(h_held, metric)}"
             f" against {_f(i_held, metric)}")
     if cfg.tiebreak and h_held == i_held:
         tb = cfg.tiebreak
@@ -90,9 +91,13 @@ def write_report(run_dir: Path, *, cfg: Any, history: list[dict[str, Any]], inpu
              f" {', '.join(cfg.operators)}; mutation rate {cfg.mutation_rate:g}, noise {cfg.noise_scale:g}; seed"
              f" {cfg.seed}. Generations run: {last} of {cfg.generations} after generation 0 (stopped: {stop_reason}).",
              f"Fitness: `{metric}` ({'higher' if cfg.mode == 'max' else 'lower'} is better"
-             + (f", ties broken by `{cfg.tiebreak}`" if cfg.tiebreak else "") + f") on the selection split: the"
-             f" first {sizes['selection']} rows of the task's eval split. Held-out split: the next"
-             f" {sizes['heldout']} rows, measured for the inputs and each generation's best, never selected on."
+             + (f", ties broken by `{cfg.tiebreak}`" if cfg.tiebreak else "") + f") on the selection split: "
+             + (f"{sizes['selection']} rows the inputs' run held out of its training data (validation_samples)"
+                if handoff.get("selection_from") == "validation" else
+                f"{sizes['selection']} rows of the training data, which the inputs trained on (their run held no"
+                " validation rows out; train them with validation_samples=N for a selection split they never saw)")
+             + f". Held-out split: the first {sizes['heldout']} rows of the task's eval split, measured for the"
+             " inputs and each generation's best, never selected on."
              f" {evaluations['selection']} candidates scored on the selection split,"
              f" {evaluations['heldout']} on the held-out split.", "",
              "## Inputs", "",

@@ -1,16 +1,18 @@
-"""Scoring candidates: the task's eval split cut into a selection part and a held-out part.
+"""Scoring candidates: fitness on a selection split, judgement on the task's eval split.
 
-The first ``selection_samples`` eval rows are where fitness is measured: every choice the phase
-makes (who survives, who breeds, what is handed on) reads only them. The next
-``heldout_samples`` rows are measured for the inputs and for each generation's best and are only
-reported, so the report can say whether what evolution found also holds on puzzles it never
-chose on.
+Every choice the phase makes (who survives, who breeds, what is handed on) reads only the
+*selection* split, which never holds a row of the eval split: it is the validation split the
+inputs' Cognate run held out of its training rows (``validation_samples``, recorded in the
+artifacts and carved again here from the same seed), or, where the inputs held none out, a seeded
+sample of the training rows (they trained on those, so fitness then also rewards fitting them;
+the log and the report say so). The first ``heldout_samples`` rows of the eval split are the
+*held-out* split: measured for the inputs and for each generation's best, only reported.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -18,6 +20,7 @@ from torch import nn
 from agent_forge.data import TaskData
 from agent_forge.errors import ConfigError
 from agent_forge.phases.common.evaluation import EvalContext, run_evaluators
+from agent_forge.phases.common.validation import validation_rows
 from agent_forge.phases.evomerge.config import EvoMergeConfig
 from agent_forge.phases.evomerge.population import Candidate
 
@@ -26,19 +29,23 @@ SPLITS = ("selection", "heldout")
 
 class Scorer:
     """Runs the configured evaluators on one split; ``templates[i]`` is a model built with the
-    inputs' ``i``-th distinct architecture config, into which a candidate's weights are loaded."""
+    inputs' ``i``-th distinct architecture config, into which a candidate's weights are loaded.
+    ``seed``: the inputs' data seed, which draws the training rows when there is no validation
+    split."""
 
-    def __init__(self, host: Any, cfg: EvoMergeConfig, task: TaskData, templates: list[nn.Module]) -> None:
+    def __init__(self, host: Any, cfg: EvoMergeConfig, task: TaskData, templates: list[nn.Module],
+                 seed: int = 0) -> None:
         self.host, self.cfg, self.templates = host, cfg, templates
-        n = len(task.eval)
-        sel = cfg.selection_samples
-        if sel >= n:
-            raise ConfigError(f"evomerge.selection_samples={sel} leaves no held-out rows: the task's eval split has"
-                              f" {n} rows. Lower selection_samples (and heldout_samples) so both fit")
-        held = min(cfg.heldout_samples, n - sel)
-        self.splits = {"selection": dataclasses.replace(task, eval=task.eval.subset(slice(0, sel))),
-                       "heldout": dataclasses.replace(task, eval=task.eval.subset(slice(sel, sel + held)))}
-        self.sizes = {"selection": sel, "heldout": held, "eval": n}
+        self.selection_from: Literal["validation", "training"]
+        if task.validation is not None:
+            self.selection_from, pool = "validation", task.validation
+        else:
+            self.selection_from = "training"
+            pool = task.train.subset(validation_rows(task.train, min(cfg.selection_samples, len(task.train)), seed))
+        sel, held = min(cfg.selection_samples, len(pool)), min(cfg.heldout_samples, len(task.eval))
+        self.splits = {"selection": dataclasses.replace(task, eval=pool.subset(slice(0, sel))),
+                       "heldout": dataclasses.replace(task, eval=task.eval.subset(slice(0, held)))}
+        self.sizes = {"selection": sel, "heldout": held, "eval": len(task.eval)}
         self.counts = {"selection": 0, "heldout": 0}
 
     def metrics(self, candidate: Candidate, split: str) -> dict[str, float]:

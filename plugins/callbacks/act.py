@@ -4,8 +4,12 @@ Two modes:
 
 * ``q_learning`` (the TRM paper's): the Q-head is trained with BCE against "the whole answer is
   right at this step"; a training sample halts when ``q_halt > 0`` and it has done at least its
-  minimum steps. Exploration: with probability ``explore_prob`` a fresh sample draws a random
-  minimum in [2, n_sup], so the head also sees late-step outcomes.
+  minimum steps. Exploration: with probability ``explore_prob`` a sample gets a random minimum
+  in [2, n_sup], so the head also sees late-step outcomes. ``exploration="per_sample"`` draws it
+  once, when the sample starts; ``"per_step"`` draws it anew for every row at every step, as
+  the official TRM code does (its ``forward``): there a sample stops at the first step at which
+  ``q_halt > 0`` and that step's draw allows it, so exploration delays a halt by one draw at a
+  time rather than fixing a minimum for the whole sample.
 * ``ponder`` (seed 001's adaptive depth): halting when ``sigmoid(q_halt) > halt_threshold``,
   with a ponder cost ``ponder_weight * (1 - sigmoid(q_halt))`` that rewards halting early and no
   term tying halting to correctness. Its known failure mode — halting after 2-3 steps with worse
@@ -38,6 +42,9 @@ class ACTConfig(StrictModel):
     mode: Literal["q_learning", "ponder"] = "q_learning"
     loss_weight: float = Field(0.5, ge=0, description="Weight of the halting BCE (q_learning).")
     explore_prob: float = Field(0.1, ge=0, le=1)
+    exploration: Literal["per_sample", "per_step"] = Field(
+        "per_sample", description="When the random minimum halting step is drawn: once per sample, when it starts"
+                                  " ('per_sample'), or for every row at every step ('per_step', the official code's).")
     halt_threshold: float = Field(0.5, gt=0, lt=1, description="ponder: halt when sigmoid(q) exceeds it.")
     ponder_weight: float = Field(0.01, ge=0)
     curriculum_steps: int | float | None = Field(
@@ -99,7 +106,10 @@ class ACTCallback(Callback):
         return fixed
 
     def on_step_start(self, state: TrainState) -> None:
+        # per_step: every row draws (the draw replaces the last); per_sample: fresh rows only.
         fresh = state.fresh
+        if self.cfg.exploration == "per_step" and fresh is not None:
+            fresh = torch.ones_like(fresh)
         if fresh is None or not bool(fresh.any()):
             return
         b = fresh.shape[0]

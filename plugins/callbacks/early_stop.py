@@ -4,8 +4,11 @@
   window) passes ``cut_threshold``, every sample gets ``cut_to`` supervision steps instead of
   ``n_sup``. Off when ``cut_threshold`` is null.
 * **Monitor** (Lightning's EarlyStopping): stop when ``monitor`` has not improved by
-  ``min_delta`` for ``patience`` evaluations. A monitor name that no evaluation produces is an
-  error listing the names that exist. ``check_finite`` stops on a NaN/inf metric.
+  ``min_delta`` for ``patience`` evaluations. The monitor is a metric of the validation split
+  (``val/...``, which exists with ``validation_samples=N``): deciding when to stop on the eval
+  split would choose the stopping step on the figures that are then reported, so the eval
+  split's metrics are not even handed to callbacks. A monitor name that no evaluation produces
+  is an error listing the names that exist. ``check_finite`` stops on a NaN/inf metric.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from agent_forge import hookimpl
 from agent_forge.config import StrictModel
@@ -24,12 +27,26 @@ from agent_forge.errors import ConfigError
 class EarlyStopConfig(StrictModel):
     cut_threshold: float | None = Field(None, gt=0, le=1)
     cut_to: int = Field(1, ge=1)
-    monitor: str | None = Field(None, description="An eval metric, e.g. 'ema/exact_accuracy'.")
+    monitor: str | None = Field(None, description="A validation metric, e.g. 'val/ema/exact_accuracy' (needs"
+                                                    " validation_samples > 0).")
     mode: Literal["max", "min"] = "max"
     patience: int = Field(5, ge=1)
     min_delta: float = Field(0.0, ge=0)
     check_finite: bool = True
     stop_at: float | None = Field(None, description="Stop once monitor reaches this value.")
+
+    @field_validator("monitor")
+    @classmethod
+    def _validation_only(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("val/"):
+            raise ValueError(f"monitor={value!r} is not a validation metric: the eval split is only reported, never"
+                             f" decided on. Monitor the validation split, e.g. 'val/{value}', and hold one out with"
+                             " validation_samples=N")
+        return value
+
+    def reads_validation(self) -> bool:
+        """True when it decides on the validation split (the phase then requires one)."""
+        return self.monitor is not None
 
 
 class EarlyStopCallback(Callback):
@@ -52,7 +69,7 @@ class EarlyStopCallback(Callback):
         if cfg.monitor is None:
             return
         if cfg.monitor not in state.eval_metrics:
-            raise ConfigError(f"callbacks.early_stop.monitor={cfg.monitor!r} is not an eval metric;"
+            raise ConfigError(f"callbacks.early_stop.monitor={cfg.monitor!r} is not a validation metric;"
                               f" available: {', '.join(sorted(state.eval_metrics))}")
         value = state.eval_metrics[cfg.monitor]
         if cfg.check_finite and not math.isfinite(value):

@@ -99,6 +99,6 @@ def data_stats(
 def forge_register_commands(cli):
     from agent_forge.cli import command_group
 
-    group = command_group(cli, "data", help="Generate task data files and describe them.")
+    group = command_group(cli, "data", help="Generate task data files, describe them, fetch and build public sets.")
     group.command("generate")(data_generate)
     group.command("stats")(data_stats)

@@ -55,6 +55,43 @@ def dihedral_batch(grids: torch.Tensor, ks: torch.Tensor) -> torch.Tensor:
     return out
 
 
+class TokenPermutation:
+    """A :class:`~agent_forge.data.Symmetry` that moves cells and renames tokens:
+    ``apply(x)[..., i] = values[x[..., positions[i]]]``. ``values`` None: tokens keep their names.
+    Both are permutations, so :meth:`invert` undoes :meth:`apply` exactly."""
+
+    def __init__(self, positions: torch.Tensor, values: torch.Tensor | None = None, name: str = "") -> None:
+        self.positions = positions.long()
+        self.values = None if values is None else values.long()
+        self._inv_positions = torch.argsort(self.positions)
+        self._inv_values = None if values is None else torch.argsort(self.values)
+        self.name = name
+
+    def apply(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(..., seq_len) -> the transformed frame."""
+        out = tokens[..., self.positions.to(tokens.device)]
+        return out if self.values is None else self.values.to(tokens.device)[out.long()].to(tokens.dtype)
+
+    def invert(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(..., seq_len) in the transformed frame -> the original frame."""
+        if self._inv_values is not None:
+            tokens = self._inv_values.to(tokens.device)[tokens.long()].to(tokens.dtype)
+        return tokens[..., self._inv_positions.to(tokens.device)]
+
+    def __repr__(self) -> str:
+        return f"TokenPermutation({self.name or 'custom'})"
+
+
+def dihedral_symmetries(side: int, count: int, seed: int) -> list[TokenPermutation]:
+    """``count`` (1..8) dihedral transforms of a ``side`` x ``side`` grid as token permutations:
+    the identity first, then the other seven in an order drawn with ``seed``."""
+    if not 1 <= count <= 8:
+        raise ConfigError(f"--augment {count}: a square grid has 8 dihedral transforms; choose 1 to 8")
+    cells = torch.arange(side * side).view(side, side)
+    order = [0] + [1 + int(i) for i in torch.randperm(7, generator=torch.Generator().manual_seed(seed))]
+    return [TokenPermutation(dihedral(cells, k).reshape(-1), None, f"dihedral {k}") for k in order[:count]]
+
+
 def iter_question_answer(path: str | Path, *, strip: bool = True) -> Iterator[tuple[str, str, str]]:
     """Yield ``(where, question, answer)`` per data row; ``where`` names the file and row
     (the header is row 1). Columns other than ``question`` and ``answer`` are ignored.

@@ -27,7 +27,7 @@ from agent_forge.contracts import TaskSpec
 from agent_forge.data import Split, TaskData
 from agent_forge.errors import ConfigError
 from agent_forge.plugins.datasets import maze_core as core
-from agent_forge.plugins.datasets.grids import (cache_dir, cached_arrays, dihedral_batch,
+from agent_forge.plugins.datasets.grids import (cache_dir, cached_arrays, dihedral_batch, dihedral_symmetries,
                                                 iter_question_answer, sample_rows)
 
 VOCAB = 6
@@ -104,12 +104,14 @@ def _layout(text: str) -> str | None:
     return None if ours == hard else ("ours" if ours else "maze_hard")
 
 
-def read_maze_csv(path: str | Path, size: int, *, rows: int | None = None,
-                  seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def read_maze_csv(path: str | Path, size: int, *, rows: int | None = None, seed: int = 0,
+                  flagged: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(questions, answers) from a ``question,answer`` CSV in our characters (``# . S G *``) or
     the public Maze-Hard ones (``# SGo``: space open, ``o`` path; other columns such as
     ``source`` and ``rating`` ignored), told apart by the first row; every row must use the
-    same set. ``rows``: a seeded uniform subset of that many rows."""
+    same set. ``rows``: a seeded uniform subset of that many rows. ``flagged``: instead of
+    refusing a row whose answer is not a shortest path (:func:`maze_core.check_answer`), append
+    ``"<file>: row N: why"`` to it and leave the row out (characters and shapes still raise)."""
     questions, answers = [], []
     layout: str | None = None
     for where, q, a in sample_rows(iter_question_answer(path, strip=False), rows, seed, "maze-rows"):
@@ -141,7 +143,10 @@ def read_maze_csv(path: str | Path, size: int, *, rows: int | None = None,
             cells.append([tokens[ch] for ch in text])
         problem = core.check_answer(cells[0], cells[1], side, chars)
         if problem:
-            raise ConfigError(f"{where}: {problem}")
+            if flagged is None:
+                raise ConfigError(f"{where}: {problem}")
+            flagged.append(f"{where}: {problem}")
+            continue
         questions.append(cells[0])
         answers.append(cells[1])
     return np.asarray(questions, np.uint8), np.asarray(answers, np.uint8)
@@ -158,6 +163,29 @@ def make_augment(size: int):
         return {**batch, "inputs": apply(batch["inputs"]), "targets": apply(batch["targets"])}
 
     return augment
+
+
+def make_check(size: int):
+    """``check(questions, answers)`` -> (B,) bool: the answer is the question with a shortest
+    S-G path marked (:func:`maze_core.check_answer`; no answer key needed)."""
+    def check(questions: torch.Tensor, answers: torch.Tensor) -> torch.Tensor:
+        return torch.tensor([core.check_answer(q, a, size) is None
+                             for q, a in zip(questions.tolist(), answers.tolist())], dtype=torch.bool)
+    return check
+
+
+def make_parse_question(size: int):
+    """One maze question as a CSV cell (ours ``# . S G`` or Maze-Hard's ``# SG``) -> tokens."""
+    def parse(text: str) -> torch.Tensor:
+        if len(text) != size * size:
+            raise ConfigError(f"PUZZLE has {len(text)} cells; this model solves {size}x{size} mazes: give"
+                              f" {size * size} characters, row by row ('#' wall, '.' open, 'S', 'G')")
+        chars, tokens = LAYOUTS[_layout(text) or "ours"]
+        bad = sorted(set(text) - set(tokens))
+        if bad:
+            raise ConfigError(f"PUZZLE: {bad[0]!r} is not one of {''.join(tokens)!r}")
+        return torch.tensor([tokens[ch] for ch in text], dtype=torch.long)
+    return parse
 
 
 def render(size: int):
@@ -190,7 +218,9 @@ def build_maze(cfg: MazeConfig, seed: int) -> TaskData:
                           exclude={bytes(row) for row in tq.tolist()})
     return TaskData(spec=cfg.task_spec(), train=_split(tq, ta), eval=_split(eq, ea),
                     augment=make_augment(cfg.size) if cfg.augment else None, render=render(cfg.size),
-                    decode_grid=decode_grid(cfg.size),
+                    decode_grid=decode_grid(cfg.size), check=make_check(cfg.size),
+                    symmetries=lambda n, seed: dihedral_symmetries(cfg.size, n, seed),
+                    parse_question=make_parse_question(cfg.size),
                     info={"train_source": str(cfg.train_file or "generated"),
                           "eval_source": str(cfg.eval_file or "generated")})
 
@@ -200,12 +230,25 @@ def generate_examples(cfg: MazeConfig, count: int, seed: int) -> tuple[list[str]
     return [core.to_text(r) for r in q.tolist()], [core.to_text(r) for r in a.tolist()]
 
 
+#: How many flagged rows ``file_stats`` names (the count covers them all).
+FLAGGED_SHOWN = 5
+
+
 def file_stats(cfg: MazeConfig, path: Path, *, rows: int | None = None, seed: int = 0) -> dict:
     """Shortest-path length, open cells and the share with a unique shortest path, of a maze CSV
-    (ours or Maze-Hard; the side is read from the file's first row)."""
+    (ours or Maze-Hard; the side is read from the file's first row), over the rows our reader
+    takes; ``refused_rows``: those it refuses (the answer is not a shortest S-G path), which the
+    official builder (and ``forge data build maze-hard``) keeps, with the first few named."""
     first = next(iter_question_answer(path, strip=False))[1]
     side = math.isqrt(len(first))
-    questions, _ = read_maze_csv(path, side, rows=rows, seed=seed)
+    flagged: list[str] = []
+    questions, _ = read_maze_csv(path, side, rows=rows, seed=seed, flagged=flagged)
+    refused = {"rows": len(flagged), "share": round(len(flagged) / (len(flagged) + len(questions)), 4),
+               "first": flagged[:FLAGGED_SHOWN],
+               "note": "rows task.train_file/eval_file refuse (the marked path is not a shortest S-G path, or no"
+                       " single S and G); the official builder checks only the characters and keeps them"}
+    if not len(questions):
+        return {"file": str(path), "mazes": 0, "size": side, "refused_rows": refused}
     lengths, unique, open_share = [], 0, []
     for q in questions.tolist():
         start, goal = q.index(core.START), q.index(core.GOAL)
@@ -218,7 +261,7 @@ def file_stats(cfg: MazeConfig, path: Path, *, rows: int | None = None, seed: in
             "path_length": {"min": float(arr.min()), "median": float(np.median(arr)),
                             "mean": round(float(arr.mean()), 3), "max": float(arr.max())},
             "unique_shortest_path": round(unique / len(lengths), 4),
-            "open_cells": round(float(np.mean(open_share)), 4)}
+            "open_cells": round(float(np.mean(open_share)), 4), "refused_rows": refused}
 
 
 build_maze.generate_examples = generate_examples  # type: ignore[attr-defined]

@@ -30,7 +30,7 @@ from agent_forge.data import Split, TaskData
 from agent_forge.errors import ConfigError
 from agent_forge.plugins.datasets import sudoku_core as core
 from agent_forge.plugins.datasets.csv_grids import grid_text, read_grid_csv
-from agent_forge.plugins.datasets.grids import cache_dir, cached_arrays
+from agent_forge.plugins.datasets.grids import TokenPermutation, cache_dir, cached_arrays
 
 
 BlankRange = tuple[int, int]
@@ -185,6 +185,65 @@ def make_augment(size: int):
     return augment
 
 
+def make_symmetries(size: int):
+    """``symmetries(n, seed)`` for :class:`TaskData` (test-time voting): the identity, then ``n-1``
+    random validity-preserving transforms as in :func:`make_augment` (digit relabelling, band and
+    row-within-band shuffles, stack and column-within-stack shuffles, transposition where the box
+    is square), each a :class:`TokenPermutation` of cells and digits."""
+    box_r, box_c = core.box_shape(size)
+
+    def symmetries(n: int, seed: int) -> list[TokenPermutation]:
+        if n < 1:
+            raise ConfigError(f"--augment {n}: must be >= 1 (1: no voting over symmetries)")
+        gen = torch.Generator().manual_seed(seed)
+        cells = torch.arange(size * size).view(size, size)
+        out = [TokenPermutation(cells.reshape(-1), None, "identity")]
+        for _ in range(n - 1):
+            values = torch.cat([torch.zeros(1, dtype=torch.long), torch.randperm(size, generator=gen) + 1])
+            rows = _grouped_perm(size // box_r, box_r, 1, gen)[0]
+            cols = _grouped_perm(size // box_c, box_c, 1, gen)[0]
+            g = cells[rows][:, cols]
+            if box_r == box_c and bool(torch.rand(1, generator=gen) < 0.5):
+                g = g.t()
+            out.append(TokenPermutation(g.reshape(-1), values, "relabel+shuffle"))
+        return out
+
+    return symmetries
+
+
+def make_check(size: int):
+    """``check(questions, answers)`` -> (B,) bool: every row, column and box holds each digit once,
+    and the answer keeps every given of the question (no answer key needed)."""
+    box_r, box_c = core.box_shape(size)
+    units = torch.tensor(core.units(size), dtype=torch.long)  # (3*size, size) cell indices
+
+    def check(questions: torch.Tensor, answers: torch.Tensor) -> torch.Tensor:
+        a = answers.long()
+        in_range = ((a >= 1) & (a <= size)).all(-1)
+        groups = a[:, units].clamp(0, size)  # (B, units, size)
+        counts = torch.zeros(*groups.shape[:2], size + 1, dtype=torch.long).scatter_add_(
+            2, groups, torch.ones_like(groups))
+        each_once = (counts[..., 1:] == 1).all(-1).all(-1)
+        keeps_givens = ((questions == 0) | (questions == answers)).all(-1)
+        return in_range & each_once & keeps_givens
+
+    return check
+
+
+def make_parse_question(size: int):
+    """One question as a CSV cell (digits, ``.``/``0`` for a blank) -> (size*size,) tokens."""
+    from agent_forge.plugins.datasets.csv_grids import _cells
+
+    def parse(text: str) -> torch.Tensor:
+        text = text.strip()
+        if len(text) != size * size:
+            raise ConfigError(f"PUZZLE has {len(text)} cells; this model solves {size}x{size} Sudoku: give"
+                              f" {size * size} characters, row by row, digits 1-{size} and '.' for a blank")
+        return torch.tensor(_cells(text, size, blanks_ok=True, where="PUZZLE"), dtype=torch.long)
+
+    return parse
+
+
 def render(size: int):
     def show(tokens: torch.Tensor) -> str:
         cells = tokens.tolist()
@@ -225,7 +284,8 @@ def build_sudoku(cfg: SudokuConfig, seed: int) -> TaskData:
                           exclude={bytes(row) for row in tp.tolist()}, hard=cfg.hard)
     return TaskData(spec=task_spec(size, cfg.name), train=_split(tp, ts), eval=_split(ep, es),
                     augment=make_augment(size) if cfg.augment else None, render=render(size),
-                    decode_grid=decode_grid(size),
+                    decode_grid=decode_grid(size), symmetries=make_symmetries(size), check=make_check(size),
+                    parse_question=make_parse_question(size),
                     info={"train_source": str(cfg.train_file or "generated"),
                           "eval_source": str(cfg.eval_file or "generated"), "eval_blanks": list(eval_blanks)})
 

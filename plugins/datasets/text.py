@@ -1,7 +1,9 @@
 """``text``: causal language modelling over local text, with an offline default corpus.
 
-* **Corpus.** ``paths`` lists ``.txt`` files (one document each) and ``.jsonl`` files (one document
-  per line, from the ``text`` field). With no paths, the corpus is the docstrings of the Python
+* **Corpus.** ``paths`` lists ``.txt``/``.md`` files (one document each), ``.jsonl`` files (one
+  document per line, from the ``text`` field), ``.parquet`` files (one document per row of the
+  ``text`` column; needs ``pyarrow``, the optional extra ``parquet``) and folders (every such file
+  under it, in sorted order). With no paths, the corpus is the docstrings of the Python
   standard library installed with the interpreter that runs agent-forge, read at run time with
   ``ast``: present on every machine, English prose about code, a few MB, and no download.
 * **Tokenizer.** ``byte`` (default): token = byte value (0–255), 256 = end of document.
@@ -37,12 +39,14 @@ from agent_forge.errors import ConfigError
 from agent_forge.plugins.datasets.grids import cache_dir
 
 EOS = 256
+CORPUS_SUFFIXES = (".txt", ".md", ".jsonl", ".parquet")
 BPE_EOS = "<|endoftext|>"
 
 
 class TextConfig(StrictModel):
     name: str = "text"
-    paths: list[Path] = Field(default_factory=list, description="Text/JSONL files; empty = stdlib docstrings.")
+    paths: list[Path] = Field(default_factory=list, description="Text/Markdown/JSONL/Parquet files or folders of them;"
+                                                                " empty = stdlib docstrings.")
     seq_len: int = Field(256, ge=8)
     tokenizer: Literal["byte", "bpe"] = Field("byte", description="'byte' or a trained 'bpe' (extra 'bpe').")
     bpe_vocab: int = Field(4096, ge=260, le=200_000, description="Tokens the BPE learns (tokenizer=bpe).")
@@ -54,8 +58,8 @@ class TextConfig(StrictModel):
     @model_validator(mode="after")
     def _check(self) -> "TextConfig":
         for p in self.paths:
-            if p.suffix not in {".txt", ".jsonl", ".md"}:
-                raise ValueError(f"paths: {p} is not a .txt, .md or .jsonl file")
+            if p.suffix not in CORPUS_SUFFIXES and not p.is_dir():
+                raise ValueError(f"paths: {p} is not a folder or a .txt, .md, .jsonl or .parquet file")
         if self.vocab_size is not None and self.vocab_size < self.tokenizer_size:
             raise ValueError(f"vocab_size {self.vocab_size} is smaller than the {self.tokenizer} tokenizer's"
                              f" {self.tokenizer_size} tokens; raise vocab_size or lower bpe_vocab")
@@ -89,12 +93,42 @@ def stdlib_docstrings(limit: int | None = None) -> list[str]:
     return docs[:limit] if limit else docs
 
 
-def read_documents(paths: list[Path]) -> list[str]:
-    docs: list[str] = []
+def corpus_files(paths: list[Path]) -> list[Path]:
+    """``paths`` with each folder replaced by the corpus files under it (sorted, so the order and
+    hence the train/eval split do not depend on the file system)."""
+    files: list[Path] = []
     for path in paths:
         if not path.exists():
             raise ConfigError(f"task.paths: {path} does not exist")
-        if path.suffix == ".jsonl":
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in CORPUS_SUFFIXES)
+            if not found:
+                raise ConfigError(f"task.paths: the folder {path} holds no {', '.join(CORPUS_SUFFIXES)} file")
+            files += found
+        else:
+            files.append(path)
+    return files
+
+
+def read_parquet(path: Path) -> list[str]:
+    """The ``text`` column of a Parquet file, one document per row (nulls skipped)."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ConfigError(f"task.paths: {path} is Parquet, which needs pyarrow: pip install 'agent-forge[parquet]'"
+                          " (or convert it to .jsonl)") from None
+    table = pq.read_table(path)
+    if "text" not in table.column_names:
+        raise ConfigError(f"{path}: no column 'text' (columns: {', '.join(table.column_names)})")
+    return [t for t in table.column("text").to_pylist() if isinstance(t, str)]
+
+
+def read_documents(paths: list[Path]) -> list[str]:
+    docs: list[str] = []
+    for path in corpus_files(paths):
+        if path.suffix == ".parquet":
+            docs += read_parquet(path)
+        elif path.suffix == ".jsonl":
             for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
                 if not line.strip():
                     continue
@@ -118,6 +152,13 @@ class ByteTokenizer:
 
     def decode(self, ids: list[int]) -> str:
         return bytes(i for i in ids if i < 256).decode("utf-8", errors="replace")
+
+
+def byte_tokenizer_bytes(vocab_size: int) -> torch.Tensor:
+    """Bytes per token of the byte tokenizer: 1 for 0-255, 0 for end-of-document and unused rows."""
+    out = torch.zeros(vocab_size, dtype=torch.long)
+    out[:256] = 1
+    return out
 
 
 class BPETokenizer:
@@ -154,6 +195,15 @@ class BPETokenizer:
 
     def decode(self, ids: list[int]) -> str:
         return self.tok.decode([i for i in ids if i != self.eos and i < self.tok.get_vocab_size()])
+
+    def token_bytes(self, vocab_size: int) -> torch.Tensor:
+        """Bytes per token id: a byte-level BPE token writes each byte as one character of its
+        alphabet, so its string's length is its byte count; the special token is 0 bytes."""
+        out = torch.zeros(vocab_size, dtype=torch.long)
+        for token, i in self.tok.get_vocab().items():
+            if i != self.eos and i < vocab_size:
+                out[i] = len(token)
+        return out
 
 
 def _windows(docs: list[str], seq_len: int, cap: int | None, encode: Callable[[str], list[int]], eos: int) -> Split:
@@ -196,8 +246,33 @@ def build_text(cfg: TextConfig, seed: int) -> TaskData:
                     train=_windows(train_docs, cfg.seq_len, cfg.max_sequences, tokenizer.encode, tokenizer.eos),
                     eval=_windows(eval_docs, cfg.seq_len, cfg.max_sequences, tokenizer.encode, tokenizer.eos),
                     render=lambda t: tokenizer.decode([int(v) for v in t.tolist()]),
+                    token_bytes=(tokenizer.token_bytes(spec.vocab_size) if isinstance(tokenizer, BPETokenizer)
+                                 else byte_tokenizer_bytes(spec.vocab_size)),
                     info={"documents": len(docs), "train_documents": len(train_docs), "eval_documents": len(eval_docs),
                           "tokenizer": cfg.tokenizer})
+
+
+def tokenizer_for(cfg: TextConfig, seed: int, bpe_sha: str | None = None) -> ByteTokenizer | BPETokenizer:
+    """The tokenizer a model trained on ``cfg`` (with data seed ``seed``) reads and writes: the byte
+    tokenizer, or the BPE from the cache by its digest (``task.info["bpe_sha"]``), retrained from
+    the same training documents when the cache lacks it (deterministic, so it is the same one)."""
+    if cfg.tokenizer == "byte":
+        return ByteTokenizer()
+    if bpe_sha is not None and (cache_dir() / "bpe" / f"{bpe_sha}.json").exists():
+        from tokenizers import Tokenizer
+
+        tok = BPETokenizer.__new__(BPETokenizer)
+        tok.tok = Tokenizer.from_str((cache_dir() / "bpe" / f"{bpe_sha}.json").read_text())
+        tok.digest = bpe_sha
+        return tok
+    if bpe_sha is None:
+        raise ConfigError("the artifact's task records no BPE digest (task.info['bpe_sha']); retrain it with this"
+                          " version to generate from it")
+    spec = build_text(cfg, seed).spec  # trains and caches the tokenizer of these training documents
+    if spec.info.get("bpe_sha") != bpe_sha:
+        raise ConfigError(f"the BPE tokenizer {bpe_sha} is not in {cache_dir() / 'bpe'} and the task's documents"
+                          " no longer train it (the corpus changed); generate where the model was trained")
+    return tokenizer_for(cfg, seed, bpe_sha)
 
 
 @hookimpl

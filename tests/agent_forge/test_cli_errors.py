@@ -54,6 +54,16 @@ def _files(tmp: Path, art: dict) -> None:
     (tmp / "empty.csv").write_bytes(b"")
 
 
+def _public_src(tmp: Path, art: dict) -> None:
+    """{tmp}/src: train.csv and test.csv in the public Sudoku-Extreme layout; {tmp}/bad: a row with an 'x'."""
+    _files(tmp, art)
+    row = "s," + "." * 81 + "," + "123456789" * 9 + ",0\n"
+    for folder, rows in (("src", [row, row]), ("bad", [row, row.replace(".", "x", 1)])):
+        (tmp / folder).mkdir()
+        for split in ("train", "test"):
+            (tmp / folder / f"{split}.csv").write_text("source,question,answer,rating\n" + "".join(rows))
+
+
 def _unfinished(tmp: Path, art: dict) -> None:
     run = tmp / "run"
     (run / "checkpoints" / "step-00000002").mkdir(parents=True)
@@ -232,6 +242,25 @@ CASES = [
      ["--count", "'0'"]),
     ("data-bool-for-int", None, ["data", "generate", "sudoku4", "--set", "blanks=true", "--out", "{tmp}/x.csv"],
      ["blanks", "True", "boolean"]),
+    # -- data build / fetch (public data sets -> official dataset folders) ---------------------------
+    ("data-build-unknown-name", None, ["data", "build", "sudoku", "{tmp}/src", "{tmp}/out"],
+     ["NAME 'sudoku'", "sudoku-extreme", "maze-hard"]),
+    ("data-build-no-src", None, ["data", "build", "maze-hard", "{tmp}/nothing", "{tmp}/out"],
+     ["SRC {tmp}/nothing", "forge data fetch maze-hard"]),
+    ("data-build-out-not-empty", _public_src, ["data", "build", "sudoku-extreme", "{tmp}/src", "{tmp}/folder"],
+     ["OUT {tmp}/folder", "not empty", "--overwrite"]),
+    ("data-build-overwrite-not-a-dataset", _public_src,
+     ["data", "build", "sudoku-extreme", "{tmp}/src", "{tmp}/folder", "--overwrite"],
+     ["OUT {tmp}/folder", "no dataset"]),
+    ("data-build-bad-row", _public_src, ["data", "build", "sudoku-extreme", "{tmp}/bad", "{tmp}/out"],
+     ["{tmp}/bad/train.csv: row 3", "'x'"]),
+    ("data-build-augmentations-over-7", _public_src,
+     ["data", "build", "maze-hard", "{tmp}/src", "{tmp}/out", "--augmentations", "9"],
+     ["--augmentations 9", "0 to 7"]),
+    ("data-build-negative-subsample", _public_src,
+     ["data", "build", "sudoku-extreme", "{tmp}/src", "{tmp}/out", "--subsample", "0"], ["--subsample", "'0'"]),
+    ("data-fetch-out-is-a-file", _files, ["data", "fetch", "maze-hard", "--out", "{tmp}/file.txt"],
+     ["--out {tmp}/file.txt", "is a file"]),
 ]
 
 

@@ -153,9 +153,13 @@ def test_paper_preset_resumes_bit_identically(host, tmp_path, tiny):
             if state.step == 5:
                 raise RuntimeError("crash after the checkpoint at step 4")
 
-    sets = tiny + ["trainer.max_steps=8", "trainer.checkpoint_every=4", "trainer.eval_every=null"]
+    # The preset's recipe (AdamATan2, decay on every parameter, no clip, exploration redrawn per
+    # step) resumes exactly too; compile is off only to keep the test fast.
+    sets = tiny + ["trainer.max_steps=8", "trainer.checkpoint_every=4", "trainer.eval_every=null",
+                   "trainer.compile=false"]
     full = _fit(host, tmp_path / "full", sets, "trm_paper")
     assert isinstance(full.state.optimizer, optimizers.CombinedOptimizer)
+    assert isinstance(full.state.optimizer.adamw, optimizers.AdamATan2)
     assert "embed.puzzle" not in full.state.callbacks["ema"].shadow
     assert full.state.model.embed.puzzle.detach().abs().sum() > 0  # sign-SGD moved puzzle 0's row
     with pytest.raises(RuntimeError, match="crash"):

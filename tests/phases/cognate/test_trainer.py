@@ -11,12 +11,14 @@ from agent_forge.phases.cognate.phase import build_model, validate_cognate
 from agent_forge.phases.cognate.fit import FitContext
 from agent_forge.plugins.loggers import JsonlLogger
 from agent_forge.plugins.variants import VARIANTS
+from agent_forge.phases.common.validation import carve_validation
 
 
 def _fit(host, tmp_path, overrides, variant="trm_tiny", callbacks_extra=None, resume=False):
     raw = apply_overrides(VARIANTS[variant][0], overrides)
     cfg = validate_cognate(host, raw)
-    task = host.get("dataset", cfg.task_name).obj(cfg.task, cfg.data_seed)
+    task = carve_validation(host.get("dataset", cfg.task_name).obj(cfg.task, cfg.data_seed), cfg.validation_samples,
+                            cfg.data_seed)
     model = build_model(host, cfg, task.spec, cfg.seed)
     # Test callbacks run first, so the built-ins see what they set.
     callbacks = dict(callbacks_extra or {})
@@ -87,15 +89,16 @@ def test_early_stop_cuts_supervision_at_threshold(host, tmp_path, tiny):
 
 
 def test_monitor_early_stop_names_missing_metric(host, tmp_path, tiny):
-    with pytest.raises(Exception, match="not an eval metric; available: .*raw/exact_accuracy"):
-        _fit(host, tmp_path, tiny + ["trainer.max_steps=8", "callbacks.early_stop.monitor=raw/exact_acc"])
+    with pytest.raises(Exception, match="not a validation metric; available: .*val/raw/exact_accuracy"):
+        _fit(host, tmp_path, tiny + ["trainer.max_steps=8", "validation_samples=8",
+                                     "callbacks.early_stop.monitor=val/raw/exact_acc"])
 
 
 def test_monitor_early_stop_on_plateau(host, tmp_path, tiny):
-    fit, _ = _fit(host, tmp_path, tiny + ["trainer.max_steps=400", "trainer.eval_every=2",
-                                          "callbacks.early_stop.monitor=raw/exact_accuracy",
+    fit, _ = _fit(host, tmp_path, tiny + ["trainer.max_steps=400", "trainer.eval_every=2", "validation_samples=8",
+                                          "callbacks.early_stop.monitor=val/raw/exact_accuracy",
                                           "callbacks.early_stop.patience=2", "callbacks.early_stop.min_delta=1.0"])
-    assert fit.status == "stopped" and "no raw/exact_accuracy improvement in 2" in fit.message
+    assert fit.status == "stopped" and "no val/raw/exact_accuracy improvement in 2" in fit.message
     assert fit.state.step == 6  # evals at 2 (best), 4 and 6 (no improvement by 1.0)
 
 
@@ -163,6 +166,7 @@ def test_compile_traces_the_training_step_once_even_with_evaluations(host, tmp_p
 
     counters.clear()
     fit, _ = _fit(host, tmp_path, tiny + ["trainer.max_steps=4", "trainer.eval_every=2", "trainer.compile=true"])
-    assert fit.status == "completed" and fit.state.eval_metrics
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert fit.status == "completed" and [r["step"] for r in rows if r["kind"] == "eval"] == [2, 4]
     assert counters["stats"]["unique_graphs"] == 1
     assert sum(counters["recompiles"].values()) == 0

@@ -37,6 +37,37 @@ def test_exploration_draws_minimums_for_fresh_rows_only():
     assert m[1] == 7 and m[3] == 7 and 2 <= m[0] <= 8 and 2 <= m[2] <= 8
 
 
+def test_per_step_exploration_draws_every_row_at_every_step_and_per_sample_keeps_the_draw():
+    """The official code draws the minimum halting step anew at every step for every row."""
+    def minimums(exploration):
+        cb = ACTCallback(ACTConfig(explore_prob=1.0, exploration=exploration))
+        s = _state([0.0] * 64, [False] * 64, [0] * 64, min_steps=[1] * 64, fresh=[True] * 64)
+        s.max_sup_steps = 16
+        seen = []
+        for _ in range(4):
+            cb.on_step_start(s)
+            seen.append(s.min_halt_steps.clone())
+            s.fresh = torch.zeros(64, dtype=torch.bool)  # no row halted: none is fresh after the first step
+        return seen
+
+    per_sample, per_step = minimums("per_sample"), minimums("per_step")
+    assert all(torch.equal(m, per_sample[0]) for m in per_sample)  # drawn once, when the sample started
+    for before, after in zip(per_step, per_step[1:]):
+        assert not torch.equal(before, after)  # redrawn: 64 rows keeping 15-way draws would be ~1e-75
+    assert all(((m >= 2) & (m <= 16)).all() for m in per_step)
+    ACTConfig(exploration="per_step")
+    with pytest.raises(Exception, match="exploration"):
+        ACTConfig(exploration="always")
+
+
+def test_per_step_exploration_with_no_exploring_row_lets_any_positive_q_halt():
+    cb = ACTCallback(ACTConfig(explore_prob=0.0, exploration="per_step"))
+    s = _state([1.0, 1.0, -1.0], [True] * 3, [1, 4, 4], min_steps=[9, 9, 9])  # stale minimums are replaced
+    cb.on_step_start(s)
+    cb.on_halt(s)
+    assert s.halted.tolist() == [True, True, False]
+
+
 def test_ponder_mode_rewards_halting_regardless_of_correctness():
     cb = ACTCallback(ACTConfig(mode="ponder", ponder_weight=0.1, halt_threshold=0.5))
     s = _state([1.0, -1.0], [False, True], [1, 1])

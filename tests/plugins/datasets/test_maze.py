@@ -161,3 +161,27 @@ def test_maze_hard_csv_is_read_with_its_own_characters(tmp_path):
         read_maze_csv(write_question_answer(tmp_path / "b4.csv", [qt.replace(" ", ".", 1)], [at]), 8)
     with pytest.raises(ConfigError, match=r"row 2 \(answer\): 'x' is not one of"):
         read_maze_csv(write_question_answer(tmp_path / "b5.csv", [qt], [at.replace("#", "x", 1)]), 8)
+
+
+def test_stats_report_the_rows_our_reader_refuses(tmp_path):
+    """A public file may mark a path that is not a shortest one: stats count and name such rows
+    (the official builder keeps them) and describe the others."""
+    import csv
+
+    from agent_forge.plugin_host import load_plugins
+    from agent_forge.plugins.datasets.files import file_stats
+
+    q = "#####" "#S G#" "# # #" "#   #" "#####"
+    shortest = "#####" "#SoG#" "# # #" "#   #" "#####"
+    roundabout = "#####" "#S G#" "#o#o#" "#ooo#" "#####"
+    path = tmp_path / "maze.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["source", "question", "answer", "rating"])
+        w.writerows([["a", q, shortest, 0], ["b", q, roundabout, 0], ["c", q, shortest, 0], ["d", q, q, 0]])
+    stats = file_stats(load_plugins(entry_points=False), "maze", path, [])
+    assert stats["mazes"] == 2 and stats["path_length"]["max"] == 2.0
+    refused = stats["refused_rows"]
+    assert refused["rows"] == 2 and refused["share"] == 0.5
+    assert refused["first"][0].startswith(f"{path}: row 3: the marked path (5 cells) is not a shortest path (1 cells")
+    assert refused["first"][1].startswith(f"{path}: row 5: ")

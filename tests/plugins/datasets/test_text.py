@@ -82,3 +82,27 @@ def test_text_run_writes_generated_samples(tmp_path, host, tiny):
     samples = json_.loads((tmp_path / "r" / "samples.json").read_text())
     first = next(iter(samples.values()))["samples"][0]
     assert set(first) == {"prompt", "completion", "reference"} and first["prompt"]
+
+
+def test_a_folder_is_every_corpus_file_under_it_and_bits_per_byte_counts_bytes(tmp_path):
+    (tmp_path / "sub").mkdir()
+    for i in range(6):
+        (tmp_path / ("sub" if i % 2 else ".") / f"d{i}.txt").write_text(f"text {i} " * 30)
+    (tmp_path / "c.jsonl").write_text("".join(json.dumps({"text": f"line {i} " * 30}) + "\n" for i in range(6)))
+    (tmp_path / "notes.csv").write_text("ignored")
+    data = build_text(TextConfig(paths=[tmp_path], seq_len=16, eval_fraction=0.3), seed=0)
+    assert data.info["documents"] == 12  # 6 .txt (nested too) + 6 JSONL lines; the .csv is not a corpus file
+    # The byte tokenizer: one byte per token, none for end-of-document.
+    assert data.token_bytes[:256].tolist() == [1] * 256 and int(data.token_bytes[EOS]) == 0
+
+
+def test_an_empty_folder_and_parquet_without_pyarrow_are_named(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="holds no"):
+        build_text(TextConfig(paths=[tmp_path / "empty"], seq_len=16), seed=0)
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        (tmp_path / "c.parquet").write_bytes(b"PAR1")
+        with pytest.raises(ConfigError, match="needs pyarrow"):
+            build_text(TextConfig(paths=[tmp_path / "c.parquet"], seq_len=16), seed=0)

@@ -81,3 +81,50 @@ def test_a_third_party_export_format_is_used_by_forge_export(tmp_path, monkeypat
     assert result.exit_code == 0, result.output
     assert "embed.weight" in (tmp_path / "list" / "names.txt").read_text().split("\n")
     assert written and written[0][2] is False
+
+
+def test_an_imported_model_is_shown_and_evaluated_on_an_official_folder(tmp_path):
+    import numpy as np
+
+    from agent_forge.plugins.datasets.official_folder import OfficialMetadata, OfficialSet, write_split
+
+    step = _checkpoint(tmp_path)
+    g = np.random.default_rng(0)
+    n = 4
+    meta = OfficialMetadata(pad_id=0, ignore_label_id=0, blank_identifier_id=0, vocab_size=7, seq_len=9,
+                            num_puzzle_identifiers=3, total_groups=n, mean_puzzle_examples=1.0, total_puzzles=n,
+                            sets=["all"])
+    arrays = OfficialSet(g.integers(1, 7, (n, 9)).astype(np.uint8), g.integers(1, 7, (n, 9)).astype(np.uint8),
+                         np.array([0, 1, 2, 1], np.int32), np.arange(n + 1, dtype=np.int32),
+                         np.arange(n + 1, dtype=np.int32))
+    write_split(tmp_path / "data", "test", meta, {"all": arrays})
+    forge("import", "official", str(step), "--out", str(tmp_path / "imp"))
+    shown = json.loads(forge("show", str(tmp_path / "imp"), "--data", str(tmp_path / "data"), "--index", "3",
+                             "--json").stdout)
+    assert len(shown["steps"]) == 4  # halt_max_steps of the reference arch
+    metrics = json.loads(forge("eval", str(tmp_path / "imp"), "--data", str(tmp_path / "data"), "--json").stdout)
+    assert metrics["examples"] == n and 0.0 <= metrics["official_accuracy"] <= 1.0
+
+
+def test_exploration_reads_a_folder_and_saves_the_chosen_answers(tmp_path):
+    import numpy as np
+
+    from agent_forge.plugins.datasets.official_folder import OfficialMetadata, OfficialSet, write_split
+
+    step = _checkpoint(tmp_path)
+    g = np.random.default_rng(1)
+    meta = OfficialMetadata(pad_id=0, ignore_label_id=0, blank_identifier_id=0, vocab_size=7, seq_len=9,
+                            num_puzzle_identifiers=3, total_groups=3, mean_puzzle_examples=1.0, total_puzzles=3,
+                            sets=["all"])
+    arrays = OfficialSet(g.integers(1, 7, (3, 9)).astype(np.uint8), g.integers(1, 7, (3, 9)).astype(np.uint8),
+                         np.array([2, 0, 1], np.int32), np.arange(4, dtype=np.int32), np.arange(4, dtype=np.int32))
+    write_split(tmp_path / "data", "train", meta, {"all": arrays})
+    forge("import", "official", str(step), "--out", str(tmp_path / "imp"))
+    out = tmp_path / "picked.npy"
+    metrics = json.loads(forge("eval", str(tmp_path / "imp"), "--data", str(tmp_path / "data"), "--split", "train",
+                               "--samples", "2", "--save-predictions", str(out), "--json").stdout)
+    assert metrics["examples"] == 3 and metrics["predictions"] == str(out)
+    assert np.load(out).shape == (3, 9)
+    again = forge("eval", str(tmp_path / "imp"), "--data", str(tmp_path / "data"), "--split", "train",
+                  "--samples", "2", "--save-predictions", str(out), check=False)
+    assert again.returncode == 2 and "--overwrite" in again.stderr
