@@ -35,7 +35,6 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "agent_forge.plugins.datasets.sudoku",
     "agent_forge.plugins.datasets.maze",
     "agent_forge.plugins.datasets.arc",
-    "agent_forge.plugins.datasets.arc_build",
     "agent_forge.plugins.datasets.arc_protocol",
     "agent_forge.plugins.datasets.text",
     "agent_forge.plugins.datasets.files",

