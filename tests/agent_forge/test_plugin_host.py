@@ -111,3 +111,18 @@ def test_entry_point_plugins_load_and_broken_ones_are_named(tmp_path, monkeypatc
     assert failure.version == "1.2.3" and "missing dependency xyz" in failure.error
     assert "forge_broken_ep (forge_broken_ep 1.2.3)" in failure.describe().replace("'", "")
     sys.modules.pop("forge_good_ep", None)
+
+
+def test_every_builtin_plugin_loads_and_every_builtin_command_is_there():
+    """Two built-ins claiming one command name would make the later one fail silently for users."""
+    import typer.main
+
+    from agent_forge.cli import build_app
+    from agent_forge.plugin_host import load_plugins
+
+    host = load_plugins(entry_points=False)
+    assert [f.describe() for f in host.failures] == []
+    names = set(typer.main.get_command(build_app(host)).commands)
+    data = set(typer.main.get_command(build_app(host)).commands["data"].commands)
+    assert {"import", "export", "eval", "solve", "generate", "show"} <= names
+    assert {"generate", "stats", "build", "fetch"} <= data
