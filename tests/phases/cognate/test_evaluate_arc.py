@@ -84,3 +84,16 @@ def test_protocol_arc_needs_the_folders_identifiers(host, arc_run, tmp_path):
     (copy / "identifiers.json").unlink()
     with pytest.raises(ConfigError, match=r"identifiers.json: not found; .*forge data build arc"):
         evaluate_artifact_on_file(host, result.artifacts[0].manifest_path, copy, protocol="arc")
+
+
+def test_rows_of_a_built_folder_name_their_source_puzzle(arc_run):
+    from agent_forge.plugins.datasets.arc import ArcConfig, build_arc
+
+    data, _ = arc_run
+    task = build_arc(ArcConfig(path=data), seed=0)
+    train, test = task.train.meta["puzzle"], task.eval.meta["puzzle"]
+    assert len(set(train.tolist())) == 2 and len(set(test.tolist())) == 1  # two source puzzles, one tested
+    assert set(test.tolist()) <= set(train.tolist())  # its demonstrations are training rows of the same puzzle
+    # every augmented version of a puzzle carries the one source puzzle
+    ids = task.train.extras["puzzle_ids"]
+    assert len(set(ids.tolist())) == 4 and all(len(set(train[ids == i].tolist())) == 1 for i in set(ids.tolist()))

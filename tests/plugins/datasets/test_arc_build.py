@@ -242,6 +242,8 @@ def test_a_folder_of_kaggle_files_and_concept_task_files(tmp_path):
     assert {af.parse_name(n)[0] for n in names[1:]} == {*SMALL[:2], *EVAL, "Copy1"}
     stored = json.loads((out / "test_puzzles.json").read_text())
     assert all(t["output"] == [[0]] for p in stored.values() for t in p["test"])  # placeholders, as official
+    with pytest.raises(ConfigError, match="--train-on-test-pairs: the test set 'evaluation' has no solutions"):
+        build_arc_folder(src, tmp_path / "out2", augmentations=0, train_on_test_pairs=True)
     training = read_subset(src, "training", is_test_set=False)
     assert training.puzzles[SMALL[0]]["test"][0]["output"] == data["train"][SMALL[0]]["test"][0]["output"]
 
@@ -286,3 +288,16 @@ def test_the_command_refuses_a_used_folder_and_takes_repeated_subsets(tmp_path):
     refused = CliRunner().invoke(build_app(), [*args[:4], str(tmp_path / "notes"), "--overwrite"])
     assert isinstance(refused.exception, ConfigError) and "replaces only a dataset folder" in str(refused.exception)
     assert (tmp_path / "notes" / "a.txt").read_text() == "mine"
+
+
+def test_arc_options_belong_to_arc_and_csv_options_to_the_csv_sets(tmp_path):
+    from agent_forge.cli import build_app
+
+    arc = CliRunner().invoke(build_app(), ["data", "build", "arc", "arc1", str(tmp_path / "a"), "--subsample", "3"])
+    assert isinstance(arc.exception, ConfigError) and "--subsample: only for sudoku-extreme and maze-hard" in str(
+        arc.exception)
+    csv = CliRunner().invoke(build_app(), ["data", "build", "maze-hard", str(tmp_path), str(tmp_path / "m"),
+                                           "--puzzles", "x", "--no-translate"])
+    assert isinstance(csv.exception, ConfigError)
+    assert "--puzzles: only for arc; maze-hard takes" in str(csv.exception)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "m").exists()
