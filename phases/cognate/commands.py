@@ -85,10 +85,10 @@ def eval_cmd(
     token accuracy after every supervision step and at the Q-head's halting step.
 
     \b
-    With --samples/--augment/--early-exit/--plot, K x N candidates per puzzle and --select picks one:
-      q       the candidate whose Q-head is most sure it is done (highest q_halt); the default
-      vote    the answer with the largest sum of sigmoid(q_halt) over its candidates
-      verify  the highest-q candidate the task's checker accepts (uses task rules; reported apart)
+    With --samples/--augment, --select picks one of the K x N candidates:
+      q       the highest halting logit q_halt, the Q-head's surest (default)
+      vote    the answer with the largest sum of sigmoid(q) over its candidates
+      verify  the highest-q candidate the task's checker accepts (task rules)
     """
     from agent_forge.phases.cognate.evaluate import evaluate_artifact_on_file, steps_table
     from agent_forge.phases.cognate.explore import ExploreOptions, wants_exploration
