@@ -252,8 +252,8 @@ class TRMEnhancedCognate(nn.Module):
         y, z = carry["y"], carry["z"]
         with torch.no_grad():
             for _ in range(self.cfg.T - 1):
-                y, z = self.cycle(x, y, z, noise)
-        y, z = self.cycle(x, y, z, noise)
+                y, z = self.cycle(x, y, z) if noise is None else self.cycle(x, y, z, noise)
+        y, z = self.cycle(x, y, z) if noise is None else self.cycle(x, y, z, noise)
         q_halt = q_continue = None
         if self.q_head is not None:
             q = self.q_head(y[:, 0] if self.q_reads_first else y.mean(dim=1))  # (batch, 1 or 2)

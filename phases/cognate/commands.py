@@ -99,11 +99,10 @@ def eval_cmd(
     step, and the official TRM code's accuracy and exact accuracy.
 
     \b
-    With --samples/--augment/--early-exit/--plot: K x N candidates a puzzle.
-    --select picks one:
-      q       highest q_halt (most sure it is done); the default
-      vote    the answer with the largest sum of sigmoid(q_halt)
-      verify  the highest-q candidate the task's checker accepts
+    With --samples/--augment, --select picks one of the K x N candidates:
+      q       the highest halting logit q_halt, the Q-head's surest (default)
+      vote    the answer with the largest sum of sigmoid(q) over its candidates
+      verify  the highest-q candidate the task's checker accepts (task rules)
     """
     from agent_forge.phases.cognate.evaluate import evaluate_artifact_on_file, protocol_table, steps_table
     from agent_forge.phases.cognate.explore import ExploreOptions, wants_exploration

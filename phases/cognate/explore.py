@@ -153,10 +153,10 @@ def plot_curve(metrics: dict[str, Any], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(6, 4))
     for aug in sorted({p["augment"] for p in curve}):
         pts = [p for p in curve if p["augment"] == aug]
-        for rule in metrics["selections"]:
+        for i, rule in enumerate(metrics["selections"]):
             ax.plot([p["trajectory_steps"] / n for p in pts], [p["selections"][rule]["exact_accuracy"] for p in pts],
                     marker="o", label=f"{rule}, {aug} symmetr{'y' if aug == 1 else 'ies'}")
-            for p in pts:
+            for p in pts if i == 0 else ():  # one K label per point
                 ax.annotate(f"K={p['samples']}", (p["trajectory_steps"] / n, p["selections"][rule]["exact_accuracy"]),
                             fontsize=7, textcoords="offset points", xytext=(3, -9))
     ax.set_xscale("log", base=2)
