@@ -27,7 +27,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save as st_save_bytes
 
 from agent_forge.contracts import SCHEMA_VERSION, ModelArtifact
-from agent_forge.errors import ArtifactError
+from agent_forge.errors import ArgumentTypeError, ArtifactError
 
 # Named keys of the training-state skeleton (torchtune keeps these as constants too).
 STATE_FORMAT = "agent-forge-train-state"
@@ -94,6 +94,13 @@ def save_weights(path: str | Path, state: dict[str, torch.Tensor]) -> tuple[str,
     data = state_dict_bytes(state)
     atomic_write_bytes(path, data)
     return hashlib.sha256(data).hexdigest(), len(data)
+
+
+def check_path_argument(function: str, name: str, value: Any) -> None:
+    """Refuse a Python API argument that is not a path (``load_artifact(None)``), naming it."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise ArgumentTypeError(f"{function}({name}={value!r}): expected a path (str or pathlib.Path) to an"
+                                f" artifact manifest (.json) or an export folder, got {type(value).__name__}")
 
 
 # -- artifact manifests ----------------------------------------------------------------------
@@ -273,6 +280,7 @@ def load_artifact(manifest_path: str | Path) -> tuple[ModelArtifact, dict[str, t
     Every failure is an :class:`ArtifactError`: the weights file passed instead of its
     manifest, a manifest that is not text, and weights that are not safetensors (even with a
     matching checksum)."""
+    check_path_argument("load_artifact", "manifest_path", manifest_path)
     path = Path(manifest_path)
     if path.suffix == ".safetensors":
         raise ArtifactError(f"{path} is the weights file; pass its manifest {path.with_suffix('.json')} instead")

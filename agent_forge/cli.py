@@ -38,9 +38,19 @@ from agent_forge.logging import configure_logging, console
 _state: dict[str, Any] = {"debug": False}
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from agent_forge import __version__
+
+        sys.stdout.write(f"agent-forge {__version__}\n")
+        raise typer.Exit()
+
+
 def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
           json_logs: Optional[bool] = typer.Option(None, "--json-logs/--console-logs",
-                                                   help="Log format (default: console on a TTY).")) -> None:
+                                                   help="Log format (default: console on a TTY)."),
+          version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                       help="Print the agent-forge version and exit.")) -> None:
     _state["debug"] = debug
     configure_logging(debug=debug, json_logs=json_logs)
 

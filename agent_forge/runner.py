@@ -26,9 +26,9 @@ from pydantic import Field, ValidationError
 
 from agent_forge import distributed
 from agent_forge.checkpoint import atomic_write_json
-from agent_forge.config import StrictModel, apply_overrides, deep_merge, load_config_file
+from agent_forge.config import SEED_MAX, StrictModel, apply_overrides, deep_merge, load_config_file
 from agent_forge.contracts import PhaseResult
-from agent_forge.errors import ConfigError, ForgeError, RunInterrupted
+from agent_forge.errors import ArgumentTypeError, ConfigError, ForgeError, RunInterrupted
 from agent_forge.logging import get_logger
 from agent_forge.plugin_host import PluginHost, get_host
 
@@ -50,7 +50,7 @@ class RunOptions(StrictModel):
     config_file: Path | None = None
     max_steps: int | None = Field(default=None, ge=1)
     minutes: float | None = Field(default=None, gt=0)
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=0, le=SEED_MAX)
     out: Path | None = None
     runs_root: Path = Path("runs")
     checkpoint_every: int | None = Field(default=None, ge=1)
@@ -303,6 +303,8 @@ def run_phase(name: str, *, host: PluginHost | None = None, previous: PhaseResul
 
     Keyword arguments are :class:`RunOptions` fields; ``overrides`` takes ``["a.b=c", ...]``.
     """
+    if not isinstance(name, str):
+        raise ArgumentTypeError(f"run_phase(name={name!r}): expected a phase name (str), e.g. run_phase('cognate')")
     return PhaseRunner(host).run(name, RunOptions.checked(**options), previous=previous)
 
 
@@ -317,6 +319,14 @@ class Pipeline:
     """
 
     def __init__(self, phases: list[str], host: PluginHost | None = None) -> None:
+        # A string is iterable too: Pipeline("cognate") would be the phases 'c', 'o', 'g', ...
+        if isinstance(phases, (str, bytes)) or not isinstance(phases, (list, tuple)) or not all(
+                isinstance(p, str) for p in phases):
+            raise ArgumentTypeError(f"Pipeline(phases={phases!r}): expected a list of phase names, e.g."
+                                    f" Pipeline([{phases!r}]) or Pipeline(['cognate', 'evomerge'])"
+                                    if isinstance(phases, str) else
+                                    f"Pipeline(phases={phases!r}): expected a list of phase names (str), e.g."
+                                    " Pipeline(['cognate', 'evomerge'])")
         if not phases:
             raise ConfigError("Pipeline needs at least one phase")
         self.phases = list(phases)

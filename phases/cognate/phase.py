@@ -29,7 +29,7 @@ from pydantic import BaseModel
 
 from agent_forge import distributed, parallel
 from agent_forge.checkpoint import atomic_write_json, sha256_json, verify_artifact, write_artifact
-from agent_forge.config import check_sections, validate
+from agent_forge.config import SEED_MAX, check_sections, validate
 from agent_forge.contracts import ArtifactRef, PhaseResult, TaskSpec, VersionInfo
 from agent_forge.errors import ConfigError, RunInterrupted
 from agent_forge.loggers import LoggerSet
@@ -125,9 +125,14 @@ def validate_cognate(host: PluginHost, raw: dict[str, Any]) -> CognateConfig:
     for key, value in (("seed", seed), ("data_seed", data_seed)):
         if not isinstance(value, int) or isinstance(value, bool):
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        if not 0 <= value <= SEED_MAX:
+            raise ConfigError(f"{key}={value}: out of range; a seed is an integer from 0 to {SEED_MAX}")
     models = raw.get("models", 1)
     if not isinstance(models, int) or isinstance(models, bool) or models < 1:
         raise ConfigError(f"models: expected an integer >= 1 (how many base models to train), got {models!r}")
+    if seed + models - 1 > SEED_MAX:  # --models N trains seeds seed .. seed+N-1
+        raise ConfigError(f"seed={seed} with models={models}: the last model's seed {seed + models - 1} is above"
+                          f" {SEED_MAX}; choose a seed of at most {SEED_MAX - models + 1}")
     return CognateConfig(arch, model_cfg, task_name, task_cfg, trainer_name, trainer_cfg, callbacks,
                          evaluators, seed, data_seed, models, loggers)
 

@@ -21,7 +21,7 @@ from typing import Any, Optional
 import typer
 
 from agent_forge import hookimpl
-from agent_forge.config import apply_overrides, validate
+from agent_forge.config import SEED_MAX, apply_overrides, validate
 from agent_forge.errors import ConfigError
 from agent_forge.plugins.datasets.grids import write_question_answer
 
@@ -62,7 +62,8 @@ def data_generate(
     count: int = typer.Option(1000, "--count", min=1, help="How many examples to write."),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="Task config value: --set blanks=20."),
     out: Path = typer.Option(..., "--out", help="CSV file to write."),
-    seed: int = typer.Option(0, "--seed", help="Generation seed (the same seed writes the same file)."),
+    seed: int = typer.Option(0, "--seed", min=0, max=SEED_MAX,
+                             help="Generation seed (the same seed writes the same file)."),
 ) -> None:
     """Generate COUNT examples of TASK into a CSV file (question,answer columns)."""
     from agent_forge.cli import emit_json
@@ -83,7 +84,7 @@ def data_stats(
     rows: Optional[int] = typer.Option(None, "--rows", min=1,
                                        help="A seeded uniform subset of this many rows (default: every row)."),
     set_: Optional[list[str]] = typer.Option(None, "--set", help="Task config value: --set size=30 (maze)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the --rows subset."),
+    seed: int = typer.Option(0, "--seed", min=0, max=SEED_MAX, help="Seed of the --rows subset."),
 ) -> None:
     """Statistics of the examples in PATH as JSON (Sudoku: givens, share needing search, search size)."""
     from agent_forge.cli import emit_json

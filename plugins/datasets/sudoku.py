@@ -135,7 +135,9 @@ def generate(size: int, count: int, blanks: BlankRange, seed: int, *, cache: boo
                 puzzle, solution = (core.make_hard_puzzle(size, blanks, rng) if hard
                                     else core.make_puzzle(size, rng.randint(*blanks), rng))
             except ValueError as exc:  # the pure generator's "cannot": a config the user can change
-                raise ConfigError(f"hard=true, blanks=[{blanks[0]}, {blanks[1]}]: {exc}") from None
+                # Name the settings that were used: hard=true only when it was on.
+                given = f"hard=true, blanks=[{blanks[0]}, {blanks[1]}]" if hard else f"blanks=[{blanks[0]}, {blanks[1]}]"
+                raise ConfigError(f"{given}: {exc}") from None
             key = bytes(puzzle)
             if key in seen or key in (exclude or ()):
                 continue
