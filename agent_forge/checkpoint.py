@@ -210,10 +210,31 @@ def manifest_file(path: str | Path) -> Path:
     return path
 
 
+def _run_folder_artifacts(path: Path) -> list[Path] | None:
+    """The artifact manifests of a run folder (``artifacts/*.json``; a pipeline's per phase), or
+    None when ``path`` is not a run folder (an export folder has ``model.safetensors`` instead)."""
+    if (path / EXPORT_WEIGHTS).is_file():
+        return None
+    marks = ("result.json", "checkpoints", "artifacts", "metrics.jsonl")
+    runs = [path] if any((path / m).exists() for m in marks) else [
+        p for p in sorted(path.iterdir()) if p.is_dir() and (p / "config.json").is_file()
+        and any((p / m).exists() for m in marks)]
+    if not runs:
+        return None
+    return [m for run in runs for m in sorted((run / "artifacts").glob("*.json"))]
+
+
 def read_manifest(manifest_path: str | Path) -> ModelArtifact:
     """Parse and check a manifest: schema version, its own digests (:func:`_check_manifest_digests`), fields."""
     path = manifest_file(manifest_path)
     if path.is_dir():
+        run_artifacts = _run_folder_artifacts(path)
+        if run_artifacts is not None:
+            found = (f"its artifacts: {', '.join(str(p) for p in run_artifacts[:4])}"
+                     + (f" (and {len(run_artifacts) - 4} more)" if len(run_artifacts) > 4 else "")
+                     if run_artifacts else "it has no artifacts yet (a run writes them when it finishes)")
+            raise ArtifactError(f"{path} is a run folder, not an artifact; {found}. Pass an artifact's .json"
+                                " manifest")
         has = [name for name in (EXPORT_CONFIG, EXPORT_WEIGHTS) if (path / name).is_file()]
         if has:  # an export folder with a part missing: say which
             lacks = EXPORT_WEIGHTS if has == [EXPORT_CONFIG] else EXPORT_CONFIG
@@ -250,9 +271,16 @@ def verify_artifact(manifest_path: str | Path) -> tuple[ModelArtifact, Path]:
     """
     manifest_path = manifest_file(manifest_path)
     artifact = read_manifest(manifest_path)
-    weights = (manifest_path.parent / artifact.weights).resolve()
+    named = manifest_path.parent / artifact.weights
+    weights = named.resolve()
     if manifest_path.parent.resolve() not in weights.parents:
-        raise ArtifactError(f"{manifest_path}: weights path {artifact.weights!r} leaves the artifact's folder")
+        # The file itself or a folder between it and the manifest may be the link that leads out.
+        inside = [named, *named.parents[:max(0, len(Path(artifact.weights).parts) - 1)]]
+        link = next((p for p in inside if p.is_symlink()), None)
+        why = (f"it is a symlink ({link} -> {os.readlink(link)}) to {weights}, outside the artifact's folder;"
+               " copy the weights file into the folder instead of linking it" if link is not None else
+               f"weights path {artifact.weights!r} leaves the artifact's folder ({weights})")
+        raise ArtifactError(f"{manifest_path}: {why}. Refusing to load it.")
     if not weights.exists():
         raise ArtifactError(f"{manifest_path}: weights file {weights} is missing")
     size = weights.stat().st_size

@@ -252,9 +252,15 @@ def _summary(values: list[float]) -> dict[str, float]:
 
 
 def difficulty(puzzles: np.ndarray, size: int) -> dict[str, Any]:
-    """Givens, the share that needs search, and the plain search's size, over (N, size*size) puzzles."""
+    """Givens, the share that needs search, the share with exactly one solution, the rows that
+    repeat an earlier puzzle, and the plain search's size, over (N, size*size) puzzles."""
     givens, search, nodes, guesses, dead_ends, unique = [], 0, [], [], [], 0
+    seen: set[bytes] = set()
+    duplicates = 0
     for row in puzzles.tolist():
+        key = bytes(row)
+        duplicates += key in seen  # the same question again: it counts twice in every share below
+        seen.add(key)
         givens.append(sum(1 for v in row if v))
         search += not core.propagate_singles(row, size)[1]
         st = core.search_stats(row, size)
@@ -266,7 +272,8 @@ def difficulty(puzzles: np.ndarray, size: int) -> dict[str, Any]:
     values, counts = np.unique(givens, return_counts=True)
     histogram = {str(int(v)): int(c) for v, c in zip(values, counts)}
     return {"puzzles": n, "size": size, "givens": {**_summary(givens), "histogram": histogram},
-            "needs_search": round(search / n, 4), "unique": round(unique / n, 4),
+            "needs_search": round(search / n, 4), "unique_solution": round(unique / n, 4),
+            "duplicate_puzzles": duplicates,
             "dfs_nodes": _summary(nodes), "dfs_guesses": _summary(guesses), "dfs_dead_ends": _summary(dead_ends),
             "solver": SOLVER}
 
