@@ -34,6 +34,7 @@ from typer.models import DefaultPlaceholder
 
 from agent_forge.errors import ForgeError, RunInterrupted
 from agent_forge.logging import configure_logging, console
+from agent_forge.progress import PROGRESS_LINE_EVERY_S
 
 _state: dict[str, Any] = {"debug": False}
 
@@ -274,8 +275,8 @@ def _launch_ranks(nproc: int, backend: Optional[str], run_dir: Path) -> None:
                          f"{others}. {saved[:1].upper()}{saved[1:]}.") from None
 
 
-_PROGRESS_HELP = ("A progress bar on a terminal; elsewhere (a log file, CI) a plain progress line every"
-                  " few seconds. --no-progress: neither.")
+_PROGRESS_HELP = ("A progress bar on a terminal; elsewhere (a log file, CI) a plain progress line when training"
+                  f" and the final evaluation start, then every {PROGRESS_LINE_EVERY_S:g} s. --no-progress: neither.")
 _LOGGER_HELP = ("Metrics loggers, comma-separated: jsonl (metrics.jsonl, the default), csv, tensorboard,"
                 " wandb, mlflow, or a plugin's (forge plugins).")
 

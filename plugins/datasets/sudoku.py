@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import random
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import numpy as np
 import torch
@@ -110,8 +110,10 @@ class Sudoku9HardConfig(Sudoku9Config):
 
 
 def generate(size: int, count: int, blanks: BlankRange, seed: int, *, cache: bool = True,
-             exclude: set[bytes] | None = None, hard: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """``count`` distinct (puzzle, solution) pairs as uint8 arrays of shape (count, size*size).
+             exclude: set[bytes] | None = None, hard: bool = False,
+             progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` distinct (puzzle, solution) pairs as uint8 arrays of shape (count, size*size);
+    ``progress(made)`` is called as they are made.
 
     ``hard``: every puzzle needs search (:func:`sudoku_core.make_hard_puzzle`) and has between
     ``blanks[0]`` and ``blanks[1]`` blanks, as many as uniqueness allows; otherwise the number of
@@ -144,6 +146,8 @@ def generate(size: int, count: int, blanks: BlankRange, seed: int, *, cache: boo
             seen.add(key)
             puzzles.append(puzzle)
             solutions.append(solution)
+            if progress is not None:
+                progress(len(puzzles))
         return {"puzzles": np.asarray(puzzles, dtype=np.uint8), "solutions": np.asarray(solutions, dtype=np.uint8)}
 
     arrays = cached_arrays(path if cache and not exclude else None, make)
@@ -232,9 +236,11 @@ def build_sudoku(cfg: SudokuConfig, seed: int) -> TaskData:
                           "eval_source": str(cfg.eval_file or "generated"), "eval_blanks": list(eval_blanks)})
 
 
-def generate_examples(cfg: SudokuConfig, count: int, seed: int) -> tuple[list[str], list[str]]:
+def generate_examples(cfg: SudokuConfig, count: int, seed: int, *,
+                      progress: Callable[[int], None] | None = None) -> tuple[list[str], list[str]]:
     """Fresh puzzles as CSV cells (``.`` = blank): blanks from ``eval_blanks`` (or ``blanks``), no cache."""
-    puzzles, solutions = generate(cfg.size, count, cfg.eval_blanks or cfg.blanks, seed, cache=False, hard=cfg.hard)
+    puzzles, solutions = generate(cfg.size, count, cfg.eval_blanks or cfg.blanks, seed, cache=False, hard=cfg.hard,
+                                  progress=progress)
     return ([grid_text(p) for p in puzzles.tolist()], [grid_text(s) for s in solutions.tolist()])
 
 
