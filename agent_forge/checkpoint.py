@@ -27,7 +27,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save as st_save_bytes
 
 from agent_forge.contracts import SCHEMA_VERSION, ModelArtifact
-from agent_forge.errors import ArtifactError
+from agent_forge.errors import ArgumentTypeError, ArtifactError
 
 # Named keys of the training-state skeleton (torchtune keeps these as constants too).
 STATE_FORMAT = "agent-forge-train-state"
@@ -41,6 +41,9 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp makes the file 0600; the file it becomes gets the mode any new file would
+        # (0666 less the umask), so an export meant for sharing is readable by others.
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -50,6 +53,21 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux shows it (/proc/self/status);
+    elsewhere set and restored at once."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -94,6 +112,13 @@ def save_weights(path: str | Path, state: dict[str, torch.Tensor]) -> tuple[str,
     data = state_dict_bytes(state)
     atomic_write_bytes(path, data)
     return hashlib.sha256(data).hexdigest(), len(data)
+
+
+def check_path_argument(function: str, name: str, value: Any) -> None:
+    """Refuse a Python API argument that is not a path (``load_artifact(None)``), naming it."""
+    if not isinstance(value, (str, os.PathLike)):
+        raise ArgumentTypeError(f"{function}({name}={value!r}): expected a path (str or pathlib.Path) to an"
+                                f" artifact manifest (.json) or an export folder, got {type(value).__name__}")
 
 
 # -- artifact manifests ----------------------------------------------------------------------
@@ -203,10 +228,31 @@ def manifest_file(path: str | Path) -> Path:
     return path
 
 
+def _run_folder_artifacts(path: Path) -> list[Path] | None:
+    """The artifact manifests of a run folder (``artifacts/*.json``; a pipeline's per phase), or
+    None when ``path`` is not a run folder (an export folder has ``model.safetensors`` instead)."""
+    if (path / EXPORT_WEIGHTS).is_file():
+        return None
+    marks = ("result.json", "checkpoints", "artifacts", "metrics.jsonl")
+    runs = [path] if any((path / m).exists() for m in marks) else [
+        p for p in sorted(path.iterdir()) if p.is_dir() and (p / "config.json").is_file()
+        and any((p / m).exists() for m in marks)]
+    if not runs:
+        return None
+    return [m for run in runs for m in sorted((run / "artifacts").glob("*.json"))]
+
+
 def read_manifest(manifest_path: str | Path) -> ModelArtifact:
     """Parse and check a manifest: schema version, its own digests (:func:`_check_manifest_digests`), fields."""
     path = manifest_file(manifest_path)
     if path.is_dir():
+        run_artifacts = _run_folder_artifacts(path)
+        if run_artifacts is not None:
+            found = (f"its artifacts: {', '.join(str(p) for p in run_artifacts[:4])}"
+                     + (f" (and {len(run_artifacts) - 4} more)" if len(run_artifacts) > 4 else "")
+                     if run_artifacts else "it has no artifacts yet (a run writes them when it finishes)")
+            raise ArtifactError(f"{path} is a run folder, not an artifact; {found}. Pass an artifact's .json"
+                                " manifest")
         has = [name for name in (EXPORT_CONFIG, EXPORT_WEIGHTS) if (path / name).is_file()]
         if has:  # an export folder with a part missing: say which
             lacks = EXPORT_WEIGHTS if has == [EXPORT_CONFIG] else EXPORT_CONFIG
@@ -243,9 +289,16 @@ def verify_artifact(manifest_path: str | Path) -> tuple[ModelArtifact, Path]:
     """
     manifest_path = manifest_file(manifest_path)
     artifact = read_manifest(manifest_path)
-    weights = (manifest_path.parent / artifact.weights).resolve()
+    named = manifest_path.parent / artifact.weights
+    weights = named.resolve()
     if manifest_path.parent.resolve() not in weights.parents:
-        raise ArtifactError(f"{manifest_path}: weights path {artifact.weights!r} leaves the artifact's folder")
+        # The file itself or a folder between it and the manifest may be the link that leads out.
+        inside = [named, *named.parents[:max(0, len(Path(artifact.weights).parts) - 1)]]
+        link = next((p for p in inside if p.is_symlink()), None)
+        why = (f"it is a symlink ({link} -> {os.readlink(link)}) to {weights}, outside the artifact's folder;"
+               " copy the weights file into the folder instead of linking it" if link is not None else
+               f"weights path {artifact.weights!r} leaves the artifact's folder ({weights})")
+        raise ArtifactError(f"{manifest_path}: {why}. Refusing to load it.")
     if not weights.exists():
         raise ArtifactError(f"{manifest_path}: weights file {weights} is missing")
     size = weights.stat().st_size
@@ -273,6 +326,7 @@ def load_artifact(manifest_path: str | Path) -> tuple[ModelArtifact, dict[str, t
     Every failure is an :class:`ArtifactError`: the weights file passed instead of its
     manifest, a manifest that is not text, and weights that are not safetensors (even with a
     matching checksum)."""
+    check_path_argument("load_artifact", "manifest_path", manifest_path)
     path = Path(manifest_path)
     if path.suffix == ".safetensors":
         raise ArtifactError(f"{path} is the weights file; pass its manifest {path.with_suffix('.json')} instead")

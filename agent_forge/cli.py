@@ -34,13 +34,24 @@ from typer.models import DefaultPlaceholder
 
 from agent_forge.errors import ConfigError, ForgeError, RunInterrupted
 from agent_forge.logging import configure_logging, console
+from agent_forge.progress import PROGRESS_LINE_EVERY_S
 
 _state: dict[str, Any] = {"debug": False}
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from agent_forge import __version__
+
+        sys.stdout.write(f"agent-forge {__version__}\n")
+        raise typer.Exit()
+
+
 def _root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
           json_logs: Optional[bool] = typer.Option(None, "--json-logs/--console-logs",
-                                                   help="Log format (default: console on a TTY).")) -> None:
+                                                   help="Log format (default: console on a TTY)."),
+          version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                       help="Print the agent-forge version and exit.")) -> None:
     _state["debug"] = debug
     configure_logging(debug=debug, json_logs=json_logs)
 
@@ -202,6 +213,22 @@ def _without_flag(argv: list[str], flag: str) -> list[str]:
     return out
 
 
+def newest_checkpoint(run_dir: Path) -> tuple[int, Path | None]:
+    """(step, folder) of the newest checkpoint on disk under ``run_dir`` (``checkpoints/latest.json``,
+    or ``model-K/checkpoints/latest.json`` with ``--models N``: the newest is the one in work);
+    ``(-1, None)`` when there is none. What is on disk, not what the ranks were asked to do."""
+    pointers = [*run_dir.glob("checkpoints/latest.json"), *run_dir.glob("model-*/checkpoints/latest.json")]
+    if not pointers:
+        return -1, None
+    latest = max(pointers, key=lambda p: p.stat().st_mtime)
+    try:
+        pointer = json.loads(latest.read_text())
+        step, folder = int(pointer["step"]), latest.parent / pointer["checkpoint"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return -1, None
+    return (step, folder) if folder.is_dir() else (-1, None)
+
+
 def _launch_ranks(nproc: int, backend: Optional[str], run_dir: Path) -> None:
     """Re-run this very command as ``nproc`` ranks under torch.distributed.run, and wait.
 
@@ -231,17 +258,7 @@ def _launch_ranks(nproc: int, backend: Optional[str], run_dir: Path) -> None:
             "--out", str(run_dir)]
 
     def interrupted(name: str) -> RunInterrupted:
-        # What is on disk, not what the ranks were asked to do (one may have been killed first).
-        # ``--models N`` keeps one checkpoints/ folder per model; the newest is the one in work.
-        pointers = [*run_dir.glob("checkpoints/latest.json"), *run_dir.glob("model-*/checkpoints/latest.json")]
-        step, folder = -1, None
-        if pointers:
-            latest = max(pointers, key=lambda p: p.stat().st_mtime)
-            try:
-                pointer = json.loads(latest.read_text())
-                step, folder = int(pointer["step"]), latest.parent / pointer["checkpoint"]
-            except (OSError, ValueError, KeyError):
-                pass
+        step, folder = newest_checkpoint(run_dir)
         saved = (f"the newest checkpoint is step {step} ({folder})" if folder is not None
                  else "no checkpoint was saved")
         exc = RunInterrupted(f"interrupted by {name}; every rank stopped, {saved}", signal_name=name, step=step,
@@ -266,12 +283,15 @@ def _launch_ranks(nproc: int, backend: Optional[str], run_dir: Path) -> None:
         ordered = sorted(exc.failures.items(), key=lambda kv: kv[1].timestamp)
         first_rank, first = ordered[0]
         others = "".join(f"; rank {r} was stopped ({how(f)})" for r, f in ordered[1:])
+        step, folder = newest_checkpoint(run_dir)
+        saved = (f"the newest checkpoint, step {step} ({folder}), is intact: rerun with --resume" if folder is not None
+                 else "no checkpoint was saved: rerun without --resume")
         raise ForgeError(f"distributed run failed: rank {first_rank} (pid {first.pid}) died first, {how(first)}"
-                         f"{others}. The last checkpoint (if any) is intact: rerun with --resume.") from None
+                         f"{others}. {saved[:1].upper()}{saved[1:]}.") from None
 
 
-_PROGRESS_HELP = ("A progress bar on a terminal; elsewhere (a log file, CI) a plain progress line every"
-                  " few seconds. --no-progress: neither.")
+_PROGRESS_HELP = ("A progress bar on a terminal; elsewhere (a log file, CI) a plain progress line when training"
+                  f" and the final evaluation start, then every {PROGRESS_LINE_EVERY_S:g} s. --no-progress: neither.")
 _LOGGER_HELP = ("Metrics loggers, comma-separated: jsonl (metrics.jsonl, the default), csv, tensorboard,"
                 " wandb, mlflow, or a plugin's (forge plugins).")
 
@@ -345,6 +365,15 @@ def run_phase_cmd(
                            resume=resume, models=models, progress=progress, loggers=_loggers(logger))
     if backend:
         distributed.check_backend(backend)
+    if options.resume and options.out is None and not distributed.launched():
+        # --resume without --out picks the newest unfinished run: say which, then name it for
+        # every rank (and for the resume command an interrupt prints).
+        runner = PhaseRunner(_host())
+        picked = runner.run_dir_for(name, options)
+        which = "/".join(filter(None, (name, options.variant or runner.phase_class(name).default_variant)))
+        console.print(f"resuming {picked} (the newest unfinished {which} run with a checkpoint; pass --out to"
+                      " choose another)", soft_wrap=True, highlight=False)
+        options = options.model_copy(update={"out": picked})
     if nproc > 1 and not distributed.launched():
         # Everything a rank would refuse (config, run folder, device, batch split, --resume)
         # is refused here, once, before any rank starts.
@@ -369,7 +398,9 @@ def run_pipeline_cmd(
     phases: str = typer.Argument(..., help="Comma-separated phases, e.g. cognate,evomerge."),
     variant: Optional[str] = typer.Option(None, "--variant", "-v", help="A registered variant, for the phases"
                                                                             " that have variants."),
-    set_: Optional[list[str]] = typer.Option(None, "--set", help=_SET_HELP + " Applies to the first phase."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", help=_SET_HELP + " PHASE.key=value sets a field of"
+                                             " that phase (--set evomerge.selection_samples=8); any other key is"
+                                             " the first phase's."),
     max_steps: Optional[int] = typer.Option(None, "--max-steps", help="Optimizer steps, for the phases that train."),
     minutes: Optional[float] = typer.Option(None, "--minutes", help="Training budget, for the phases that train."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of every phase."),
@@ -382,14 +413,19 @@ def run_pipeline_cmd(
 ) -> None:
     """Run phases in order; each gets the previous PhaseResult. Prints one summary row per phase
     (the PhaseResults as JSON with --json)."""
-    from agent_forge.runner import Pipeline
+    from agent_forge.runner import Pipeline, PipelineError, route_overrides
 
     names = [p.strip() for p in phases.split(",") if p.strip()]
     common = {k: v for k, v in dict(variant=variant, max_steps=max_steps, minutes=minutes, seed=seed,
                                     models=models, progress=progress, loggers=_loggers(logger)).items()
               if v is not None}
-    per_phase = {names[0]: {"overrides": tuple(set_ or ())}} if names else {}
-    results = Pipeline(names, host=_host()).run(per_phase=per_phase, out=out, **common)
+    per_phase = {name: {"overrides": sets} for name, sets in route_overrides(names, set_ or ()).items()}
+    try:
+        results = Pipeline(names, host=_host()).run(per_phase=per_phase, out=out, **common)
+    except PipelineError as exc:
+        # The phases that completed are kept: show them (stdout) before the error (stderr).
+        emit_json([r.model_dump(mode="json") for r in exc.completed]) if as_json else print_summary(exc.completed)
+        raise
     emit_json([r.model_dump(mode="json") for r in results]) if as_json else print_summary(results)
     if any(r.status == "failed" for r in results):
         raise typer.Exit(1)

@@ -12,6 +12,7 @@ import copy
 import dataclasses
 import difflib
 import json
+import math
 import tomllib
 import types
 import typing
@@ -28,13 +29,20 @@ from agent_forge.errors import ConfigError
 M = TypeVar("M", bound=BaseModel)
 
 
+#: The seeds a run accepts: 0 to 2**32 - 1 (what every random generator we seed takes, with room
+#: for the ``seed + 1``, ``seed + 2``, ... that ``--models N`` trains).
+SEED_MAX = 2**32 - 1
+
+
 class StrictModel(BaseModel):
-    """Base for every config model: unknown keys are errors, assignments are validated, and a
+    """Base for every config model: unknown keys are errors, assignments are validated, a
     boolean is never taken for a number (pydantic's lax mode reads ``true`` as ``1``; here
-    ``--set trainer.batch_size=true`` is refused). Other lax conversions stay: an int where a
+    ``--set trainer.batch_size=true`` is refused), and a float is finite (``inf``/``nan`` pass
+    every ``gt=0`` bound and then poison a run). Other lax conversions stay: an int where a
     float goes, a list where a tuple goes, a string where a path goes."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=(),
+                              allow_inf_nan=False)
 
     @field_validator("*", mode="before")
     @classmethod
@@ -287,12 +295,31 @@ def _submodel(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] |
     return current if isinstance(current, type) and issubclass(current, BaseModel) else None
 
 
+def non_finite(data: Any, prefix: str = "") -> tuple[str, float] | None:
+    """The first ``(dotted path, value)`` in ``data`` holding a float that is inf or NaN, or None."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return prefix, data
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, (list, tuple)) else ()
+    for key, value in items:
+        found = non_finite(value, f"{prefix}.{key}" if prefix and isinstance(key, str) else
+                           f"{prefix}[{key}]" if prefix else str(key))
+        if found is not None:
+            return found
+    return None
+
+
 def validate(model: type[M], data: Any, prefix: str = "") -> M:
-    """Validate ``data`` against ``model``; raise ConfigError with dotted paths under ``prefix``."""
+    """Validate ``data`` against ``model``; raise ConfigError with dotted paths under ``prefix``.
+
+    Every float in ``data`` must be finite, whatever ``model`` is (a plugin's own pydantic model
+    included): ``trainer.lr=inf`` passes a ``gt=0`` bound and only fails after the run started."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{prefix or 'config'}: expected a section (mapping), got {data!r}")
+    bad = non_finite(data, prefix)
+    if bad is not None:
+        raise ConfigError(f"{bad[0]}: {bad[1]!r} is not a finite number; give a finite value")
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -9,6 +9,11 @@ class ConfigError(ForgeError):
     """A config key or value is wrong; the message names the field, the value and the fix."""
 
 
+class ArgumentTypeError(ConfigError, TypeError):
+    """A Python API call got an argument of the wrong type; the message names the argument, what
+    it got and what it takes. A TypeError, as Python's own are, and a ConfigError for the CLI."""
+
+
 class ArtifactError(ForgeError):
     """An artifact or checkpoint is missing, malformed or fails its checksum."""
 

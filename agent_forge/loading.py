@@ -10,7 +10,7 @@ import torch
 from agent_forge.checkpoint import load_artifact
 from agent_forge.config import validate
 from agent_forge.contracts import ModelArtifact
-from agent_forge.errors import ArtifactError, ConfigError
+from agent_forge.errors import ArtifactError
 
 
 def build_model(host: Any, artifact: ModelArtifact, state: dict[str, torch.Tensor],
@@ -39,9 +39,9 @@ def load_model(artifact: str | Path, device: str | torch.device = "cpu", *, host
         for _ in range(model.n_sup):
             carry, out = model(carry, batch)          # out.logits (B, S, vocab), out.q_halt_logits (B,)
     """
-    if not isinstance(artifact, (str, Path)):
-        raise ConfigError(f"load_model(artifact={artifact!r}): pass a manifest path or an export folder (str or Path)")
-    from agent_forge.checkpoint import manifest_file
+    from agent_forge.checkpoint import check_path_argument, manifest_file
+
+    check_path_argument("load_model", "artifact", artifact)
     from agent_forge.plugin_host import get_host
 
     from agent_forge.hub import resolve_artifact

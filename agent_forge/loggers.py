@@ -27,6 +27,13 @@ class Logger:
     (``loss/lm``, ``ema/exact_accuracy``); values are floats.
     """
 
+    @classmethod
+    def check_available(cls) -> None:
+        """Raise a ConfigError if this logger cannot run here (its package is not installed).
+
+        Called before the run folder is made, so a missing package refuses the run instead of
+        failing it after it started. Optional: a logger without it is assumed to be available."""
+
     def start(self, config: dict[str, Any], *, resume_step: int | None = None) -> None:
         """The run begins. ``config`` is the resolved config; ``resume_step`` is the step a
         resumed run continues from (rows logged after it will be logged again: drop them)."""
@@ -39,6 +46,14 @@ class Logger:
 
     def finish(self, status: str) -> None:
         """The run ended (``completed``, ``stopped``, ``failed``, ``interrupted``); flush and close."""
+
+
+def check_loggers_available(builds: dict[str, Any]) -> None:
+    """Call ``check_available()`` of every logger ``{name: registered build}`` that has one."""
+    for build in builds.values():
+        check = getattr(build, "check_available", None)
+        if callable(check):
+            check()
 
 
 class LoggerSet(Logger):

@@ -1,15 +1,51 @@
-"""A rich progress bar on the shared console, or nothing: the one place that decides which.
+"""A rich progress bar on the shared console, or plain lines: the one place that decides which.
 
 Phases build their bars on :class:`TerminalBar`; it draws only when asked to (``enabled``) and
 stderr is a terminal, so a redirected log never fills with bar redraws and every method is safe
-to call either way. What a phase prints off a terminal (plain log lines) is its own affair.
+to call either way. Off a terminal (a log file, CI, a cluster job), long work says how far it
+got in a log line (:class:`PlainLines`): one when it starts, then one every
+:data:`PROGRESS_LINE_EVERY_S` seconds — the one interval every command uses and documents.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
+
+#: Seconds between two plain progress lines off a terminal (``--progress`` help, README).
+PROGRESS_LINE_EVERY_S = 30.0
+
+
+class PlainLines:
+    """``event`` log lines off a terminal: :meth:`tick` writes one when none was written yet (with
+    ``at_start``; else once ``every_s`` seconds have passed since the first tick) or ``every_s``
+    seconds have passed since the last; a no-op when not ``enabled`` or on a terminal (a bar
+    shows the same there). ``clock`` is for tests."""
+
+    def __init__(self, enabled: bool, event: str, *, log: Any = None, every_s: float = PROGRESS_LINE_EVERY_S,
+                 at_start: bool = True, clock: Callable[[], float] = time.monotonic) -> None:
+        from agent_forge.logging import console, get_logger
+
+        self.active = enabled and not console.is_terminal
+        self.event, self.every_s, self.clock, self.at_start = event, every_s, clock, at_start
+        self.log = log if log is not None else get_logger()
+        self.last: float | None = None
+
+    def tick(self, **fields: Any) -> bool:
+        """Write a line with ``fields`` if one is due; return whether it did."""
+        if not self.active:
+            return False
+        now = self.clock()
+        if self.last is None and not self.at_start:
+            self.last = now  # the clock starts now; the first line comes every_s later
+            return False
+        if self.last is not None and now - self.last < self.every_s:
+            return False
+        self.last = now
+        self.log.info(self.event, **fields)
+        return True
 
 
 class TerminalBar:

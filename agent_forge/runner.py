@@ -26,9 +26,9 @@ from pydantic import Field, ValidationError
 
 from agent_forge import distributed
 from agent_forge.checkpoint import atomic_write_json
-from agent_forge.config import StrictModel, apply_overrides, deep_merge, load_config_file
+from agent_forge.config import SEED_MAX, StrictModel, apply_overrides, deep_merge, load_config_file
 from agent_forge.contracts import PhaseResult
-from agent_forge.errors import ConfigError, ForgeError, RunInterrupted
+from agent_forge.errors import ArgumentTypeError, ConfigError, ForgeError, RunInterrupted
 from agent_forge.logging import get_logger
 from agent_forge.plugin_host import PluginHost, get_host
 
@@ -50,7 +50,7 @@ class RunOptions(StrictModel):
     config_file: Path | None = None
     max_steps: int | None = Field(default=None, ge=1)
     minutes: float | None = Field(default=None, gt=0)
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=0, le=SEED_MAX)
     out: Path | None = None
     runs_root: Path = Path("runs")
     checkpoint_every: int | None = Field(default=None, ge=1)
@@ -145,6 +145,24 @@ class Phase:
         the field or flag, the value and the fix. The base implementation checks nothing.
         """
 
+    def check_inputs(self, config: Any, *, upstream: "tuple[Upstream, ...]", options: RunOptions) -> None:
+        """Refuse a run whose inputs cannot work, before any phase of a pipeline runs.
+
+        ``upstream`` holds the phases that run before this one and hand it their result, nearest
+        last: in a pipeline, the planned phases (each with its validated config and
+        :meth:`plan_output`); in ``PhaseRunner.run(..., previous=result)``, the finished one
+        (``result`` set). Empty for a phase run on its own. A phase that consumes models says
+        here that it has none to consume, or that what the earlier phase will hand on cannot
+        suit it (too few evaluation rows), naming the field or flag to change. The base
+        implementation checks nothing.
+        """
+
+    def plan_output(self, config: Any) -> dict[str, Any]:
+        """What this phase will hand on, as far as its config says before it runs, for a later
+        phase's :meth:`check_inputs`: e.g. ``{"models": 3, "eval_examples": 500}``. Keys it
+        cannot know are left out. The base implementation knows nothing."""
+        return {}
+
     def run(self, ctx: PhaseContext) -> PhaseResult:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -159,6 +177,17 @@ class Phase:
                           " artifact of a phase that does, e.g. cognate")
 
 
+@dataclass(frozen=True)
+class Upstream:
+    """A phase that runs before another and hands it its result (see :meth:`Phase.check_inputs`)."""
+
+    name: str
+    #: :meth:`Phase.plan_output` of its config (empty when it has already run).
+    plan: dict[str, Any]
+    #: Its result, when it has already run.
+    result: PhaseResult | None = None
+
+
 def new_run_id(phase: str, variant: str | None) -> str:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     return f"{stamp}-{phase}{'-' + variant if variant else ''}-{secrets.token_hex(2)}"
@@ -168,6 +197,9 @@ def resolve_raw_config(host: PluginHost, phase: Phase, options: RunOptions) -> d
     """The variant spec, then the config file, then the phase's reading of the run options
     (:meth:`Phase.apply_run_options`), then the ``--set`` overrides."""
     raw: dict[str, Any] = {}
+    if options.variant is not None and type(phase).default_variant is None:
+        raise ConfigError(f"--variant {options.variant}: phase {type(phase).name!r} has no variants; leave --variant"
+                          f" out and set its fields with --set KEY=VALUE (or --config FILE)")
     variant = options.variant or type(phase).default_variant
     if variant is not None:
         raw = deep_merge({}, host.get("variant", variant).obj)
@@ -190,20 +222,23 @@ class PhaseRunner:
         return phase, raw, phase.validate(raw)
 
     def check(self, name: str, options: RunOptions, *, world_size: int | None = None,
-              run_dir: Path | None = None) -> tuple[Phase, dict[str, Any], Any, Path]:
+              run_dir: Path | None = None, upstream: tuple[Upstream, ...] = ()
+              ) -> tuple[Phase, dict[str, Any], Any, Path]:
         """Everything :meth:`run` checks before it makes the run directory, without making it:
-        the config, the run directory, a ``--resume``, and :meth:`Phase.check_ready` for
-        ``world_size`` processes (default: this process's world). Returns the prepared phase,
-        raw and validated config, and the run directory."""
+        the config, the run directory, a ``--resume``, :meth:`Phase.check_inputs` against
+        ``upstream`` and :meth:`Phase.check_ready` for ``world_size`` processes (default: this
+        process's world). Returns the prepared phase, raw and validated config, and the run
+        directory."""
         phase, raw, validated = self.prepare(name, options)
         run_dir = run_dir or self.run_dir_for(name, options)
         self._check_before_work(phase, validated, raw, options, run_dir,
-                                distributed.world_size() if world_size is None else world_size)
+                                distributed.world_size() if world_size is None else world_size, upstream)
         return phase, raw, validated, run_dir
 
     def _check_before_work(self, phase: Phase, validated: Any, raw: dict[str, Any], options: RunOptions,
-                           run_dir: Path, world_size: int) -> None:
+                           run_dir: Path, world_size: int, upstream: tuple[Upstream, ...] = ()) -> None:
         check_run_dir(run_dir, options)
+        phase.check_inputs(validated, upstream=upstream, options=options)
         if options.resume and (run_dir / "config.json").is_file():
             resolved = _resolved(validated, raw)
             try:
@@ -235,25 +270,39 @@ class PhaseRunner:
         run_dir = distributed.broadcast_object(run_dir)
         main = distributed.is_main()
         # Every rank checks (the same answer everywhere) before rank 0 makes the folder.
-        self._check_before_work(phase, validated, raw, options, run_dir, distributed.world_size())
-        if main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-        distributed.barrier()
-        resolved = _resolved(validated, raw)
-        config_path = run_dir / "config.json"
-        if main:
-            atomic_write_json(config_path, {"phase": name, "variant": variant, "world_size": distributed.world_size(),
-                                            "options": options.model_dump(mode="json"), "config": resolved})
+        upstream = (Upstream(previous.phase, {}, previous),) if previous is not None else ()
+        self._check_before_work(phase, validated, raw, options, run_dir, distributed.world_size(), upstream)
+        # What was there before this run, so that a run that fails before it saved anything
+        # leaves the folder as it found it (see discard_unsaved).
+        before = set(run_dir.iterdir()) if run_dir.is_dir() else None
         log = get_logger(phase=name, run=run_dir.name)
-        ctx = PhaseContext(self.host, name, options, raw, validated, variant, run_dir, previous, log)
-        self.host.hook.forge_phase_start(phase=name, config=resolved)
         start = time.monotonic()
-        log.info("phase.start", run_dir=str(run_dir), variant=variant)
         try:
+            if main:
+                run_dir.mkdir(parents=True, exist_ok=True)
+            distributed.barrier()
+            resolved = _resolved(validated, raw)
+            config_path = run_dir / "config.json"
+            if main:
+                atomic_write_json(config_path, {"phase": name, "variant": variant,
+                                                "world_size": distributed.world_size(),
+                                                "options": options.model_dump(mode="json"), "config": resolved})
+            ctx = PhaseContext(self.host, name, options, raw, validated, variant, run_dir, previous, log)
+            self.host.hook.forge_phase_start(phase=name, config=resolved)
+            log.info("phase.start", run_dir=str(run_dir), variant=variant)
             result = phase.run(ctx)
         except RunInterrupted as exc:
             exc.run_dir = run_dir  # the folder a --resume continues (a phase may train in sub-folders)
             log.warning("phase.interrupted", signal=exc.signal_name, step=exc.step)
+            raise
+        except KeyboardInterrupt:
+            # A second Ctrl-C: Python's own interrupt, wherever the run was. Say what is on disk.
+            removed = discard_unsaved(run_dir, before) if main else False
+            raise interrupted_again(run_dir, removed) from None
+        except BaseException as exc:
+            if main and discard_unsaved(run_dir, before) and isinstance(exc, ForgeError) and exc.args:
+                exc.args = (f"{exc.args[0]} (nothing was saved, so the run folder {run_dir} was"
+                            f" {'removed' if before is None else 'left as it was'})", *exc.args[1:])
             raise
         if result.duration_s == 0:
             result = result.model_copy(update={"duration_s": time.monotonic() - start})
@@ -264,37 +313,105 @@ class PhaseRunner:
         return result
 
 
+def saved_checkpoints(run_dir: Path) -> list[Path]:
+    """The checkpoints a run has saved: what its ``checkpoints/`` folders hold (the run's own, and
+    each ``model-K/``'s), minus hidden entries (a ``.tmp-`` folder is a checkpoint half-written)."""
+    folders = [run_dir / "checkpoints", *(p / "checkpoints" for p in sorted(run_dir.glob("*")) if p.is_dir())]
+    return [entry for folder in folders if folder.is_dir() for entry in sorted(folder.iterdir())
+            if not entry.name.startswith(".") and not entry.name.endswith(".corrupt")]
+
+
+def discard_unsaved(run_dir: Path, before: set[Path] | None) -> bool:
+    """After a run failed: if it saved no checkpoint and no result, put ``run_dir`` back as it was
+    (remove it when the run made it, else remove what the run added) and return True; a folder
+    holding only a half-made run would trap the user between "unfinished run, use --resume" and
+    "no checkpoint to resume". A run with a checkpoint is kept for ``--resume``; returns False."""
+    if not run_dir.is_dir() or saved_checkpoints(run_dir) or (run_dir / "result.json").exists():
+        return False
+    import shutil
+
+    if before is None:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    else:
+        for entry in set(run_dir.iterdir()) - before:
+            shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+    return True
+
+
+def interrupted_again(run_dir: Path, removed: bool) -> RunInterrupted:
+    """The :class:`RunInterrupted` for a second Ctrl-C, which stops a run at once: one message
+    saying what was saved (the newest checkpoint) or that nothing was."""
+    checkpoints = saved_checkpoints(run_dir) if not removed else []
+    steps = sorted(p for c in checkpoints for p in ([c] if c.is_dir() else []))
+    if steps:
+        newest = max(steps, key=lambda p: p.stat().st_mtime)
+        exc = RunInterrupted(f"interrupted again (SIGINT) before the step in flight was saved; the newest saved"
+                             f" checkpoint is {newest.name} ({newest})", signal_name="SIGINT", step=-1,
+                             checkpoint=newest)
+        exc.run_dir = run_dir
+        return exc
+    where = (f"the run folder {run_dir} was removed" if removed and not run_dir.exists() else
+             f"the run folder {run_dir} is as it was before the run" if removed else f"see {run_dir}")
+    return RunInterrupted(f"interrupted again (SIGINT) before any checkpoint was saved; nothing was saved,"
+                          f" {where}", signal_name="SIGINT", step=-1)
+
+
 def _resolved(validated: Any, raw: dict[str, Any]) -> dict[str, Any]:
     return validated.model_dump(mode="json") if hasattr(validated, "model_dump") else raw
 
 
 def check_run_dir(run_dir: Path, options: RunOptions) -> None:
-    """Refuse a run directory that is a file, holds a finished run (``result.json``), or holds
-    an unfinished one (``config.json`` or checkpoints, no ``result.json``) without ``--resume``:
-    a new run would overwrite it."""
+    """Refuse a run directory that is a file; one that holds a finished run (``result.json``),
+    with or without ``--resume``, since a finished run is never changed; and one that holds an
+    unfinished run with a checkpoint, without ``--resume``: a new run would overwrite it.
+
+    A folder whose run saved no checkpoint (a ``config.json`` left by a run killed in its first
+    steps, or by an older version) holds nothing to resume and is taken as a fresh start."""
     if run_dir.exists() and not run_dir.is_dir():
         raise ForgeError(f"--out {run_dir}: is a file, not a folder; name a folder for the run (new, or a run"
                          " to --resume)")
-    if options.resume or not run_dir.is_dir():
+    if not run_dir.is_dir():
         return
     if (run_dir / "result.json").exists():
-        raise ForgeError(f"{run_dir} already holds a finished run; choose another --out or pass --resume")
-    started = [p.name for p in (run_dir / "config.json", run_dir / "checkpoints") if p.exists()]
-    started += [f"{p.parent.name}/checkpoints" for p in sorted(run_dir.glob("*/checkpoints"))]
-    if started:
-        raise ForgeError(f"--out {run_dir}: holds an unfinished run ({', '.join(started[:3])}, no result.json);"
+        done = describe_finished(run_dir)
+        if options.resume:
+            raise ForgeError(f"--resume: {run_dir} holds a finished run ({done}); a finished run is never changed,"
+                             " and extending one is not supported: start a new run with another --out (and a"
+                             " larger --max-steps to train longer)")
+        raise ForgeError(f"--out {run_dir}: holds a finished run ({done}); a finished run is never changed:"
+                         " choose another --out")
+    if options.resume:
+        return
+    saved = saved_checkpoints(run_dir)
+    if saved:
+        shown = ", ".join(str(p.relative_to(run_dir)) for p in saved[:3])
+        raise ForgeError(f"--out {run_dir}: holds an unfinished run ({shown}, no result.json);"
                          " continue it with --resume, or start a new run with another --out")
+
+
+def describe_finished(run_dir: Path) -> str:
+    """``status completed at step 3`` from a finished run's result.json (what it says, as far as it says it)."""
+    try:
+        result = json.loads((run_dir / "result.json").read_text())
+        status = result.get("status", "?")
+        steps = (result.get("metrics") or {}).get("steps")
+    except (OSError, ValueError, AttributeError):
+        return "result.json"
+    return f"result.json: {status}" + (f" at step {int(steps)}" if isinstance(steps, (int, float)) else "")
 
 
 def _pick_run_dir(options: RunOptions, phase: str, variant: str | None) -> Path:
     root = options.runs_root
     if options.resume:
-        candidates = sorted((p for p in root.glob(f"*-{phase}{'-' + variant if variant else ''}-*")
-                             if (p / "checkpoints").exists()), key=lambda p: p.stat().st_mtime)
-        if not candidates:
-            raise ForgeError(f"--resume: no run of {phase}/{variant} with checkpoints under {root};"
-                             " pass --out RUN_DIR to name one")
-        return candidates[-1]
+        runs = sorted((p for p in root.glob(f"*-{phase}{'-' + variant if variant else ''}-*")
+                       if saved_checkpoints(p)), key=lambda p: p.stat().st_mtime)
+        unfinished = [p for p in runs if not (p / "result.json").exists()]
+        if not unfinished:
+            finished = (f"; the newest, {runs[-1]}, is finished ({describe_finished(runs[-1])}) and a finished run"
+                        " is never changed" if runs else "")
+            raise ForgeError(f"--resume: no unfinished run of {phase}/{variant} with checkpoints under {root}"
+                             f"{finished}; start a new run without --resume, or pass --out RUN_DIR to name one")
+        return unfinished[-1]
     return root / new_run_id(phase, variant)
 
 
@@ -313,6 +430,8 @@ def run_phase(name: str, *, host: PluginHost | None = None, previous: PhaseResul
 
     Keyword arguments are :class:`RunOptions` fields; ``overrides`` takes ``["a.b=c", ...]``.
     """
+    if not isinstance(name, str):
+        raise ArgumentTypeError(f"run_phase(name={name!r}): expected a phase name (str), e.g. run_phase('cognate')")
     return PhaseRunner(host).run(name, RunOptions.checked(**options), previous=previous)
 
 
@@ -327,6 +446,14 @@ class Pipeline:
     """
 
     def __init__(self, phases: list[str], host: PluginHost | None = None) -> None:
+        # A string is iterable too: Pipeline("cognate") would be the phases 'c', 'o', 'g', ...
+        if isinstance(phases, (str, bytes)) or not isinstance(phases, (list, tuple)) or not all(
+                isinstance(p, str) for p in phases):
+            raise ArgumentTypeError(f"Pipeline(phases={phases!r}): expected a list of phase names, e.g."
+                                    f" Pipeline([{phases!r}]) or Pipeline(['cognate', 'evomerge'])"
+                                    if isinstance(phases, str) else
+                                    f"Pipeline(phases={phases!r}): expected a list of phase names (str), e.g."
+                                    " Pipeline(['cognate', 'evomerge'])")
         if not phases:
             raise ConfigError("Pipeline needs at least one phase")
         self.phases = list(phases)
@@ -336,26 +463,66 @@ class Pipeline:
 
     def run(self, per_phase: dict[str, dict[str, Any]] | None = None, **options: Any) -> list[PhaseResult]:
         per_phase = per_phase or {}
-        root = Path(options.pop("out", None) or Path(options.get("runs_root", "runs")) /
-                    new_run_id("pipeline", options.get("variant")))
+        out = options.pop("out", None)
+        root = Path(out or Path(options.get("runs_root", "runs")) / new_run_id("pipeline", options.get("variant")))
         planned: list[tuple[str, RunOptions]] = []
+        upstream: list[Upstream] = []
         for name in self.phases:  # every phase is checked before the first one starts
             try:
                 opts = RunOptions.checked(**{**options, **per_phase.get(name, {})})
-                if name != self.phases[0] and "variant" not in per_phase.get(name, {}):
+                if "variant" not in per_phase.get(name, {}) and self.runner.phase_class(name).default_variant is None:
                     # Only phases that have variants take the pipeline's variant.
-                    if self.runner.phase_class(name).default_variant is None:
-                        opts = opts.model_copy(update={"variant": None})
-                self.runner.check(name, opts, run_dir=root / name)
+                    opts = opts.model_copy(update={"variant": None})
+                phase, _, validated, _ = self.runner.check(name, opts, run_dir=root / name, upstream=tuple(upstream))
             except ForgeError as exc:
                 exc.args = (f"pipeline phase {name!r}: {exc}", *exc.args[1:])
                 raise
             planned.append((name, opts))
+            upstream.append(Upstream(name, phase.plan_output(validated)))
+        root_existed = root.exists()
         results: list[PhaseResult] = []
         previous: PhaseResult | None = None
         for name, opts in planned:
-            previous = self.runner.run(name, opts, previous=previous, run_dir=root / name)
+            try:
+                previous = self.runner.run(name, opts, previous=previous, run_dir=root / name)
+            except ForgeError as exc:
+                if not root_existed and root.is_dir() and not any(root.iterdir()):
+                    root.rmdir()  # the first phase left nothing: neither does the pipeline
+                if results:
+                    raise PipelineError(f"pipeline phase {name!r}: {exc}", completed=results) from exc
+                exc.args = (f"pipeline phase {name!r}: {exc}", *exc.args[1:])
+                raise
+            except BaseException:
+                if not root_existed and root.is_dir() and not any(root.iterdir()):
+                    root.rmdir()
+                raise
             results.append(previous)
             if previous.status == "failed":
                 break
         return results
+
+
+class PipelineError(ForgeError):
+    """A later phase of a pipeline failed after earlier ones completed; ``completed`` holds their
+    results (their run folders and artifacts are kept), so a caller can show what was done."""
+
+    def __init__(self, message: str, *, completed: list[PhaseResult]) -> None:
+        done = ", ".join(f"{r.phase} ({r.run_dir})" for r in completed)
+        super().__init__(f"{message} [completed before it: {done}]")
+        self.completed = list(completed)
+
+
+def route_overrides(phases: list[str], overrides: list[str] | tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """``--set`` values of a pipeline, per phase: ``PHASE.key=value`` (the key starts with the name
+    of one of ``phases``) goes to that phase without the prefix; any other goes to the first phase.
+
+    ``forge run pipeline cognate,evomerge --set trainer.lr=0.01 --set evomerge.selection_samples=8``
+    gives cognate ``trainer.lr=0.01`` and evomerge ``selection_samples=8``."""
+    routed: dict[str, list[str]] = {name: [] for name in phases}
+    for text in overrides:
+        head, dot, rest = text.partition(".")
+        if dot and head in routed and "=" not in head:
+            routed[head].append(rest)
+        elif phases:
+            routed[phases[0]].append(text)
+    return {name: tuple(values) for name, values in routed.items() if values}

@@ -94,6 +94,10 @@ class TensorBoardLogger(Logger):
     (``train/loss``, ``eval/ema/exact_accuracy``), the config as text, the report's plots as
     images. ``tensorboard --logdir runs`` shows every run side by side."""
 
+    @classmethod
+    def check_available(cls) -> None:
+        _require("tensorboard", "pip install tensorboard", "tensorboard")
+
     def __init__(self, cfg: TensorBoardConfig, run_dir: Path) -> None:
         _require("tensorboard", "pip install tensorboard", "tensorboard")
         self.cfg, self.dir, self.writer = cfg, run_dir / "tensorboard", None
@@ -133,6 +137,10 @@ class WandbLogger(Logger):
     """Weights & Biases in offline mode: a run folder under ``wandb/`` that ``wandb sync``
     uploads later. Nothing goes over the network during the run."""
 
+    @classmethod
+    def check_available(cls) -> None:
+        _require("wandb", "pip install 'agent-forge[wandb]'", "wandb")
+
     def __init__(self, cfg: WandbConfig, run_dir: Path) -> None:
         self.wandb = _require("wandb", "pip install 'agent-forge[wandb]'", "wandb")
         self.cfg, self.run_dir, self.run = cfg, run_dir, None
@@ -162,6 +170,10 @@ class MlflowConfig(StrictModel):
 class MlflowLogger(Logger):
     """MLflow with a local file store (``mlruns/`` in the run folder unless ``tracking_uri`` says
     otherwise): params from the flattened config, metrics per step, plots as artifacts."""
+
+    @classmethod
+    def check_available(cls) -> None:
+        _require("mlflow", "pip install 'agent-forge[mlflow]'", "mlflow")
 
     def __init__(self, cfg: MlflowConfig, run_dir: Path) -> None:
         self.mlflow = _require("mlflow", "pip install 'agent-forge[mlflow]'", "mlflow")

@@ -218,9 +218,12 @@ def expand_arm_sets(host: PluginHost, names: list[str], base: str, overrides: li
     return arms
 
 
-def _common_overrides(host: PluginHost, first: Arm, task: str | None, minutes: float,
+def _common_overrides(host: PluginHost, first: Arm, task: str | None, minutes: float, overrides: list[str] = (),
                       max_steps: int | None = None) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
-    spec = apply_overrides(copy.deepcopy(dict(host.get("variant", first.variant).obj)), list(first.overrides))
+    # The shared trainer settings are what the first arm's runs use: its variant with the --set
+    # values and its own overrides (a --set trainer.batch_size=16 is every run's batch).
+    spec = apply_overrides(copy.deepcopy(dict(host.get("variant", first.variant).obj)),
+                           [*overrides, *first.overrides])
     task_section = {"name": task} if task else dict(spec["task"])
     shared = {k: v for k, v in spec.get("trainer", {}).items() if k in SHARED_TRAINER_KEYS}
     # One budget for every arm: a preset's step or epoch budget would end arms unequally. Equal
@@ -245,7 +248,7 @@ def resolve_arms(host: PluginHost, arms: list[str | Arm], *, task: str | None, m
         host.get("variant", arm.variant)
         if not _NAME.match(arm.name):
             raise ConfigError(f"arm name {arm.name!r}: use letters, digits, '_', '-' and '.'")
-    task_section, shared, common = _common_overrides(host, parsed[0], task, minutes, max_steps)
+    task_section, shared, common = _common_overrides(host, parsed[0], task, minutes, list(overrides), max_steps)
     out: list[tuple[Arm, tuple[str, ...]]] = []
     seen: dict[str, str] = {}
     same_as: dict[str, list[str]] = {}
@@ -294,6 +297,7 @@ def run_ablation(host: PluginHost, arms: list[str | Arm], *, task: str | None, s
     if done:
         raise ConfigError(f"--out {out}: {done[0]} already holds a finished run (of {len(done)} of this"
                           " ablation's runs): choose another --out, or delete the folder to run it again")
+    jobs = min(jobs, len(plan))  # --jobs 8 with 2 runs runs 2 at a time, each with half the cores
     if jobs == 1:
         runner = PhaseRunner(host)
         results = {job: runner.run("cognate", RunOptions(variant=job.variant, seed=job.seed,

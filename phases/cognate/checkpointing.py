@@ -104,6 +104,12 @@ def latest_checkpoint(ckpt_dir: Path) -> Path | None:
     return folders[0] if folders else None
 
 
+def saved_note(ckpt_dir: Path) -> str:
+    """What is on disk, said plainly for a failure message: never claim a checkpoint that is not there."""
+    newest = latest_checkpoint(ckpt_dir)
+    return f"the newest checkpoint ({newest}) is intact" if newest is not None else "no checkpoint was saved"
+
+
 def checkpoints_newest_first(ckpt_dir: Path) -> list[Path]:
     """``step-<8 digits>`` folders; a ``.tmp-`` (half-written) or ``.corrupt`` one is none."""
     return sorted((p for p in ckpt_dir.glob("step-*") if p.is_dir() and _NAME.fullmatch(p.name)), reverse=True)

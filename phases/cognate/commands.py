@@ -19,6 +19,10 @@ from agent_forge.formatting import format_number
 from agent_forge.logging import stdout_console
 from agent_forge.plugin_host import get_host
 
+#: The most supervision steps ``forge eval``/``forge show --n-sup`` run: far past any trained
+#: n_sup (16 in the presets), and each step is a full forward pass over the data.
+MAX_N_SUP = 1024
+
 
 def variants(as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
              counts: bool = typer.Option(True, "--counts/--no-counts",
@@ -67,8 +71,9 @@ def eval_cmd(
                               " folder in the official TRM layout (train/ and test/, each a dataset.json)."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     batch_size: int = typer.Option(256, "--batch-size", min=1, help="Examples per inference batch."),
-    n_sup: Optional[int] = typer.Option(None, "--n-sup", min=1, help="Run this many supervision steps (more or"
-                                        " fewer than trained; default: the model's n_sup); accuracy after each."),
+    n_sup: Optional[int] = typer.Option(None, "--n-sup", min=1, max=MAX_N_SUP, help="Run this many supervision"
+                                        " steps (more or fewer than trained, at most 1024; default: the model's"
+                                        " n_sup); accuracy after each."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda[:i] or auto."),
     split: Optional[str] = typer.Option(None, "--split", help="Which split of a dataset folder: test (default)"
                                         " or train."),
@@ -240,8 +245,9 @@ def show(
     artifact: Path = typer.Argument(..., help="Artifact manifest (.json) to watch."),
     data: Path = typer.Option(..., "--data", help="Data file in the task's layout (CSV question,answer for puzzles)."),
     index: int = typer.Option(0, "--index", help="Which puzzle: 0 is the file's first data row (CSV row 2)."),
-    n_sup: Optional[int] = typer.Option(None, "--n-sup", min=1,
-                                        help="Run this many supervision steps (default: the model's n_sup)."),
+    n_sup: Optional[int] = typer.Option(None, "--n-sup", min=1, max=MAX_N_SUP,
+                                        help="Run this many supervision steps (at most 1024; default: the"
+                                        " model's n_sup)."),
     gif: Optional[Path] = typer.Option(None, "--gif", help="Also write the steps as an animated GIF."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     split: str = typer.Option("test", "--split", help="With a dataset folder (--data DIR): its train or test"

@@ -212,7 +212,7 @@ def evaluate_artifact_on_file(host: Any, manifest: Path, data: Path, *, batch_si
     """
     from agent_forge.phases.cognate.training_config import resolve_device, resolve_precision
 
-    where = resolve_device(device)
+    where = resolve_device(device, "--device")
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ConfigError(f"--batch-size {batch_size!r}: must be an integer >= 1")
     split = check_data_and_split(data, split)

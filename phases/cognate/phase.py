@@ -31,10 +31,10 @@ from pydantic import BaseModel
 
 from agent_forge import distributed, parallel
 from agent_forge.checkpoint import atomic_write_json, sha256_json, verify_artifact, write_artifact
-from agent_forge.config import check_sections, validate
+from agent_forge.config import SEED_MAX, check_sections, validate
 from agent_forge.contracts import ArtifactRef, PhaseResult, TaskSpec, VersionInfo
 from agent_forge.errors import ConfigError, RunInterrupted
-from agent_forge.loggers import LoggerSet
+from agent_forge.loggers import LoggerSet, check_loggers_available
 from agent_forge.phases.cognate.checkpointing import checkpoints_newest_first
 from agent_forge.phases.cognate.fit import FitContext, Trainer
 from agent_forge.phases.cognate.interrupts import Interrupts
@@ -131,6 +131,8 @@ def validate_cognate(host: PluginHost, raw: dict[str, Any]) -> CognateConfig:
     for key, value in (("seed", seed), ("data_seed", data_seed)):
         if not isinstance(value, int) or isinstance(value, bool):
             raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        if not 0 <= value <= SEED_MAX:
+            raise ConfigError(f"{key}={value}: out of range; a seed is an integer from 0 to {SEED_MAX}")
     models = raw.get("models", 1)
     if not isinstance(models, int) or isinstance(models, bool) or models < 1:
         raise ConfigError(f"models: expected an integer >= 1 (how many base models to train), got {models!r}")
@@ -144,6 +146,9 @@ def validate_cognate(host: PluginHost, raw: dict[str, Any]) -> CognateConfig:
             raise ConfigError(f"callbacks.{name} decides on the validation split, but there is none: set"
                               " validation_samples=N (training rows held out for it, e.g. 200); the eval split"
                               " is only reported, never decided on")
+    if seed + models - 1 > SEED_MAX:  # --models N trains seeds seed .. seed+N-1
+        raise ConfigError(f"seed={seed} with models={models}: the last model's seed {seed + models - 1} is above"
+                          f" {SEED_MAX}; choose a seed of at most {SEED_MAX - models + 1}")
     return CognateConfig(arch, model_cfg, task_name, task_cfg, trainer_name, trainer_cfg, callbacks,
                          evaluators, seed, data_seed, models, loggers, validation_samples)
 
@@ -281,12 +286,22 @@ class CognatePhase(Phase):
                 f"trainer.batch_size={batch} is the global batch and must split evenly among {world_size}"
                 f" processes (--nproc {world_size}); use a multiple of {world_size}, e.g. --set"
                 f" trainer.batch_size={fit}, or another --nproc")
+        check_loggers_available({name: self.host.get("logger", name).obj for name in config.loggers})
+        check_memory(self.host, config, world_size)
         if options.resume:
             dirs = [run_dir] if config.models == 1 else [run_dir / f"model-{i}" for i in range(config.models)]
             if not any(checkpoints_newest_first(d / "checkpoints") for d in dirs):
                 raise ConfigError(
                     f"--resume: no checkpoint under {dirs[0] / 'checkpoints'}; start the run without --resume,"
                     " or pass --out with a run that saved checkpoints (--checkpoint-every N saves them)")
+
+    def plan_output(self, config: CognateConfig) -> dict[str, Any]:
+        """``models``, and ``eval_examples`` when the task generates its eval split (``eval_count``)."""
+        out: dict[str, Any] = {"models": config.models}
+        count = getattr(config.task, "eval_count", None)
+        if isinstance(count, int) and getattr(config.task, "eval_file", None) is None:
+            out["eval_examples"] = count
+        return out
 
     def run(self, ctx: PhaseContext) -> PhaseResult:
         cfg: CognateConfig = ctx.config
@@ -333,18 +348,20 @@ class CognatePhase(Phase):
     def _train_one(self, ctx: PhaseContext, cfg: CognateConfig, task_data: Any, seed: int, model_dir: Path,
                    index: int, loggers: LoggerSet) -> tuple[ArtifactRef | None, dict[str, Any], str, str]:
         model_dir.mkdir(parents=True, exist_ok=True)
-        model = build_model(self.host, cfg, task_data.spec, seed)
+        with out_of_memory_as_one_line("building the model"):
+            model = build_model(self.host, cfg, task_data.spec, seed)
         params = count_parameters(model)
         callbacks = {name: self.host.get("callback", name).obj(c) for name, c in cfg.callbacks.items()}
         trainer: Trainer = self.host.get("trainer", cfg.trainer_name).obj(cfg.trainer)
         log = ctx.log.bind(model=index, seed=seed)
         log.info("model.built", architecture=cfg.architecture, parameters=params,
                  device=str(resolve_device(cfg.trainer.device)))
-        fit = trainer.fit(FitContext(model=model, task=task_data, run_dir=model_dir, seed=seed, callbacks=callbacks,
-                                     host=self.host, evaluators=cfg.evaluators, resume=ctx.options.resume,
-                                     progress=ctx.options.progress, log=log,
-                                     config_fingerprint=sha256_json(_fingerprint_config(cfg)),
-                                     loggers=loggers, config=cfg.model_dump()))
+        with out_of_memory_as_one_line("training"):
+            fit = trainer.fit(FitContext(model=model, task=task_data, run_dir=model_dir, seed=seed,
+                                         callbacks=callbacks, host=self.host, evaluators=cfg.evaluators,
+                                         resume=ctx.options.resume, progress=ctx.options.progress, log=log,
+                                         config_fingerprint=sha256_json(_fingerprint_config(cfg)),
+                                         loggers=loggers, config=cfg.model_dump()))
         state = fit.state
         # Final evaluation on the whole held-out split: raw weights, and EMA when present. It has
         # no step to finish, so a signal stops it at once, pointing at the checkpoint of the
@@ -413,6 +430,49 @@ class CognatePhase(Phase):
             artifact, _ = verify_artifact(manifest)
         summary["artifact"] = str(manifest)
         return ArtifactRef(manifest_path=manifest.resolve(), artifact=artifact), summary, fit.status, fit.message
+
+
+def check_memory(host: PluginHost, cfg: CognateConfig, world_size: int) -> None:
+    """Refuse a model and batch that will not fit the device's free memory, before anything is
+    allocated (:mod:`~agent_forge.phases.cognate.memory_estimate`). Skipped when the task cannot
+    say its shape without building its data, or the free memory cannot be read."""
+    from agent_forge.phases.cognate import memory_estimate as mem
+    from agent_forge.phases.cognate.training_config import resolve_precision
+
+    spec_of = getattr(cfg.task, "task_spec", None)
+    if not callable(spec_of):
+        return
+    spec = spec_of()
+    with torch.device("meta"):  # shapes only: no memory, no init time
+        parameters = count_parameters(host.get("architecture", cfg.architecture).obj(cfg.model, spec))
+    device = resolve_device(getattr(cfg.trainer, "device", "cpu"))
+    precision = resolve_precision(getattr(cfg.trainer, "precision", "fp32"), device)
+    est = mem.estimate(parameters, cfg.model, cfg.trainer, seq_len=spec.seq_len, vocab=spec.vocab_size,
+                       ema="ema" in cfg.callbacks, world_size=world_size,
+                       activation_bytes=2 if precision == "bf16" else 4, shared_memory=device.type == "cpu")
+    available = mem.available_bytes(device)
+    if available is not None and est.total_bytes > available:
+        raise ConfigError(mem.refusal(est, available, cfg.model, cfg.trainer))
+
+
+class out_of_memory_as_one_line:
+    """An allocation that fails anyway (the estimate is a bound, not a promise) becomes one
+    ConfigError naming what was being done and what to lower, instead of the allocator's traceback."""
+
+    def __init__(self, doing: str) -> None:
+        self.doing = doing
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> bool:
+        text = str(exc) if exc is not None else ""
+        if isinstance(exc, (MemoryError, torch.OutOfMemoryError)) or (
+                isinstance(exc, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text)):
+            first = text.strip().splitlines()[0][:200] if text.strip() else type(exc).__name__
+            raise ConfigError(f"out of memory while {self.doing} ({first}); lower model.d_model or"
+                              " trainer.batch_size (or trainer.eval_batch_size)") from None
+        return False
 
 
 RESUMABLE_TRAINER_FIELDS = ("max_steps", "minutes", "epochs", "checkpoint_every", "log_every", "eval_every",

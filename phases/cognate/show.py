@@ -238,6 +238,12 @@ def check_gif_path(path: Path) -> Path:
     path = Path(path)
     if path.suffix.lower() != ".gif":
         raise ConfigError(f"--gif {path}: the animation is a GIF; name the file with .gif, e.g. --gif show.gif")
+    if path.is_dir():
+        raise ConfigError(f"--gif {path}: is a folder; name the GIF file to write, e.g. --gif {path / 'show.gif'}")
+    # The nearest folder that exists must be a folder: the missing ones below it are made.
+    existing = next((p for p in path.parents if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise ConfigError(f"--gif {path}: {existing} is a file, not a folder; choose another path")
     return path
 
 
@@ -252,6 +258,9 @@ def write_gif(trace: Trace, path: Path, *, fps: float = 1.0) -> Path:
     from matplotlib.patches import Rectangle
 
     path = check_gif_path(path)
+    # Before the figure exists: a failure here must not leave an Animation that was never saved
+    # (matplotlib warns about it when it is collected).
+    path.parent.mkdir(parents=True, exist_ok=True)
     rows, cols = len(trace.question), max(len(r) for r in trace.question)
     given = [q == a for q, a in zip(_flat(trace.question), _flat(trace.answer))]
     scale = 0.45 if max(rows, cols) > 6 else 0.7
@@ -280,7 +289,6 @@ def write_gif(trace: Trace, path: Path, *, fps: float = 1.0) -> Path:
 
     anim = FuncAnimation(fig, draw, frames=total, blit=False, repeat=False)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.gif")
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
         anim.save(str(tmp), writer=PillowWriter(fps=fps))
         os.replace(tmp, path)

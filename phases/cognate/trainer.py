@@ -216,7 +216,8 @@ class DeepSupervisionTrainer:
         if state.nan_in_a_row >= self.cfg.nan_patience:
             state.should_stop, state.failed = True, True
             state.stop_reason = (f"{state.nan_in_a_row} non-finite steps in a row at step {state.step};"
-                                 " training stopped, the last checkpoint is intact. Lower trainer.lr,"
+                                 f" training stopped, {checkpointing.saved_note(state.run_dir / 'checkpoints')}."
+                                 " Lower trainer.lr,"
                                  " or try trainer.precision=fp32.")
 
     def _gather_rows(self, state: TrainState) -> None:

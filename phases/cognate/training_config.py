@@ -79,20 +79,22 @@ class DeepSupervisionConfig(StrictModel):
 
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, field: str = "trainer.device") -> torch.device:
+    """``name`` as a device present on this machine; ``field`` is what an error calls it (the
+    config field, or the flag of a command such as ``forge eval --device``)."""
     if name == "auto":
         # One GPU per rank under a launcher; LOCAL_RANK is 0 otherwise.
         return torch.device("cuda", dist.local_rank()) if torch.cuda.is_available() else torch.device("cpu")
     try:
         device = torch.device(name)
     except (RuntimeError, TypeError):
-        raise ConfigError(f"trainer.device={name!r} is not a device name; use 'auto', 'cpu', 'cuda' or"
+        raise ConfigError(f"{field}={name!r} is not a device name; use 'auto', 'cpu', 'cuda' or"
                           " 'cuda:N'") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"trainer.device={name!r} but no CUDA device is available; use 'cpu' or 'auto'")
+        raise ConfigError(f"{field}={name!r} but no CUDA device is available; use 'cpu' or 'auto'")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
         count = torch.cuda.device_count()
-        raise ConfigError(f"trainer.device={name!r} but this machine has {count} CUDA device(s)"
+        raise ConfigError(f"{field}={name!r} but this machine has {count} CUDA device(s)"
                           f" (cuda:0 to cuda:{count - 1}); use one of them, or 'auto'")
     return device
 

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from agent_forge import distributed as dist
-from agent_forge.progress import TerminalBar
+from agent_forge.progress import PROGRESS_LINE_EVERY_S, TerminalBar
 
 
 class MetricsAccumulator:
@@ -117,7 +117,7 @@ class ProgressBar(TerminalBar):
     """
 
     def __init__(self, enabled: bool, total: int | None, minutes: float | None, start_step: int,
-                 *, every_s: float = 30.0, log: Any = None) -> None:
+                 *, every_s: float = PROGRESS_LINE_EVERY_S, log: Any = None) -> None:
         from agent_forge.logging import console
 
         self.total, self.minutes, self.every_s, self.log = total, minutes, every_s, log

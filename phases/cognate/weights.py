@@ -8,6 +8,7 @@ is used both for the evaluations during training and for the final one.
 from __future__ import annotations
 
 import contextlib
+import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -18,7 +19,7 @@ from agent_forge import parallel
 from agent_forge.data import TaskData
 from agent_forge.phases.common.evaluation import EvalContext, run_evaluators, step_curve
 from agent_forge.phases.cognate.state import TrainState
-from agent_forge.progress import TerminalBar
+from agent_forge.progress import PlainLines, TerminalBar
 
 
 def offered_weights(state: TrainState) -> dict[str, dict[str, torch.Tensor]]:
@@ -118,7 +119,9 @@ def evaluate_weights(trainer: Any, state: TrainState, task: TaskData, host: Any,
 
 
 class _EvalBar(TerminalBar):
-    """A rich bar "eval <label> n/N examples" on the shared console; a no-op elsewhere."""
+    """A rich bar "eval <label> n/N examples" on the shared console; off a terminal, an
+    ``eval.progress`` log line when it starts and then every ``PROGRESS_LINE_EVERY_S`` seconds
+    (a final evaluation of text or ARC tasks can take minutes)."""
 
     def __init__(self, enabled: bool, total: int) -> None:
         def columns(rp: Any) -> list[Any]:
@@ -126,6 +129,19 @@ class _EvalBar(TerminalBar):
                     rp.MofNCompleteColumn(), rp.TextColumn("examples"), rp.TimeElapsedColumn()]
 
         super().__init__(enabled, columns, total=total, transient=True)
+        self.lines = PlainLines(enabled, "eval.progress")
+        self.total, self.done, self.current, self.started = total, 0, "", time.monotonic()
 
     def label(self, label: str) -> None:
+        self.current = label
         self.set(description=label)
+        self._line()
+
+    def advance(self, amount: float) -> None:
+        super().advance(amount)
+        self.done += int(amount)
+        self._line()
+
+    def _line(self) -> None:
+        self.lines.tick(weights=self.current, examples=self.done, total=self.total,
+                        elapsed_s=round(time.monotonic() - self.started, 1))

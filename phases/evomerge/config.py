@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from agent_forge.config import StrictModel
+from agent_forge.config import SEED_MAX, StrictModel
 
 Operator = Literal["linear", "slerp", "ties", "dare", "frankenmerge"]
 OPERATORS: tuple[Operator, ...] = ("linear", "slerp", "ties", "dare", "frankenmerge")
@@ -37,7 +37,7 @@ class EvoMergeConfig(StrictModel):
     tiebreak: str | None = Field("token_accuracy", description="Second metric for equal fitness (same mode).")
     selection_samples: int = Field(250, ge=1, description="Eval rows that fitness is measured on (the first).")
     heldout_samples: int = Field(250, ge=1, description="Eval rows after those, only reported, never selected on.")
-    seed: int = Field(0, description="Seed of the evolution's random generator.")
+    seed: int = Field(0, ge=0, le=SEED_MAX, description="Seed of the evolution's random generator.")
     inputs: list[Path] = Field(default_factory=list, description="Artifact manifests (default: previous phase).")
 
     @model_validator(mode="after")

@@ -25,7 +25,7 @@ import uuid
 from pathlib import Path
 from typing import Any, ClassVar
 
-from agent_forge.checkpoint import atomic_write_bytes, sha256_json, write_artifact
+from agent_forge.checkpoint import atomic_write_bytes, read_manifest, sha256_json, write_artifact
 from agent_forge.config import validate
 from agent_forge.contracts import ArtifactRef, ModelArtifact, PhaseResult, VersionInfo
 from agent_forge.errors import ConfigError
@@ -38,7 +38,7 @@ from agent_forge.phases.evomerge.population import Candidate, Evolution
 from agent_forge.phases.evomerge.progress import GenerationBar
 from agent_forge.phases.evomerge.report import write_report
 from agent_forge.phases.evomerge.scoring import Scorer
-from agent_forge.runner import Phase, PhaseContext
+from agent_forge.runner import Phase, PhaseContext, RunOptions, Upstream
 
 
 def _task_key(a: ModelArtifact) -> dict[str, Any]:
@@ -106,6 +106,27 @@ class EvoMergePhase(Phase):
 
     def resume_view(self, resolved: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in resolved.items() if k not in RESUMABLE_FIELDS}
+
+    def check_inputs(self, config: EvoMergeConfig, *, upstream: tuple[Upstream, ...], options: RunOptions) -> None:
+        """Before any phase runs: there are input models (``inputs``, an earlier phase, or the
+        checkpoint of a run to resume), each named manifest exists, and the earlier phase's
+        evaluation split is large enough for ``selection_samples`` plus held-out rows."""
+        if not config.inputs and not upstream and not options.resume:
+            raise ConfigError("evomerge needs input models from an earlier phase: run it after a phase that hands"
+                              " on models (forge run pipeline cognate,evomerge), or name them with --set"
+                              " evomerge.inputs=[path/to/model-0.json,...]")
+        for path in config.inputs:
+            path = Path(path)
+            if not path.exists():
+                raise ConfigError(f"evomerge.inputs: {path} does not exist; name artifact manifests"
+                                  " (runs/<run>/artifacts/model-0.json)")
+            read_manifest(path)  # a folder, a file that is not a manifest, an edited one: refused here
+        eval_rows = upstream[-1].plan.get("eval_examples") if upstream and not config.inputs else None
+        if isinstance(eval_rows, int) and config.selection_samples >= eval_rows:
+            raise ConfigError(f"evomerge.selection_samples={config.selection_samples} leaves no held-out rows:"
+                              f" {upstream[-1].name}'s eval split will have {eval_rows} rows. Lower it, e.g."
+                              f" --set evomerge.selection_samples={max(1, eval_rows // 2)}"
+                              f" --set evomerge.heldout_samples={max(1, eval_rows - eval_rows // 2)}")
 
     def run(self, ctx: PhaseContext) -> PhaseResult:
         cfg: EvoMergeConfig = ctx.config

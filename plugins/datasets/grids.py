@@ -112,8 +112,17 @@ def iter_question_answer(path: str | Path, *, strip: bool = True) -> Iterator[tu
             if missing:
                 raise ConfigError(f"{path}: row 1 (header) lacks column(s) {sorted(missing)};"
                                   f" found {reader.fieldnames}. Expected 'question,answer'.")
+            width = len(reader.fieldnames)
             for row_no, row in enumerate(reader, start=2):
                 rows += 1
+                # DictReader files surplus cells under None and fills missing ones with None: a row
+                # of another width is a cell with an unquoted comma, or a lost one; never guess.
+                missing = sum(1 for k, v in row.items() if k is not None and v is None)
+                fields = width + len(row.get(None) or ()) - missing  # type: ignore[call-overload]
+                if fields != width:
+                    raise ConfigError(f"{path}: row {row_no} has {fields} field{'s' if fields != 1 else ''}, the"
+                                      f" header (row 1) has {width} ({','.join(reader.fieldnames)}); quote a cell"
+                                      " that holds a comma, or fix the row")
                 q, a = row.get("question") or "", row.get("answer") or ""
                 yield f"{path}: row {row_no}", (q.strip() if strip else q), (a.strip() if strip else a)
         except (UnicodeDecodeError, csv.Error) as exc:

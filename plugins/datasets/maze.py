@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import random
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -71,8 +72,10 @@ def task_spec(size: int, name: str = "maze") -> TaskSpec:
 
 
 def generate(cfg: MazeConfig, count: int, seed: int, *, cache: bool = True,
-             exclude: set[bytes] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """``count`` distinct (question, answer) uint8 arrays of shape (count, size*size)."""
+             exclude: set[bytes] | None = None,
+             progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` distinct (question, answer) uint8 arrays of shape (count, size*size);
+    ``progress(made)`` is called as they are made."""
     name = f"n{cfg.size}-c{count}-p{cfg.min_path}-l{cfg.loops:g}-seed{seed}.npz"
 
     def make() -> dict[str, np.ndarray]:
@@ -86,6 +89,8 @@ def generate(cfg: MazeConfig, count: int, seed: int, *, cache: bool = True,
             seen.add(bytes(q))
             questions.append(q)
             answers.append(a)
+            if progress is not None:
+                progress(len(questions))
             if len(questions) == count:
                 return {"questions": np.asarray(questions, np.uint8), "answers": np.asarray(answers, np.uint8)}
         raise ConfigError(f"could only make {len(questions)} distinct mazes of {count}; raise size or loops")
@@ -225,8 +230,9 @@ def build_maze(cfg: MazeConfig, seed: int) -> TaskData:
                           "eval_source": str(cfg.eval_file or "generated")})
 
 
-def generate_examples(cfg: MazeConfig, count: int, seed: int) -> tuple[list[str], list[str]]:
-    q, a = generate(cfg, count, seed, cache=False)
+def generate_examples(cfg: MazeConfig, count: int, seed: int, *,
+                      progress: Callable[[int], None] | None = None) -> tuple[list[str], list[str]]:
+    q, a = generate(cfg, count, seed, cache=False, progress=progress)
     return [core.to_text(r) for r in q.tolist()], [core.to_text(r) for r in a.tolist()]
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import random
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import numpy as np
 import torch
@@ -110,8 +110,10 @@ class Sudoku9HardConfig(Sudoku9Config):
 
 
 def generate(size: int, count: int, blanks: BlankRange, seed: int, *, cache: bool = True,
-             exclude: set[bytes] | None = None, hard: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """``count`` distinct (puzzle, solution) pairs as uint8 arrays of shape (count, size*size).
+             exclude: set[bytes] | None = None, hard: bool = False,
+             progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` distinct (puzzle, solution) pairs as uint8 arrays of shape (count, size*size);
+    ``progress(made)`` is called as they are made.
 
     ``hard``: every puzzle needs search (:func:`sudoku_core.make_hard_puzzle`) and has between
     ``blanks[0]`` and ``blanks[1]`` blanks, as many as uniqueness allows; otherwise the number of
@@ -135,13 +137,17 @@ def generate(size: int, count: int, blanks: BlankRange, seed: int, *, cache: boo
                 puzzle, solution = (core.make_hard_puzzle(size, blanks, rng) if hard
                                     else core.make_puzzle(size, rng.randint(*blanks), rng))
             except ValueError as exc:  # the pure generator's "cannot": a config the user can change
-                raise ConfigError(f"hard=true, blanks=[{blanks[0]}, {blanks[1]}]: {exc}") from None
+                # Name the settings that were used: hard=true only when it was on.
+                given = f"hard=true, blanks=[{blanks[0]}, {blanks[1]}]" if hard else f"blanks=[{blanks[0]}, {blanks[1]}]"
+                raise ConfigError(f"{given}: {exc}") from None
             key = bytes(puzzle)
             if key in seen or key in (exclude or ()):
                 continue
             seen.add(key)
             puzzles.append(puzzle)
             solutions.append(solution)
+            if progress is not None:
+                progress(len(puzzles))
         return {"puzzles": np.asarray(puzzles, dtype=np.uint8), "solutions": np.asarray(solutions, dtype=np.uint8)}
 
     arrays = cached_arrays(path if cache and not exclude else None, make)
@@ -290,9 +296,11 @@ def build_sudoku(cfg: SudokuConfig, seed: int) -> TaskData:
                           "eval_source": str(cfg.eval_file or "generated"), "eval_blanks": list(eval_blanks)})
 
 
-def generate_examples(cfg: SudokuConfig, count: int, seed: int) -> tuple[list[str], list[str]]:
+def generate_examples(cfg: SudokuConfig, count: int, seed: int, *,
+                      progress: Callable[[int], None] | None = None) -> tuple[list[str], list[str]]:
     """Fresh puzzles as CSV cells (``.`` = blank): blanks from ``eval_blanks`` (or ``blanks``), no cache."""
-    puzzles, solutions = generate(cfg.size, count, cfg.eval_blanks or cfg.blanks, seed, cache=False, hard=cfg.hard)
+    puzzles, solutions = generate(cfg.size, count, cfg.eval_blanks or cfg.blanks, seed, cache=False, hard=cfg.hard,
+                                  progress=progress)
     return ([grid_text(p) for p in puzzles.tolist()], [grid_text(s) for s in solutions.tolist()])
 
 
@@ -310,9 +318,15 @@ def _summary(values: list[float]) -> dict[str, float]:
 
 
 def difficulty(puzzles: np.ndarray, size: int) -> dict[str, Any]:
-    """Givens, the share that needs search, and the plain search's size, over (N, size*size) puzzles."""
+    """Givens, the share that needs search, the share with exactly one solution, the rows that
+    repeat an earlier puzzle, and the plain search's size, over (N, size*size) puzzles."""
     givens, search, nodes, guesses, dead_ends, unique = [], 0, [], [], [], 0
+    seen: set[bytes] = set()
+    duplicates = 0
     for row in puzzles.tolist():
+        key = bytes(row)
+        duplicates += key in seen  # the same question again: it counts twice in every share below
+        seen.add(key)
         givens.append(sum(1 for v in row if v))
         search += not core.propagate_singles(row, size)[1]
         st = core.search_stats(row, size)
@@ -324,7 +338,8 @@ def difficulty(puzzles: np.ndarray, size: int) -> dict[str, Any]:
     values, counts = np.unique(givens, return_counts=True)
     histogram = {str(int(v)): int(c) for v, c in zip(values, counts)}
     return {"puzzles": n, "size": size, "givens": {**_summary(givens), "histogram": histogram},
-            "needs_search": round(search / n, 4), "unique": round(unique / n, 4),
+            "needs_search": round(search / n, 4), "unique_solution": round(unique / n, 4),
+            "duplicate_puzzles": duplicates,
             "dfs_nodes": _summary(nodes), "dfs_guesses": _summary(guesses), "dfs_dead_ends": _summary(dead_ends),
             "solver": SOLVER}
 

@@ -128,7 +128,7 @@ def test_hard_task_registers_and_generates_with_a_stats_line(tmp_path, host):
 
     out, _ = generate_file(host, "sudoku9_hard", 3, [], tmp_path / "hard.csv", seed=0)
     stats = file_stats(host, "sudoku9_hard", out, [])
-    assert stats["puzzles"] == 3 and stats["needs_search"] == 1.0 and stats["unique"] == 1.0
+    assert stats["puzzles"] == 3 and stats["needs_search"] == 1.0 and stats["unique_solution"] == 1.0 and stats["duplicate_puzzles"] == 0
     assert stats["givens"]["max"] <= 27 and sum(stats["givens"]["histogram"].values()) == 3
     assert stats["dfs_nodes"]["min"] > 1 and "fewest candidates" in stats["solver"]
     easy, _ = generate_file(host, "sudoku9", 3, ["blanks=30"], tmp_path / "easy.csv", seed=0)
