@@ -229,7 +229,9 @@ class PhaseRunner:
                            run_dir: Path, world_size: int, upstream: tuple[Upstream, ...] = ()) -> None:
         check_run_dir(run_dir, options)
         phase.check_inputs(validated, upstream=upstream, options=options)
-        if options.resume and (run_dir / "config.json").is_file():
+        # Only a run with something to resume has a config to hold the resume to; without a
+        # checkpoint the phase's check_ready says so (start without --resume).
+        if options.resume and (run_dir / "config.json").is_file() and saved_checkpoints(run_dir):
             resolved = _resolved(validated, raw)
             try:
                 before = json.loads((run_dir / "config.json").read_text()).get("config")
@@ -334,7 +336,7 @@ def interrupted_again(run_dir: Path, removed: bool) -> RunInterrupted:
     checkpoints = saved_checkpoints(run_dir) if not removed else []
     steps = sorted(p for c in checkpoints for p in ([c] if c.is_dir() else []))
     if steps:
-        newest = max(steps, key=lambda p: p.stat().st_mtime)
+        newest = max(steps, key=lambda p: (p.parent.parent.name, p.name))  # step-/gen- numbers are zero-padded
         exc = RunInterrupted(f"interrupted again (SIGINT) before the step in flight was saved; the newest saved"
                              f" checkpoint is {newest.name} ({newest})", signal_name="SIGINT", step=-1,
                              checkpoint=newest)
