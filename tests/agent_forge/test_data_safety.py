@@ -195,6 +195,12 @@ def _cognate_kept_evomerge_gone(tmp: Path) -> None:
     assert not (tmp / "p" / "evomerge").exists()
 
 
+def _ablation_as_run(tmp: Path) -> None:
+    data = json.loads((tmp / "abl" / "ablation.json").read_text())
+    assert data["shared_trainer"]["batch_size"] == 16 and data["jobs"] == 1
+    assert "runs at a time" not in (tmp / "abl" / "ablation.md").read_text()
+
+
 # (id, set-up, argv, exit code, parts that must appear in the lines a person reads (each line
 # joined), how many such lines, what must be on disk after, what stdout must hold).
 CASES = [
@@ -234,6 +240,11 @@ CASES = [
      _cognate_kept_evomerge_gone, ["cognate", "completed", "p/cognate/artifacts/model-0.json"]),
     ("stats-says-unique-solution-and-duplicates", _duplicate_rows, ["data", "stats", "{tmp}/dup.csv"],
      0, [], 0, None, ['"unique_solution"', '"duplicate_puzzles": 1', "!\"unique\":"]),
+    ("version", None, ["--version"], 0, [], 0, _absent("runs"), [f"agent-forge {__import__('agent_forge').__version__}"]),
+    ("ablate-reports-the-batch-and-jobs-used", None,
+     ["ablate", "--variants", "trm_tiny", "--task", "sudoku4", "--minutes", "1", "--jobs", "8", *SETS,
+      "--set", "trainer.max_steps=2", "--set", "trainer.eval_every=null", "--out", "{tmp}/abl"],
+     0, [], 0, _ablation_as_run, ['"jobs": 1', '"batch_size": 16', "!\"batch_size\": 128"]),
 ]
 
 
