@@ -267,6 +267,9 @@ def read_manifest(manifest_path: str | Path) -> ModelArtifact:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise ArtifactError(f"{path} is not valid JSON: {exc}") from exc
+    except UnicodeDecodeError:
+        raise ArtifactError(f"{path} is not an artifact manifest (not JSON text); pass the .json manifest"
+                            " written next to the weights") from None
     version = data.get("schema_version") if isinstance(data, dict) else None
     if isinstance(version, int) and version > SCHEMA_VERSION:
         raise ArtifactError(

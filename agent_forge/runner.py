@@ -239,7 +239,9 @@ class PhaseRunner:
                            run_dir: Path, world_size: int, upstream: tuple[Upstream, ...] = ()) -> None:
         check_run_dir(run_dir, options)
         phase.check_inputs(validated, upstream=upstream, options=options)
-        if options.resume and (run_dir / "config.json").is_file():
+        # Only a run with something to resume has a config to hold the resume to; without a
+        # checkpoint the phase's check_ready says so (start without --resume).
+        if options.resume and (run_dir / "config.json").is_file() and saved_checkpoints(run_dir):
             resolved = _resolved(validated, raw)
             try:
                 before = json.loads((run_dir / "config.json").read_text()).get("config")
@@ -296,13 +298,15 @@ class PhaseRunner:
             log.warning("phase.interrupted", signal=exc.signal_name, step=exc.step)
             raise
         except KeyboardInterrupt:
-            # A second Ctrl-C: Python's own interrupt, wherever the run was. Say what is on disk.
+            # Python's own interrupt, wherever the run was: a second Ctrl-C during training, or a
+            # first one in a phase that has no step to finish. Say what is on disk.
             removed = discard_unsaved(run_dir, before) if main else False
-            raise interrupted_again(run_dir, removed) from None
+            raise interrupted_at_once(run_dir, removed, made=before is None) from None
         except BaseException as exc:
             if main and discard_unsaved(run_dir, before) and isinstance(exc, ForgeError) and exc.args:
-                exc.args = (f"{exc.args[0]} (nothing was saved, so the run folder {run_dir} was"
-                            f" {'removed' if before is None else 'left as it was'})", *exc.args[1:])
+                undone = (f"the run folder {run_dir} was removed" if before is None else
+                          f"what the run added to {run_dir} was removed")
+                exc.args = (f"{exc.args[0]} (nothing was saved: {undone})", *exc.args[1:])
             raise
         if result.duration_s == 0:
             result = result.model_copy(update={"duration_s": time.monotonic() - start})
@@ -338,22 +342,23 @@ def discard_unsaved(run_dir: Path, before: set[Path] | None) -> bool:
     return True
 
 
-def interrupted_again(run_dir: Path, removed: bool) -> RunInterrupted:
-    """The :class:`RunInterrupted` for a second Ctrl-C, which stops a run at once: one message
-    saying what was saved (the newest checkpoint) or that nothing was."""
+def interrupted_at_once(run_dir: Path, removed: bool, made: bool) -> RunInterrupted:
+    """The :class:`RunInterrupted` for a Ctrl-C that stopped a run at once (Python's
+    KeyboardInterrupt: a second Ctrl-C during training, or a phase with no step to finish): one
+    message saying what was saved (the newest checkpoint) or that nothing was."""
     checkpoints = saved_checkpoints(run_dir) if not removed else []
-    steps = sorted(p for c in checkpoints for p in ([c] if c.is_dir() else []))
-    if steps:
-        newest = max(steps, key=lambda p: p.stat().st_mtime)
-        exc = RunInterrupted(f"interrupted again (SIGINT) before the step in flight was saved; the newest saved"
+    folders = [c for c in checkpoints if c.is_dir()]
+    if folders:
+        newest = max(folders, key=lambda p: (p.parent.parent.name, p.name))  # step-/gen- numbers are zero-padded
+        exc = RunInterrupted(f"interrupted by SIGINT at once: the work in flight was not saved; the newest"
                              f" checkpoint is {newest.name} ({newest})", signal_name="SIGINT", step=-1,
                              checkpoint=newest)
         exc.run_dir = run_dir
         return exc
-    where = (f"the run folder {run_dir} was removed" if removed and not run_dir.exists() else
-             f"the run folder {run_dir} is as it was before the run" if removed else f"see {run_dir}")
-    return RunInterrupted(f"interrupted again (SIGINT) before any checkpoint was saved; nothing was saved,"
-                          f" {where}", signal_name="SIGINT", step=-1)
+    undone = (f"the run folder {run_dir} was removed" if removed and made else
+              f"what the run added to {run_dir} was removed" if removed else f"see {run_dir}")
+    return RunInterrupted(f"interrupted by SIGINT at once, before any checkpoint was saved: nothing was saved,"
+                          f" {undone}", signal_name="SIGINT", step=-1)
 
 
 def _resolved(validated: Any, raw: dict[str, Any]) -> dict[str, Any]:
@@ -390,7 +395,7 @@ def check_run_dir(run_dir: Path, options: RunOptions) -> None:
 
 
 def describe_finished(run_dir: Path) -> str:
-    """``status completed at step 3`` from a finished run's result.json (what it says, as far as it says it)."""
+    """``result.json: completed at step 3`` for a finished run (what it says, as far as it says it)."""
     try:
         result = json.loads((run_dir / "result.json").read_text())
         status = result.get("status", "?")

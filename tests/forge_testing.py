@@ -9,6 +9,33 @@ TINY = [
 ]
 
 
+#: ``forge`` in a child process that waits at a step it reports (see the file's docstring).
+CHILD = str(__import__("pathlib").Path(__file__).resolve().parent / "forge_child.py")
+
+
+def paused_child(args, pause, tmp_path, extra_env=None, cwd=None, ranks=1):
+    """Start ``forge ARGS`` as a child that waits at ``pause`` (``after_step:7``, ``before_step:12``,
+    ``after_generation:2``); return the Popen once the child says it is there (a blocking read
+    of its stdout: no delay, no polling), in ``ranks`` processes of a ``--nproc`` run. Its stderr
+    goes to ``tmp_path/child.stderr``."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "FORGE_TEST_PAUSE": pause, **(extra_env or {})}
+    with open(tmp_path / "child.stderr", "w") as err:
+        proc = subprocess.Popen([sys.executable, CHILD, *args], stdout=subprocess.PIPE, stderr=err, text=True,
+                                env=env, cwd=cwd)
+    for _ in range(ranks):
+        line = proc.stdout.readline()  # blocks until the run is there, or has ended without getting there
+        if "paused " not in line:  # a launcher may prefix its ranks' lines ("[rank1]:")
+            proc.kill()
+            proc.communicate()
+            raise AssertionError(f"the child never reached {pause}: {line!r}\n"
+                                 + (tmp_path / "child.stderr").read_text()[-3000:])
+    return proc
+
+
 def free_port() -> int:
     import socket
 

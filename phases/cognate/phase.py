@@ -443,8 +443,11 @@ def check_memory(host: PluginHost, cfg: CognateConfig, world_size: int) -> None:
     if not callable(spec_of):
         return
     spec = spec_of()
-    with torch.device("meta"):  # shapes only: no memory, no init time
-        parameters = count_parameters(host.get("architecture", cfg.architecture).obj(cfg.model, spec))
+    try:
+        with torch.device("meta"):  # shapes only: no memory, no init time
+            parameters = count_parameters(host.get("architecture", cfg.architecture).obj(cfg.model, spec))
+    except Exception:  # an architecture that cannot be built without memory: no estimate, as before
+        return
     device = resolve_device(getattr(cfg.trainer, "device", "cpu"))
     precision = resolve_precision(getattr(cfg.trainer, "precision", "fp32"), device)
     est = mem.estimate(parameters, cfg.model, cfg.trainer, seq_len=spec.seq_len, vocab=spec.vocab_size,

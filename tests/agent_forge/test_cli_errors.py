@@ -125,10 +125,47 @@ def _broken_folder(tmp: Path, art: dict) -> None:
     np.save(tmp / "sx" / "train" / "all__inputs.npy", np.array([{"x": 1}], dtype=object), allow_pickle=True)
 
 
+def _keep_csv(tmp: Path, art: dict) -> None:
+    """A 50-row data file the user made: a refused command must leave every byte of it."""
+    rows = "".join(f"{'.' * 16},1234341221434321\n" for _ in range(50))
+    (tmp / "keep.csv").write_text("question,answer\n" + rows)
+
+
+def _wide_row(tmp: Path, art: dict) -> None:
+    _artifact_copy(tmp, art)
+    (tmp / "wide.csv").write_text("question,answer\n" + "." * 16 + ",1234341221434321\n"
+                                  + "." * 16 + ",1234341221434321,surplus\n")
+
+
+def _finished_real(tmp: Path, art: dict) -> None:
+    """A real finished run (the shared one: trained 2 steps), as --out."""
+    shutil.copytree(art["dir"].parent, tmp / "run")
+
+
+def _finished_real_in_runs(tmp: Path, art: dict) -> None:
+    """The same, where --resume without --out looks: runs/<stamp>-cognate-trm_tiny-<hex>."""
+    shutil.copytree(art["dir"].parent, tmp / "runs" / "20260101-000000-cognate-trm_tiny-abcd")
+
+
+def _symlinked(tmp: Path, art: dict) -> None:
+    """An artifact whose weights file is a symlink to a file outside its folder."""
+    _artifact_copy(tmp, art)
+    weights = tmp / "artifact" / "model-0.safetensors"
+    weights.rename(tmp / "elsewhere.safetensors")
+    weights.symlink_to(tmp / "elsewhere.safetensors")
+
+
+#: Set-ups whose cases need the shared trained artifact.
+NEEDS_ARTIFACT = {_artifact, _garbage, _tampered, _wide_row, _finished_real, _finished_real_in_runs, _symlinked,
+                  _artifact_and_folder, _broken_folder}
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+NO_WANDB = pytest.mark.skipif(__import__("importlib").util.find_spec("wandb") is not None,
+                              reason="needs a machine without the wandb package")
+ART = "{tmp}/artifact/model-0.json"
 
 # (id, set-up, argv, what the error line must contain). In argv and the expected parts, {tmp}
-# is the case's tmp dir (also the cwd). Every part must appear on the single error line.
+# is the case's tmp dir (also the cwd). Every part must appear on the single error line; a part
+# that starts with "!" must not.
 CASES = [
     # -- run options (flags) ---------------------------------------------------------------------
     ("max-steps-zero", None, [*RUN, "--max-steps", "0"], ["--max-steps", "0", "greater than or equal to 1"]),
@@ -261,6 +298,78 @@ CASES = [
      ["data", "build", "sudoku-extreme", "{tmp}/src", "{tmp}/out", "--subsample", "0"], ["--subsample", "'0'"]),
     ("data-fetch-out-is-a-file", _files, ["data", "fetch", "maze-hard", "--out", "{tmp}/file.txt"],
      ["--out {tmp}/file.txt", "is a file"]),
+    # -- issue 27: data that must never be lost ------------------------------------------------------
+    ("data-out-exists", _keep_csv, ["data", "generate", "sudoku4", "--count", "3", "--out", "{tmp}/keep.csv"],
+     ["--out", "{tmp}/keep.csv", "exists", "51 lines", "--overwrite"]),
+    ("resume-finished-run", _finished_real, [*RUN, "--resume", "--out", "{tmp}/run"],
+     ["--resume", "{tmp}/run", "finished run", "completed at step 2", "never changed", "--max-steps"]),
+    ("resume-finished-run-fewer-steps", _finished_real,
+     [*RUN, "--max-steps", "1", "--resume", "--out", "{tmp}/run"], ["--resume", "{tmp}/run", "finished run"]),
+    ("resume-finished-run-without-out", _finished_real_in_runs, [*RUN, "--resume"],
+     ["--resume", "no unfinished run", "runs/20260101-000000-cognate-trm_tiny-abcd", "is finished",
+      "never changed"]),
+    ("out-finished-real-run", _finished_real, [*RUN, "--out", "{tmp}/run"],
+     ["--out", "{tmp}/run", "finished run", "never changed", "another --out"]),
+    # -- issue 27: everything that can be checked is checked before the run folder is made -------------
+    pytest.param("logger-package-missing", None, [*RUN, "--logger", "wandb", "--out", "{tmp}/r"],
+                 ["logger 'wandb'", "pip install", "--logger"], marks=NO_WANDB, id="logger-package-missing"),
+    ("evomerge-input-missing", None, ["run", "phase", "evomerge", "--set", "inputs=[{tmp}/nope.json]",
+                                      "--out", "{tmp}/e"], ["evomerge.inputs", "{tmp}/nope.json", "does not exist"]),
+    ("evomerge-input-not-a-manifest", _files, ["run", "phase", "evomerge", "--set", "inputs=[{tmp}/blob.bin]",
+                                               "--out", "{tmp}/e"], ["{tmp}/blob.bin"]),
+    ("evomerge-without-inputs", None, ["run", "phase", "evomerge", "--out", "{tmp}/e"],
+     ["evomerge needs input models from an earlier phase", "evomerge.inputs"]),
+    ("evomerge-variant", None, ["run", "phase", "evomerge", "--variant", "trm_tiny", "--out", "{tmp}/e"],
+     ["--variant trm_tiny", "phase 'evomerge' has no variants", "--set"]),
+    ("model-too-large-for-memory", None, [*RUN, "--set", "model.d_model=100000", "--out", "{tmp}/r"],
+     ["out of memory before the start", "GiB", "available", "model.d_model (now 100000)"]),
+    ("batch-too-large-for-memory", None, [*RUN, "--set", "model.d_model=1024", "--set", "trainer.batch_size=4000000",
+                                          "--out", "{tmp}/r"],
+     ["out of memory before the start", "trainer.batch_size (now 4000000)"]),
+    ("seed-overflow", None, [*RUN, "--seed", "99999999999999999999999"],
+     ["--seed", "99999999999999999999999", "4294967295"]),
+    ("seed-negative-in-set", None, [*RUN, "--set", "seed=-1"], ["seed=-1", "0 to 4294967295"]),
+    ("seed-plus-models-overflow", None, [*RUN, "--seed", "4294967295", "--models", "2"],
+     ["seed=4294967295", "models=2", "4294967294"]),
+    ("data-seed-negative", None, ["data", "generate", "sudoku4", "--seed", "-1", "--out", "{tmp}/x.csv"],
+     ["--seed", "'-1'"]),
+    # -- issue 27: tracebacks and misleading messages ----------------------------------------------------
+    ("lr-inf", None, [*RUN, "--set", "trainer.lr=inf"], ["trainer.lr", "inf", "finite"]),
+    ("lr-nan", None, [*RUN, "--set", "trainer.lr=nan"], ["trainer.lr", "nan", "finite"]),
+    ("minutes-inf", None, [*RUN, "--minutes", "inf"], ["--minutes", "inf", "finite"]),
+    ("float-in-a-list-nan", None, [*RUN, "--set", "trainer.betas=[0.9, .nan]"], ["trainer.betas[1]", "nan"]),
+    ("pipeline-evomerge-first", None, ["run", "pipeline", "evomerge,cognate", "--variant", "trm_tiny",
+                                       "--out", "{tmp}/p"],
+     ["phase 'evomerge'", "needs input models from an earlier phase", "!unknown key"]),
+    ("pipeline-eval-split-too-small", None, ["run", "pipeline", "cognate,evomerge", "--variant", "trm_tiny", *SETS,
+                                             "--max-steps", "1", "--out", "{tmp}/p"],
+     ["phase 'evomerge'", "evomerge.selection_samples=250", "32 rows", "--set evomerge.selection_samples=16"]),
+    ("pipeline-set-reaches-evomerge-checked", None,
+     ["run", "pipeline", "cognate,evomerge", "--variant", "trm_tiny", *SETS, "--max-steps", "1",
+      "--set", "evomerge.selection_samples=40", "--out", "{tmp}/p"], ["evomerge.selection_samples=40", "32 rows"]),
+    ("inspect-run-folder", _finished_real, ["inspect", "{tmp}/run"],
+     ["{tmp}/run", "is a run folder", "{tmp}/run/artifacts/model-0.json", "!exported"]),
+    ("inspect-weights-symlink-outside", _symlinked, ["inspect", ART],
+     [ART, "symlink", "{tmp}/elsewhere.safetensors", "outside the artifact's folder"]),
+    ("eval-n-sup-too-many", _artifact, ["eval", ART, "--data", "{tmp}/ok.csv", "--n-sup", "100000"],
+     ["--n-sup", "100000", "1024"]),
+    ("show-n-sup-too-many", _artifact, ["show", ART, "--data", "{tmp}/ok.csv", "--n-sup", "100000"],
+     ["--n-sup", "100000", "1024"]),
+    ("data-count-too-many", None, ["data", "generate", "sudoku4", "--count", "99999999999", "--out", "{tmp}/x.csv"],
+     ["--count", "99999999999", "10000000"]),
+    pytest.param("eval-device-cuda-absent", _artifact, ["eval", ART, "--data", "{tmp}/ok.csv", "--device", "cuda"],
+                 ["--device", "'cuda'", "no CUDA device", "!trainer.device"], marks=NO_CUDA,
+                 id="eval-device-cuda-absent"),
+    ("eval-device-not-a-device", _artifact, ["eval", ART, "--data", "{tmp}/ok.csv", "--device", "toaster"],
+     ["--device", "'toaster'", "!trainer.device"]),
+    ("eval-csv-row-too-wide", _wide_row, ["eval", ART, "--data", "{tmp}/wide.csv"],
+     ["{tmp}/wide.csv", "row 3", "3 fields", "header (row 1) has 2"]),
+    ("stats-csv-row-too-wide", _wide_row, ["data", "stats", "{tmp}/wide.csv"], ["{tmp}/wide.csv", "row 3"]),
+    ("blanks-error-names-hard-only-when-set", None,
+     ["data", "generate", "sudoku4", "--count", "3", "--set", "blanks=15", "--set", "hard=false",
+      "--out", "{tmp}/x.csv"], ["blanks=[15, 15]", "!hard=true"]),
+    ("gif-under-a-file", _artifact, ["show", ART, "--data", "{tmp}/ok.csv", "--gif", "{tmp}/file.txt/sub/x.gif"],
+     ["--gif", "{tmp}/file.txt", "is a file"]),
 ]
 
 
@@ -309,7 +418,10 @@ def assert_one_error_line(code: int, err: str, parts: list[str]) -> str:
     line = lines[0]
     assert line.startswith("error: "), line
     for part in parts:
-        assert part in line, f"{part!r} not in: {line}"
+        if part.startswith("!"):
+            assert part[1:] not in line, f"{part[1:]!r} in: {line}"
+        else:
+            assert part in line, f"{part!r} not in: {line}"
     return line
 
 
@@ -321,6 +433,7 @@ def test_an_ordinary_mistake_is_one_error_line_and_writes_nothing(case_id, setup
     cache = Path(os.environ["FORGE_CACHE_DIR"])
     art = (request.getfixturevalue("shared_artifact")
            if setup in (_artifact, _garbage, _tampered, _artifact_and_folder, _broken_folder) else {})
+    art = request.getfixturevalue("shared_artifact") if setup in NEEDS_ARTIFACT else {}
     if setup is not None:
         setup(tmp_path, art)
     fill = {"{tmp}": str(tmp_path)}
@@ -344,7 +457,14 @@ def test_the_table_covers_every_kind_of_mistake_named_in_the_issue():
                    "eval-data-folder", "eval-data-binary", "inspect-weights-file", "backend-unknown",
                    "data-out-folder", "out-is-a-file", "eval-garbage-weights", "inspect-garbage-weights",
                    "max-steps-not-an-int", "unknown-variant", "set-typo-key", "out-unfinished-run",
-                   "resume-without-checkpoint", "nproc-does-not-divide-batch", "pipeline-typo"):
+                   "resume-without-checkpoint", "nproc-does-not-divide-batch", "pipeline-typo",
+                   # issue 27 (the cases that end in a refusal; the rest are in test_data_safety.py)
+                   "data-out-exists", "resume-finished-run", "resume-finished-run-fewer-steps",
+                   "resume-finished-run-without-out", "logger-package-missing", "evomerge-input-missing",
+                   "model-too-large-for-memory", "seed-overflow", "lr-inf", "lr-nan", "pipeline-evomerge-first",
+                   "pipeline-eval-split-too-small", "inspect-run-folder", "inspect-weights-symlink-outside",
+                   "eval-n-sup-too-many", "data-count-too-many", "eval-device-cuda-absent", "eval-csv-row-too-wide",
+                   "blanks-error-names-hard-only-when-set", "gif-under-a-file"):
         assert needed in ids, needed
 
 

@@ -214,8 +214,12 @@ def test_jobs_run_in_parallel_processes_and_give_the_serial_results(tmp_path, ho
 
 
 def test_a_job_that_cannot_run_names_its_log(tmp_path, host):
+    from agent_forge.phases.cognate.ablation import Arm
+
+    # Two runs, so that --jobs 2 runs them as processes; only trm_tiny's config is refused.
+    arms = ["trm_tiny", Arm("ok", "baseline", ("model.d_model=16",))]
     with pytest.raises(ConfigError, match=r"ablation run trm_tiny seed 0 failed .*seed-0\.log"):
-        run_ablation(host, ["trm_tiny"], task="sudoku4", seeds=1, minutes=1.0, jobs=2, progress=False,
+        run_ablation(host, arms, task="sudoku4", seeds=1, minutes=1.0, jobs=2, progress=False,
                      overrides=SMALL + ["trainer.max_steps=2", "model.d_model=-4"], out=tmp_path / "bad")
 
 

@@ -1,27 +1,27 @@
-"""SIGINT and SIGTERM at a random step: the run saves that step, says how to resume, exits
-128+signal, and the resumed run is bit-identical to one that was never interrupted."""
+"""SIGINT and SIGTERM at a step the run reports: the run saves that step, says how to resume,
+exits 128+signal, and the resumed run is bit-identical to one that was never interrupted.
+
+The run waits at the step (tests/forge_child.py) until the signal arrives, so the step it saves
+is known, whatever the machine's load: no delays, no polling."""
 
 import json
-import os
-import random
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from agent_forge.checkpoint import load_train_state
-from forge_testing import assert_same_training_state
+from forge_testing import assert_same_training_state, paused_child
 
-STEPS, EVERY = 24, 5  # periodic checkpoints at 5, 10, ...: an interrupt lands between them
+STEPS, EVERY = 24, 5  # periodic checkpoints at 5, 10, ...: the interrupts land between them
 
 
-def _cmd(out, tiny, resume=False):
+def _args(out, tiny, resume=False):
     sets = [a for o in tiny + ["trainer.batch_size=64", "trainer.log_every=1"] for a in ("--set", o)]
-    cmd = [sys.executable, "-m", "agent_forge", "--json-logs", "run", "phase", "cognate", "--variant", "trm_tiny",
-           "--max-steps", str(STEPS), "--checkpoint-every", str(EVERY), "--no-progress", "--out", str(out), *sets]
-    return cmd + (["--resume"] if resume else [])
+    args = ["--json-logs", "run", "phase", "cognate", "--variant", "trm_tiny", "--max-steps", str(STEPS),
+            "--checkpoint-every", str(EVERY), "--no-progress", "--out", str(out), *sets]
+    return args + (["--resume"] if resume else [])
 
 
 def _final_state(run_dir):
@@ -30,34 +30,23 @@ def _final_state(run_dir):
     return load_train_state(run_dir / "checkpoints" / latest["checkpoint"])
 
 
-def _logged_step(run_dir):
-    try:
-        rows = (run_dir / "metrics.jsonl").read_text().splitlines()
-        return max((json.loads(r)["step"] for r in rows if '"train"' in r), default=0)
-    except (FileNotFoundError, json.JSONDecodeError, KeyError):
-        return 0
-
-
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     from forge_testing import TINY
 
     out = tmp_path_factory.mktemp("full") / "run"
-    subprocess.run(_cmd(out, list(TINY)), check=True, capture_output=True, timeout=300)
+    subprocess.run([sys.executable, "-m", "agent_forge", *_args(out, list(TINY))], check=True, capture_output=True,
+                   timeout=300)
     return _final_state(out)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_interrupt_saves_a_step_and_resume_is_bit_identical(tmp_path, tiny, uninterrupted, sig):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+@pytest.mark.parametrize("sig, at", [(signal.SIGINT, 7), (signal.SIGTERM, 13)], ids=["SIGINT", "SIGTERM"])
+def test_interrupt_saves_a_step_and_resume_is_bit_identical(tmp_path, tiny, uninterrupted, sig, at):
     out = tmp_path / "run"
-    at = random.Random(f"{os.getpid()}-{sig}").randrange(3, STEPS - 4)
-    proc = subprocess.Popen(_cmd(out, tiny), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and proc.poll() is None and _logged_step(out) < at:
-        time.sleep(0.005)
+    proc = paused_child(_args(out, tiny), f"after_step:{at}", tmp_path)
     proc.send_signal(sig)
-    stdout, stderr = proc.communicate(timeout=120)
+    stdout, _ = proc.communicate(timeout=240)
+    stderr = (tmp_path / "child.stderr").read_text()
     assert proc.returncode == 128 + sig, stderr[-2000:]
     assert "Traceback" not in stderr and not (out / "result.json").exists()
     # One line says where it stopped, one gives the exact command to continue.
@@ -65,10 +54,12 @@ def test_interrupt_saves_a_step_and_resume_is_bit_identical(tmp_path, tiny, unin
     resume = [l for l in stderr.splitlines() if l.startswith("resume with: ")]
     assert len(stopped) == 1 and signal.Signals(sig).name in stopped[0], stderr[-2000:]
     assert len(resume) == 1 and "--resume" in resume[0] and str(out) in resume[0]
-    saved = json.loads((out / "checkpoints" / "latest.json").read_text())["step"]
-    assert saved >= at and f"step {saved}" in stopped[0]
+    # The step in flight when the signal came is the one saved: exactly the step it waited at.
+    assert json.loads((out / "checkpoints" / "latest.json").read_text())["step"] == at
+    assert f"step {at}" in stopped[0]
 
-    resumed = subprocess.run(_cmd(out, tiny, resume=True), capture_output=True, text=True, env=env, timeout=300)
+    resumed = subprocess.run([sys.executable, "-m", "agent_forge", *_args(out, tiny, resume=True)],
+                             capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert_same_training_state(uninterrupted, _final_state(out))
 

@@ -100,8 +100,9 @@ def test_bad_config_is_refused_naming_the_field(tmp_path, host, inputs):
 
 
 def test_without_inputs_it_says_what_to_do(tmp_path, host):
-    with pytest.raises(ConfigError, match="no input models"):
+    with pytest.raises(ConfigError, match="needs input models from an earlier phase.*evomerge.inputs"):
         Pipeline(["evomerge"], host=host).run(progress=False, out=tmp_path / "e")
+    assert list(tmp_path.iterdir()) == []  # refused before any folder was made
 
 
 def _copy_with(manifest, out, **changes):

@@ -1,26 +1,33 @@
-"""An EvoMerge run killed with SIGKILL after generation 2 and resumed hands on the same model, bit for bit."""
+"""An EvoMerge run killed with SIGKILL after generation 2 and resumed hands on the same model, bit for bit.
+
+The run waits right after generation 2's checkpoint (tests/forge_child.py) until it is killed:
+where it dies is known whatever the machine's load."""
 
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from agent_forge import load_artifact, run_phase
-from forge_testing import TINY
+from forge_testing import TINY, paused_child
 
-GENERATIONS = 30  # enough generations that the kill lands mid-run
+GENERATIONS = 6  # the kill lands after generation 2, well before the last
+KILL_AFTER = 2
+
+
+def _args(out, manifests, resume=False):
+    sets = [f"inputs=[{','.join(manifests)}]"] if manifests else []  # a resume may leave them out
+    sets += ["selection_samples=16", "heldout_samples=16", f"generations={GENERATIONS}", "population=4", "elite=1"]
+    args = ["--json-logs", "run", "phase", "evomerge", "--no-progress", "--out", str(out),
+            *[a for s in sets for a in ("--set", s)]]
+    return args + (["--resume"] if resume else [])
 
 
 def _cmd(out, manifests, resume=False):
-    sets = [f"inputs=[{','.join(manifests)}]"] if manifests else []  # a resume may leave them out
-    sets += ["selection_samples=16", "heldout_samples=16", f"generations={GENERATIONS}", "population=4", "elite=1"]
-    cmd = [sys.executable, "-m", "agent_forge", "--json-logs", "run", "phase", "evomerge", "--no-progress",
-           "--out", str(out), *[a for s in sets for a in ("--set", s)]]
-    return cmd + (["--resume"] if resume else [])
+    return [sys.executable, "-m", "agent_forge", *_args(out, manifests, resume)]
 
 
 def _outcome(run_dir):
@@ -40,22 +47,13 @@ def test_sigkill_after_generation_two_then_resume_is_bit_identical(tmp_path, hos
     subprocess.run(_cmd(full, manifests), check=True, capture_output=True, env=env, timeout=300)
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(_cmd(killed, manifests), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    pointer = killed / "checkpoints" / "latest.json"
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if json.loads(pointer.read_text())["generation"] >= 2:
-                proc.send_signal(signal.SIGKILL)
-                break
-        except (FileNotFoundError, json.JSONDecodeError, KeyError):
-            pass
-        time.sleep(0.002)
-    proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    proc = paused_child(_args(killed, manifests), f"after_generation:{KILL_AFTER}", tmp_path)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
     assert not (killed / "result.json").exists()
-    stopped_at = json.loads(pointer.read_text())["generation"]
-    assert 2 <= stopped_at < GENERATIONS
+    pointer = killed / "checkpoints" / "latest.json"
+    assert json.loads(pointer.read_text())["generation"] == KILL_AFTER
 
     resumed = subprocess.run(_cmd(killed, manifests, resume=True), capture_output=True, text=True, env=env,
                              timeout=300)
