@@ -20,7 +20,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable
 
 import torch
 from safetensors import SafetensorError
@@ -35,8 +35,10 @@ STATE_VERSION = 1
 
 
 # -- atomic writes ---------------------------------------------------------------------------
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` so that ``path`` holds either the old or the new content, never a torn file."""
+def atomic_write_stream(path: str | Path, write: Callable[[BinaryIO], object]) -> None:
+    """Call ``write(f)`` on a temporary file beside ``path``, flush it to disk, then rename it to
+    ``path``: ``path`` holds either the old or the new content, never a torn file. For writers
+    that stream (``np.save``, ``torch.save``), so a large payload is never copied in memory."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -45,7 +47,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         # (0666 less the umask), so an export meant for sharing is readable by others.
         os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -53,6 +55,11 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` so that ``path`` holds either the old or the new content, never a torn file."""
+    atomic_write_stream(path, lambda f: f.write(data))
 
 
 def current_umask() -> int:

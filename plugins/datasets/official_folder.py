@@ -20,8 +20,6 @@ unpickled. Every check names the file and what is wrong.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +27,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from agent_forge.checkpoint import atomic_write_bytes
+from agent_forge.checkpoint import atomic_write_stream
 from agent_forge.errors import ConfigError
 
 #: The arrays of one set, in the order the official builders write them.
@@ -245,16 +244,6 @@ def write_split(path: str | Path, split: str, metadata: OfficialMetadata, sets: 
 
 
 def save_array(path: str | Path, array: np.ndarray) -> None:
-    """``np.save`` (no pickle) to a temporary file beside ``path``, flushed to disk, then renamed:
-    ``path`` never holds half an array. Streams to the file (no copy of a large array in memory)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array, allow_pickle=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """``np.save`` (no pickle) streamed to a temporary file beside ``path``, flushed to disk, then
+    renamed (:func:`agent_forge.checkpoint.atomic_write_stream`): ``path`` never holds half an array."""
+    atomic_write_stream(path, lambda f: np.save(f, array, allow_pickle=False))

@@ -10,14 +10,13 @@ official ``pretrain.py`` loads with its own ``load_checkpoint`` (``load_checkpoi
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 import yaml
 
-from agent_forge.checkpoint import atomic_write_bytes, load_artifact, write_artifact
+from agent_forge.checkpoint import atomic_write_bytes, atomic_write_stream, load_artifact, write_artifact
 from agent_forge.contracts import ArtifactSource, TaskSpec, VersionInfo
 from agent_forge.errors import ConfigError
 from agent_forge.loading import build_model
@@ -114,9 +113,7 @@ def export_official(manifest: str | Path, out: str | Path, *, overwrite: bool = 
     out = Path(out)
     _prepare_out(out, overwrite)
     step_file = out / f"step_{artifact.step}"
-    tmp = step_file.with_name(f".{step_file.name}.tmp")
-    torch.save(official, tmp)
-    os.replace(tmp, step_file)
+    atomic_write_stream(step_file, lambda f: torch.save(official, f))
     config_file = out / "all_config.yaml"
     atomic_write_bytes(config_file, yaml.safe_dump(config, sort_keys=True).encode())
     return [step_file, config_file]
