@@ -108,3 +108,25 @@ def test_a_missing_split_names_the_splits_there(folder, tmp_path):
         read_split(folder / "test", "train")
     with pytest.raises(ConfigError, match="no such folder"):
         read_split(tmp_path / "nowhere", "test")
+
+
+def test_written_arrays_follow_the_umask(tmp_path):
+    """A dataset folder is made to be shared: its files get 0666 less the umask, not mkstemp's 0600."""
+    import os
+
+    import numpy as np
+
+    from agent_forge.plugins.datasets.official_folder import OfficialMetadata, OfficialSet, write_split
+
+    meta = OfficialMetadata(pad_id=0, ignore_label_id=0, blank_identifier_id=0, vocab_size=5, seq_len=2,
+                            num_puzzle_identifiers=1, total_groups=1, mean_puzzle_examples=1.0, total_puzzles=1,
+                            sets=["all"])
+    s = OfficialSet(np.ones((1, 2), np.uint8), np.ones((1, 2), np.uint8), np.zeros(1, np.int32),
+                    np.array([0, 1], np.int32), np.array([0, 1], np.int32))
+    old = os.umask(0o022)
+    try:
+        folder = write_split(tmp_path, "test", meta, {"all": s})
+    finally:
+        os.umask(old)
+    for path in folder.iterdir():
+        assert path.stat().st_mode & 0o777 == 0o644, path
