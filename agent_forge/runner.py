@@ -406,6 +406,9 @@ def _pick_run_dir(options: RunOptions, phase: str, variant: str | None) -> Path:
                         " is never changed" if runs else "")
             raise ForgeError(f"--resume: no unfinished run of {phase}/{variant} with checkpoints under {root}"
                              f"{finished}; start a new run without --resume, or pass --out RUN_DIR to name one")
+        # Say which (the CLI prints it; from Python, a log line when logging is on).
+        get_logger(phase=phase).info("resume.picked", run_dir=str(unfinished[-1]),
+                                     why="the newest unfinished run of this phase and variant with a checkpoint")
         return unfinished[-1]
     return root / new_run_id(phase, variant)
 
