@@ -256,6 +256,11 @@ class PhaseRunner:
         options = options or RunOptions()
         phase, raw, validated = self.prepare(name, options)  # all config errors surface here
         variant = options.variant or type(phase).default_variant
+        if run_dir is None and options.resume and options.out is None:
+            run_dir = self.run_dir_for(name, options)
+            # Say which run was picked (the CLI picks and prints it itself; from Python, a log line).
+            get_logger(phase=name).info("resume.picked", run_dir=str(run_dir),
+                                        why="the newest unfinished run of this phase and variant with a checkpoint")
         run_dir = run_dir or self.run_dir_for(name, options)
         # In a distributed run every rank works in rank 0's run directory; only rank 0 writes.
         distributed.init_from_env()
@@ -406,9 +411,6 @@ def _pick_run_dir(options: RunOptions, phase: str, variant: str | None) -> Path:
                         " is never changed" if runs else "")
             raise ForgeError(f"--resume: no unfinished run of {phase}/{variant} with checkpoints under {root}"
                              f"{finished}; start a new run without --resume, or pass --out RUN_DIR to name one")
-        # Say which (the CLI prints it; from Python, a log line when logging is on).
-        get_logger(phase=phase).info("resume.picked", run_dir=str(unfinished[-1]),
-                                     why="the newest unfinished run of this phase and variant with a checkpoint")
         return unfinished[-1]
     return root / new_run_id(phase, variant)
 
