@@ -266,6 +266,11 @@ class PhaseRunner:
         options = options or RunOptions()
         phase, raw, validated = self.prepare(name, options)  # all config errors surface here
         variant = options.variant or type(phase).default_variant
+        if run_dir is None and options.resume and options.out is None:
+            run_dir = self.run_dir_for(name, options)
+            # Say which run was picked (the CLI picks and prints it itself; from Python, a log line).
+            get_logger(phase=name).info("resume.picked", run_dir=str(run_dir),
+                                        why="the newest unfinished run of this phase and variant with a checkpoint")
         run_dir = run_dir or self.run_dir_for(name, options)
         # In a distributed run every rank works in rank 0's run directory; only rank 0 writes.
         distributed.init_from_env()

@@ -451,3 +451,21 @@ def test_a_gif_path_under_a_file_is_one_line_and_no_matplotlib_warning(shared_ru
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: --gif"), proc.stderr
     assert "Warning" not in proc.stderr
+
+
+def test_run_phase_resuming_without_out_logs_the_run_it_picked(shared_run, tmp_path, monkeypatch, capsys):
+    from agent_forge import logging as forge_logging
+    from agent_forge import run_phase
+
+    for key, value in forge_logging._settings.items():  # put the logging settings back afterwards
+        monkeypatch.setitem(forge_logging._settings, key, value)
+    forge_logging.configure_logging(json_logs=True)
+    monkeypatch.chdir(tmp_path)
+    picked = tmp_path / "runs" / "20260101-000000-cognate-trm_tiny-abcd"
+    shutil.copytree(shared_run, picked)
+    (picked / "result.json").unlink()
+    capsys.readouterr()
+    result = run_phase("cognate", variant="trm_tiny", overrides=TINY, max_steps=2, progress=False, resume=True)
+    assert Path(result.run_dir) == picked.resolve() and result.status == "completed"
+    events = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    assert [e["run_dir"] for e in events if e["event"] == "resume.picked"] == [str(Path("runs") / picked.name)]

@@ -89,7 +89,8 @@ def _run(tmp_path):
                            *TINY, f"model={{architecture: carry_probe, n_sup: {N_SUP}}}",
                            "callbacks={halt_some: {}}", "evaluators=[exact]", "trainer.eval_every=null"])
     assert result.status == "completed", result.message
-    model = models[-1]  # the trained one: the memory estimate first builds one on the meta device
+    # The memory estimate builds the architecture on the meta device first; one model trained.
+    (model,) = [m for m in models if m.calls]
     return model.calls, halted
 
 
