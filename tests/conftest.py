@@ -4,16 +4,23 @@ off for the whole session (tests that need them turn them on explicitly in a sub
 from __future__ import annotations
 
 import os
+import signal
 from typing import Any
 
 import pytest
 import torch
-from forge_testing import TINY
+from forge_testing import CHILDREN, TINY
 
 
 def pytest_configure(config: Any) -> None:
     os.environ["FORGE_LOAD_ENTRYPOINTS"] = "0"
     os.environ.pop("FORGE_DISABLE_PLUGINS", None)
+    # A shell starts a background job (`pytest &`, nohup, some CI runners) with SIGINT ignored,
+    # and a run rightly leaves an ignored SIGINT alone (tests/phases/cognate/test_interrupt_policy.py):
+    # the Ctrl-C tests would then wait for a signal that never lands. They test a run started
+    # from a terminal, so the suite restores what a terminal gives; children inherit it.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
@@ -36,3 +43,14 @@ def tiny() -> list[str]:
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _no_child_left_waiting():
+    """A paused child whose test failed would wait for its signal for ever: end it."""
+    yield
+    while CHILDREN:
+        proc = CHILDREN.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()

@@ -13,6 +13,10 @@ TINY = [
 CHILD = str(__import__("pathlib").Path(__file__).resolve().parent / "forge_child.py")
 
 
+#: Children started by paused_child; a test that fails before its child exits leaves none behind.
+CHILDREN: list = []
+
+
 def paused_child(args, pause, tmp_path, extra_env=None, cwd=None, ranks=1):
     """Start ``forge ARGS`` as a child that waits at ``pause`` (``after_step:7``, ``before_step:12``,
     ``after_generation:2``); return the Popen once the child says it is there (a blocking read
@@ -26,6 +30,7 @@ def paused_child(args, pause, tmp_path, extra_env=None, cwd=None, ranks=1):
     with open(tmp_path / "child.stderr", "w") as err:
         proc = subprocess.Popen([sys.executable, CHILD, *args], stdout=subprocess.PIPE, stderr=err, text=True,
                                 env=env, cwd=cwd)
+    CHILDREN.append(proc)  # killed after the test if it is still waiting (tests/conftest.py)
     for _ in range(ranks):
         line = proc.stdout.readline()  # blocks until the run is there, or has ended without getting there
         if "paused " not in line:  # a launcher may prefix its ranks' lines ("[rank1]:")
