@@ -16,6 +16,8 @@ from agent_forge.phases.cognate.phase import build_model, validate_cognate
 from agent_forge.phases.cognate.trainer import FitContext
 from agent_forge.plugins.callbacks.act import ACTCallback, ACTConfig
 from agent_forge.plugins.variants import VARIANTS
+from agent_forge.phases.cognate import Callback, CallbackSpec, TrainerSpec
+from agent_forge.specs import DatasetSpec
 from forge_testing import assert_same_training_state
 
 
@@ -98,21 +100,22 @@ def test_integer_and_fraction_keep_their_types():
 
 
 # -- in the trainer ---------------------------------------------------------------------------
-class SayHalt:
-    """Sets the Q-head's logits to 'halt' after every step (runs before act's on_halt)."""
+class SayHalt(Callback):
+    """Sets the Q-head's logits to 'halt' after every step (runs before act's on_halt). It stands in
+    for the model, so it writes the output's tensor in place: a callback may not replace the output."""
 
-    def on_step_end(self, state):
-        q = state.output.q_halt_logits
-        state.output = dataclasses.replace(state.output, q_halt_logits=torch.full_like(q, 10.0))
+    @torch.no_grad()
+    def on_step_end(self, trainer, state):
+        state.output.q_halt_logits.fill_(10.0)
 
 
 def _fit(host, run_dir, overrides, callbacks_extra=None, resume=False):
     cfg = validate_cognate(host, apply_overrides(VARIANTS["trm_tiny"][0], overrides))
-    task = host.get("dataset", cfg.task_name).obj(cfg.task, cfg.data_seed)
+    task = host.get(DatasetSpec, cfg.task_name).build(cfg.task, cfg.data_seed)
     model = build_model(host, cfg, task.spec, cfg.seed)
     callbacks = dict(callbacks_extra or {})
-    callbacks.update({n: host.get("callback", n).obj(c) for n, c in cfg.callbacks.items()})
-    trainer = host.get("trainer", cfg.trainer_name).obj(cfg.trainer)
+    callbacks.update({n: host.get(CallbackSpec, n).build(c) for n, c in cfg.callbacks.items()})
+    trainer = host.get(TrainerSpec, cfg.trainer_name).build(cfg.trainer)
     return trainer.fit(FitContext(model=model, task=task, run_dir=run_dir, seed=cfg.seed, callbacks=callbacks,
                                   host=host, evaluators=cfg.evaluators, resume=resume, progress=False))
 
@@ -133,8 +136,8 @@ def test_the_trainer_runs_full_depth_during_the_curriculum_then_obeys_the_head(h
 
 
 def test_a_crashed_curriculum_run_resumes_bit_identically(host, tmp_path, tiny):
-    class Crash:
-        def on_step_start(self, state):
+    class Crash(Callback):
+        def on_step_start(self, trainer, state):
             if state.step == 5:
                 raise RuntimeError("crash after the checkpoint at step 4")
 
