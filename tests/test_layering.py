@@ -281,8 +281,8 @@ def test_the_hookspec_checker_catches_a_phase_in_the_core():
     found = check_hookspecs({"agent_forge.hookspecs": (core, "agent_forge/hookspecs.py"),
                              "agent_forge.phases.cognate.hookspecs": (phase, "phases/cognate/hookspecs.py")})
     assert found == [
-        f"agent_forge/hookspecs.py:1: hook spec forge_register_trainers describes agent_forge.phases.cognate"
+        f"agent_forge/hookspecs.py:2: hook spec forge_register_trainers describes agent_forge.phases.cognate"
         f" — rule: {HOOKSPEC_RULE}",
-        "phases/cognate/hookspecs.py:1: hook spec forge_register_trainers is also declared at"
-        " agent_forge/hookspecs.py:1 — rule: one declaration per hook",
+        "phases/cognate/hookspecs.py:2: hook spec forge_register_trainers is also declared at"
+        " agent_forge/hookspecs.py:2 — rule: one declaration per hook",
     ]
