@@ -30,56 +30,61 @@ def _state(step, *, max_steps=None, minutes=None, elapsed_s=0.0, q=(3.0, 3.0)):
         config=types.SimpleNamespace(max_steps=max_steps, minutes=minutes))
 
 
+def _fit_start(cb, state):
+    """ACT resolves its curriculum from the trainer's config at the first start."""
+    cb.on_fit_start(types.SimpleNamespace(cfg=state.config), state)
+
+
 def _halts(cb, state):
     state.halted = torch.zeros_like(state.halted)
-    cb.on_halt(state)
+    cb.on_halt(None, state)
     return bool(state.halted.all())
 
 
 def test_a_step_count_holds_every_sample_to_full_depth_then_halting_is_adaptive():
     cb = ACTCallback(ACTConfig(curriculum_steps=3))
-    cb.on_fit_start(_state(0, max_steps=100))
+    _fit_start(cb, _state(0, max_steps=100))
     # The Q-head says halt (q > 0) at every step; it is obeyed only after step 3.
     assert [_halts(cb, _state(s)) for s in (1, 2, 3, 4, 5)] == [False, False, False, True, True]
     assert cb.adaptive_from == 4
     log = _state(5)
-    cb.on_log(log)
+    cb.on_log(None, log)
     assert log.metrics == {"act_fixed_depth": 0.0}
 
 
 def test_without_a_curriculum_halting_is_adaptive_from_the_start_and_nothing_is_logged():
     for k in (None, 0):
         cb = ACTCallback(ACTConfig(curriculum_steps=k))
-        cb.on_fit_start(_state(0, max_steps=10))
+        _fit_start(cb, _state(0, max_steps=10))
         assert _halts(cb, _state(1))
         log = _state(1)
-        cb.on_log(log)
+        cb.on_log(None, log)
         assert log.metrics == {}
 
 
 def test_a_fraction_is_of_max_steps_when_set_else_of_the_time_budget():
     cb = ACTCallback(ACTConfig(curriculum_steps=0.25))
-    cb.on_fit_start(_state(0, max_steps=40, minutes=5.0))
+    _fit_start(cb, _state(0, max_steps=40, minutes=5.0))
     assert (cb.until_step, cb.until_s) == (10, None)
     timed = ACTCallback(ACTConfig(curriculum_steps=0.25))
-    timed.on_fit_start(_state(0, minutes=2.0))
+    _fit_start(timed, _state(0, minutes=2.0))
     assert (timed.until_step, timed.until_s) == (None, 30.0)
     assert not _halts(timed, _state(7, elapsed_s=29.9))
     assert _halts(timed, _state(8, elapsed_s=30.1))
     assert timed.adaptive_from == 8
     log = _state(8)
-    timed.on_log(log)
+    timed.on_log(None, log)
     assert log.metrics == {"act_fixed_depth": 0.0}
 
 
 def test_the_state_keeps_the_first_resolution_and_the_switch_across_a_resume():
     cb = ACTCallback(ACTConfig(curriculum_steps=0.5))
-    cb.on_fit_start(_state(0, max_steps=20))
+    _fit_start(cb, _state(0, max_steps=20))
     assert not _halts(cb, _state(10)) and _halts(cb, _state(11))
     saved = json.loads(json.dumps(cb.state_dict()))  # JSON scalars only
     resumed = ACTCallback(ACTConfig(curriculum_steps=0.5))
     resumed.load_state_dict(saved)
-    resumed.on_fit_start(_state(11, max_steps=200))  # a resume with a longer budget keeps step 10
+    _fit_start(resumed, _state(11, max_steps=200))  # a resume with a longer budget keeps step 10
     assert (resumed.until_step, resumed.adaptive_from) == (10, 11)
     assert _halts(resumed, _state(12))
     # Halting stays adaptive once it became so, whatever the clock says after a resume.
