@@ -94,8 +94,23 @@ def test_the_docs_show_the_whole_example_file():
     assert block[:block.index("```\n")] == EXAMPLE.read_text()
 
 
-def test_the_example_passes_mypy():
+def test_the_example_passes_mypy_and_mypy_catches_a_wrong_spec(tmp_path, monkeypatch):
     api = pytest.importorskip("mypy.api", reason="mypy is not installed (pip install mypy)")
-    out, err, status = api.run(["--follow-imports=silent", "--ignore-missing-imports", "--no-error-summary",
-                                "--disallow-untyped-defs", str(EXAMPLE)])
-    assert status == 0, out + err
+    # The installed layout (models/, phases/, plugins/ inside agent_forge), which mypy cannot read
+    # through the editable install's import hook.
+    pkg = tmp_path / "path" / "agent_forge"
+    pkg.mkdir(parents=True)
+    for item in (ROOT / "agent_forge").iterdir():
+        (pkg / item.name).symlink_to(item)
+    for folder in ("models", "phases", "plugins"):
+        (pkg / folder).symlink_to(ROOT / folder)
+    monkeypatch.setenv("MYPYPATH", str(pkg.parent))
+    # A copy that registers a callback spec from the logger hook, with a logger class as its build.
+    wrong = tmp_path / "wrong_example.py"
+    wrong.write_text(EXAMPLE.read_text().replace('register(LoggerSpec("print", PrintLogger,',
+                                                 'register(CallbackSpec("print", PrintLogger,'))
+    out, err, status = api.run(["--follow-imports=silent", "--no-error-summary", "--disallow-untyped-defs",
+                                "--cache-dir", str(tmp_path / "cache"), str(EXAMPLE), str(wrong)])
+    errors = [line for line in out.splitlines() if ": error:" in line]
+    assert errors and all(line.startswith(str(wrong)) for line in errors), out + err
+    assert any('incompatible type "CallbackSpec"; expected "LoggerSpec"' in line for line in errors), out
