@@ -3,6 +3,9 @@
 Public API::
 
     from agent_forge import hookimpl, Pipeline, run_phase, load_artifact, load_model, solve
+
+Plugin authors register typed specs: ``agent_forge.specs`` (the core's kinds) and
+``agent_forge.phases.cognate`` (the Cognate phase's trainers, callbacks and variants).
 """
 
 __version__ = "0.1.0"

@@ -35,6 +35,7 @@ from typer.models import DefaultPlaceholder
 from agent_forge.errors import ConfigError, ForgeError, RunInterrupted
 from agent_forge.logging import configure_logging, console
 from agent_forge.progress import PROGRESS_LINE_EVERY_S
+from agent_forge.specs import ExportFormatSpec
 
 _state: dict[str, Any] = {"debug": False}
 
@@ -167,7 +168,7 @@ def export(path: Path = typer.Argument(..., help="An artifact manifest (.json) t
         if not HUB_ID.match(push_to_hub):  # before anything is written
             raise ConfigError(f"--push-to-hub {push_to_hub!r}: not a Hub repository id; use OWNER/NAME")
     if format_ != "hub":
-        writer = _host().get("export_format", format_).obj
+        writer = _host().get(ExportFormatSpec, format_).write
         written = writer(path, out, overwrite=overwrite)
         stdout_console().print(f"exported {path} -> {out} ({format_}: {', '.join(Path(p).name for p in written)})",
                                soft_wrap=True)

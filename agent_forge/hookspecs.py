@@ -1,16 +1,20 @@
-"""Every hook agent-forge calls: the plugin author's reference.
+"""Every hook the core calls: the plugin author's reference.
 
 Plugin authors implement these with ``from agent_forge import hookimpl``. Registration hooks
-receive a ``register`` callback instead of returning values, so the host knows which plugin
-supplied each item and can refuse a name that two plugins both claim.
-
-A plugin module needs only the hooks it uses::
+receive a ``register`` callback and call it once per item with a typed spec
+(:mod:`agent_forge.specs`), so the host knows which plugin supplied each item and can refuse a
+name that two plugins both claim::
 
     from agent_forge import hookimpl
+    from agent_forge.specs import ArchitectureSpec
 
     @hookimpl
     def forge_register_architectures(register):
-        register("my_net", build_my_net, config=MyNetConfig)
+        register(ArchitectureSpec("my_net", build_my_net, config=MyNetConfig))
+
+A phase declares the hooks that only it calls beside itself and hands them to the host with its
+:class:`~agent_forge.specs.PhaseSpec` (``hookspecs=``): Cognate's trainers, callbacks and
+variants are in :mod:`agent_forge.phases.cognate.hookspecs`. The core describes no phase.
 """
 
 from __future__ import annotations
@@ -19,108 +23,82 @@ from typing import Any, Callable
 
 import pluggy
 
+from agent_forge.specs import (ArchitectureSpec, DatasetSpec, EvaluatorSpec, ExportFormatSpec, LoggerSpec,
+                               PhaseSpec, Spec)
+
 PROJECT_NAME = "agent_forge"
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
-Register = Callable[..., None]
-
 
 @hookspec
-def forge_register_architectures(register: Register) -> None:
+def forge_register_architectures(register: Callable[[ArchitectureSpec], None]) -> None:
     """Register model architectures.
 
-    Call ``register(name, build, config=ConfigModel, description="")`` once per architecture.
-    ``ConfigModel`` is a pydantic model (use ``extra="forbid"``) holding the architecture's own
-    fields; ``build(config, task) -> torch.nn.Module`` gets a validated instance and the
-    :class:`agent_forge.contracts.TaskSpec`. The module must follow the model protocol
-    (:class:`agent_forge.models.protocol.RecursiveModel`): ``initial_carry(batch)`` and
-    ``forward(carry, batch) -> (carry, ModelOutput)``.
+    Call ``register(ArchitectureSpec(name, build, config=ConfigModel, description=""))`` once per
+    architecture. ``ConfigModel`` is a pydantic model (use ``extra="forbid"``) holding the
+    architecture's own fields; ``build(config, task) -> torch.nn.Module`` gets a validated
+    instance and the :class:`agent_forge.contracts.TaskSpec`. The module must follow the model
+    protocol (:class:`agent_forge.models.protocol.RecursiveModel`): ``n_sup``,
+    ``initial_carry(batch)`` and ``forward(carry, batch) -> (carry, ModelOutput)``.
     """
 
 
 @hookspec
-def forge_register_datasets(register: Register) -> None:
+def forge_register_datasets(register: Callable[[DatasetSpec], None]) -> None:
     """Register tasks (datasets).
 
-    Call ``register(name, build, config=ConfigModel, description="")``. ``build(config, seed)``
-    returns :class:`agent_forge.data.TaskData`: the train and eval splits plus the ``TaskSpec``.
-    It must not download anything: generate data, or read local files named in the config.
+    Call ``register(DatasetSpec(name, build, config=ConfigModel, generate=None, file_stats=None,
+    description=""))``. ``build(config, seed)`` returns :class:`agent_forge.data.TaskData`: the
+    train and eval splits plus the ``TaskSpec``. It must not download anything: generate data, or
+    read local files named in the config. ``generate`` and ``file_stats`` (optional) serve
+    ``forge data generate`` and ``forge data stats``.
     """
 
 
 @hookspec
-def forge_register_trainers(register: Register) -> None:
-    """Register trainers.
-
-    Call ``register(name, build, config=ConfigModel, description="")``. ``build(config)`` returns
-    an object with ``fit(ctx) -> FitResult`` (see :mod:`agent_forge.phases.cognate.trainer`).
-    """
-
-
-@hookspec
-def forge_register_evaluators(register: Register) -> None:
+def forge_register_evaluators(register: Callable[[EvaluatorSpec], None]) -> None:
     """Register evaluators.
 
-    Call ``register(name, evaluate, description="")``. ``evaluate(model, task_data, ctx) ->
-    dict[str, float]`` returns named metrics for the split ``ctx.split`` of ``task_data``;
-    ``ctx`` is an :class:`agent_forge.phases.common.evaluation.EvalContext`, whose
+    Call ``register(EvaluatorSpec(name, evaluate, description=""))``. ``evaluate(model,
+    task_data, ctx) -> dict[str, float]`` returns named metrics for the split ``ctx.split`` of
+    ``task_data``; ``ctx`` is an :class:`agent_forge.phases.common.evaluation.EvalContext`, whose
     ``predictions()`` runs the model once and is shared by every evaluator.
     """
 
 
 @hookspec
-def forge_register_callbacks(register: Register) -> None:
-    """Register training callbacks (EMA, early stop, ACT, memory, ...).
-
-    Call ``register(name, build, config=ConfigModel, description="")``. ``build(config)`` returns
-    an object implementing any of the methods named by :class:`agent_forge.events.Event`
-    (each takes the mutable ``TrainState``), and optionally ``state_dict()`` /
-    ``load_state_dict(state)`` so that ``--resume`` restores it (``state_dict()`` runs on every
-    rank of a multi-process run; rank 0's is written), and ``eval_weights(state)`` to have other
-    weights evaluated beside the raw ones (docs/plugins.md).
-    """
-
-
-@hookspec
-def forge_register_loggers(register: Register) -> None:
+def forge_register_loggers(register: Callable[[LoggerSpec], None]) -> None:
     """Register metrics loggers (TensorBoard, W&B, MLflow, files, ...).
 
-    Call ``register(name, build, config=ConfigModel | None, description="")``.
-    ``build(config, run_dir)`` returns an :class:`agent_forge.loggers.Logger` (subclass it and
-    override ``start(config, resume_step=)``, ``log_metrics(kind, step, metrics)``,
-    ``log_image(tag, path, step)``, ``finish(status)``). A run selects loggers with
+    Call ``register(LoggerSpec(name, build, config=ConfigModel | None, check_available=None,
+    description=""))``. ``build(config, run_dir)`` returns an :class:`agent_forge.loggers.Logger`
+    (subclass it and override ``start(config, resume_step=)``, ``log_metrics(kind, step,
+    metrics)``, ``log_image(tag, path, step)``, ``finish(status)``). A run selects loggers with
     ``--logger a,b`` or its config's ``loggers`` section; only rank 0 of a multi-process run
     logs, and a logger that raises is dropped with a warning while the run goes on.
     """
 
 
 @hookspec
-def forge_register_variants(register: Register) -> None:
-    """Register variants: named, complete phase configs.
-
-    Call ``register(name, spec, description="")`` where ``spec`` is a plain dict with the
-    sections ``model``, ``task``, ``trainer``, ``callbacks`` (and optionally ``evaluators``),
-    exactly as ``--config FILE`` would hold them. It is validated when used.
-    """
-
-
-@hookspec
-def forge_register_phases(register: Register) -> None:
+def forge_register_phases(register: Callable[[PhaseSpec], None]) -> None:
     """Register pipeline phases.
 
-    Call ``register(name, phase_class, description="")``. The class follows
-    :class:`agent_forge.runner.Phase`: ``phase_class(host).run(ctx) -> PhaseResult``.
+    Call ``register(PhaseSpec(name, phase_class, hookspecs=(), description=""))``. The class
+    follows :class:`agent_forge.runner.Phase`: ``phase_class(host).run(ctx) -> PhaseResult``.
+    ``hookspecs`` are the modules of hooks the phase itself calls; the host adds them (pluggy's
+    ``add_hookspecs``) before it checks the plugins' hook implementations, so a plugin may
+    implement a phase's hooks exactly like the core's.
     """
 
 
 @hookspec
-def forge_register_export_formats(register: Register) -> None:
+def forge_register_export_formats(register: Callable[[ExportFormatSpec], None]) -> None:
     """Register formats ``forge export ARTIFACT DIR --format NAME`` can write.
 
-    Call ``register(name, write, description="")``. ``write(manifest, out, *, overwrite) ->
-    list[Path]`` gets the path of an artifact manifest (not yet verified: call
+    Call ``register(ExportFormatSpec(name, write, description=""))``. ``write(manifest, out, *,
+    overwrite) -> list[Path]`` gets the path of an artifact manifest (not yet verified: call
     :func:`agent_forge.checkpoint.verify_artifact` or :func:`agent_forge.load_artifact` first),
     the folder to write, and whether the user allowed writing into a non-empty one; it returns
     the files it wrote. The core's own format, ``hub`` (the Hugging Face layout), is the default.
@@ -168,15 +146,13 @@ def forge_artifact_saved(artifact: Any) -> None:
     """Observe a hand-off artifact written; ``artifact`` is its ``ModelArtifact``."""
 
 
-#: Registration hooks, in the order the host calls them, with the kind each one fills.
-REGISTRATION_HOOKS: dict[str, str] = {
-    "forge_register_architectures": "architecture",
-    "forge_register_datasets": "dataset",
-    "forge_register_trainers": "trainer",
-    "forge_register_evaluators": "evaluator",
-    "forge_register_callbacks": "callback",
-    "forge_register_loggers": "logger",
-    "forge_register_variants": "variant",
-    "forge_register_phases": "phase",
-    "forge_register_export_formats": "export_format",
+#: The core's registration hooks, in the order the host calls them, with the spec each takes.
+#: Phases first: a phase's ``hookspecs`` add its own registration hooks, called after these.
+REGISTRATION_HOOKS: dict[str, type[Spec]] = {
+    "forge_register_phases": PhaseSpec,
+    "forge_register_architectures": ArchitectureSpec,
+    "forge_register_datasets": DatasetSpec,
+    "forge_register_evaluators": EvaluatorSpec,
+    "forge_register_loggers": LoggerSpec,
+    "forge_register_export_formats": ExportFormatSpec,
 }

@@ -11,14 +11,20 @@ from agent_forge.checkpoint import load_artifact
 from agent_forge.config import validate
 from agent_forge.contracts import ModelArtifact
 from agent_forge.errors import ArtifactError
+from agent_forge.models.protocol import RecursiveModel
+from agent_forge.specs import ArchitectureSpec
 
 
 def build_model(host: Any, artifact: ModelArtifact, state: dict[str, torch.Tensor],
                 where: str | Path = "artifact") -> torch.nn.Module:
     """The artifact's architecture built from its config and task, with ``state`` loaded strictly."""
-    reg = host.get("architecture", artifact.architecture)
+    reg = host.get(ArchitectureSpec, artifact.architecture)
     cfg = validate(reg.config, artifact.architecture_config, "architecture_config")
-    model = reg.obj(cfg, artifact.task)
+    model = reg.build(cfg, artifact.task)
+    if not isinstance(model, RecursiveModel):  # every reader of a loaded model relies on it (n_sup, ...)
+        raise ArtifactError(f"{where}: architecture {artifact.architecture!r} built a {type(model).__name__}, which"
+                            " does not follow the model protocol (n_sup, initial_carry(batch), forward(carry,"
+                            " batch)); see docs/plugins.md")
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:

@@ -1,7 +1,8 @@
 """Metrics loggers: where a run's config, metrics rows, evaluations and images go.
 
-A logger plugin registers ``register(name, build, config=Model | None)`` through
-``forge_register_loggers``; ``build(config, run_dir)`` returns a :class:`Logger`. A phase
+A logger plugin registers ``register(LoggerSpec(name, build, config=Model | None,
+check_available=None))`` through ``forge_register_loggers``; ``build(config, run_dir)`` returns a
+:class:`Logger`. A phase
 builds the loggers its config names and calls them through a :class:`LoggerSet`, which fans
 each call out and keeps a run alive when one logger fails (the failure is logged once and that
 logger is dropped): a broken dashboard must never cost a training run.
@@ -14,9 +15,10 @@ file store). In a multi-process run only rank 0 logs.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from agent_forge.logging import get_logger
+from agent_forge.specs import LoggerSpec
 
 
 class Logger:
@@ -26,13 +28,6 @@ class Logger:
     during training) or ``"final"`` (the evaluation at the end). Metric names are slash-separated
     (``loss/lm``, ``ema/exact_accuracy``); values are floats.
     """
-
-    @classmethod
-    def check_available(cls) -> None:
-        """Raise a ConfigError if this logger cannot run here (its package is not installed).
-
-        Called before the run folder is made, so a missing package refuses the run instead of
-        failing it after it started. Optional: a logger without it is assumed to be available."""
 
     def start(self, config: dict[str, Any], *, resume_step: int | None = None) -> None:
         """The run begins. ``config`` is the resolved config; ``resume_step`` is the step a
@@ -48,12 +43,12 @@ class Logger:
         """The run ended (``completed``, ``stopped``, ``failed``, ``interrupted``); flush and close."""
 
 
-def check_loggers_available(builds: dict[str, Any]) -> None:
-    """Call ``check_available()`` of every logger ``{name: registered build}`` that has one."""
-    for build in builds.values():
-        check = getattr(build, "check_available", None)
-        if callable(check):
-            check()
+def check_loggers_available(specs: Iterable[LoggerSpec]) -> None:
+    """Call the ``check_available`` of every logger spec that has one: before the run folder is
+    made, so a missing package refuses the run instead of failing it after it started."""
+    for spec in specs:
+        if spec.check_available is not None:
+            spec.check_available()
 
 
 class LoggerSet(Logger):

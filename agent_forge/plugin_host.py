@@ -1,8 +1,10 @@
 """The plugin host: built-ins and entry-point plugins, registered through the same hooks.
 
-``load_plugins()`` returns a :class:`PluginHost` that holds, per kind (architecture, dataset,
-...), every registered :class:`Registration` with the plugin that supplied it. A plugin that
-fails to import or raises while registering is recorded in ``host.failures`` and skipped;
+``load_plugins()`` returns a :class:`PluginHost` that holds, per spec type
+(:class:`~agent_forge.specs.ArchitectureSpec`, :class:`~agent_forge.specs.DatasetSpec`, ...,
+and those a phase adds), every registered spec with the plugin that supplied it; look one up
+typed with ``host.get(DatasetSpec, "sudoku4")``. A plugin that fails to import, registers a
+malformed spec or raises while registering is recorded in ``host.failures`` and skipped;
 everything else keeps working.
 """
 
@@ -14,12 +16,14 @@ import importlib.metadata as md
 import os
 import traceback
 from dataclasses import dataclass, field
-from typing import Any
+from types import ModuleType
+from typing import Any, TypeVar, cast
 
 import pluggy
 
 from agent_forge import hookspecs
 from agent_forge.errors import ForgeError
+from agent_forge.specs import PhaseSpec, Spec
 
 ENTRY_POINT_GROUP = "agent_forge"
 #: Comma-separated plugin names to block (built-in module names or entry-point names).
@@ -51,21 +55,27 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "agent_forge.plugins.official",
 )
 
+S = TypeVar("S", bound=Spec)
+
 
 class PluginError(ForgeError):
-    """A registration conflict or an unknown name."""
+    """A registration conflict, a malformed registration or an unknown name."""
 
 
 @dataclass(frozen=True)
 class Registration:
-    """One named thing a plugin registered."""
+    """One spec a plugin registered, and the plugin."""
 
-    kind: str
-    name: str
-    obj: Any
+    spec: Spec
     plugin: str
-    config: type | None = None
-    description: str = ""
+
+    @property
+    def kind(self) -> str:
+        return type(self.spec).kind
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
 
 
 @dataclass(frozen=True)
@@ -92,26 +102,34 @@ class PluginFailure:
 
 @dataclass
 class PluginHost:
-    """Registered items by kind, the loaded plugins, and those that failed."""
+    """Registered specs by type, the loaded plugins, and those that failed."""
 
     pm: pluggy.PluginManager
     plugins: dict[str, PluginInfo] = field(default_factory=dict)
     failures: list[PluginFailure] = field(default_factory=list)
-    registry: dict[str, dict[str, Registration]] = field(default_factory=dict)
+    registry: dict[type[Spec], dict[str, Registration]] = field(default_factory=dict)
+    #: Registration hook name -> the spec type it takes: the core's, then those phases added.
+    registration_hooks: dict[str, type[Spec]] = field(default_factory=lambda: dict(hookspecs.REGISTRATION_HOOKS))
+    #: The hook-spec modules the registered phases added.
+    phase_hookspecs: list[ModuleType] = field(default_factory=list)
 
     @property
     def hook(self) -> Any:
         return self.pm.hook
 
-    def items(self, kind: str) -> dict[str, Registration]:
-        return self.registry.get(kind, {})
+    def items(self, spec_type: type[S]) -> dict[str, S]:
+        """Every registered spec of ``spec_type``, by name."""
+        return {name: cast(S, reg.spec) for name, reg in self.registry.get(spec_type, {}).items()}
 
-    def get(self, kind: str, name: str) -> Registration:
-        """The registration ``name`` of ``kind``, or an error listing what exists."""
-        items = self.items(kind)
-        if name in items:
-            return items[name]
-        known = sorted(items)
+    def get(self, spec_type: type[S], name: str) -> S:
+        """The spec ``name`` of ``spec_type``, or an error listing what exists."""
+        regs = self.registry.get(spec_type, {})
+        if name in regs:
+            spec = regs[name].spec
+            assert isinstance(spec, spec_type)  # registration checked it
+            return spec
+        kind = spec_type.kind
+        known = sorted(regs)
         hint = difflib.get_close_matches(name, known, n=1)
         did_you_mean = f" Did you mean {hint[0]!r}?" if hint else ""
         raise PluginError(
@@ -119,36 +137,65 @@ class PluginHost:
             f" (`forge plugins` lists them with the plugin that supplied each.)"
         )
 
+    def plugin_of(self, spec_type: type[Spec], name: str) -> str:
+        """The plugin that registered ``name`` of ``spec_type`` (an unknown name raises as :meth:`get`)."""
+        self.get(spec_type, name)
+        return self.registry[spec_type][name].plugin
+
     def registered_by(self, plugin: str) -> list[Registration]:
         return [r for items in self.registry.values() for r in items.values() if r.plugin == plugin]
 
     # -- registration -------------------------------------------------------------------
-    def _register_from(self, hook_name: str, kind: str) -> None:
-        caller = getattr(self.pm.hook, hook_name)
+    def _register_from(self, hook_name: str, spec_type: type[Spec]) -> None:
+        caller = getattr(self.pm.hook, hook_name, None)
+        if caller is None:  # nobody implements it
+            return
         for impl in caller.get_hookimpls():  # registration order: built-ins first, so they keep their names
             plugin = impl.plugin_name
             staged: list[Registration] = []
 
-            def register(name: str, obj: Any, config: type | None = None, description: str = "",
-                         *, _staged: list[Registration] = staged, _plugin: str = plugin) -> None:
-                if not isinstance(name, str) or not name:
-                    raise PluginError(f"plugin {_plugin!r} registered a {kind} with an empty or non-string name")
-                _staged.append(Registration(kind, name, obj, _plugin, config, description))
+            def register(*args: Any, _staged: list[Registration] = staged, _plugin: str = plugin,
+                         **kwargs: Any) -> None:
+                spec = args[0] if len(args) == 1 and not kwargs else None
+                if not isinstance(spec, spec_type):
+                    raise PluginError(_wrong_call(_plugin, hook_name, spec_type, args, kwargs))
+                _staged.append(Registration(spec, _plugin))
 
             try:
                 impl.function(register=register)
-                items = self.registry.setdefault(kind, {})
+                items = self.registry.setdefault(spec_type, {})
                 for reg in staged:
                     if reg.name in items:
                         other = items[reg.name].plugin
                         raise PluginError(
-                            f"{kind} {reg.name!r} is registered by both {other!r} and {reg.plugin!r};"
+                            f"{spec_type.kind} {reg.name!r} is registered by both {other!r} and {reg.plugin!r};"
                             f" rename one, or block one with {DISABLE_ENV}={reg.plugin}"
                         )
                 for reg in staged:
                     items[reg.name] = reg
             except Exception as exc:  # a broken plugin is reported, never fatal
                 self._fail(plugin, exc)
+
+    def _add_phase_hookspecs(self) -> None:
+        """Add the hook specs each registered phase brings (pluggy's ``add_hookspecs``), and the
+        registration hooks among them, so the plugins' implementations of them are checked and
+        called like the core's."""
+        for reg in list(self.registry.get(PhaseSpec, {}).values()):
+            assert isinstance(reg.spec, PhaseSpec)
+            for module in reg.spec.hookspecs:
+                if module in self.phase_hookspecs:  # two phases may share one module
+                    continue
+                try:
+                    self.pm.add_hookspecs(module)
+                    self.phase_hookspecs.append(module)
+                except pluggy.PluginValidationError as exc:  # an implementation with the wrong arguments
+                    self.phase_hookspecs.append(module)  # its specs were set before the check failed
+                    self._fail(self.pm.get_name(exc.plugin) or "unknown", exc)
+                except Exception as exc:
+                    self._fail(reg.plugin, exc)
+                    continue
+                for hook_name, spec_type in getattr(module, "REGISTRATION_HOOKS", {}).items():
+                    self.registration_hooks.setdefault(hook_name, spec_type)
 
     def _fail(self, plugin: str, exc: BaseException) -> None:
         info = self.plugins.get(plugin, PluginInfo(plugin, "unknown"))
@@ -163,6 +210,22 @@ class PluginHost:
                 del items[name]
         if self.pm.is_registered(self.pm.get_plugin(plugin)):
             self.pm.unregister(name=plugin)
+
+
+def _wrong_call(plugin: str, hook_name: str, spec_type: type[Spec], args: tuple[Any, ...],
+                kwargs: dict[str, Any]) -> str:
+    """What to write instead: ``register(...)`` takes one spec of the hook's type."""
+    where = spec_type.__module__.removesuffix(".hookspecs")  # a phase exports its specs from its package
+    fix = (f"call register({spec_type.__name__}(...)) with one {spec_type.signature()}"
+           f" (from {where} import {spec_type.__name__})")
+    if len(args) == 1 and not kwargs and isinstance(args[0], Spec):
+        return f"plugin {plugin!r}: {hook_name} got a {type(args[0]).__name__}; {fix}"
+    if args and isinstance(args[0], str):
+        # The 0.1 form register(name, obj, config=..., description=...): no adapter, a clear fix.
+        return (f"plugin {plugin!r}: {hook_name} called register({args[0]!r}, ...) with the old arguments"
+                f" (name, object, config=, description=), which this version no longer takes; {fix}."
+                f" docs/plugins.md, \"Migration notes\", shows the change")
+    return f"plugin {plugin!r}: {hook_name} called register() with {len(args)} arguments; {fix}"
 
 
 def _disabled() -> set[str]:
@@ -219,6 +282,10 @@ def load_plugins(
             except Exception as exc:
                 host._fail(ep.name, exc)
 
+    # The phases first: the hooks they add must be known before the plugins' hooks are checked.
+    host._register_from("forge_register_phases", PhaseSpec)
+    host._add_phase_hookspecs()
+
     # A hook implementation with a misspelled name: fail the plugin that has it, then look again.
     for _ in range(len(host.plugins) + 1):
         try:
@@ -227,8 +294,9 @@ def load_plugins(
         except pluggy.PluginValidationError as exc:
             host._fail(pm.get_name(exc.plugin) or "unknown", exc)
 
-    for hook_name, kind in hookspecs.REGISTRATION_HOOKS.items():
-        host._register_from(hook_name, kind)
+    for hook_name, spec_type in host.registration_hooks.items():
+        if spec_type is not PhaseSpec:
+            host._register_from(hook_name, spec_type)
     return host
 
 

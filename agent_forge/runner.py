@@ -31,6 +31,7 @@ from agent_forge.contracts import PhaseResult
 from agent_forge.errors import ArgumentTypeError, ConfigError, ForgeError, RunInterrupted
 from agent_forge.logging import get_logger
 from agent_forge.plugin_host import PluginHost, get_host
+from agent_forge.specs import PhaseSpec
 
 
 class RunOptions(StrictModel):
@@ -113,6 +114,12 @@ class Phase:
 
     def __init__(self, host: PluginHost) -> None:
         self.host = host
+
+    def variant_config(self, name: str) -> dict[str, Any]:
+        """The variant ``name`` as plain config data (a phase with variants looks them up among
+        the plugins, which register them through a hook the phase declares). The base has none."""
+        raise ConfigError(f"--variant {name}: phase {self.name!r} has no variants; leave --variant out and set"
+                          f" its fields with --set KEY=VALUE (or --config FILE)")
 
     def apply_run_options(self, raw: dict[str, Any], options: RunOptions) -> dict[str, Any]:
         """Turn the generic run options into this phase's own config; return the new ``raw``.
@@ -202,7 +209,7 @@ def resolve_raw_config(host: PluginHost, phase: Phase, options: RunOptions) -> d
                           f" out and set its fields with --set KEY=VALUE (or --config FILE)")
     variant = options.variant or type(phase).default_variant
     if variant is not None:
-        raw = deep_merge({}, host.get("variant", variant).obj)
+        raw = deep_merge({}, phase.variant_config(variant))
     if options.config_file is not None:
         raw = deep_merge(raw, load_config_file(options.config_file))
     raw = phase.apply_run_options(raw, options)
@@ -214,7 +221,7 @@ class PhaseRunner:
         self.host = host or get_host()
 
     def phase_class(self, name: str) -> type[Phase]:
-        return self.host.get("phase", name).obj
+        return self.host.get(PhaseSpec, name).phase_class
 
     def prepare(self, name: str, options: RunOptions) -> tuple[Phase, dict[str, Any], Any]:
         phase = self.phase_class(name)(self.host)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from agent_forge.errors import ConfigError
+from agent_forge.specs import PhaseSpec
 
 
 def solve(artifact: str | Path, puzzle: str, *, samples: int = 1, noise: float | None = None, select: str = "q",
@@ -33,6 +34,6 @@ def solve(artifact: str | Path, puzzle: str, *, samples: int = 1, noise: float |
     host = host or get_host()
     manifest = manifest_file(artifact)
     meta, _ = load_artifact(manifest)
-    phase = host.get("phase", meta.phase).obj(host)
+    phase = host.get(PhaseSpec, meta.phase).phase_class(host)
     return phase.solve(manifest, puzzle, samples=samples, noise=noise, select=select, augment=augment, seed=seed,
                        early_exit=early_exit, n_sup=n_sup, device=device, trajectories=trajectories)

@@ -26,6 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from agent_forge.phases.cognate import Callback
+from agent_forge.phases.cognate.callback import CallbackList
+
 GB = 2**30
 
 
@@ -40,7 +43,7 @@ def reset_peak() -> None:
     Path("/proc/self/clear_refs").write_text("5")
 
 
-class Probe:
+class Probe(Callback):
     """A callback that records the peak RSS of each part of a step and resets it."""
 
     def __init__(self) -> None:
@@ -52,17 +55,17 @@ class Probe:
         self.rows.append({"step": self.step, "part": part, "peak_gb": round(peak, 3), "rss_after_gb": round(now, 3)})
         reset_peak()
 
-    def on_step_start(self, state) -> None:
+    def on_step_start(self, trainer, state) -> None:
         self.step = state.step + 1
         self.mark("before the step (refill)")
 
-    def on_loss(self, state) -> None:
+    def on_loss(self, trainer, state) -> None:
         self.mark("forward + loss")
 
-    def on_after_backward(self, state) -> None:
+    def on_after_backward(self, trainer, state) -> None:
         self.mark("backward")
 
-    def on_step_end(self, state) -> None:
+    def on_step_end(self, trainer, state) -> None:
         self.mark("optimizer step + EMA update")
 
 
@@ -80,6 +83,7 @@ def breakdown(variant: str, steps: int, overrides: list[str]) -> dict:
     probe = Probe()
     probe.mark("model, data, EMA copy")
     b.state.callbacks["memory_probe"] = probe
+    b.trainer.callbacks = CallbackList(b.state.callbacks)  # the trainer fires the list it holds
     walls = []
     for _ in range(steps):
         t = time.perf_counter()

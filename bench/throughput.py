@@ -63,10 +63,11 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from agent_forge.config import apply_overrides
-from agent_forge.events import Event
 from agent_forge.phases.cognate.phase import build_model, validate_cognate
 from agent_forge.phases.cognate.fit import FitContext
 from agent_forge.plugin_host import load_plugins
+from agent_forge.phases.cognate import CallbackSpec, TrainerSpec, VariantSpec
+from agent_forge.specs import DatasetSpec
 
 #: Named workloads: a variant and the overrides that give it another model's exact work.
 SHAPES: dict[str, tuple[str, list[str]]] = {
@@ -165,19 +166,19 @@ class Bench:
 
 
 def build(host, variant: str, overrides: list[str]) -> Bench:
-    spec = host.get("variant", variant).obj
+    spec = host.get(VariantSpec, variant).config
     cfg = validate_cognate(host, apply_overrides(spec, ["trainer.max_steps=1000000", *overrides]))
-    task = host.get("dataset", cfg.task_name).obj(cfg.task, cfg.data_seed)
+    task = host.get(DatasetSpec, cfg.task_name).build(cfg.task, cfg.data_seed)
     torch.manual_seed(0)
     model = build_model(host, cfg, task.spec, 0)
-    trainer = host.get("trainer", cfg.trainer_name).obj(cfg.trainer)
-    callbacks = {n: host.get("callback", n).obj(c) for n, c in cfg.callbacks.items()}
+    trainer = host.get(TrainerSpec, cfg.trainer_name).build(cfg.trainer)
+    callbacks = {n: host.get(CallbackSpec, n).build(c) for n, c in cfg.callbacks.items()}
     ctx = FitContext(model=model, task=task, run_dir=None, seed=0, callbacks=callbacks, host=host, progress=False)
     default_threads = torch.get_num_threads()
     state = trainer._state(ctx)
     if cfg.trainer.compile:
         trainer.compile_for_training(state)
-    trainer._fire(state, Event.FIT_START)
+    trainer.callbacks.on_fit_start(trainer, state)
     threads = cfg.trainer.threads or default_threads
     torch.set_num_threads(default_threads)
     return Bench(cfg, trainer, state, threads)

@@ -8,13 +8,14 @@ error) and ``build(config, task_spec)``, which turns the task spec into construc
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from agent_forge import hookimpl
 from agent_forge.config import config_from_dataclass
 from agent_forge.contracts import TaskSpec
 from agent_forge.models.transformer import TransformerBaseline, TransformerConfig
 from agent_forge.models.trm import TRMConfig, TRMEnhancedCognate
+from agent_forge.specs import ArchitectureSpec
 
 
 class TRMSettings(config_from_dataclass(TRMConfig)):
@@ -47,8 +48,8 @@ def build_transformer(config: TransformerSettings, task: TaskSpec) -> Transforme
 
 
 @hookimpl
-def forge_register_architectures(register):
-    register("trm", build_trm, config=TRMSettings,
-             description="Tiny Recursive Model: one shared net refining answer y and latent z")
-    register("transformer", build_transformer, config=TransformerSettings,
-             description="Non-recursive baseline: n_layers blocks applied once")
+def forge_register_architectures(register: Callable[[ArchitectureSpec], None]) -> None:
+    register(ArchitectureSpec("trm", build_trm, config=TRMSettings,
+                              description="Tiny Recursive Model: one shared net refining answer y and latent z"))
+    register(ArchitectureSpec("transformer", build_transformer, config=TransformerSettings,
+                              description="Non-recursive baseline: n_layers blocks applied once"))

@@ -23,11 +23,12 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from agent_forge import hookimpl
+from agent_forge.specs import EvaluatorSpec
 
 
 def _scored(task: Any, split: Any) -> torch.Tensor:
@@ -134,11 +135,14 @@ def samples(model: Any, task: Any, ctx: Any) -> dict[str, float]:
 
 
 @hookimpl
-def forge_register_evaluators(register):
-    register("exact", exact, description="Whole-answer accuracy after all supervision steps")
-    register("token", token, description="Accuracy on blank cells (puzzles) or scored tokens")
-    register("halting", halting, description="Mean halting step and accuracy of the Q-head's decision")
-    register("official", official, description="The official TRM code's accuracy (per-example token accuracy,"
-             " averaged over examples) and exact_accuracy")
-    register("loss", loss, description="Eval cross-entropy and perplexity")
-    register("samples", samples, description="Greedy text continuations (samples.json), match rate, distinct bigrams")
+def forge_register_evaluators(register: Callable[[EvaluatorSpec], None]) -> None:
+    for name, evaluate, description in (
+        ("exact", exact, "Whole-answer accuracy after all supervision steps"),
+        ("token", token, "Accuracy on blank cells (puzzles) or scored tokens"),
+        ("halting", halting, "Mean halting step and accuracy of the Q-head's decision"),
+        ("official", official, "The official TRM code's accuracy (per-example token accuracy, averaged over"
+                               " examples) and exact_accuracy"),
+        ("loss", loss, "Eval cross-entropy and perplexity"),
+        ("samples", samples, "Greedy text continuations (samples.json), match rate, distinct bigrams"),
+    ):
+        register(EvaluatorSpec(name, evaluate, description=description))

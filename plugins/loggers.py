@@ -11,7 +11,7 @@ import csv
 import json
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 from pydantic import Field
 
@@ -20,6 +20,7 @@ from agent_forge.checkpoint import atomic_write_bytes
 from agent_forge.config import StrictModel
 from agent_forge.errors import ConfigError
 from agent_forge.loggers import Logger
+from agent_forge.specs import LoggerSpec
 
 
 def _require(module: str, install: str, logger: str) -> Any:
@@ -208,10 +209,13 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 @hookimpl
-def forge_register_loggers(register):
-    register("jsonl", JsonlLogger, description="metrics.jsonl: the run's own record (report, forge runs)")
-    register("csv", CsvLogger, description="metrics.csv in long form: kind,step,metric,value")
-    register("tensorboard", TensorBoardLogger, config=TensorBoardConfig,
-             description="TensorBoard event files under tensorboard/")
-    register("wandb", WandbLogger, config=WandbConfig, description="Weights & Biases, offline (extra: wandb)")
-    register("mlflow", MlflowLogger, config=MlflowConfig, description="MLflow, local file store (extra: mlflow)")
+def forge_register_loggers(register: Callable[[LoggerSpec], None]) -> None:
+    register(LoggerSpec("jsonl", JsonlLogger, description="metrics.jsonl: the run's own record (report, forge runs)"))
+    register(LoggerSpec("csv", CsvLogger, description="metrics.csv in long form: kind,step,metric,value"))
+    register(LoggerSpec("tensorboard", TensorBoardLogger, config=TensorBoardConfig,
+                        check_available=TensorBoardLogger.check_available,
+                        description="TensorBoard event files under tensorboard/"))
+    register(LoggerSpec("wandb", WandbLogger, config=WandbConfig, check_available=WandbLogger.check_available,
+                        description="Weights & Biases, offline (extra: wandb)"))
+    register(LoggerSpec("mlflow", MlflowLogger, config=MlflowConfig, check_available=MlflowLogger.check_available,
+                        description="MLflow, local file store (extra: mlflow)"))

@@ -9,9 +9,10 @@ The ``lm_*`` presets are causal language models (configs A-D of seed 002).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from agent_forge import hookimpl
+from agent_forge.phases.cognate.hookspecs import VariantSpec
 
 SUDOKU6 = {"name": "sudoku6"}
 PUZZLE_EVALUATORS = ["exact", "token", "halting"]
@@ -160,6 +161,6 @@ VARIANTS: dict[str, tuple[dict[str, Any], str]] = {
 
 
 @hookimpl
-def forge_register_variants(register):
+def forge_register_variants(register: Callable[[VariantSpec], None]) -> None:
     for name, (spec, description) in VARIANTS.items():
-        register(name, spec, description=description)
+        register(VariantSpec(name, spec, description=description))

@@ -1,5 +1,7 @@
 """Helpers shared by the tests (importable because pytest puts tests/ on sys.path)."""
 
+from agent_forge.phases.cognate import Callback, CallbackSpec
+
 #: Overrides that make any Cognate variant train in about a second.
 TINY = [
     "task.name=sudoku4", "task.train_count=64", "task.eval_count=32", "task.blanks=[6, 8]",
@@ -49,7 +51,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class RowRecorder:
+class RowRecorder(Callback):
     """A training callback that records the puzzles this rank started, per step, and how many
     parameter, optimizer and EMA elements this rank holds (test only)."""
 
@@ -57,18 +59,18 @@ class RowRecorder:
         self.rows: list[list[bytes]] = []
         self.sizes: dict[str, int] = {}
 
-    def on_fit_start(self, state) -> None:
+    def on_fit_start(self, trainer, state) -> None:
         self.sizes["params_local"] = sum(_local(p).numel() for p in state.model.parameters())
         self.sizes["params_full"] = sum(p.numel() for p in state.model.parameters())
 
-    def on_fit_end(self, state) -> None:
+    def on_fit_end(self, trainer, state) -> None:
         moments = [s["exp_avg"] for s in state.optimizer.state.values()]
         self.sizes["adam_moment_local"] = sum(_local(m).numel() for m in moments)
         ema = state.callbacks.get("ema")
         if ema is not None:
             self.sizes["ema_local"] = sum(_local(t).numel() for t in ema.shadow.values())
 
-    def on_step_start(self, state) -> None:
+    def on_step_start(self, trainer, state) -> None:
         rows = state.rows
         fresh = state.fresh[rows]
         inputs = state.batch["inputs"][rows][fresh]
@@ -101,7 +103,7 @@ def _register_recorder():
     class Plugin:
         @hookimpl
         def forge_register_callbacks(self, register):
-            register("record_rows", _RecorderPlugin._make, config=Empty)
+            register(CallbackSpec("record_rows", _RecorderPlugin._make, config=Empty))
 
     return Plugin()
 

@@ -12,6 +12,7 @@ pyproject.toml (``models/`` is ``agent_forge.models``, and so on).
 from __future__ import annotations
 
 import ast
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -219,4 +220,69 @@ def test_the_checker_reads_files_through_the_package_dir_mapping(tmp_path):
     (tmp_path / "models" / "net.py").write_text("import os\n\n\ndef f():\n    from agent_forge import config\n")
     assert check_tree(tmp_path) == [
         f"models/net.py:5: imports agent_forge — rule: {RULES[1].words}",
+    ]
+
+
+# -- hook specs: each layer declares the hooks it calls ----------------------------------------
+HOOKSPEC_RULE = ("no phase hook spec in the core: a hook only a phase calls is declared in that phase and added"
+                 " with its PhaseSpec(hookspecs=...)")
+#: A phase named in a core hook spec: a phase package (shared code in phases.common is not one).
+PHASE_MENTION = re.compile(r"\bagent_forge\.phases\.(?!common\b)[a-z_]+|\bphases/(?!common/)[a-z_]+/")
+
+
+def hookspecs_in(source: str) -> list[tuple[int, str, str]]:
+    """(line, hook name, signature and docstring) of every ``@hookspec`` function in ``source``."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.FunctionDef) and any(
+                (isinstance(d, ast.Name) and d.id == "hookspec")
+                or (isinstance(d, ast.Attribute) and d.attr == "hookspec")
+                or (isinstance(d, ast.Call) and getattr(d.func, "id", getattr(d.func, "attr", "")) == "hookspec")
+                for d in node.decorator_list):
+            text = ast.unparse(node.args) + " " + (ast.unparse(node.returns) if node.returns else "")
+            found.append((node.lineno, node.name, text + " " + (ast.get_docstring(node) or "")))
+    return found
+
+
+def check_hookspecs(sources: dict[str, tuple[str, str]]) -> list[str]:
+    """``{module: (source, where)}`` -> violations: a core hook spec that names a phase, and a
+    hook declared in two places."""
+    out: list[str] = []
+    declared: dict[str, list[str]] = {}
+    for module, (source, where) in sources.items():
+        for line, name, text in hookspecs_in(source):
+            declared.setdefault(name, []).append(f"{where}:{line}")
+            mention = PHASE_MENTION.search(text)
+            if layer(module) == CORE and mention:
+                out.append(f"{where}:{line}: hook spec {name} describes {mention.group(0)} — rule: {HOOKSPEC_RULE}")
+    for name, places in sorted(declared.items()):
+        if len(places) > 1:
+            out.append(f"{places[1]}: hook spec {name} is also declared at {places[0]} — rule: one declaration per hook")
+    return out
+
+
+def test_no_phase_hook_spec_in_the_core():
+    sources = {m: (p.read_text(), str(p.relative_to(ROOT))) for m, p in source_modules().items()}
+    violations = check_hookspecs(sources)
+    if violations:
+        pytest.fail("hook spec violations:\n" + "\n".join(violations), pytrace=False)
+    # The Cognate hooks are where the rule puts them, and the core has no training events.
+    cognate = {name for _, name, _ in hookspecs_in(sources["agent_forge.phases.cognate.hookspecs"][0])}
+    assert cognate == {"forge_register_trainers", "forge_register_callbacks", "forge_register_variants"}
+    assert "agent_forge.events" not in sources
+
+
+def test_the_hookspec_checker_catches_a_phase_in_the_core():
+    core = ('@hookspec\ndef forge_register_trainers(register):\n'
+            '    """See :mod:`agent_forge.phases.cognate.trainer`."""\n'
+            '@hookspec\ndef forge_register_evaluators(register):\n'
+            '    """ctx is an agent_forge.phases.common.evaluation.EvalContext."""\n')
+    phase = '@hookspec\ndef forge_register_trainers(register):\n    """Trainers."""\n'
+    found = check_hookspecs({"agent_forge.hookspecs": (core, "agent_forge/hookspecs.py"),
+                             "agent_forge.phases.cognate.hookspecs": (phase, "phases/cognate/hookspecs.py")})
+    assert found == [
+        f"agent_forge/hookspecs.py:2: hook spec forge_register_trainers describes agent_forge.phases.cognate"
+        f" — rule: {HOOKSPEC_RULE}",
+        "phases/cognate/hookspecs.py:2: hook spec forge_register_trainers is also declared at"
+        " agent_forge/hookspecs.py:2 — rule: one declaration per hook",
     ]

@@ -45,6 +45,8 @@ from agent_forge.logging import get_logger
 from agent_forge.phases.cognate.ablation_jobs import Job, run_jobs
 from agent_forge.plugin_host import PluginHost
 from agent_forge.runner import PhaseRunner, RunOptions
+from agent_forge.phases.cognate.hookspecs import VariantSpec
+from agent_forge.specs import ArchitectureSpec
 
 SHARED_TRAINER_KEYS = ("batch_size", "lr", "optimizer", "weight_decay", "decay_all", "betas", "warmup_steps",
                        "schedule", "grad_clip", "precision", "compile", "eval_every", "eval_samples")
@@ -206,7 +208,7 @@ def expand_arm_sets(host: PluginHost, names: list[str], base: str, overrides: li
                     ) -> list[Arm]:
     """The arms of each named set, against ``base``'s config with ``overrides`` (the shared
     ``--set`` values) applied; ``base`` first."""
-    spec = host.get("variant", base).obj
+    spec = host.get(VariantSpec, base).config
     cfg = apply_overrides(copy.deepcopy(dict(spec)), list(overrides))
     arms = [Arm("base", base)]
     for name in names:
@@ -222,7 +224,7 @@ def _common_overrides(host: PluginHost, first: Arm, task: str | None, minutes: f
                       max_steps: int | None = None) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
     # The shared trainer settings are what the first arm's runs use: its variant with the --set
     # values and its own overrides (a --set trainer.batch_size=16 is every run's batch).
-    spec = apply_overrides(copy.deepcopy(dict(host.get("variant", first.variant).obj)),
+    spec = apply_overrides(copy.deepcopy(dict(host.get(VariantSpec, first.variant).config)),
                            [*overrides, *first.overrides])
     task_section = {"name": task} if task else dict(spec["task"])
     shared = {k: v for k, v in spec.get("trainer", {}).items() if k in SHARED_TRAINER_KEYS}
@@ -245,7 +247,7 @@ def resolve_arms(host: PluginHost, arms: list[str | Arm], *, task: str | None, m
         raise ConfigError("name at least one arm: --variants a,b, --arm NAME=VARIANT:key=value or --arms SET")
     parsed = [a if isinstance(a, Arm) else Arm(a, a) for a in arms]
     for arm in parsed:
-        host.get("variant", arm.variant)
+        host.get(VariantSpec, arm.variant)
         if not _NAME.match(arm.name):
             raise ConfigError(f"arm name {arm.name!r}: use letters, digits, '_', '-' and '.'")
     task_section, shared, common = _common_overrides(host, parsed[0], task, minutes, list(overrides), max_steps)
@@ -255,8 +257,8 @@ def resolve_arms(host: PluginHost, arms: list[str | Arm], *, task: str | None, m
     names: set[str] = set()
     for arm in parsed:
         full = tuple(common + list(overrides) + list(arm.overrides))
-        resolved = json.dumps(apply_overrides(copy.deepcopy(dict(host.get("variant", arm.variant).obj)), list(full)),
-                              sort_keys=True, default=str)
+        variant = dict(host.get(VariantSpec, arm.variant).config)
+        resolved = json.dumps(apply_overrides(copy.deepcopy(variant), list(full)), sort_keys=True, default=str)
         if resolved in seen:
             if seen[resolved] != arm.name:
                 same_as.setdefault(seen[resolved], []).append(arm.name)
@@ -397,7 +399,7 @@ def _finite(value: Any) -> float | None:
 def _effective_depth(host: PluginHost, run_dir: Path) -> float | None:
     """From the run's resolved config, through the architecture's own config model; None if it has none."""
     model = dict(json.loads((run_dir / "config.json").read_text())["config"]["model"])
-    reg = host.get("architecture", model.pop("architecture"))
+    reg = host.get(ArchitectureSpec, model.pop("architecture"))
     cfg = reg.config(**model) if reg.config is not None else None
     depth = getattr(cfg, "effective_depth", None)
     return float(depth()) if callable(depth) else None

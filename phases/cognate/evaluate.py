@@ -17,6 +17,7 @@ from agent_forge.data import TaskData
 from agent_forge.errors import ConfigError
 from agent_forge.phases.common.evaluation import EvalContext, run_evaluators, step_curve
 from agent_forge.phases.common.loading import load_model
+from agent_forge.specs import DatasetSpec
 
 FILE_EVALUATORS = ("exact", "token", "halting", "official")
 #: The dataset plugin that reads a folder in the official TRM layout.
@@ -65,7 +66,7 @@ def task_from_file(host: Any, artifact: ModelArtifact, data: Path) -> TaskData:
     both splits, so nothing is generated and the eval split is exactly the file, in its order.
     """
     dataset = artifact.task.info.get("dataset") or {"name": artifact.task.name, "config": {}}
-    reg = host.get("dataset", dataset["name"])
+    reg = host.get(DatasetSpec, dataset["name"])
     if "eval_file" not in reg.config.model_fields:
         folder = " (pass a dataset folder in the official layout instead)" if dataset["name"] == FOLDER_TASK else ""
         raise ConfigError(f"task {dataset['name']!r} cannot read a data file (its config has no eval_file){folder}")
@@ -73,15 +74,15 @@ def task_from_file(host: Any, artifact: ModelArtifact, data: Path) -> TaskData:
     subsets = {k: None for k in ("train_rows", "eval_rows") if k in reg.config.model_fields}
     cfg = validate(reg.config, {**dataset["config"], **subsets, "train_file": str(data), "eval_file": str(data)},
                    "task")
-    return reg.obj(cfg, int(artifact.task.info.get("data_seed", 0)))
+    return reg.build(cfg, int(artifact.task.info.get("data_seed", 0)))
 
 
 def task_from_folder(host: Any, artifact: ModelArtifact, data: Path, split: str, manifest: Path) -> TaskData:
     """``split`` of the dataset folder ``data`` (official layout) as both splits of a task, read by
     the ``official`` dataset plugin whatever the artifact trained on, and checked to fit the model."""
-    reg = host.get("dataset", FOLDER_TASK)
+    reg = host.get(DatasetSpec, FOLDER_TASK)
     cfg = validate(reg.config, {"path": str(data), "train_split": split, "eval_split": split}, "task")
-    task = reg.obj(cfg, 0)
+    task = reg.build(cfg, 0)
     check_fits(artifact, task, f"--data {data} (split {split!r})", manifest)
     return task
 
@@ -231,7 +232,7 @@ def evaluate_artifact_on_file(host: Any, manifest: Path, data: Path, *, batch_si
     if split is not None:
         out["split"] = split
     out.update({"examples": len(task.eval), "device": str(where), **metrics, "n_sup": curve["n_sup"],
-                "trained_n_sup": int(getattr(model, "n_sup", 1)), "steps": curve["steps"],
+                "trained_n_sup": int(model.n_sup), "steps": curve["steps"],
                 "at_halt": curve["at_halt"]})
     if predictions_path is not None:
         written = save_predictions(predictions_path, ctx.predictions().final.numpy(), artifact.task.vocab_size)

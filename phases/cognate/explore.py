@@ -19,6 +19,7 @@ from agent_forge.data import TaskData
 from agent_forge.errors import ConfigError
 from agent_forge.phases.common import exploration as ex
 from agent_forge.phases.common.loading import load_model
+from agent_forge.specs import DatasetSpec
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ def explore_artifact_on_file(host: Any, manifest: Path, data: Path, options: Exp
         pick = ex.select(options.select, cands, split.inputs, task.check)
         save_predictions(predictions_path, ex.picked(cands, pick).numpy(), artifact.task.vocab_size)
     return {"artifact": artifact.id, "data": str(data), "examples": len(split), "device": str(where),
-            **options.as_json(), "n_sup": cands.n_sup, "trained_n_sup": int(getattr(model, "n_sup", 1)),
+            **options.as_json(), "n_sup": cands.n_sup, "trained_n_sup": int(model.n_sup),
             "exact_accuracy": chosen.exact_accuracy, **scored.as_json(),
             "trajectory_steps": steps, "wall_s": round(cands.seconds, 3),
             "example_steps_per_s": round(steps / cands.seconds, 1) if cands.seconds > 0 else None,
@@ -179,12 +180,12 @@ def task_for_solving(host: Any, artifact: Any) -> TaskData:
     from agent_forge.config import validate
 
     dataset = artifact.task.info.get("dataset") or {"name": artifact.task.name, "config": {}}
-    reg = host.get("dataset", dataset["name"])
+    reg = host.get(DatasetSpec, dataset["name"])
     fields = reg.config.model_fields
     small = {k: v for k, v in (("train_count", 1), ("eval_count", 1), ("cache", False), ("train_file", None),
                                ("eval_file", None), ("train_rows", None), ("eval_rows", None)) if k in fields}
     cfg = validate(reg.config, {**dataset["config"], **small}, "task")
-    task = reg.obj(cfg, int(artifact.task.info.get("data_seed", 0)))
+    task = reg.build(cfg, int(artifact.task.info.get("data_seed", 0)))
     if task.parse_question is None:
         raise ConfigError(f"task {dataset['name']!r} cannot read a single puzzle (its TaskData has no"
                           " parse_question); use forge eval with a data file")

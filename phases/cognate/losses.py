@@ -5,6 +5,8 @@ Algorithms (ACT's halting BCE, a ponder cost) add their own terms in ``on_loss``
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
@@ -14,9 +16,24 @@ from agent_forge.phases.cognate.state import TrainState
 from agent_forge.phases.cognate.training_config import DeepSupervisionConfig
 
 
-def compute_task_loss(state: TrainState, cfg: DeepSupervisionConfig) -> None:
-    """Set ``state.losses = {"lm": ...}`` and the step's correctness (``token_correct``,
-    ``seq_correct``) and ``per_sample_loss``, all over this rank's rows."""
+@dataclass(frozen=True)
+class TaskLoss:
+    """What :func:`compute_task_loss` measured on this rank's rows; the trainer puts it on the state."""
+
+    #: The weighted task loss (with the improvement penalty when that is on), to backpropagate.
+    lm: torch.Tensor
+    #: (B,) each row's mean loss over its scored targets, detached.
+    per_sample: torch.Tensor
+    #: (B, S) the cell is right (or not scored).
+    token_correct: torch.Tensor
+    #: (B,) the whole answer is right at this step.
+    seq_correct: torch.Tensor
+
+
+def compute_task_loss(state: TrainState, cfg: DeepSupervisionConfig) -> TaskLoss:
+    """The task loss and the step's correctness over this rank's rows. Reads the state (the
+    output, the targets, each row's step, ``prev_loss`` for the improvement penalty) and changes
+    nothing on it."""
     out, targets = state.output, state.local(state.batch["targets"])
     ignore = state.task.spec.ignore_index
     # (B, S) each (float64 for stable-max); chunk by chunk when the model defers its logits.
@@ -27,19 +44,14 @@ def compute_task_loss(state: TrainState, cfg: DeepSupervisionConfig) -> None:
     scored = targets != ignore
     per_sample = ((ce * scored).sum(1) / scored.sum(1).clamp(min=1)).float()
     lm = (per_sample * step_weights(state, cfg.supervision_weight_base)).mean()
-    if cfg.improvement_reward_scale > 0:
-        if state.prev_loss is not None:
-            # A refilled row has no previous step of its own to compare with.
-            worse = F.relu(per_sample - state.prev_loss) * (~state.local(state.fresh))
-            lm = lm + cfg.improvement_reward_scale * worse.mean()
-        state.prev_loss = per_sample.detach()
+    if cfg.improvement_reward_scale > 0 and state.prev_loss is not None:
+        # A refilled row has no previous step of its own to compare with.
+        worse = F.relu(per_sample - state.prev_loss) * (~state.local(state.fresh))
+        lm = lm + cfg.improvement_reward_scale * worse.mean()
     with torch.no_grad():
-        state.token_correct = (pred == targets) | ~scored
-        state.seq_correct = state.token_correct.all(1)
-        state.per_sample_loss = per_sample.detach()
-    state.losses = {"lm": lm}
-    for name, value in out.aux_losses.items():
-        state.losses[name] = value
+        token_correct = (pred == targets) | ~scored
+        return TaskLoss(lm=lm, per_sample=per_sample.detach(), token_correct=token_correct,
+                        seq_correct=token_correct.all(1))
 
 
 def step_weights(state: TrainState, base: float) -> torch.Tensor:

@@ -44,6 +44,8 @@ from agent_forge.phases.cognate.weights import evaluate_weights
 from agent_forge.phases.common.validation import carve_validation
 from agent_forge.plugin_host import PluginHost
 from agent_forge.runner import Phase, PhaseContext, RunOptions
+from agent_forge.phases.cognate.hookspecs import CallbackSpec, TrainerSpec, VariantSpec
+from agent_forge.specs import ArchitectureSpec, DatasetSpec, EvaluatorSpec, LoggerSpec
 
 SECTIONS = {
     "model": "architecture + its fields", "task": "dataset name + its fields",
@@ -99,7 +101,7 @@ def _named(section: dict[str, Any] | None, key: str, where: str, default: str | 
 def validate_cognate(host: PluginHost, raw: dict[str, Any]) -> CognateConfig:
     check_sections(raw, SECTIONS)
     arch, model_raw = _named(raw.get("model"), "architecture", "model")
-    arch_reg = host.get("architecture", arch)
+    arch_reg = host.get(ArchitectureSpec, arch)
     act = isinstance(raw.get("callbacks"), dict) and "act" in raw["callbacks"]
     model_cfg = validate(arch_reg.config, _with_halting_head(arch_reg.config, model_raw, act), "model")
     head = getattr(model_cfg, "halting_head", None)
@@ -112,21 +114,21 @@ def validate_cognate(host: PluginHost, raw: dict[str, Any]) -> CognateConfig:
                           " (a multi-process run would fail at step 2). Turn ACT on with callbacks.act={},"
                           " or leave model.halting_head unset (it follows callbacks.act)")
     task_name, task_raw = _named(raw.get("task"), "name", "task")
-    task_reg = host.get("dataset", task_name)
-    task_fields = getattr(task_reg.config, "model_fields", {})
+    task_reg = host.get(DatasetSpec, task_name)
+    task_fields = task_reg.config.model_fields
     if "name" in task_fields:
         task_raw["name"] = task_name
     task_cfg = validate(task_reg.config, task_raw, "task")
     trainer_name, trainer_raw = _named(raw.get("trainer"), "name", "trainer", "deep_supervision")
-    trainer_reg = host.get("trainer", trainer_name)
-    if "name" in getattr(trainer_reg.config, "model_fields", {}):
+    trainer_reg = host.get(TrainerSpec, trainer_name)
+    if "name" in trainer_reg.config.model_fields:
         trainer_raw["name"] = trainer_name
     trainer_cfg = validate(trainer_reg.config, trainer_raw, "trainer")
-    callbacks = _plugin_section(host, raw, "callbacks", "callback", {})
-    loggers = _plugin_section(host, raw, "loggers", "logger", {"jsonl": {}})
+    callbacks = _plugin_section(host, raw, "callbacks", CallbackSpec, {})
+    loggers = _plugin_section(host, raw, "loggers", LoggerSpec, {"jsonl": {}})
     evaluators = list(raw.get("evaluators") or ["exact", "token"])
     for name in evaluators:
-        host.get("evaluator", name)
+        host.get(EvaluatorSpec, name)
     seed, data_seed = raw.get("seed", 0), raw.get("data_seed", 0)
     for key, value in (("seed", seed), ("data_seed", data_seed)):
         if not isinstance(value, int) or isinstance(value, bool):
@@ -153,7 +155,7 @@ def validate_cognate(host: PluginHost, raw: dict[str, Any]) -> CognateConfig:
                          evaluators, seed, data_seed, models, loggers, validation_samples)
 
 
-def _plugin_section(host: PluginHost, raw: dict[str, Any], section: str, kind: str,
+def _plugin_section(host: PluginHost, raw: dict[str, Any], section: str, kind: type[CallbackSpec] | type[LoggerSpec],
                     default: dict[str, Any]) -> dict[str, BaseModel | None]:
     """``{name: fields}`` of enabled plugins of ``kind`` (callbacks, loggers), each validated by
     its own config model; ``{}``/``true``/``null`` fields mean its defaults."""
@@ -161,7 +163,7 @@ def _plugin_section(host: PluginHost, raw: dict[str, Any], section: str, kind: s
     if given is None:
         given = {}
     if not isinstance(given, dict):
-        raise ConfigError(f"{section}: expected a mapping of {kind} name to its fields, got {given!r}")
+        raise ConfigError(f"{section}: expected a mapping of {kind.kind} name to its fields, got {given!r}")
     out: dict[str, BaseModel | None] = {}
     for name, fields in given.items():
         reg = host.get(kind, name)
@@ -190,12 +192,12 @@ def task_spec_for(host: PluginHost, cfg: CognateConfig) -> TaskSpec:
     spec = getattr(cfg.task, "task_spec", None)
     if callable(spec):
         return spec()
-    return host.get("dataset", cfg.task_name).obj(cfg.task, cfg.data_seed).spec
+    return host.get(DatasetSpec, cfg.task_name).build(cfg.task, cfg.data_seed).spec
 
 
 def build_model(host: PluginHost, cfg: CognateConfig, task: TaskSpec, seed: int) -> torch.nn.Module:
     torch.manual_seed(seed)
-    return host.get("architecture", cfg.architecture).obj(cfg.model, task)
+    return host.get(ArchitectureSpec, cfg.architecture).build(cfg.model, task)
 
 
 def count_parameters(model: torch.nn.Module) -> int:
@@ -204,10 +206,11 @@ def count_parameters(model: torch.nn.Module) -> int:
 
 def describe_variants(host: PluginHost, with_parameters: bool = True) -> list[dict[str, Any]]:
     rows = []
-    for name, reg in sorted(host.items("variant").items()):
-        row: dict[str, Any] = {"name": name, "description": reg.description, "plugin": reg.plugin}
+    for name, variant in sorted(host.items(VariantSpec).items()):
+        row: dict[str, Any] = {"name": name, "description": variant.description,
+                               "plugin": host.plugin_of(VariantSpec, name)}
         try:
-            cfg = validate_cognate(host, reg.obj)
+            cfg = validate_cognate(host, dict(variant.config))
             m = cfg.model
             row.update(task=cfg.task_name, architecture=cfg.architecture, d_model=getattr(m, "d_model", None),
                        layers=getattr(m, "n_layers", None), n=getattr(m, "n", None), T=getattr(m, "T", None),
@@ -217,7 +220,7 @@ def describe_variants(host: PluginHost, with_parameters: bool = True) -> list[di
             if with_parameters:
                 spec = task_spec_for(host, cfg)
                 with torch.device("meta"):  # shapes only: no memory, no init time
-                    model = host.get("architecture", cfg.architecture).obj(cfg.model, spec)
+                    model = host.get(ArchitectureSpec, cfg.architecture).build(cfg.model, spec)
                 embed = sum(p.numel() for n_, p in model.named_parameters() if n_.startswith(("embed", "head")))
                 row.update(parameters=count_parameters(model), non_embedding_parameters=count_parameters(model) - embed,
                            vocab_size=spec.vocab_size, seq_len=spec.seq_len)
@@ -230,6 +233,9 @@ def describe_variants(host: PluginHost, with_parameters: bool = True) -> list[di
 class CognatePhase(Phase):
     name: ClassVar[str] = "cognate"
     default_variant: ClassVar[str | None] = "trm_small"
+
+    def variant_config(self, name: str) -> dict[str, Any]:
+        return dict(self.host.get(VariantSpec, name).config)
 
     def solve(self, manifest: Path, puzzle: str, **options: Any) -> dict[str, Any]:
         """One puzzle with test-time exploration (:func:`agent_forge.phases.cognate.explore.solve_puzzle`)."""
@@ -245,7 +251,7 @@ class CognatePhase(Phase):
         ``--minutes``, its time budget."""
         raw = dict(raw)
         if options.task is not None:
-            self.host.get("dataset", options.task)  # fail early, with the list of tasks
+            self.host.get(DatasetSpec, options.task)  # fail early, with the list of tasks
             raw["task"] = {"name": options.task}
         if options.seed is not None:
             raw["seed"] = options.seed
@@ -286,7 +292,7 @@ class CognatePhase(Phase):
                 f"trainer.batch_size={batch} is the global batch and must split evenly among {world_size}"
                 f" processes (--nproc {world_size}); use a multiple of {world_size}, e.g. --set"
                 f" trainer.batch_size={fit}, or another --nproc")
-        check_loggers_available({name: self.host.get("logger", name).obj for name in config.loggers})
+        check_loggers_available(self.host.get(LoggerSpec, name) for name in config.loggers)
         check_memory(self.host, config, world_size)
         if options.resume:
             dirs = [run_dir] if config.models == 1 else [run_dir / f"model-{i}" for i in range(config.models)]
@@ -306,9 +312,9 @@ class CognatePhase(Phase):
     def run(self, ctx: PhaseContext) -> PhaseResult:
         cfg: CognateConfig = ctx.config
         start = time.monotonic()
-        task_reg = self.host.get("dataset", cfg.task_name)
+        task_reg = self.host.get(DatasetSpec, cfg.task_name)
         t0 = time.monotonic()
-        task_data = carve_validation(task_reg.obj(cfg.task, cfg.data_seed), cfg.validation_samples, cfg.data_seed)
+        task_data = carve_validation(task_reg.build(cfg.task, cfg.data_seed), cfg.validation_samples, cfg.data_seed)
         ctx.log.info("task.ready", task=cfg.task_name, train=len(task_data.train), eval=len(task_data.eval),
                      validation=len(task_data.validation) if task_data.validation is not None else 0,
                      seconds=round(time.monotonic() - t0, 2))
@@ -321,7 +327,7 @@ class CognatePhase(Phase):
         for i in range(n_models):
             seed = cfg.seed + i
             model_dir = ctx.run_dir if n_models == 1 else ctx.run_dir / f"model-{i}"
-            loggers = LoggerSet({name: self.host.get("logger", name).obj(c, model_dir)
+            loggers = LoggerSet({name: self.host.get(LoggerSpec, name).build(c, model_dir)
                                  for name, c in cfg.loggers.items()}, enabled=distributed.is_main())
             model_loggers.append(loggers)
             ref, summary, status, message = self._train_one(ctx, cfg, task_data, seed, model_dir, i, loggers)
@@ -351,8 +357,8 @@ class CognatePhase(Phase):
         with out_of_memory_as_one_line("building the model"):
             model = build_model(self.host, cfg, task_data.spec, seed)
         params = count_parameters(model)
-        callbacks = {name: self.host.get("callback", name).obj(c) for name, c in cfg.callbacks.items()}
-        trainer: Trainer = self.host.get("trainer", cfg.trainer_name).obj(cfg.trainer)
+        callbacks = {name: self.host.get(CallbackSpec, name).build(c) for name, c in cfg.callbacks.items()}
+        trainer: Trainer = self.host.get(TrainerSpec, cfg.trainer_name).build(cfg.trainer)
         log = ctx.log.bind(model=index, seed=seed)
         log.info("model.built", architecture=cfg.architecture, parameters=params,
                  device=str(resolve_device(cfg.trainer.device)))
@@ -445,7 +451,7 @@ def check_memory(host: PluginHost, cfg: CognateConfig, world_size: int) -> None:
     spec = spec_of()
     try:
         with torch.device("meta"):  # shapes only: no memory, no init time
-            parameters = count_parameters(host.get("architecture", cfg.architecture).obj(cfg.model, spec))
+            parameters = count_parameters(host.get(ArchitectureSpec, cfg.architecture).build(cfg.model, spec))
     except Exception:  # an architecture that cannot be built without memory: no estimate, as before
         return
     device = resolve_device(getattr(cfg.trainer, "device", "cpu"))

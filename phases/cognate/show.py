@@ -122,7 +122,7 @@ def trace_puzzle(host: Any, manifest: Path, data: Path, index: int, *, n_sup: in
     if not 0 <= index < len(split):
         raise ConfigError(f"--index {index}: {data} holds {len(split)} puzzle(s), numbered 0 to {len(split) - 1};"
                           f" pass --index between 0 and {len(split) - 1}")
-    steps_to_run = int(n_sup if n_sup is not None else getattr(model, "n_sup", 1))
+    steps_to_run = int(n_sup if n_sup is not None else model.n_sup)
     if steps_to_run < 1:
         raise ConfigError(f"--n-sup {steps_to_run}: run at least one supervision step (--n-sup 1 or more)")
     decode = _grid_decoder(task)
@@ -156,7 +156,7 @@ def trace_puzzle(host: Any, manifest: Path, data: Path, index: int, *, n_sup: in
     labels = {c for grid in [question, answer, *(v.cells for v in views)] for c in _flat(grid)}
     marker = "!" if any("*" in c for c in labels) else "*"
     return Trace(artifact=artifact.id, task=name, data=str(data), index=index, examples=len(split),
-                 model_n_sup=int(getattr(model, "n_sup", 1)), question=question, answer=answer, scored=scored,
+                 model_n_sup=int(model.n_sup), question=question, answer=answer, scored=scored,
                  steps=views, marker=marker)
 
 

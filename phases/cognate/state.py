@@ -1,6 +1,11 @@
-"""The one mutable run state that the trainer and every callback share.
+"""The one mutable run state that the trainer and the callbacks share.
 
-Callbacks read and write its attributes (see :mod:`agent_forge.events` for when each is set).
+The trainer owns it. A callback reads any field but may assign only those in
+:data:`CALLBACK_WRITABLE` (while a callback runs, the state knows its name and refuses any other
+assignment with an error naming the callback and the field); a callback keeps its own values on
+itself, where ``state_dict`` saves them. See :mod:`agent_forge.phases.cognate.events` for when
+each field is set.
+
 :meth:`TrainState.state_dict` / :meth:`TrainState.load_state_dict` cover the part of it that a
 resumed run needs: the loop's position and counters and the active batch with its carry. The
 model, optimizer, RNGs, data stream and callbacks are saved beside it (see
@@ -9,9 +14,10 @@ model, optimizer, RNGs, data stream and callbacks are saved beside it (see
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 import torch
 from torch import nn
@@ -22,13 +28,26 @@ from agent_forge.models.protocol import Batch, Carry, ModelOutput
 from agent_forge.phases.cognate.schedule import DataStream
 from agent_forge.phases.cognate.training_metrics import MetricsAccumulator
 
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from agent_forge.phases.cognate.callback import Callback
+
 #: Integer and float fields of the state that a resume restores (the loop's position and counters).
 _COUNTERS = ("step", "max_sup_steps", "examples_started", "examples_finished", "finished_early",
              "nan_skipped", "nan_in_a_row")
 #: Per-row tensors of the active batch, identical on every rank (they cover the global batch).
 _GLOBAL_ROWS = ("sup_steps", "min_halt_steps", "halted", "fresh")
 
-
+#: The fields a callback may assign (or change in place), and why each is open to it. Everything
+#: else belongs to the trainer.
+CALLBACK_WRITABLE: dict[str, str] = {
+    "losses": "on_loss: add a loss term (ACT's halting BCE, a ponder cost)",
+    "halted": "on_halt: halt more rows (ACT's Q-head)",
+    "min_halt_steps": "on_step_start: the earliest step each row may halt at (ACT's exploration)",
+    "max_sup_steps": "supervision steps per sample from now on (early stop's supervision cut)",
+    "metrics": "on_log: add metrics to the row being logged",
+    "should_stop": "stop training (with stop_reason)",
+    "stop_reason": "why training stopped",
+}
 @dataclass
 class TrainState:
     model: nn.Module
@@ -42,7 +61,7 @@ class TrainState:
     generator: torch.Generator
     #: Endless shuffled epochs over the training split.
     stream: DataStream
-    callbacks: dict[str, Any] = field(default_factory=dict)
+    callbacks: dict[str, Callback] = field(default_factory=dict)
     precision: str = "fp32"  # resolved from the config's "auto"
     #: This rank's rows of the global batch (all rows in a single process).
     rows: slice = field(default_factory=lambda: slice(None))
@@ -85,12 +104,30 @@ class TrainState:
     metrics: dict[str, float] = field(default_factory=dict)  # last logged training metrics
     eval_metrics: dict[str, float] = field(default_factory=dict)  # last evaluation of the validation split
     history: list[dict[str, float]] = field(default_factory=list)
-    #: Free for third-party callbacks' own use; the trainer never reads it.
-    extras: dict[str, Any] = field(default_factory=dict)
+
+    # -- what a callback may change -------------------------------------------------------
+    def __setattr__(self, key: str, value: Any) -> None:
+        writer = self.__dict__.get("_writer")
+        if writer is not None and key not in CALLBACK_WRITABLE:
+            raise AttributeError(
+                f"callback {writer!r} assigned state.{key}, which the trainer owns; a callback may assign only"
+                f" {', '.join(CALLBACK_WRITABLE)} (agent_forge.phases.cognate.state.CALLBACK_WRITABLE). Keep the"
+                f" callback's own values on the callback (its state_dict saves them)")
+        object.__setattr__(self, key, value)
+
+    @contextlib.contextmanager
+    def written_by(self, callback: str) -> Iterator[None]:
+        """While the callback ``callback`` runs: assignments outside :data:`CALLBACK_WRITABLE` raise."""
+        object.__setattr__(self, "_writer", callback)
+        try:
+            yield
+        finally:
+            object.__setattr__(self, "_writer", None)
 
     @property
     def n_sup(self) -> int:
-        return int(getattr(self.model, "n_sup", 1))
+        """The model's supervision steps per sample (the model protocol requires ``n_sup``)."""
+        return int(self.model.n_sup)
 
     @property
     def early_stop_rate(self) -> float:

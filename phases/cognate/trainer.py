@@ -1,7 +1,7 @@
 """DeepSupervisionTrainer: trains any model that follows the model protocol.
 
 Read this file top to bottom: set-up, one step, the loop. The event list in
-:mod:`agent_forge.events` is its map. Two ideas carry it:
+:mod:`agent_forge.phases.cognate.events` is its map. Two ideas carry it:
 
 * **Deep supervision with a carry.** Every optimizer step runs *one* supervision step on a batch
   of B rows; each row is a sample somewhere between its first and its ``max_sup_steps``-th step.
@@ -36,11 +36,11 @@ from agent_forge import distributed as dist
 from agent_forge import parallel
 from agent_forge.data import Split, TaskData
 from agent_forge.errors import ConfigError, RunInterrupted
-from agent_forge.events import Event
 from agent_forge.loggers import Logger
 from agent_forge.models.protocol import RecursiveModel, merge_carry
 from agent_forge.phases.common.evaluation import autocast
 from agent_forge.phases.cognate import checkpointing, optimizers
+from agent_forge.phases.cognate.callback import CallbackList
 from agent_forge.phases.cognate.fit import FitContext, FitResult
 from agent_forge.phases.cognate.interrupts import Interrupts
 from agent_forge.phases.cognate.losses import compute_task_loss
@@ -54,6 +54,8 @@ from agent_forge.phases.cognate.weights import evaluate_weights, handoff_label, 
 class DeepSupervisionTrainer:
     def __init__(self, cfg: DeepSupervisionConfig) -> None:
         self.cfg = cfg
+        #: The run's callbacks, in their configured order (set when a fit starts).
+        self.callbacks = CallbackList({})
 
     def weight_labels(self, state: TrainState) -> list[str]:
         return weight_labels(state)
@@ -75,6 +77,7 @@ class DeepSupervisionTrainer:
         if not isinstance(ctx.model, RecursiveModel):
             raise ConfigError(f"{type(ctx.model).__name__} does not follow the model protocol (n_sup,"
                               " initial_carry(batch), forward(carry, batch)); see docs/plugins.md")
+        self.callbacks = CallbackList(ctx.callbacks)  # refuses an object that is not a Callback
         device = resolve_device(cfg.device)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
@@ -121,18 +124,6 @@ class DeepSupervisionTrainer:
         """
         state.forward_module = CompiledOrEager(state.forward_module, log)
 
-    def _fire(self, state: TrainState, event: Event) -> None:
-        for cb in state.callbacks.values():
-            handler = getattr(cb, event.value, None)
-            if handler is not None:
-                handler(state)
-
-    def _fire_exception(self, state: TrainState, exc: BaseException) -> None:
-        for cb in state.callbacks.values():
-            handler = getattr(cb, "on_exception", None)
-            if handler is not None:
-                handler(state, exc)
-
     # -- the batch: draw and refill -------------------------------------------------------
     def _draw(self, state: TrainState, k: int) -> dict[str, torch.Tensor]:
         batch = state.task.train.batch(state.stream.take(k))
@@ -168,20 +159,25 @@ class DeepSupervisionTrainer:
         """One supervision step for every row; False if it was skipped as non-finite."""
         cfg = self.cfg
         self._refill(state)
-        self._fire(state, Event.STEP_START)
+        self.callbacks.on_step_start(self, state)
         carry_before = state.carry
         with autocast(state.device, state.precision):
             state.carry, state.output = state.forward_module(state.carry, state.local_batch())
         state.sup_steps = state.sup_steps + 1
-        compute_task_loss(state, cfg)
-        self._fire(state, Event.LOSS)
+        task = compute_task_loss(state, cfg)
+        state.token_correct, state.seq_correct = task.token_correct, task.seq_correct
+        state.per_sample_loss = task.per_sample
+        if cfg.improvement_reward_scale > 0:
+            state.prev_loss = task.per_sample  # the next step's improvement penalty compares with it
+        state.losses = {"lm": task.lm, **state.output.aux_losses}
+        self.callbacks.on_loss(self, state)
         loss = sum(state.losses.values())
         state.optimizer.zero_grad(set_to_none=True)
         # Every rank must skip together, or the others would wait forever in DDP's all-reduce.
         finite = dist.agree([float(bool(torch.isfinite(loss)))], "min")[0] > 0
         if finite:
             loss.backward()
-            self._fire(state, Event.AFTER_BACKWARD)
+            self.callbacks.on_after_backward(self, state)
             params = optimizers.clipped_parameters(state.model, state.optimizer)
             # With no clip the norm is still measured (for the metrics); scaling by 1 is exact.
             norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip or math.inf)
@@ -195,10 +191,10 @@ class DeepSupervisionTrainer:
         optimizers.set_lr(state.optimizer, cfg, lr_factor(cfg, state.step, state.elapsed_s))
         state.optimizer.step()
         state.step += 1
-        self._fire(state, Event.STEP_END)
+        self.callbacks.on_step_end(self, state)
         self._gather_rows(state)
         state.halted = state.sup_steps >= state.max_sup_steps
-        self._fire(state, Event.HALT)
+        self.callbacks.on_halt(self, state)
         done = state.halted
         state.examples_finished += int(done.sum())
         state.finished_early += int((done & (state.sup_steps < state.n_sup)).sum())
@@ -246,7 +242,7 @@ class DeepSupervisionTrainer:
         ctx.loggers.start(ctx.config, resume_step=resumed_at)
         if cfg.compile:
             self.compile_for_training(state, ctx.log)
-        self._fire(state, Event.FIT_START)
+        self.callbacks.on_fit_start(self, state)
         progress = ProgressBar(enabled=ctx.progress and dist.is_main(), total=cfg.max_steps, minutes=cfg.minutes,
                                start_step=state.step, log=ctx.log)
         t_start = time.monotonic() - state.elapsed_s
@@ -284,10 +280,10 @@ class DeepSupervisionTrainer:
         except BaseException as exc:
             state.should_stop, state.failed = True, True
             state.stop_reason = state.stop_reason or f"{type(exc).__name__}: {exc}"
-            self._fire_exception(state, exc)
+            self.callbacks.on_exception(self, state, exc)
             ctx.loggers.finish("interrupted" if isinstance(exc, (RunInterrupted, KeyboardInterrupt)) else "failed")
             raise
-        self._fire(state, Event.FIT_END)
+        self.callbacks.on_fit_end(self, state)
         # Always, not only with --checkpoint-every: the final evaluation can take long (an LM's, a
         # large eval split), and a kill there must not lose the training that just finished.
         final = self._save(state, ckpt_dir, ctx) if not state.failed else None
@@ -299,7 +295,7 @@ class DeepSupervisionTrainer:
         """Save the last finished step (it is a consistent boundary: the step in flight when the
         signal came was completed) and raise :class:`RunInterrupted`."""
         folder = self._save(state, ckpt_dir, ctx)
-        self._fire_exception(state, KeyboardInterrupt(name))
+        self.callbacks.on_exception(self, state, KeyboardInterrupt(name))
         code = 128 + int(getattr(signal, name))
         raise RunInterrupted(f"interrupted by {name} at step {state.step}; saved checkpoint {folder}",
                              signal_name=name, step=state.step, checkpoint=folder, exit_code=code)
@@ -314,7 +310,7 @@ class DeepSupervisionTrainer:
 
     def _log(self, state: TrainState, window: LogWindow, loggers: Logger) -> None:
         state.metrics = window.close(state, self.cfg.batch_size)
-        self._fire(state, Event.LOG)
+        self.callbacks.on_log(self, state)
         loggers.log_metrics("train", state.step, state.metrics)
         state.history.append(dict(state.metrics))
 
@@ -332,14 +328,14 @@ class DeepSupervisionTrainer:
             validation = evaluate_weights(self, state, _first_rows(task, task.validation, n), ctx.host,
                                           ctx.evaluators, self.cfg.eval_batch_size)
             state.eval_metrics = {f"val/{k}": v for k, v in validation.flat().items()}
-        self._fire(state, Event.EVAL)
+        self.callbacks.on_eval(self, state)
         row = {**reported, **state.eval_metrics}
         ctx.loggers.log_metrics("eval", state.step, {"elapsed_s": round(state.elapsed_s, 2), **row})
         if ctx.log:
             ctx.log.info("eval", step=state.step, **{k: round(v, 4) for k, v in row.items()})
 
     def _save(self, state: TrainState, ckpt_dir: Path, ctx: FitContext) -> Path:
-        self._fire(state, Event.SAVE_CHECKPOINT)
+        self.callbacks.on_save_checkpoint(self, state)
         # A step already saved (periodically, then on an interrupt or at the end) is kept, not
         # rewritten; every rank takes rank 0's view of that (see save_checkpoint).
         return checkpointing.save_checkpoint(state, ckpt_dir, ctx.config_fingerprint, self.cfg.keep_checkpoints)

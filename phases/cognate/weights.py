@@ -26,8 +26,7 @@ def offered_weights(state: TrainState) -> dict[str, dict[str, torch.Tensor]]:
     """Weights the callbacks offer for evaluation, by label."""
     offers: dict[str, dict[str, torch.Tensor]] = {}
     for cb in state.callbacks.values():
-        offer = getattr(cb, "eval_weights", None)
-        extra = offer(state) if offer is not None else None
+        extra = cb.eval_weights(state)
         if extra is not None:
             label, weights = extra
             offers[label] = weights

@@ -12,13 +12,14 @@ from torch import nn
 
 from agent_forge.data import Split, TaskData
 from agent_forge.phases.common.losses import LossKind, token_cross_entropy
+from agent_forge.specs import EvaluatorSpec
 
 
 def inference_steps(model: nn.Module) -> int:
     """Supervision steps evaluation and generation run by default: the model's ``n_sup_inference``
     where it has one (a TRM's ``model.n_sup_inference``, default its ``n_sup``), else its ``n_sup``
     (1 for a model without supervision steps)."""
-    return int(getattr(model, "n_sup_inference", None) or getattr(model, "n_sup", 1))
+    return int(getattr(model, "n_sup_inference", None) or model.n_sup)
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
@@ -261,7 +262,7 @@ def step_curve(ctx: EvalContext) -> dict[str, Any]:
 def run_evaluators(host: Any, names: list[str], ctx: EvalContext) -> dict[str, float]:
     metrics: dict[str, float] = {}
     for name in names:
-        evaluate = host.get("evaluator", name).obj
+        evaluate = host.get(EvaluatorSpec, name).evaluate
         for key, value in evaluate(ctx.model, ctx.task, ctx).items():
             metrics[key] = float(value)
     return metrics

@@ -172,7 +172,7 @@ def explore(model: nn.Module, inputs: torch.Tensor, *, samples: int = 1, noise: 
     """
     device = torch.device(device)
     _check_options(model, samples, noise, augment, symmetries)
-    n_sup = int(n_sup or getattr(model, "n_sup", 1))
+    n_sup = int(n_sup or model.n_sup)
     syms = list(symmetries[:augment]) if symmetries is not None and augment > 1 else []
     c = augment * samples
     noisy = samples > 1 and noise > 0

@@ -39,6 +39,7 @@ from agent_forge.phases.evomerge.progress import GenerationBar
 from agent_forge.phases.evomerge.report import write_report
 from agent_forge.phases.evomerge.scoring import Scorer
 from agent_forge.runner import Phase, PhaseContext, RunOptions, Upstream
+from agent_forge.specs import DatasetSpec, EvaluatorSpec
 
 
 def _task_key(a: ModelArtifact) -> dict[str, Any]:
@@ -101,7 +102,7 @@ class EvoMergePhase(Phase):
         section = raw.get("evomerge", raw) if isinstance(raw, dict) else raw
         cfg = validate(EvoMergeConfig, section, "evomerge")
         for name in cfg.evaluators:
-            self.host.get("evaluator", name)
+            self.host.get(EvaluatorSpec, name)
         return cfg
 
     def resume_view(self, resolved: dict[str, Any]) -> dict[str, Any]:
@@ -269,9 +270,9 @@ class EvoMergePhase(Phase):
         dataset = artifact.task.info.get("dataset")
         if not dataset:
             raise ConfigError(f"evomerge: artifact {artifact.id} does not record its dataset config")
-        reg = self.host.get("dataset", dataset["name"])
+        reg = self.host.get(DatasetSpec, dataset["name"])
         task_cfg = validate(reg.config, dataset["config"], "task")
         data_seed = int(artifact.task.info.get("data_seed", 0))
         # The rows the inputs' run held out of training, carved again from the same seed.
-        return carve_validation(reg.obj(task_cfg, data_seed), int(artifact.task.info.get("validation_samples", 0)),
+        return carve_validation(reg.build(task_cfg, data_seed), int(artifact.task.info.get("validation_samples", 0)),
                                 data_seed)

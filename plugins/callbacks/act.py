@@ -27,7 +27,7 @@ adaptive are in the callback's state, so a resumed run switches at the same step
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import torch
 import torch.nn.functional as F
@@ -35,7 +35,8 @@ from pydantic import Field, field_validator
 
 from agent_forge import hookimpl
 from agent_forge.config import StrictModel
-from agent_forge.phases.cognate import Callback, TrainState
+from agent_forge.phases.cognate import Callback, CallbackSpec, TrainState
+from agent_forge.phases.cognate.trainer import DeepSupervisionTrainer
 
 
 class ACTConfig(StrictModel):
@@ -82,15 +83,15 @@ class ACTCallback(Callback):
         self.until_s: float | None = None
         self.adaptive_from: int | None = None
 
-    def on_fit_start(self, state: TrainState) -> None:
+    def on_fit_start(self, trainer: DeepSupervisionTrainer, state: TrainState) -> None:
         if self.resolved:  # restored from a checkpoint: keep the first start's resolution
             return
-        k, trainer = self.cfg.curriculum_steps, state.config
+        k, budget = self.cfg.curriculum_steps, trainer.cfg
         if isinstance(k, float):
-            if getattr(trainer, "max_steps", None):
-                self.until_step = round(k * trainer.max_steps)
+            if budget.max_steps:
+                self.until_step = round(k * budget.max_steps)
             else:
-                self.until_s = k * trainer.minutes * 60
+                self.until_s = k * budget.minutes * 60
         elif k:
             self.until_step = k
         self.resolved = True
@@ -105,7 +106,7 @@ class ACTCallback(Callback):
             self.adaptive_from = state.step
         return fixed
 
-    def on_step_start(self, state: TrainState) -> None:
+    def on_step_start(self, trainer: DeepSupervisionTrainer, state: TrainState) -> None:
         # per_step: every row draws (the draw replaces the last); per_sample: fresh rows only.
         fresh = state.fresh
         if self.cfg.exploration == "per_step" and fresh is not None:
@@ -119,7 +120,7 @@ class ACTCallback(Callback):
         minimum = torch.where(explore, draw, torch.ones_like(draw)).to(state.device)
         state.min_halt_steps = torch.where(fresh, minimum, state.min_halt_steps)
 
-    def on_loss(self, state: TrainState) -> None:
+    def on_loss(self, trainer: DeepSupervisionTrainer, state: TrainState) -> None:
         q = state.output.q_halt_logits
         if q is None:
             return
@@ -138,7 +139,7 @@ class ACTCallback(Callback):
         else:
             state.losses["ponder"] = self.cfg.ponder_weight * (1 - torch.sigmoid(q)).mean()
 
-    def on_halt(self, state: TrainState) -> None:
+    def on_halt(self, trainer: DeepSupervisionTrainer, state: TrainState) -> None:
         q = state.output.q_halt_logits
         if q is None:
             return
@@ -149,7 +150,7 @@ class ACTCallback(Callback):
         state.halted = state.halted | (wants & (state.sup_steps >= state.min_halt_steps))
 
 
-    def on_log(self, state: TrainState) -> None:
+    def on_log(self, trainer: DeepSupervisionTrainer, state: TrainState) -> None:
         if self.until_step is not None or self.until_s is not None:
             state.metrics["act_fixed_depth"] = float(self.adaptive_from is None)
 
@@ -164,5 +165,6 @@ class ACTCallback(Callback):
 
 
 @hookimpl
-def forge_register_callbacks(register):
-    register("act", ACTCallback, config=ACTConfig, description="Adaptive halting: Q-head (TRM) or ponder cost")
+def forge_register_callbacks(register: Callable[[CallbackSpec], None]) -> None:
+    register(CallbackSpec("act", ACTCallback, config=ACTConfig,
+                          description="Adaptive halting: Q-head (TRM) or ponder cost"))

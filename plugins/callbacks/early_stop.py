@@ -14,13 +14,14 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 from pydantic import Field, field_validator
 
 from agent_forge import hookimpl
 from agent_forge.config import StrictModel
-from agent_forge.phases.cognate import Callback, TrainState
+from agent_forge.phases.cognate import Callback, CallbackSpec, TrainState
+from agent_forge.phases.cognate.trainer import DeepSupervisionTrainer
 from agent_forge.errors import ConfigError
 
 
@@ -56,7 +57,7 @@ class EarlyStopCallback(Callback):
         self.bad_evals = 0
         self.cut_at_step: int | None = None
 
-    def on_log(self, state: TrainState) -> None:
+    def on_log(self, trainer: DeepSupervisionTrainer, state: TrainState) -> None:
         cfg = self.cfg
         if cfg.cut_threshold is None or self.cut_at_step is not None:
             return
@@ -64,7 +65,7 @@ class EarlyStopCallback(Callback):
             self.cut_at_step = state.step
             state.max_sup_steps = min(state.max_sup_steps, cfg.cut_to)
 
-    def on_eval(self, state: TrainState) -> None:
+    def on_eval(self, trainer: DeepSupervisionTrainer, state: TrainState) -> None:
         cfg = self.cfg
         if cfg.monitor is None:
             return
@@ -88,7 +89,7 @@ class EarlyStopCallback(Callback):
             state.should_stop = True
             state.stop_reason = f"early_stop: no {cfg.monitor} improvement in {cfg.patience} evaluations"
 
-    def on_fit_start(self, state: TrainState) -> None:
+    def on_fit_start(self, trainer: DeepSupervisionTrainer, state: TrainState) -> None:
         if self.cut_at_step is not None:
             state.max_sup_steps = min(state.max_sup_steps, self.cfg.cut_to)
 
@@ -100,6 +101,6 @@ class EarlyStopCallback(Callback):
 
 
 @hookimpl
-def forge_register_callbacks(register):
-    register("early_stop", EarlyStopCallback, config=EarlyStopConfig,
-             description="Cut supervision steps past a train accuracy; stop on a plateau")
+def forge_register_callbacks(register: Callable[[CallbackSpec], None]) -> None:
+    register(CallbackSpec("early_stop", EarlyStopCallback, config=EarlyStopConfig,
+                          description="Cut supervision steps past a train accuracy; stop on a plateau"))

@@ -18,15 +18,16 @@ early evaluations are not dominated by the random initial weights.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from pydantic import Field
 
 from agent_forge import hookimpl
 from agent_forge.config import StrictModel
-from agent_forge.phases.cognate import Callback, TrainState
+from agent_forge.phases.cognate import Callback, CallbackSpec, TrainState
 from agent_forge.phases.cognate.optimizers import sparse_embeddings
+from agent_forge.phases.cognate.trainer import DeepSupervisionTrainer
 from agent_forge.parallel import full_tensor, shard_like
 
 
@@ -47,7 +48,7 @@ class EMACallback(Callback):
         self.num_averaged = 0
         self._pending: dict[str, Any] | None = None  # restored state, applied at fit start
 
-    def on_fit_start(self, state: TrainState) -> None:
+    def on_fit_start(self, trainer: DeepSupervisionTrainer, state: TrainState) -> None:
         params = averaged_parameters(state.model)
         if self.shadow is None:
             self.shadow = {name: p.detach().clone() for name, p in params.items()}
@@ -61,7 +62,7 @@ class EMACallback(Callback):
             self._pending = None
 
     @torch.no_grad()
-    def on_step_end(self, state: TrainState) -> None:
+    def on_step_end(self, trainer: DeepSupervisionTrainer, state: TrainState) -> None:
         if state.step % self.cfg.every:
             return
         first = self.num_averaged == 0
@@ -96,5 +97,6 @@ def averaged_parameters(model: torch.nn.Module) -> dict[str, torch.nn.Parameter]
 
 
 @hookimpl
-def forge_register_callbacks(register):
-    register("ema", EMACallback, config=EMAConfig, description="EMA of the weights (raw and EMA are both evaluated)")
+def forge_register_callbacks(register: Callable[[CallbackSpec], None]) -> None:
+    register(CallbackSpec("ema", EMACallback, config=EMAConfig,
+                          description="EMA of the weights (raw and EMA are both evaluated)"))

@@ -11,7 +11,7 @@ global batch, and reads' usage counts are summed across ranks.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from pydantic import Field
@@ -19,7 +19,8 @@ from pydantic import Field
 from agent_forge import distributed as dist
 from agent_forge import hookimpl
 from agent_forge.config import StrictModel
-from agent_forge.phases.cognate import Callback, TrainState
+from agent_forge.phases.cognate import Callback, CallbackSpec, TrainState
+from agent_forge.phases.cognate.trainer import DeepSupervisionTrainer
 
 
 class MemoryConfig(StrictModel):
@@ -34,12 +35,12 @@ class MemoryCallback(Callback):
         self.written = 0
         self._usage_seen: torch.Tensor | None = None  # the bank's usage after the last step
 
-    def on_fit_start(self, state: TrainState) -> None:
+    def on_fit_start(self, trainer: DeepSupervisionTrainer, state: TrainState) -> None:
         memory = getattr(state.model, "memory", None)
         if memory is not None:
             self._usage_seen = memory.usage.detach().clone()
 
-    def on_step_end(self, state: TrainState) -> None:
+    def on_step_end(self, trainer: DeepSupervisionTrainer, state: TrainState) -> None:
         memory = getattr(state.model, "memory", None)
         if memory is None:
             return
@@ -64,7 +65,7 @@ class MemoryCallback(Callback):
         with torch.no_grad():
             memory.usage.copy_(self._usage_seen + total.to(memory.usage.device))
 
-    def on_log(self, state: TrainState) -> None:
+    def on_log(self, trainer: DeepSupervisionTrainer, state: TrainState) -> None:
         memory = getattr(state.model, "memory", None)
         if memory is not None:
             state.metrics["memory_filled"] = float(memory.filled.float().mean())
@@ -78,5 +79,6 @@ class MemoryCallback(Callback):
 
 
 @hookimpl
-def forge_register_callbacks(register):
-    register("memory", MemoryCallback, config=MemoryConfig, description="Surprise-gated writes to the memory bank")
+def forge_register_callbacks(register: Callable[[CallbackSpec], None]) -> None:
+    register(CallbackSpec("memory", MemoryCallback, config=MemoryConfig,
+                          description="Surprise-gated writes to the memory bank"))

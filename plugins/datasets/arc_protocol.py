@@ -24,13 +24,14 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from agent_forge import hookimpl
 from agent_forge.errors import ConfigError
 from agent_forge.plugins.datasets.arc_format import crop, grid_key, parse_name, restore_grid
+from agent_forge.specs import EvaluatorSpec
 
 #: The k of pass@k reported (the official evaluator's).
 PASS_KS = (1, 2, 5, 10, 100, 1000)
@@ -241,7 +242,8 @@ def evaluate_arc(model: Any, task: Any, ctx: Any) -> dict[str, float]:
 
 
 @hookimpl
-def forge_register_evaluators(register):
-    register("arc_protocol", evaluate_arc,
-             description="ARC as the paper scores it on a dataset folder: votes over augmented versions (inverse"
-                         " transforms and colour maps, ties by mean sigmoid q_halt), pass@k, submission.json")
+def forge_register_evaluators(register: Callable[[EvaluatorSpec], None]) -> None:
+    register(EvaluatorSpec("arc_protocol", evaluate_arc,
+                           description="ARC as the paper scores it on a dataset folder: votes over augmented versions"
+                                       " (inverse transforms and colour maps, ties by mean sigmoid q_halt), pass@k,"
+                                       " submission.json"))

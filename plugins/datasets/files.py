@@ -1,10 +1,10 @@
 """``forge data generate``: write a task's generated examples to a CSV a user can read and edit;
 ``forge data stats``: describe a CSV's examples (for Sudoku: how hard they are).
 
-A dataset opts in by giving its build function an attribute
-``generate_examples(config, count, seed) -> (questions, answers)``: two lists of strings, one
-``question,answer`` row each, in the layout its ``eval_file`` reader accepts. With a second
-attribute ``file_stats(config, path, *, rows, seed) -> dict``, ``forge data generate`` also
+A dataset opts in with the ``generate`` field of its ``DatasetSpec``:
+``generate(config, count, seed) -> (questions, answers)``, two lists of strings, one
+``question,answer`` row each, in the layout its ``eval_file`` reader accepts. With its
+``file_stats(config, path, *, rows, seed) -> dict`` field set, ``forge data generate`` also
 prints the statistics of the file it wrote, and ``forge data stats`` computes the same on any
 file of that layout (a downloaded public set included).
 
@@ -24,6 +24,7 @@ from agent_forge import hookimpl
 from agent_forge.config import SEED_MAX, apply_overrides, validate
 from agent_forge.errors import ConfigError
 from agent_forge.plugins.datasets.grids import write_question_answer
+from agent_forge.specs import DatasetSpec
 
 
 #: The most examples one ``forge data generate`` writes: 9x9 Sudoku comes at about 100 a second
@@ -42,8 +43,8 @@ def generate_file(host, task: str, count: int, overrides: list[str], out: Path, 
                           " own --seed)")
     if out.parent.exists() and not out.parent.is_dir():
         raise ConfigError(f"--out {out}: {out.parent} is a file, not a folder; name a CSV file in a folder")
-    reg = host.get("dataset", task)
-    generate = getattr(reg.obj, "generate_examples", None)
+    reg = host.get(DatasetSpec, task)
+    generate = reg.generate
     if generate is None:
         raise ConfigError(f"task {task!r} cannot write example files")
     raw = apply_overrides({}, overrides)
@@ -95,8 +96,8 @@ def generation_progress(generate: Any, task: str, count: int, enabled: bool) -> 
 def file_stats(host, task: str, path: Path, overrides: list[str], *, rows: int | None = None,
                seed: int = 0) -> dict[str, Any] | None:
     """The dataset's ``file_stats`` of ``path``; None when the dataset has none."""
-    reg = host.get("dataset", task)
-    stats = getattr(reg.obj, "file_stats", None)
+    reg = host.get(DatasetSpec, task)
+    stats = reg.file_stats
     if stats is None:
         return None
     cfg = validate(reg.config, apply_overrides({}, overrides), "task")

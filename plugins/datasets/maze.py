@@ -30,6 +30,7 @@ from agent_forge.errors import ConfigError
 from agent_forge.plugins.datasets import maze_core as core
 from agent_forge.plugins.datasets.grids import (cache_dir, cached_arrays, dihedral_batch, dihedral_symmetries,
                                                 iter_question_answer, sample_rows)
+from agent_forge.specs import DatasetSpec
 
 VOCAB = 6
 
@@ -270,11 +271,7 @@ def file_stats(cfg: MazeConfig, path: Path, *, rows: int | None = None, seed: in
             "open_cells": round(float(np.mean(open_share)), 4), "refused_rows": refused}
 
 
-build_maze.generate_examples = generate_examples  # type: ignore[attr-defined]
-build_maze.file_stats = file_stats  # type: ignore[attr-defined]
-
-
 @hookimpl
-def forge_register_datasets(register):
-    register("maze", build_maze, config=MazeConfig,
-             description="n x n grid maze; target: the unique shortest S-G path")
+def forge_register_datasets(register: Callable[[DatasetSpec], None]) -> None:
+    register(DatasetSpec("maze", build_maze, config=MazeConfig, generate=generate_examples, file_stats=file_stats,
+                         description="n x n grid maze; target: the unique shortest S-G path"))

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import numpy as np
 import torch
@@ -33,6 +33,7 @@ from agent_forge.contracts import TaskSpec
 from agent_forge.data import Split, TaskData
 from agent_forge.errors import ConfigError
 from agent_forge.plugins.datasets.official_folder import OfficialSplit, read_split
+from agent_forge.specs import DatasetSpec
 
 #: Where a target is not scored (TaskSpec's default, and the official code's IGNORE_LABEL_ID).
 IGNORE_INDEX = -100
@@ -126,6 +127,7 @@ def build_official(cfg: OfficialConfig, seed: int) -> TaskData:
 
 
 @hookimpl
-def forge_register_datasets(register):
-    register("official", build_official, config=OfficialConfig,
-             description="a dataset folder in the official TRM layout (task.path=DIR), token ids as they are")
+def forge_register_datasets(register: Callable[[DatasetSpec], None]) -> None:
+    register(DatasetSpec("official", build_official, config=OfficialConfig,
+                         description="a dataset folder in the official TRM layout (task.path=DIR), token ids as they"
+                                     " are"))

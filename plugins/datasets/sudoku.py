@@ -31,6 +31,7 @@ from agent_forge.errors import ConfigError
 from agent_forge.plugins.datasets import sudoku_core as core
 from agent_forge.plugins.datasets.csv_grids import grid_text, read_grid_csv
 from agent_forge.plugins.datasets.grids import TokenPermutation, cache_dir, cached_arrays
+from agent_forge.specs import DatasetSpec
 
 
 BlankRange = tuple[int, int]
@@ -374,17 +375,15 @@ def file_stats(cfg: SudokuConfig, path: Path, *, rows: int | None = None, seed: 
     return stats
 
 
-build_sudoku.generate_examples = generate_examples  # type: ignore[attr-defined]
-build_sudoku.file_stats = file_stats  # type: ignore[attr-defined]
-
-
 @hookimpl
-def forge_register_datasets(register):
-    register("sudoku", build_sudoku, config=SudokuConfig,
-             description="n x n Sudoku (size 4, 6 or 9) with unique solutions")
+def forge_register_datasets(register: Callable[[DatasetSpec], None]) -> None:
+    def spec(name: str, config: type[SudokuConfig], description: str) -> DatasetSpec:
+        return DatasetSpec(name, build_sudoku, config=config, generate=generate_examples, file_stats=file_stats,
+                           description=description)
+
+    register(spec("sudoku", SudokuConfig, "n x n Sudoku (size 4, 6 or 9) with unique solutions"))
     for size, cfg in ((4, Sudoku4Config), (6, Sudoku6Config), (9, Sudoku9Config)):
         rows, cols = core.box_shape(size)
-        register(f"sudoku{size}", build_sudoku, config=cfg,
-                 description=f"{size}x{size} Sudoku with {rows}x{cols} boxes")
-    register("sudoku9_hard", build_sudoku, config=Sudoku9HardConfig,
-             description="9x9 Sudoku that needs search: minimal puzzles that singles cannot finish")
+        register(spec(f"sudoku{size}", cfg, f"{size}x{size} Sudoku with {rows}x{cols} boxes"))
+    register(spec("sudoku9_hard", Sudoku9HardConfig,
+                  "9x9 Sudoku that needs search: minimal puzzles that singles cannot finish"))

@@ -37,6 +37,7 @@ from agent_forge.contracts import TaskSpec
 from agent_forge.data import Split, TaskData
 from agent_forge.errors import ConfigError
 from agent_forge.plugins.datasets.grids import cache_dir
+from agent_forge.specs import DatasetSpec
 
 EOS = 256
 CORPUS_SUFFIXES = (".txt", ".md", ".jsonl", ".parquet")
@@ -276,6 +277,6 @@ def tokenizer_for(cfg: TextConfig, seed: int, bpe_sha: str | None = None) -> Byt
 
 
 @hookimpl
-def forge_register_datasets(register):
-    register("text", build_text, config=TextConfig,
-             description="Causal LM over local text/JSONL; default corpus: Python stdlib docstrings")
+def forge_register_datasets(register: Callable[[DatasetSpec], None]) -> None:
+    register(DatasetSpec("text", build_text, config=TextConfig,
+                         description="Causal LM over local text/JSONL; default corpus: Python stdlib docstrings"))

@@ -9,11 +9,12 @@ The tensor map and the config mapping live in :mod:`agent_forge.plugins.official
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import typer
 
 from agent_forge import hookimpl
+from agent_forge.specs import ExportFormatSpec
 
 
 def import_official_cmd(
@@ -53,6 +54,6 @@ def forge_register_commands(cli):
 
 
 @hookimpl
-def forge_register_export_formats(register):
-    register("official", export_official,
-             description="The official TRM code's step_N checkpoint and all_config.yaml (fp32)")
+def forge_register_export_formats(register: Callable[[ExportFormatSpec], None]) -> None:
+    register(ExportFormatSpec("official", export_official,
+                              description="The official TRM code's step_N checkpoint and all_config.yaml (fp32)"))

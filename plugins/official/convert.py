@@ -22,6 +22,7 @@ from agent_forge.errors import ConfigError
 from agent_forge.loading import build_model
 from agent_forge.plugins.official.checkpoint import (OFFICIAL_TRAINING_DEFAULTS, official_arch_from,
                                                      official_state_from, read_official)
+from agent_forge.specs import ArchitectureSpec
 
 MANIFEST_NAME = "model.json"
 #: Our trainer.loss -> the official loss_type.
@@ -54,7 +55,7 @@ def import_official(path: str | Path, out: str | Path, *, config_path: str | Pat
     if data_paths:
         info["dataset"] = {"name": "official", "config": {"path": data_paths[0]}}
     task = TaskSpec(name="official", vocab_size=source.vocab_size, seq_len=source.seq_len, info=info)
-    reg = host.get("architecture", "trm")
+    reg = host.get(ArchitectureSpec, "trm")
     cfg = reg.config.model_validate(source.model_config)
     fields: dict[str, Any] = {
         "id": f"official-{source.sha256[:12]}", "phase": "import", "architecture": "trm",

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from forge_testing import TINY
+from agent_forge.specs import DatasetSpec
 
 
 def forge(*args, env=None, check=True):
@@ -148,8 +149,10 @@ def test_an_inline_plugin_adds_a_command_and_a_data_subcommand():
     from agent_forge.plugin_host import get_host
 
     def task_info(task: str = typer.Argument(...)) -> None:
-        reg = get_host().get("dataset", task)
-        emit_json({"task": task, "plugin": reg.plugin, "fields": sorted(reg.config.model_fields)})
+        host = get_host()
+        spec = host.get(DatasetSpec, task)
+        emit_json({"task": task, "plugin": host.plugin_of(DatasetSpec, task),
+                   "fields": sorted(spec.config.model_fields)})
 
     def hook(cli):
         cli.command("task-info")(task_info)

@@ -6,6 +6,7 @@ from agent_forge.config import apply_override, apply_overrides, deep_merge, load
 from agent_forge.errors import ConfigError
 from agent_forge.phases.cognate.phase import validate_cognate
 from agent_forge.plugins.variants import VARIANTS
+from agent_forge.specs import DatasetSpec
 
 
 def test_overrides_parse_yaml_scalars_and_lists():
@@ -74,7 +75,7 @@ def test_every_variant_validates_to_what_its_preset_says(host, name):
 
     spec = VARIANTS[name][0]
     # Every preset's task is a built-in one: a missing plugin is a failure, never a skip.
-    assert spec["task"]["name"] in host.items("dataset"), spec["task"]["name"]
+    assert spec["task"]["name"] in host.items(DatasetSpec), spec["task"]["name"]
     cfg = validate_cognate(host, spec)
     assert cfg.task_name == spec["task"]["name"] and cfg.architecture == spec["model"]["architecture"]
     dumped = cfg.model_dump()

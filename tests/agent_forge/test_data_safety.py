@@ -12,6 +12,7 @@ lines on stderr; the lines a person reads (``error:``, ``stopped:``, ``resume wi
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -407,11 +408,10 @@ def test_a_failure_on_non_finite_steps_never_claims_a_checkpoint_that_is_not_the
 
     real = trainer.compute_task_loss
 
-    def nan_from_step(start: int) -> Callable[..., None]:
-        def loss(state: Any, cfg: Any) -> None:
-            real(state, cfg)
-            if state.step >= start:
-                state.losses = {k: v * float("nan") for k, v in state.losses.items()}
+    def nan_from_step(start: int) -> Callable[..., Any]:
+        def loss(state: Any, cfg: Any) -> Any:
+            task = real(state, cfg)
+            return dataclasses.replace(task, lm=task.lm * float("nan")) if state.step >= start else task
         return loss
 
     common = dict(host=host, variant="trm_tiny", max_steps=6, progress=False,

@@ -12,6 +12,8 @@ from agent_forge.phases.cognate.training_config import DeepSupervisionConfig
 from agent_forge.plugin_host import load_plugins
 from agent_forge.plugins.variants import VARIANTS
 from agent_forge.runner import Phase
+from agent_forge.phases.cognate import Callback, CallbackSpec, TrainerSpec, VariantSpec
+from agent_forge.specs import PhaseSpec
 from forge_testing import TINY
 
 
@@ -39,11 +41,11 @@ class RecordingTrainer(DeepSupervisionTrainer):
         return super().fit(ctx)
 
 
-class CountingCallback:
+class CountingCallback(Callback):
     def __init__(self, cfg):
         self.steps = 0
 
-    def on_step_end(self, state):
+    def on_step_end(self, trainer, state):
         self.steps += 1
 
 
@@ -51,18 +53,18 @@ def _plugin(events):
     mod = types.ModuleType("inline_test_plugin")
 
     def forge_register_phases(register):
-        register("consumer", ConsumerPhase)
+        register(PhaseSpec("consumer", ConsumerPhase))
 
     def forge_register_trainers(register):
-        register("recording", RecordingTrainer, config=DeepSupervisionConfig)
+        register(TrainerSpec("recording", RecordingTrainer, config=DeepSupervisionConfig))
 
     def forge_register_callbacks(register):
-        register("counting", CountingCallback, config=None)
+        register(CallbackSpec("counting", CountingCallback))
 
     def forge_register_variants(register):
         spec = {**VARIANTS["trm_tiny"][0], "trainer": {**VARIANTS["trm_tiny"][0]["trainer"], "name": "recording"},
                 "callbacks": {"ema": {"decay": 0.9}, "counting": True}}
-        register("tiny_recorded", spec, description="test variant")
+        register(VariantSpec("tiny_recorded", spec, description="test variant"))
 
     def forge_phase_start(phase, config):
         events.append(("start", phase))
@@ -129,7 +131,7 @@ def test_run_options_leave_a_phase_without_apply_run_options_untouched(tmp_path)
     from agent_forge.runner import PhaseRunner, RunOptions
 
     mod = types.ModuleType("echo_plugin")
-    mod.forge_register_phases = hookimpl(lambda register: register("echo", EchoPhase))
+    mod.forge_register_phases = hookimpl(lambda register: register(PhaseSpec("echo", EchoPhase)))
     host = load_plugins(entry_points=False, extra=(mod,))
     config = tmp_path / "echo.json"
     config.write_text('{"trainer": {"minutes": 5}, "seed": 7}')
@@ -196,9 +198,9 @@ class PickyPhase(Phase):
 
 def _picky_host():
     mod = types.ModuleType("picky_plugin")
-    mod.forge_register_phases = hookimpl(lambda register: register("picky", PickyPhase))
+    mod.forge_register_phases = hookimpl(lambda register: register(PhaseSpec("picky", PickyPhase)))
     mod.forge_register_trainers = hookimpl(
-        lambda register: register("recording", RecordingTrainer, config=DeepSupervisionConfig))
+        lambda register: register(TrainerSpec("recording", RecordingTrainer, config=DeepSupervisionConfig)))
     return load_plugins(entry_points=False, extra=(mod,))
 
 

@@ -4,6 +4,7 @@ import torch
 from agent_forge.models import layers
 from agent_forge.models.transformer import TransformerBaseline, TransformerConfig
 from agent_forge.models.trm import TRMConfig, TRMEnhancedCognate
+from agent_forge.specs import ArchitectureSpec
 
 TASK = {"vocab_size": 7, "seq_len": 12}
 
@@ -179,7 +180,7 @@ def test_paper_presets_have_the_official_parameter_count_plus_exactly_the_stated
     cfg = validate_cognate(host, VARIANTS[variant][0])
     spec = cfg.task.task_spec()  # the dataset config says its spec without building the data
     with torch.device("meta"):
-        model = host.get("architecture", cfg.architecture).obj(cfg.model, spec)
+        model = host.get(ArchitectureSpec, cfg.architecture).build(cfg.model, spec)
     count = sum(p.numel() for p in model.parameters())
     assert count == OFFICIAL[variant] + DIFFERENCE[variant]
     # The terms that differ are exactly these tensors.

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from agent_forge.contracts import TaskSpec
+from agent_forge.specs import ArchitectureSpec
 
 TASK = TaskSpec(name="recursion", vocab_size=7, seq_len=5)
 
@@ -37,10 +38,10 @@ class RecordingNet(nn.Module):
 
 
 def _trm(host, n: int, T: int):
-    reg = host.get("architecture", "trm")
+    reg = host.get(ArchitectureSpec, "trm")
     torch.manual_seed(0)
     cfg = reg.config(d_model=8, n_layers=1, n_heads=2, n=n, T=T, n_sup=2)
-    return reg.obj(cfg, TASK)
+    return reg.build(cfg, TASK)
 
 
 @pytest.mark.parametrize("n,T", [(2, 2), (3, 2)])

@@ -5,6 +5,7 @@ import torch
 
 from agent_forge.phases.cognate.phase import validate_cognate
 from agent_forge.plugins.variants import VARIANTS
+from agent_forge.specs import ArchitectureSpec
 
 # Seed 002's configs A-D and its control ("current"): layers, width, n, T, N_sup, sequence_len.
 SEED_002 = {
@@ -35,7 +36,7 @@ def test_the_control_has_config_a_s_parameters(host):
     for variant in ("lm_baseline_70m", "lm_conservative"):
         cfg = validate_cognate(host, VARIANTS[variant][0])
         with torch.device("meta"):
-            model = host.get("architecture", cfg.architecture).obj(cfg.model, cfg.task.task_spec())
+            model = host.get(ArchitectureSpec, cfg.architecture).build(cfg.model, cfg.task.task_spec())
         counts[variant] = sum(p.numel() for p in model.parameters())
     assert counts["lm_baseline_70m"] == counts["lm_conservative"]
     # Not the seed's "70M": its name is the seed's, its count is this (untied 50304 x 768 embedding and

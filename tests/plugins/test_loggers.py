@@ -9,6 +9,7 @@ import pytest
 from agent_forge import hookimpl, run_phase
 from agent_forge.loggers import Logger, LoggerSet
 from agent_forge.plugin_host import load_plugins
+from agent_forge.specs import LoggerSpec
 
 STEPS = 6
 
@@ -85,7 +86,7 @@ def test_a_failing_logger_is_dropped_and_the_run_completes(tmp_path, tiny):
         @staticmethod
         @hookimpl
         def forge_register_loggers(register):
-            register("broken", Broken)
+            register(LoggerSpec("broken", Broken))
 
     host = load_plugins(entry_points=False, extra=(Plugin,))
     result = run_phase("cognate", host=host, variant="trm_tiny", max_steps=4, progress=False, out=tmp_path / "r",

@@ -7,6 +7,7 @@ import pytest
 
 from agent_forge.errors import ConfigError
 from agent_forge.phases.cognate.ablation import _markdown, _plot, _verdict, run_ablation
+from agent_forge.phases.cognate import VariantSpec
 
 SMALL = ["task.train_count=64", "task.eval_count=32", "task.blanks=[6, 8]", "model.d_model=16", "model.n_layers=1",
          "model.n_heads=2", "trainer.batch_size=16", "trainer.eval_every=null", "trainer.log_every=2",
@@ -80,7 +81,7 @@ def _resolved(host, names, base="trm_tiny", overrides=SMALL):
     resolved, same_as, _, _ = resolve_arms(host, arms, task="sudoku4", minutes=0.01, overrides=list(overrides))
     out = {}
     for arm, full in resolved:
-        raw = apply_overrides(copy.deepcopy(dict(host.get("variant", arm.variant).obj)), list(full))
+        raw = apply_overrides(copy.deepcopy(dict(host.get(VariantSpec, arm.variant).config)), list(full))
         out[arm.name] = raw
     return out, same_as
 

@@ -14,6 +14,8 @@ from agent_forge.phases.cognate.phase import build_model, validate_cognate
 from agent_forge.phases.cognate.fit import FitContext
 from agent_forge.plugins.loggers import JsonlLogger
 from agent_forge.plugins.variants import VARIANTS
+from agent_forge.phases.cognate import Callback, CallbackSpec, TrainerSpec
+from agent_forge.specs import DatasetSpec
 
 
 def token_cross_entropy(logits, targets, ignore):
@@ -31,17 +33,17 @@ TINY_LM = ["model.d_model=32", "model.n_layers=2", "model.n_heads=2", "model.n_k
 def _train(host, tmp_path, extra):
     raw = apply_overrides(VARIANTS["lm_conservative"][0], TINY_LM + extra)
     cfg = validate_cognate(host, raw)
-    task = host.get("dataset", cfg.task_name).obj(cfg.task, cfg.data_seed)
+    task = host.get(DatasetSpec, cfg.task_name).build(cfg.task, cfg.data_seed)
     model = build_model(host, cfg, task.spec, cfg.seed)
-    callbacks = {n: host.get("callback", n).obj(c) for n, c in cfg.callbacks.items()}
+    callbacks = {n: host.get(CallbackSpec, n).build(c) for n, c in cfg.callbacks.items()}
     losses = []
 
-    class Record:
-        def on_loss(self, state):
+    class Record(Callback):
+        def on_loss(self, trainer, state):
             losses.append(state.losses["lm"].detach().clone())
 
     callbacks["record"] = Record()
-    trainer = host.get("trainer", cfg.trainer_name).obj(cfg.trainer)
+    trainer = host.get(TrainerSpec, cfg.trainer_name).build(cfg.trainer)
     fit = trainer.fit(FitContext(model=model, task=task, run_dir=tmp_path, seed=cfg.seed, callbacks=callbacks,
                                  host=host, evaluators=cfg.evaluators, progress=False,
                                  loggers=JsonlLogger(None, tmp_path)))

@@ -37,24 +37,31 @@ def test_hierarchical_weights_by_hand():
 
 
 def test_task_loss_is_the_weighted_mean_over_rows():
-    state = _state([1, 3], 3)
-    compute_task_loss(state, _cfg(supervision_weight_base=5.0))
+    task = compute_task_loss(_state([1, 3], 3), _cfg(supervision_weight_base=5.0))
     # rows at steps 1 and 3: ln4 * (0.3642515 + 1.8212574) / 2
-    assert float(state.losses["lm"]) == pytest.approx(math.log(4) * 1.0927544, rel=1e-6)
+    assert float(task.lm) == pytest.approx(math.log(4) * 1.0927544, rel=1e-6)
 
 
 def test_improvement_penalty_by_hand():
     # First step: nothing to compare with, so no penalty; the row losses are kept for the next.
-    state = _state([1, 1], 4)
-    compute_task_loss(state, _cfg(improvement_reward_scale=1.0))
-    assert float(state.losses["lm"]) == pytest.approx(math.log(4))
-    assert state.prev_loss.tolist() == pytest.approx([math.log(4)] * 2)
+    task = compute_task_loss(_state([1, 1], 4), _cfg(improvement_reward_scale=1.0))
+    assert float(task.lm) == pytest.approx(math.log(4))
+    assert task.per_sample.tolist() == pytest.approx([math.log(4)] * 2)
     # Next step: row 0 was at 1.0 and is now at ln4 = 1.3862944 (worse by 0.3862944); row 1 was at
     # 2.0 (better now: no penalty); row 2 got worse but was refilled (a fresh sample: no penalty).
     state = _state([2, 2, 1], 4, prev_loss=torch.tensor([1.0, 2.0, 0.5]), fresh=[False, False, True])
-    compute_task_loss(state, _cfg(improvement_reward_scale=2.0))
-    assert float(state.losses["lm"]) == pytest.approx(math.log(4) + 2.0 * 0.3862944 / 3, rel=1e-6)
-    # Scale 0 (the default) adds nothing and keeps no previous losses.
-    state = _state([2], 4, prev_loss=torch.tensor([0.1]))
-    compute_task_loss(state, _cfg())
-    assert float(state.losses["lm"]) == pytest.approx(math.log(4))
+    lm = compute_task_loss(state, _cfg(improvement_reward_scale=2.0)).lm
+    assert float(lm) == pytest.approx(math.log(4) + 2.0 * 0.3862944 / 3, rel=1e-6)
+    # Scale 0 (the default) adds nothing.
+    lm = compute_task_loss(_state([2], 4, prev_loss=torch.tensor([0.1])), _cfg()).lm
+    assert float(lm) == pytest.approx(math.log(4))
+
+
+def test_the_task_loss_returns_its_result_and_changes_nothing_on_the_state():
+    state = _state([1, 2], 4, prev_loss=torch.tensor([9.0, 9.0]))
+    before = {key: id(value) for key, value in vars(state).items()}
+    task = compute_task_loss(state, _cfg(improvement_reward_scale=1.0))
+    assert {key: id(value) for key, value in vars(state).items()} == before
+    assert state.prev_loss.tolist() == [9.0, 9.0]
+    assert task.seq_correct.tolist() == [True, True]  # zero logits pick token 0, the target
+    assert task.token_correct.shape == (2, 2) and not task.per_sample.requires_grad

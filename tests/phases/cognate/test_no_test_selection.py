@@ -12,16 +12,18 @@ import torch
 from agent_forge import hookimpl, run_phase
 from agent_forge.checkpoint import load_artifact
 from agent_forge.plugin_host import load_plugins
+from agent_forge.specs import DatasetSpec, EvaluatorSpec
+from agent_forge.phases.cognate import Callback, CallbackSpec
 from forge_testing import TINY
 
 
-class _RawWinsOnEval:
+class _RawWinsOnEval(Callback):
     """An evaluator that scores the raw (live) weights 1 and any other weights 0 on the eval
     split: an eval-split choice between raw and EMA would pick raw."""
 
     raw: dict[str, torch.Tensor] = {}
 
-    def on_fit_end(self, state) -> None:  # a callback too: it records the raw weights
+    def on_fit_end(self, trainer, state) -> None:  # a callback too: it records the raw weights
         _RawWinsOnEval.raw = {n: p.detach().clone() for n, p in state.model.named_parameters()}
 
     @staticmethod
@@ -35,11 +37,11 @@ class _RawWinsOnEval:
 class _Plugin:
     @hookimpl
     def forge_register_evaluators(self, register):
-        register("raw_wins_on_eval", _RawWinsOnEval.evaluate)
+        register(EvaluatorSpec("raw_wins_on_eval", _RawWinsOnEval.evaluate))
 
     @hookimpl
     def forge_register_callbacks(self, register):
-        register("record_raw", lambda cfg: _RawWinsOnEval(), config=None)
+        register(CallbackSpec("record_raw", lambda cfg: _RawWinsOnEval()))
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +77,8 @@ def test_without_ema_the_hand_off_is_raw(probe_host, tmp_path):
 def test_the_validation_split_is_carved_from_training_rows_seeded_and_never_trained_on(host):
     from agent_forge.phases.common.validation import carve_validation
 
-    task = host.get("dataset", "sudoku4").obj(
-        host.get("dataset", "sudoku4").config(train_count=64, eval_count=16, blanks=[6, 8]), 0)
+    task = host.get(DatasetSpec, "sudoku4").build(
+        host.get(DatasetSpec, "sudoku4").config(train_count=64, eval_count=16, blanks=[6, 8]), 0)
     carved = carve_validation(task, 10, seed=0)
     assert len(carved.validation) == 10 and len(carved.train) == 54
     assert torch.equal(carved.eval.inputs, task.eval.inputs)  # the eval split is untouched
@@ -111,8 +113,8 @@ def test_validation_samples_that_leave_no_training_rows_are_refused(host):
     from agent_forge.errors import ConfigError
     from agent_forge.phases.common.validation import carve_validation
 
-    task = host.get("dataset", "sudoku4").obj(
-        host.get("dataset", "sudoku4").config(train_count=16, eval_count=8, blanks=[6, 8]), 0)
+    task = host.get(DatasetSpec, "sudoku4").build(
+        host.get(DatasetSpec, "sudoku4").config(train_count=16, eval_count=8, blanks=[6, 8]), 0)
     with pytest.raises(ConfigError, match=r"validation_samples=16 leaves no training rows.*16 training rows"):
         carve_validation(task, 16, seed=0)
 
@@ -125,14 +127,14 @@ def test_callbacks_never_see_the_eval_split_and_early_stop_decides_on_validation
 
     seen: list[dict[str, float]] = []
 
-    class Watch:
-        def on_eval(self, state):
+    class Watch(Callback):
+        def on_eval(self, trainer, state):
             seen.append(dict(state.eval_metrics))
 
     class WatchPlugin:
         @hookimpl
         def forge_register_callbacks(self, register):
-            register("watch_eval", lambda cfg: Watch(), config=None)
+            register(CallbackSpec("watch_eval", lambda cfg: Watch()))
 
     host = load_plugins(entry_points=False, extra=(WatchPlugin(),))
     result = run_phase("cognate", host=host, variant="trm_tiny", max_steps=4, progress=False, out=str(tmp_path / "v"),
@@ -172,13 +174,13 @@ def test_evomerge_selects_on_the_validation_split_even_where_the_eval_split_woul
     class Plugin:
         @hookimpl
         def forge_register_evaluators(self, register):
-            register("split_probe", probe)
+            register(EvaluatorSpec("split_probe", probe))
 
     host = load_plugins(entry_points=False, extra=(Plugin(),))
     cognate = run_phase("cognate", host=host, variant="trm_tiny", max_steps=3, models=2, progress=False,
                         out=str(tmp_path / "c"), overrides=[*TINY, "trainer.eval_every=null", "validation_samples=16"])
-    task = host.get("dataset", "sudoku4").obj(
-        host.get("dataset", "sudoku4").config(train_count=64, eval_count=32, blanks=[6, 8]), 0)
+    task = host.get(DatasetSpec, "sudoku4").build(
+        host.get(DatasetSpec, "sudoku4").config(train_count=64, eval_count=32, blanks=[6, 8]), 0)
     eval_rows |= {bytes(r.tolist()) for r in task.eval.inputs}
     (a0, w0), (a1, w1) = (load_artifact(ref.manifest_path) for ref in cognate.artifacts)
     winners.update(eval=w0, other=w1)

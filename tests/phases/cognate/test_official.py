@@ -23,6 +23,8 @@ from agent_forge.phases.cognate.phase import build_model, validate_cognate
 from agent_forge.phases.cognate.trainer import FitContext
 from agent_forge.phases.cognate.training_config import DeepSupervisionConfig
 from agent_forge.plugins.variants import VARIANTS
+from agent_forge.phases.cognate import Callback, CallbackSpec, TrainerSpec
+from agent_forge.specs import DatasetSpec
 from forge_testing import assert_same_training_state
 
 # -- stable-max cross-entropy ---------------------------------------------------------------
@@ -54,13 +56,12 @@ def _loss_state():
 
 @pytest.mark.parametrize("kind", ["softmax", "stablemax"])
 def test_trainer_loss_option_selects_the_cross_entropy(kind):
-    state = _loss_state()
-    compute_task_loss(state, DeepSupervisionConfig(max_steps=1, loss=kind))
+    task = compute_task_loss(_loss_state(), DeepSupervisionConfig(max_steps=1, loss=kind))
     e = math.e
     expected = (sum(STABLEMAX_CE) if kind == "stablemax"
                 else -math.log(e / (e + 1 + 1 / e)) - math.log(1 / (e * e + e ** -2 + 1))) / 2
-    assert state.losses["lm"].item() == pytest.approx(expected, rel=1e-6)
-    assert state.per_sample_loss.dtype == torch.float32
+    assert task.lm.item() == pytest.approx(expected, rel=1e-6)
+    assert task.per_sample.dtype == torch.float32
 
 
 class FixedLogits(torch.nn.Module):
@@ -133,11 +134,11 @@ def test_sparse_puzzle_table_under_fsdp_is_refused_with_the_fix():
 # -- a paper preset trains, checkpoints and resumes exactly ----------------------------------
 def _fit(host, run_dir, overrides, variant, callbacks_extra=None, resume=False):
     cfg = validate_cognate(host, apply_overrides(VARIANTS[variant][0], overrides))
-    task = host.get("dataset", cfg.task_name).obj(cfg.task, cfg.data_seed)
+    task = host.get(DatasetSpec, cfg.task_name).build(cfg.task, cfg.data_seed)
     model = build_model(host, cfg, task.spec, cfg.seed)
     callbacks = dict(callbacks_extra or {})
-    callbacks.update({n: host.get("callback", n).obj(c) for n, c in cfg.callbacks.items()})
-    trainer = host.get("trainer", cfg.trainer_name).obj(cfg.trainer)
+    callbacks.update({n: host.get(CallbackSpec, n).build(c) for n, c in cfg.callbacks.items()})
+    trainer = host.get(TrainerSpec, cfg.trainer_name).build(cfg.trainer)
     return trainer.fit(FitContext(model=model, task=task, run_dir=run_dir, seed=cfg.seed, callbacks=callbacks,
                                   host=host, evaluators=cfg.evaluators, resume=resume, progress=False))
 
@@ -148,8 +149,8 @@ def _latest(run_dir):
 
 
 def test_paper_preset_resumes_bit_identically(host, tmp_path, tiny):
-    class Crash:
-        def on_step_start(self, state):
+    class Crash(Callback):
+        def on_step_start(self, trainer, state):
             if state.step == 5:
                 raise RuntimeError("crash after the checkpoint at step 4")
 

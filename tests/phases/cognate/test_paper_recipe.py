@@ -20,6 +20,8 @@ from agent_forge.phases.cognate.trainer import CompiledOrEager
 from agent_forge.phases.cognate.training_config import DeepSupervisionConfig
 from agent_forge.plugins.variants import VARIANTS
 from agent_forge.runner import RunOptions
+from agent_forge.phases.cognate import CallbackSpec, TrainerSpec
+from agent_forge.specs import DatasetSpec
 
 PAPER = ("trm_paper", "trm_paper_attention", "trm_maze", "trm_arc")
 
@@ -53,9 +55,9 @@ def _fit(host, run_dir, overrides):
     from agent_forge.phases.cognate.phase import build_model
 
     cfg = validate_cognate(host, apply_overrides(VARIANTS["trm_tiny"][0], overrides))
-    task = host.get("dataset", cfg.task_name).obj(cfg.task, cfg.data_seed)
-    trainer = host.get("trainer", cfg.trainer_name).obj(cfg.trainer)
-    callbacks = {n: host.get("callback", n).obj(c) for n, c in cfg.callbacks.items()}
+    task = host.get(DatasetSpec, cfg.task_name).build(cfg.task, cfg.data_seed)
+    trainer = host.get(TrainerSpec, cfg.trainer_name).build(cfg.trainer)
+    callbacks = {n: host.get(CallbackSpec, n).build(c) for n, c in cfg.callbacks.items()}
     return trainer.fit(FitContext(model=build_model(host, cfg, task.spec, 0), task=task, run_dir=run_dir, seed=0,
                                   callbacks=callbacks, host=host, evaluators=cfg.evaluators, progress=False)), None
 
@@ -152,7 +154,7 @@ def test_optimizer_option_and_decay_on_every_parameter(host, tiny):
 
     def built(*overrides):
         cfg = validate_cognate(host, apply_overrides(VARIANTS["trm_tiny"][0], [*tiny, *overrides]))
-        model = build_model(host, cfg, host.get("dataset", cfg.task_name).obj(cfg.task, 0).spec, 0)
+        model = build_model(host, cfg, host.get(DatasetSpec, cfg.task_name).build(cfg.task, 0).spec, 0)
         return model, optimizers.build_optimizer(model, cfg.trainer)
 
     model, adamw = built()

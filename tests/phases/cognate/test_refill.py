@@ -17,6 +17,8 @@ from torch import nn
 from agent_forge import hookimpl, run_phase
 from agent_forge.models.protocol import ModelOutput
 from agent_forge.plugin_host import load_plugins
+from agent_forge.phases.cognate import Callback, CallbackSpec
+from agent_forge.specs import ArchitectureSpec
 
 N_SUP = 3
 STEPS = 10
@@ -56,13 +58,13 @@ class CarryProbe(nn.Module):
         return new, ModelOutput(logits=self.bias.expand(b, s, self.vocab))
 
 
-class HaltSome:
+class HaltSome(Callback):
     """Halts rows (index + step) % 4 == 0 besides the step limit, and records every step's decision."""
 
     def __init__(self, cfg, halted: list[torch.Tensor]) -> None:
         self.halted = halted
 
-    def on_halt(self, state) -> None:
+    def on_halt(self, trainer, state) -> None:
         rows = torch.arange(state.halted.shape[0])
         state.halted = state.halted | ((rows + state.step) % 4 == 0)
         self.halted.append(state.halted.clone())
@@ -75,12 +77,15 @@ def _run(tmp_path):
     class ProbePlugin:
         @hookimpl
         def forge_register_architectures(self, register):
-            register("carry_probe", lambda cfg, task: models.append(CarryProbe(cfg, task)) or models[-1],
-                     config=ProbeConfig)
+            def build(cfg, task):
+                models.append(CarryProbe(cfg, task))
+                return models[-1]
+
+            register(ArchitectureSpec("carry_probe", build, config=ProbeConfig))
 
         @hookimpl
         def forge_register_callbacks(self, register):
-            register("halt_some", lambda cfg: HaltSome(cfg, halted), config=HaltConfig)
+            register(CallbackSpec("halt_some", lambda cfg: HaltSome(cfg, halted), config=HaltConfig))
 
     host = load_plugins(entry_points=False, extra=(ProbePlugin(),))
     assert not host.failures, host.failures

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from forge_testing import TINY
+from agent_forge.specs import DatasetSpec
 
 N_SUP = 3  # TINY's model.n_sup
 
@@ -129,8 +130,8 @@ def test_a_model_without_a_q_head_says_so(app, trained, tmp_path):
 def test_maze_cells_are_the_characters_of_its_render(host):
     from agent_forge.config import validate
 
-    reg = host.get("dataset", "maze")
-    task = reg.obj(validate(reg.config, {"size": 7, "train_count": 2, "eval_count": 2, "cache": False}, "task"), 0)
+    reg = host.get(DatasetSpec, "maze")
+    task = reg.build(validate(reg.config, {"size": 7, "train_count": 2, "eval_count": 2, "cache": False}, "task"), 0)
     row = task.eval.targets[0]
     cells = task.decode_grid(row)
     assert "\n".join("".join(r) for r in cells) == task.render(row)

@@ -12,18 +12,20 @@ from agent_forge.phases.cognate.fit import FitContext
 from agent_forge.plugins.loggers import JsonlLogger
 from agent_forge.plugins.variants import VARIANTS
 from agent_forge.phases.common.validation import carve_validation
+from agent_forge.phases.cognate import Callback, CallbackSpec, TrainerSpec
+from agent_forge.specs import DatasetSpec
 
 
 def _fit(host, tmp_path, overrides, variant="trm_tiny", callbacks_extra=None, resume=False):
     raw = apply_overrides(VARIANTS[variant][0], overrides)
     cfg = validate_cognate(host, raw)
-    task = carve_validation(host.get("dataset", cfg.task_name).obj(cfg.task, cfg.data_seed), cfg.validation_samples,
+    task = carve_validation(host.get(DatasetSpec, cfg.task_name).build(cfg.task, cfg.data_seed), cfg.validation_samples,
                             cfg.data_seed)
     model = build_model(host, cfg, task.spec, cfg.seed)
     # Test callbacks run first, so the built-ins see what they set.
     callbacks = dict(callbacks_extra or {})
-    callbacks.update({n: host.get("callback", n).obj(c) for n, c in cfg.callbacks.items()})
-    trainer = host.get("trainer", cfg.trainer_name).obj(cfg.trainer)
+    callbacks.update({n: host.get(CallbackSpec, n).build(c) for n, c in cfg.callbacks.items()})
+    trainer = host.get(TrainerSpec, cfg.trainer_name).build(cfg.trainer)
     fit = trainer.fit(FitContext(model=model, task=task, run_dir=tmp_path, seed=cfg.seed, callbacks=callbacks,
                                  host=host, evaluators=cfg.evaluators, resume=resume, progress=False,
                                  loggers=JsonlLogger(None, tmp_path)))
@@ -31,10 +33,10 @@ def _fit(host, tmp_path, overrides, variant="trm_tiny", callbacks_extra=None, re
 
 
 def test_halted_rows_are_refilled_so_halting_raises_examples_per_step(host, tmp_path, tiny):
-    class ForceHalt:
+    class ForceHalt(Callback):
         """Halts every row after its first step, like a Q-head that is always sure."""
 
-        def on_halt(self, state):
+        def on_halt(self, trainer, state):
             state.halted = torch.ones_like(state.halted)
 
     steps = ["trainer.max_steps=6", "trainer.eval_every=null", "callbacks.act=null"]
@@ -50,10 +52,12 @@ def test_halted_rows_are_refilled_so_halting_raises_examples_per_step(host, tmp_
 
 
 def test_nan_loss_is_skipped_and_counted(host, tmp_path, tiny):
-    class PoisonOnce:
-        def on_loss(self, state):
-            if state.step == 2 and not state.extras.get("poisoned"):
-                state.extras["poisoned"] = True
+    class PoisonOnce(Callback):
+        poisoned = False
+
+        def on_loss(self, trainer, state):
+            if state.step == 2 and not self.poisoned:
+                self.poisoned = True
                 state.losses["poison"] = torch.tensor(float("nan"))
 
     fit, _ = _fit(host, tmp_path, tiny + ["trainer.max_steps=5", "trainer.eval_every=null"],
@@ -63,8 +67,8 @@ def test_nan_loss_is_skipped_and_counted(host, tmp_path, tiny):
 
 
 def test_repeated_nans_stop_with_a_clear_message(host, tmp_path, tiny):
-    class AlwaysNaN:
-        def on_loss(self, state):
+    class AlwaysNaN(Callback):
+        def on_loss(self, trainer, state):
             state.losses["poison"] = torch.tensor(float("nan"))
 
     fit, _ = _fit(host, tmp_path, tiny + ["trainer.max_steps=50", "trainer.nan_patience=3",
@@ -74,8 +78,8 @@ def test_repeated_nans_stop_with_a_clear_message(host, tmp_path, tiny):
 
 
 def test_early_stop_cuts_supervision_at_threshold(host, tmp_path, tiny):
-    class FakeAccuracy:
-        def on_log(self, state):
+    class FakeAccuracy(Callback):
+        def on_log(self, trainer, state):
             state.metrics["train_exact_at_halt"] = 1.0 if state.step >= 4 else 0.0
 
     fit, _ = _fit(host, tmp_path, tiny + ["trainer.max_steps=8", "trainer.eval_every=null",
@@ -116,7 +120,7 @@ def test_metrics_file_has_the_promised_fields(host, tmp_path, tiny):
 
 def test_offered_weights_are_swapped_in_for_evaluation_and_the_live_ones_restored(host, tmp_path, tiny):
     fit, model = _fit(host, tmp_path, tiny + ["trainer.max_steps=4", "trainer.eval_every=null"])
-    trainer = host.get("trainer", "deep_supervision").obj(fit.state.config)
+    trainer = host.get(TrainerSpec, "deep_supervision").build(fit.state.config)
     assert trainer.weight_labels(fit.state) == ["raw", "ema"]
     live = {n: p.detach().clone() for n, p in model.named_parameters()}
     ema = fit.state.callbacks["ema"].shadow

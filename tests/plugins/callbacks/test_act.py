@@ -21,8 +21,8 @@ def _state(q, correct, steps, min_steps=None, fresh=None):
 def test_q_learning_halts_on_positive_q_after_minimum_steps():
     cb = ACTCallback(ACTConfig())
     s = _state([2.0, 2.0, -1.0], [True, True, True], [1, 1, 5], min_steps=[1, 3, 1])
-    cb.on_loss(s)
-    cb.on_halt(s)
+    cb.on_loss(None, s)
+    cb.on_halt(None, s)
     assert s.halted.tolist() == [True, False, False]
     expected = 0.5 * torch.nn.functional.binary_cross_entropy_with_logits(torch.tensor([2.0, 2.0, -1.0]),
                                                                           torch.ones(3))
@@ -32,7 +32,7 @@ def test_q_learning_halts_on_positive_q_after_minimum_steps():
 def test_exploration_draws_minimums_for_fresh_rows_only():
     cb = ACTCallback(ACTConfig(explore_prob=1.0))
     s = _state([0.0] * 4, [False] * 4, [0] * 4, min_steps=[7, 7, 7, 7], fresh=[True, False, True, False])
-    cb.on_step_start(s)
+    cb.on_step_start(None, s)
     m = s.min_halt_steps.tolist()
     assert m[1] == 7 and m[3] == 7 and 2 <= m[0] <= 8 and 2 <= m[2] <= 8
 
@@ -45,7 +45,7 @@ def test_per_step_exploration_draws_every_row_at_every_step_and_per_sample_keeps
         s.max_sup_steps = 16
         seen = []
         for _ in range(4):
-            cb.on_step_start(s)
+            cb.on_step_start(None, s)
             seen.append(s.min_halt_steps.clone())
             s.fresh = torch.zeros(64, dtype=torch.bool)  # no row halted: none is fresh after the first step
         return seen
@@ -63,16 +63,16 @@ def test_per_step_exploration_draws_every_row_at_every_step_and_per_sample_keeps
 def test_per_step_exploration_with_no_exploring_row_lets_any_positive_q_halt():
     cb = ACTCallback(ACTConfig(explore_prob=0.0, exploration="per_step"))
     s = _state([1.0, 1.0, -1.0], [True] * 3, [1, 4, 4], min_steps=[9, 9, 9])  # stale minimums are replaced
-    cb.on_step_start(s)
-    cb.on_halt(s)
+    cb.on_step_start(None, s)
+    cb.on_halt(None, s)
     assert s.halted.tolist() == [True, True, False]
 
 
 def test_ponder_mode_rewards_halting_regardless_of_correctness():
     cb = ACTCallback(ACTConfig(mode="ponder", ponder_weight=0.1, halt_threshold=0.5))
     s = _state([1.0, -1.0], [False, True], [1, 1])
-    cb.on_loss(s)
-    cb.on_halt(s)
+    cb.on_loss(None, s)
+    cb.on_halt(None, s)
     # Halts the wrong answer (q > 0) and keeps the right one: the failure mode seed 001 reports.
     assert s.halted.tolist() == [True, False]
     assert "halt" not in s.losses and s.losses["ponder"].item() > 0
@@ -98,7 +98,7 @@ def test_q_learning_target_is_whole_answer_correct_on_mixed_rows():
         fresh=torch.zeros(5, dtype=torch.bool), generator=torch.Generator().manual_seed(0), max_sup_steps=8,
         device=torch.device("cpu"))
     weight = 0.7
-    ACTCallback(ACTConfig(loss_weight=weight)).on_loss(state)
+    ACTCallback(ACTConfig(loss_weight=weight)).on_loss(None, state)
 
     def bce(target):  # by hand: -(t log s(q) + (1-t) log(1-s(q))) = log(1 + e^q) - t q, mean over rows
         return weight * sum(math.log1p(math.exp(qi)) - ti * qi for qi, ti in zip(q, target)) / len(q)

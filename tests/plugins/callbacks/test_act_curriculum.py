@@ -16,6 +16,8 @@ from agent_forge.phases.cognate.phase import build_model, validate_cognate
 from agent_forge.phases.cognate.trainer import FitContext
 from agent_forge.plugins.callbacks.act import ACTCallback, ACTConfig
 from agent_forge.plugins.variants import VARIANTS
+from agent_forge.phases.cognate import Callback, CallbackSpec, TrainerSpec
+from agent_forge.specs import DatasetSpec
 from forge_testing import assert_same_training_state
 
 
@@ -28,56 +30,61 @@ def _state(step, *, max_steps=None, minutes=None, elapsed_s=0.0, q=(3.0, 3.0)):
         config=types.SimpleNamespace(max_steps=max_steps, minutes=minutes))
 
 
+def _fit_start(cb, state):
+    """ACT resolves its curriculum from the trainer's config at the first start."""
+    cb.on_fit_start(types.SimpleNamespace(cfg=state.config), state)
+
+
 def _halts(cb, state):
     state.halted = torch.zeros_like(state.halted)
-    cb.on_halt(state)
+    cb.on_halt(None, state)
     return bool(state.halted.all())
 
 
 def test_a_step_count_holds_every_sample_to_full_depth_then_halting_is_adaptive():
     cb = ACTCallback(ACTConfig(curriculum_steps=3))
-    cb.on_fit_start(_state(0, max_steps=100))
+    _fit_start(cb, _state(0, max_steps=100))
     # The Q-head says halt (q > 0) at every step; it is obeyed only after step 3.
     assert [_halts(cb, _state(s)) for s in (1, 2, 3, 4, 5)] == [False, False, False, True, True]
     assert cb.adaptive_from == 4
     log = _state(5)
-    cb.on_log(log)
+    cb.on_log(None, log)
     assert log.metrics == {"act_fixed_depth": 0.0}
 
 
 def test_without_a_curriculum_halting_is_adaptive_from_the_start_and_nothing_is_logged():
     for k in (None, 0):
         cb = ACTCallback(ACTConfig(curriculum_steps=k))
-        cb.on_fit_start(_state(0, max_steps=10))
+        _fit_start(cb, _state(0, max_steps=10))
         assert _halts(cb, _state(1))
         log = _state(1)
-        cb.on_log(log)
+        cb.on_log(None, log)
         assert log.metrics == {}
 
 
 def test_a_fraction_is_of_max_steps_when_set_else_of_the_time_budget():
     cb = ACTCallback(ACTConfig(curriculum_steps=0.25))
-    cb.on_fit_start(_state(0, max_steps=40, minutes=5.0))
+    _fit_start(cb, _state(0, max_steps=40, minutes=5.0))
     assert (cb.until_step, cb.until_s) == (10, None)
     timed = ACTCallback(ACTConfig(curriculum_steps=0.25))
-    timed.on_fit_start(_state(0, minutes=2.0))
+    _fit_start(timed, _state(0, minutes=2.0))
     assert (timed.until_step, timed.until_s) == (None, 30.0)
     assert not _halts(timed, _state(7, elapsed_s=29.9))
     assert _halts(timed, _state(8, elapsed_s=30.1))
     assert timed.adaptive_from == 8
     log = _state(8)
-    timed.on_log(log)
+    timed.on_log(None, log)
     assert log.metrics == {"act_fixed_depth": 0.0}
 
 
 def test_the_state_keeps_the_first_resolution_and_the_switch_across_a_resume():
     cb = ACTCallback(ACTConfig(curriculum_steps=0.5))
-    cb.on_fit_start(_state(0, max_steps=20))
+    _fit_start(cb, _state(0, max_steps=20))
     assert not _halts(cb, _state(10)) and _halts(cb, _state(11))
     saved = json.loads(json.dumps(cb.state_dict()))  # JSON scalars only
     resumed = ACTCallback(ACTConfig(curriculum_steps=0.5))
     resumed.load_state_dict(saved)
-    resumed.on_fit_start(_state(11, max_steps=200))  # a resume with a longer budget keeps step 10
+    _fit_start(resumed, _state(11, max_steps=200))  # a resume with a longer budget keeps step 10
     assert (resumed.until_step, resumed.adaptive_from) == (10, 11)
     assert _halts(resumed, _state(12))
     # Halting stays adaptive once it became so, whatever the clock says after a resume.
@@ -98,21 +105,22 @@ def test_integer_and_fraction_keep_their_types():
 
 
 # -- in the trainer ---------------------------------------------------------------------------
-class SayHalt:
-    """Sets the Q-head's logits to 'halt' after every step (runs before act's on_halt)."""
+class SayHalt(Callback):
+    """Sets the Q-head's logits to 'halt' after every step (runs before act's on_halt). It stands in
+    for the model, so it writes the output's tensor in place: a callback may not replace the output."""
 
-    def on_step_end(self, state):
-        q = state.output.q_halt_logits
-        state.output = dataclasses.replace(state.output, q_halt_logits=torch.full_like(q, 10.0))
+    @torch.no_grad()
+    def on_step_end(self, trainer, state):
+        state.output.q_halt_logits.fill_(10.0)
 
 
 def _fit(host, run_dir, overrides, callbacks_extra=None, resume=False):
     cfg = validate_cognate(host, apply_overrides(VARIANTS["trm_tiny"][0], overrides))
-    task = host.get("dataset", cfg.task_name).obj(cfg.task, cfg.data_seed)
+    task = host.get(DatasetSpec, cfg.task_name).build(cfg.task, cfg.data_seed)
     model = build_model(host, cfg, task.spec, cfg.seed)
     callbacks = dict(callbacks_extra or {})
-    callbacks.update({n: host.get("callback", n).obj(c) for n, c in cfg.callbacks.items()})
-    trainer = host.get("trainer", cfg.trainer_name).obj(cfg.trainer)
+    callbacks.update({n: host.get(CallbackSpec, n).build(c) for n, c in cfg.callbacks.items()})
+    trainer = host.get(TrainerSpec, cfg.trainer_name).build(cfg.trainer)
     return trainer.fit(FitContext(model=model, task=task, run_dir=run_dir, seed=cfg.seed, callbacks=callbacks,
                                   host=host, evaluators=cfg.evaluators, resume=resume, progress=False))
 
@@ -133,8 +141,8 @@ def test_the_trainer_runs_full_depth_during_the_curriculum_then_obeys_the_head(h
 
 
 def test_a_crashed_curriculum_run_resumes_bit_identically(host, tmp_path, tiny):
-    class Crash:
-        def on_step_start(self, state):
+    class Crash(Callback):
+        def on_step_start(self, trainer, state):
             if state.step == 5:
                 raise RuntimeError("crash after the checkpoint at step 4")
 

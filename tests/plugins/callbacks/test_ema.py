@@ -18,14 +18,14 @@ def test_ema_is_the_decay_weighted_average_computed_by_hand():
     model = _linear(1.0, -2.0)
     cb = EMACallback(EMAConfig(decay=0.9, warmup=True))
     state = types.SimpleNamespace(model=model, step=0)
-    cb.on_fit_start(state)
+    cb.on_fit_start(None, state)
     expected = None
     for t, (w, b) in enumerate([(3.0, 0.0), (5.0, 1.0), (-1.0, 4.0)]):
         with torch.no_grad():
             model.weight.fill_(w)
             model.bias.fill_(b)
         state.step = t + 1
-        cb.on_step_end(state)
+        cb.on_step_end(None, state)
         new = torch.tensor([w, b])
         if expected is None:  # the first update copies the weights
             expected = new
@@ -45,10 +45,10 @@ def test_every_skips_the_steps_in_between():
     model = _linear(1.0, 0.0)
     cb = EMACallback(EMAConfig(decay=0.5, warmup=False, every=2))
     state = types.SimpleNamespace(model=model, step=0)
-    cb.on_fit_start(state)
+    cb.on_fit_start(None, state)
     for step in (1, 2, 3):
         state.step = step
-        cb.on_step_end(state)
+        cb.on_step_end(None, state)
     assert cb.num_averaged == 1
 
 
@@ -62,15 +62,15 @@ def test_ema_state_round_trip():
     model = torch.nn.Linear(2, 2)
     cb = EMACallback(EMAConfig(decay=0.5))
     state = types.SimpleNamespace(model=model, step=1)
-    cb.on_fit_start(state)
-    cb.on_step_end(state)
+    cb.on_fit_start(None, state)
+    cb.on_step_end(None, state)
     with torch.no_grad():
         model.weight.add_(1.0)
-    cb.on_step_end(state)
+    cb.on_step_end(None, state)
     saved = cb.state_dict()
     other = EMACallback(EMAConfig(decay=0.5))
     other.load_state_dict(saved)
-    other.on_fit_start(state)
+    other.on_fit_start(None, state)
     assert set(other.shadow) == set(cb.shadow)
     for name in cb.shadow:
         assert torch.equal(cb.shadow[name], other.shadow[name])
@@ -81,7 +81,7 @@ def test_a_checkpoint_for_another_model_is_refused():
     cb = EMACallback(EMAConfig())
     cb.load_state_dict({"shadow": {"weight": torch.zeros(2, 2)}, "num_averaged": 3})
     with pytest.raises(ValueError, match="bias"):
-        cb.on_fit_start(types.SimpleNamespace(model=torch.nn.Linear(2, 2), step=0))
+        cb.on_fit_start(None, types.SimpleNamespace(model=torch.nn.Linear(2, 2), step=0))
 
 
 class SparseTable(torch.nn.Module):
@@ -102,12 +102,12 @@ def test_ema_leaves_out_sparse_embeddings_and_evaluation_uses_their_live_rows():
     model = SparseTable()
     cb = EMACallback(EMAConfig(decay=0.5, warmup=False))
     state = types.SimpleNamespace(model=model, step=1, callbacks={"ema": cb})
-    cb.on_fit_start(state)
-    cb.on_step_end(state)  # first update: copies weight = 1
+    cb.on_fit_start(None, state)
+    cb.on_step_end(None, state)  # first update: copies weight = 1
     with torch.no_grad():
         model.weight.fill_(3.0)
         model.table[1] = -5.0
-    cb.on_step_end(state)  # weight: 0.5 * 1 + 0.5 * 3 = 2
+    cb.on_step_end(None, state)  # weight: 0.5 * 1 + 0.5 * 3 = 2
     assert set(cb.shadow) == {"weight"}
     with swapped_in(state, "ema") as m:
         assert float(m.weight.detach()) == 2.0
@@ -116,5 +116,5 @@ def test_ema_leaves_out_sparse_embeddings_and_evaluation_uses_their_live_rows():
     # A checkpoint of the average has no table, and loads back into the same model.
     other = EMACallback(EMAConfig(decay=0.5, warmup=False))
     other.load_state_dict(cb.state_dict())
-    other.on_fit_start(state)
+    other.on_fit_start(None, state)
     assert set(other.shadow) == {"weight"} and float(other.shadow["weight"]) == 2.0

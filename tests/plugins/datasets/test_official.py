@@ -9,6 +9,7 @@ from agent_forge.config import validate
 from agent_forge.errors import ConfigError
 from agent_forge.plugins.datasets.official import OfficialConfig, build_official
 from agent_forge.plugins.datasets.official_folder import OfficialMetadata, OfficialSet, write_split
+from agent_forge.specs import DatasetSpec
 
 META = dict(pad_id=0, ignore_label_id=1, blank_identifier_id=0, vocab_size=7, seq_len=3, num_puzzle_identifiers=4,
             total_groups=2, mean_puzzle_examples=1.5, total_puzzles=2, sets=["second", "first"])
@@ -81,7 +82,7 @@ def test_an_eval_identifier_beyond_the_train_table_is_refused(tmp_path):
 def test_the_config_is_strict_and_registered():
     from agent_forge.plugin_host import load_plugins
 
-    reg = load_plugins(entry_points=False).get("dataset", "official")
+    reg = load_plugins(entry_points=False).get(DatasetSpec, "official")
     assert reg.config is OfficialConfig
     with pytest.raises(ConfigError, match="task.paht"):
         validate(OfficialConfig, {"path": "x", "paht": "y"}, "task")

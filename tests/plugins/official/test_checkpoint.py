@@ -14,6 +14,7 @@ from agent_forge import load_model
 from agent_forge.checkpoint import load_artifact, read_manifest
 from agent_forge.errors import ArtifactError, ConfigError
 from agent_forge.plugins.official.convert import export_official, import_official
+from agent_forge.specs import ArchitectureSpec
 
 VOCAB, SEQ, PUZZLES, BATCH = 7, 9, 5, 4
 
@@ -190,10 +191,10 @@ def test_export_refuses_what_the_official_model_cannot_express(tmp_path, host):
     from agent_forge.checkpoint import write_artifact
     from agent_forge.contracts import TaskSpec, VersionInfo
 
-    reg = host.get("architecture", "trm")
+    reg = host.get(ArchitectureSpec, "trm")
     cfg = reg.config.model_validate({"d_model": 16, "n_heads": 2, "n_layers": 1, "n_sup": 2})  # Q-head reads the mean
     task = TaskSpec(name="sudoku4", vocab_size=5, seq_len=16)
-    model = reg.obj(cfg, task)
+    model = reg.build(cfg, task)
     manifest = tmp_path / "m.json"
     write_artifact(manifest, {"id": "x", "phase": "cognate", "architecture": "trm",
                               "architecture_config": cfg.model_dump(mode="json"), "task": task,

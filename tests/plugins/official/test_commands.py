@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from agent_forge.specs import ExportFormatSpec
 import official_reference as ref
 
 
@@ -71,7 +72,8 @@ def test_a_third_party_export_format_is_used_by_forge_export(tmp_path, monkeypat
         return [out / "names.txt"]
 
     mod = types.ModuleType("listing_format")
-    mod.forge_register_export_formats = hookimpl(lambda register: register("listing", write_listing))
+    mod.forge_register_export_formats = hookimpl(
+        lambda register: register(ExportFormatSpec("listing", write_listing)))
     host = plugin_host.load_plugins(entry_points=False, extra=(mod,))
     monkeypatch.setattr(plugin_host, "_default_host", host)
     step = _checkpoint(tmp_path)

@@ -1,27 +1,30 @@
-"""The training events. Each value is the name of the callback method that handles it.
+"""The training events. Each value is the name of the :class:`~agent_forge.phases.cognate.Callback`
+method that handles it; every handler receives ``(trainer, state)``.
 
 The loop, as :class:`agent_forge.phases.cognate.trainer.DeepSupervisionTrainer` runs it::
 
-    on_fit_start(state)                      # restore or initialise callback state
+    on_fit_start(trainer, state)             # restore or initialise callback state
     while not state.should_stop:
         refill halted rows of the batch with fresh examples; reset their carry
-        on_step_start(state)                 # e.g. memory read prep, exploration draws
+        on_step_start(trainer, state)        # e.g. memory read prep, exploration draws
         carry, output = model(carry, batch)  # one supervision step (T-1 no-grad cycles + 1)
-        state.losses = {"lm": CE(output.logits, targets)}
-        on_loss(state)                       # algorithms add terms: ACT's halting BCE, ponder cost
+        task = compute_task_loss(state, cfg) # the task loss and the step's correctness
+        state.losses = {"lm": task.lm, **output.aux_losses}
+        on_loss(trainer, state)              # algorithms add terms: ACT's halting BCE, ponder cost
         backward(sum(state.losses)); clip grad norm; NaN guard
-        on_after_backward(state)
+        on_after_backward(trainer, state)
         optimizer.step(); scheduler.step()
-        on_step_end(state)                   # EMA update, memory write
+        on_step_end(trainer, state)          # EMA update, memory write
         state.sup_steps += 1; state.halted = sup_steps >= state.max_sup_steps
-        on_halt(state)                       # ACT may halt rows earlier (q_halt > 0)
-        every log_every steps:   on_log(state)         # metrics written to metrics.jsonl
-        every eval_every steps:  evaluate; on_eval(state)  # early stop watches state.eval_metrics (validation)
-        every checkpoint_every:  on_save_checkpoint(state) (then the trainer saves everything)
-    on_fit_end(state)
+        on_halt(trainer, state)              # ACT may halt rows earlier (q_halt > 0)
+        every log_every steps:   on_log(trainer, state)         # metrics written to metrics.jsonl
+        every eval_every steps:  evaluate; on_eval(trainer, state)  # early stop watches state.eval_metrics (validation)
+        every checkpoint_every:  on_save_checkpoint(trainer, state) (then the trainer saves everything)
+    on_fit_end(trainer, state)
 
 Callbacks stop training by setting ``state.should_stop = True`` and ``state.stop_reason``;
-nothing raises to stop.
+nothing raises to stop. What else a callback may assign is the list
+:data:`agent_forge.phases.cognate.state.CALLBACK_WRITABLE`; the state refuses the rest.
 
 In a multi-process run (docs/distributed.md) ``state.batch``, ``state.sup_steps``,
 ``state.fresh``, ``state.halted`` and ``state.min_halt_steps`` always cover the *global* batch
