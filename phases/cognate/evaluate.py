@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from agent_forge.checkpoint import atomic_write_bytes
+from agent_forge.files import atomic_write_bytes
 from agent_forge.config import validate
 from agent_forge.contracts import ModelArtifact
 from agent_forge.data import TaskData

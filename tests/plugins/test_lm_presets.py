@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from agent_forge.phases.cognate.phase import validate_cognate
+from agent_forge.phases.cognate.config import validate_cognate
 from agent_forge.plugins.variants import VARIANTS
 
 # Seed 002's configs A-D and its control ("current"): layers, width, n, T, N_sup, sequence_len.
