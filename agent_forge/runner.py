@@ -25,10 +25,10 @@ from typing import Any, ClassVar
 from pydantic import Field, ValidationError
 
 from agent_forge import distributed
-from agent_forge.files import atomic_write_json
 from agent_forge.config import SEED_MAX, StrictModel, apply_overrides, deep_merge, load_config_file
 from agent_forge.contracts import PhaseResult
 from agent_forge.errors import ArgumentTypeError, ConfigError, ForgeError, RunInterrupted
+from agent_forge.files import atomic_write_json
 from agent_forge.logging import get_logger
 from agent_forge.plugin_host import PluginHost, get_host
 from agent_forge.progress import PROGRESS_LINE_EVERY_S

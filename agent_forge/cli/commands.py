@@ -19,12 +19,11 @@ from typing import Any, Callable, Optional
 import typer
 from rich.table import Table
 
+from agent_forge.cli.launcher import launch_ranks
+from agent_forge.cli.messages import emit_json
 from agent_forge.errors import ConfigError, ForgeError
 from agent_forge.logging import configure_logging, console
 from agent_forge.runner import RunOptions
-from agent_forge.cli.launcher import launch_ranks
-from agent_forge.cli.messages import emit_json
-
 
 
 def _print_version(value: bool) -> None:
@@ -36,10 +35,10 @@ def _print_version(value: bool) -> None:
 
 
 def root(debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
-          json_logs: Optional[bool] = typer.Option(None, "--json-logs/--console-logs",
-                                                   help="Log format (default: console on a TTY)."),
-          version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
-                                       help="Print the agent-forge version and exit.")) -> None:
+         json_logs: Optional[bool] = typer.Option(None, "--json-logs/--console-logs",
+                                                  help="Log format (default: console on a TTY)."),
+         version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                      help="Print the agent-forge version and exit.")) -> None:
     configure_logging(debug=debug, json_logs=json_logs)
 
 
@@ -161,8 +160,6 @@ def export(path: Path = typer.Argument(..., help="An artifact manifest (.json) t
 
         url = push_folder(out, push_to_hub, private=private)
         stdout_console().print(f"pushed {out} -> {push_to_hub} ({url})", soft_wrap=True)
-
-
 
 
 # -- run -------------------------------------------------------------------------------------

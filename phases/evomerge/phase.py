@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from agent_forge.artifacts import read_manifest, write_artifact
-from agent_forge.files import atomic_write_bytes, sha256_json
 from agent_forge.config import validate
 from agent_forge.contracts import ArtifactRef, ModelArtifact, PhaseResult, VersionInfo
 from agent_forge.errors import ConfigError
+from agent_forge.files import atomic_write_bytes, sha256_json
 from agent_forge.phases.common.loading import load_model
 from agent_forge.phases.common.validation import carve_validation
 from agent_forge.phases.evomerge.checkpoints import GenerationCheckpoints, generation_folder

@@ -26,9 +26,8 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from agent_forge.files import atomic_write_bytes
-from agent_forge.files import atomic_write_stream
 from agent_forge.errors import ConfigError
+from agent_forge.files import atomic_write_bytes, atomic_write_stream
 
 #: The arrays of one set, in the order the official builders write them.
 ARRAY_FIELDS = ("inputs", "labels", "puzzle_identifiers", "puzzle_indices", "group_indices")

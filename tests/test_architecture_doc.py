@@ -1,0 +1,21 @@
+"""docs/architecture.md names only files that exist: a room moved or removed is a doc to update."""
+
+import re
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _tracked_python_files() -> list[str]:
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "*.py"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout
+    return [line for line in listed.splitlines() if (ROOT / line).is_file()]
+
+
+def test_every_python_file_the_architecture_page_names_exists():
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    named = sorted(set(re.findall(r"[\w./-]*\w\.py\b", text)))
+    files = _tracked_python_files()
+    missing = [name for name in named if not any(f == name or f.endswith("/" + name.lstrip("./")) for f in files)]
+    assert named and not missing, f"docs/architecture.md names files that do not exist: {missing}"
