@@ -166,7 +166,9 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(exc.exit_code)
         console.print(Text.assemble(("stopped: ", "bold yellow"), str(exc)), soft_wrap=True)
         if exc.run_dir is not None:
-            console.print(f"resume with: {resume_command(argv, exc.run_dir)}", soft_wrap=True, highlight=False)
+            # markup=False: a --set value in brackets (inputs=[a.json]) is text, not a rich tag.
+            console.print(f"resume with: {resume_command(argv, exc.run_dir)}", soft_wrap=True, highlight=False,
+                          markup=False)
         sys.exit(exc.exit_code)
     except ForgeError as exc:
         if debug:

@@ -16,8 +16,6 @@ RESULT_COLUMNS = ("exact_accuracy", "raw/exact_accuracy", "ema/exact_accuracy", 
                   "early_stop_rate")
 
 
-
-
 def _setting_text(value: Any) -> str:
     if isinstance(value, dict) and "per_seed" in value:
         return " / ".join(f"seed {i}: {_setting_text(v)}" for i, v in enumerate(value["per_seed"]))

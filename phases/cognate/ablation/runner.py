@@ -23,8 +23,8 @@ from agent_forge.runner import PhaseRunner, RunOptions
 
 #: The trainer settings every arm takes from the first arm (only the architecture and its
 #: callbacks differ between arms).
-
 SHARED_TRAINER_KEYS = ("batch_size", "lr", "optimizer", "weight_decay", "decay_all", "betas", "warmup_steps",
+                       "schedule", "grad_clip", "precision", "compile", "eval_every", "eval_samples")
 
 
 def _common_overrides(host: PluginHost, first: Arm, task: str | None, minutes: float, overrides: list[str] = (),
