@@ -158,7 +158,7 @@ def test_cognate_turns_run_options_into_its_own_config(host):
     # --set wins over the flag, and the field is validated like any other.
     _, _, overridden = runner.prepare("cognate", RunOptions(variant="trm_tiny", models=3, overrides=("models=2",)))
     assert overridden.models == 2
-    with pytest.raises(ConfigError, match="models: Input should be greater than or equal to 1 \(got 0\)"):
+    with pytest.raises(ConfigError, match=r"models: Input should be greater than or equal to 1 \(got 0\)"):
         runner.prepare("cognate", RunOptions(variant="trm_tiny", overrides=("models=0",)))
 
 
@@ -167,7 +167,7 @@ def test_a_budget_that_max_steps_replaced_is_stated_not_dropped_silently(host, c
     from agent_forge.runner import PhaseRunner, RunOptions
 
     runner = PhaseRunner(host)
-    minutes = VARIANTS["trm_tiny"]["trainer"]["minutes"]
+    minutes = VARIANTS["trm_tiny"][0]["trainer"]["minutes"]
     options = RunOptions(variant="trm_tiny", max_steps=5)
     phase, _, cfg = runner.prepare("cognate", options)
     assert cfg.trainer.minutes is None and phase.replaced_budget == {"minutes": minutes}
@@ -200,7 +200,7 @@ def test_run_options_are_declared_once_and_both_run_commands_take_their_flags(ho
     assert flags["overrides"] == "--set" and flags["config_file"] == "--config" and flags["loggers"] == "--logger"
 
     def options(command):
-        return {opt for p in command.params for opt in p.opts}
+        return {opt for p in command.params if p.param_type_name == "option" for opt in p.opts}
 
     assert options(run.commands["phase"]) == set(flags.values()) | {"-v", "--json", "--nproc", "--backend"}
     assert options(run.commands["pipeline"]) == {flags[n] for n in PIPELINE_OPTIONS} | {"-v", "--json"}
