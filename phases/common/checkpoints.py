@@ -118,4 +118,3 @@ def has_checkpoint(folder: Path) -> bool:
     folder = Path(folder)
     return (folder / POINTER).is_file() or any(
         p.is_dir() and re.fullmatch(r"[A-Za-z]+-\d+", p.name) for p in folder.glob("*-*"))
-
