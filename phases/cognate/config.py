@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_serializer, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_serializer, model_validator
 
 from agent_forge.config import SEED_MAX, StrictModel, check_sections, validate
 from agent_forge.errors import ConfigError
@@ -53,11 +53,11 @@ class CognateConfig(StrictModel):
     callbacks: dict[str, BaseModel | None] = Field(
         default_factory=dict, description="{name: fields} of enabled callbacks")
     evaluators: list[str] = Field(default_factory=lambda: ["exact", "token"], description="list of evaluator names")
-    seed: int = Field(0, ge=0, le=SEED_MAX, description="training seed")
-    data_seed: int = Field(0, ge=0, le=SEED_MAX, description="data generation seed")
-    models: int = Field(1, ge=1, description="how many base models to train")
+    seed: int = Field(0, description="training seed")
+    data_seed: int = Field(0, description="data generation seed")
+    models: int = Field(1, description="how many base models to train")
     validation_samples: int = Field(
-        0, ge=0, description="training rows held out for choices (early stop, EvoMerge); 0: none")
+        0, description="training rows held out for choices (early stop, EvoMerge); 0: none")
     loggers: dict[str, BaseModel | None] = Field(
         default_factory=lambda: {"jsonl": None}, description="{name: fields} of metrics loggers (default: jsonl)")
 
@@ -67,19 +67,37 @@ class CognateConfig(StrictModel):
         return {name: info.description or "" for name, info in cls.model_fields.items()
                 if name not in cls.PLUGIN_NAMES}
 
+    @field_validator("seed", "data_seed", "models", "validation_samples", mode="before")
+    @classmethod
+    def _whole_number(cls, value: Any, info: ValidationInfo) -> Any:
+        # The rule in words, as a ConfigError (pydantic passes it through untouched). One place
+        # for the bounds of the four counts: seeds 0..SEED_MAX, models >= 1, validation rows >= 0.
+        key = info.field_name
+        if key in ("seed", "data_seed"):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ConfigError(f"{key}: expected an integer, got {value!r}")
+            if not 0 <= value <= SEED_MAX:
+                raise ConfigError(f"{key}={value}: out of range; a seed is an integer from 0 to {SEED_MAX}")
+        elif key == "models" and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise ConfigError(f"models: expected an integer >= 1 (how many base models to train), got {value!r}")
+        elif key == "validation_samples" and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise ConfigError(f"validation_samples: expected an integer >= 0 (training rows held out for choices;"
+                              f" 0: none), got {value!r}")
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> "CognateConfig":
         # ConfigError, not ValueError: pydantic passes it through with its message as written.
-        if self.seed + self.models - 1 > SEED_MAX:  # --models N trains seeds seed .. seed+N-1
-            raise ConfigError(f"seed={self.seed} with models={self.models}: the last model's seed"
-                              f" {self.seed + self.models - 1} is above {SEED_MAX}; choose a seed of at most"
-                              f" {SEED_MAX - self.models + 1}")
         for name, cb_cfg in self.callbacks.items():
             reads = getattr(cb_cfg, "reads_validation", None)
             if self.validation_samples == 0 and callable(reads) and reads():
                 raise ConfigError(f"callbacks.{name} decides on the validation split, but there is none: set"
                                   " validation_samples=N (training rows held out for it, e.g. 200); the eval split"
                                   " is only reported, never decided on")
+        if self.seed + self.models - 1 > SEED_MAX:  # --models N trains seeds seed .. seed+N-1
+            raise ConfigError(f"seed={self.seed} with models={self.models}: the last model's seed"
+                              f" {self.seed + self.models - 1} is above {SEED_MAX}; choose a seed of at most"
+                              f" {SEED_MAX - self.models + 1}")
         return self
 
     @model_serializer(mode="plain")

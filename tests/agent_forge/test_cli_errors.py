@@ -193,7 +193,7 @@ CASES = [
      ["trainer.ema_decya", "0.9", "Allowed keys"]),
     ("set-bad-value", None, [*RUN, "--set", "model.n=0"], ["model.n", "0", "greater than or equal to 1"]),
     ("set-unknown-section", None, [*RUN, "--set", "trainr.lr=1"], ["trainr", "Did you mean 'trainer'"]),
-    ("set-models-zero", None, [*RUN, "--set", "models=0"], ["models", "0", "greater than or equal to 1"]),
+    ("set-models-zero", None, [*RUN, "--set", "models=0"], ["models", "0", ">= 1"]),
     ("device-not-a-device", None, [*RUN, "--set", "trainer.device=toaster"], ["trainer.device", "'toaster'", "cpu"]),
     ("device-cuda-index", None, [*RUN, "--set", "trainer.device=cuda:99"], ["trainer.device", "'cuda:99'"]),
     pytest.param("device-cuda-absent", None, [*RUN, "--set", "trainer.device=cuda"],
