@@ -15,7 +15,7 @@ from agent_forge.threading_env import apply_wait_default  # noqa: E402
 
 apply_wait_default()
 
-from agent_forge.checkpoint import load_artifact  # noqa: E402
+from agent_forge.artifacts import load_artifact  # noqa: E402
 from agent_forge.hookspecs import hookimpl  # noqa: E402
 from agent_forge.loading import load_model  # noqa: E402
 from agent_forge.runner import Pipeline, PhaseRunner, RunOptions, run_phase  # noqa: E402

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 #: Bumped when a field is added, removed or changes meaning; loaders refuse a newer version.
 #: 2: artifact manifests carry ``field_sha256`` and ``manifest_sha256`` (see
-#: :func:`agent_forge.checkpoint.manifest_digests`); version 1 manifests have neither.
+#: :func:`agent_forge.artifacts.manifest_digests`); version 1 manifests have neither.
 #: 3: artifact manifests may carry ``source`` (an imported model's origin); older ones read as None.
 SCHEMA_VERSION = 3
 
@@ -95,7 +95,7 @@ class ModelArtifact(Contract):
     #: Set when the model was imported from another code's checkpoint rather than trained here.
     source: ArtifactSource | None = None
     #: sha256 of each other top-level field's canonical JSON, so a reader can name an edited field.
-    #: Written by :func:`agent_forge.checkpoint.write_artifact`; empty in a manifest not yet written.
+    #: Written by :func:`agent_forge.artifacts.write_artifact`; empty in a manifest not yet written.
     field_sha256: dict[str, str] = Field(default_factory=dict)
     #: sha256 of the canonical JSON of every other field (``field_sha256`` included). None in a
     #: manifest not yet written, and in schema-1 manifests (written before manifest digests).

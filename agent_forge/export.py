@@ -20,10 +20,10 @@ import json
 import shutil
 from pathlib import Path
 
-from agent_forge.checkpoint import (DIGEST_FIELDS, EXPORT_CONFIG, EXPORT_WEIGHTS, atomic_write_bytes,
-                                    atomic_write_json, manifest_digests, verify_artifact)
+from agent_forge.artifacts import DIGEST_FIELDS, EXPORT_CONFIG, EXPORT_WEIGHTS, manifest_digests, verify_artifact
 from agent_forge.contracts import ModelArtifact
 from agent_forge.errors import ArtifactError
+from agent_forge.files import atomic_write_bytes, atomic_write_json
 from agent_forge.formatting import format_number
 
 WEIGHTS_NAME, CONFIG_NAME, CARD_NAME = EXPORT_WEIGHTS, EXPORT_CONFIG, "README.md"

@@ -99,7 +99,7 @@ def forge_register_export_formats(register: Callable[[ExportFormatSpec], None]) 
 
     Call ``register(ExportFormatSpec(name, write, description=""))``. ``write(manifest, out, *,
     overwrite) -> list[Path]`` gets the path of an artifact manifest (not yet verified: call
-    :func:`agent_forge.checkpoint.verify_artifact` or :func:`agent_forge.load_artifact` first),
+    :func:`agent_forge.artifacts.verify_artifact` or :func:`agent_forge.load_artifact` first),
     the folder to write, and whether the user allowed writing into a non-empty one; it returns
     the files it wrote. The core's own format, ``hub`` (the Hugging Face layout), is the default.
     Raise :class:`agent_forge.errors.ForgeError` naming what the format cannot express.

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from agent_forge.checkpoint import load_artifact
+from agent_forge.artifacts import load_artifact
 from agent_forge.config import validate
 from agent_forge.contracts import ModelArtifact
 from agent_forge.errors import ArtifactError
@@ -45,7 +45,7 @@ def load_model(artifact: str | Path, device: str | torch.device = "cpu", *, host
         for _ in range(model.n_sup):
             carry, out = model(carry, batch)          # out.logits (B, S, vocab), out.q_halt_logits (B,)
     """
-    from agent_forge.checkpoint import check_path_argument, manifest_file
+    from agent_forge.artifacts import check_path_argument, manifest_file
 
     check_path_argument("load_model", "artifact", artifact)
     from agent_forge.plugin_host import get_host

@@ -25,17 +25,27 @@ from typing import Any, ClassVar
 from pydantic import Field, ValidationError
 
 from agent_forge import distributed
-from agent_forge.checkpoint import atomic_write_json
 from agent_forge.config import SEED_MAX, StrictModel, apply_overrides, deep_merge, load_config_file
 from agent_forge.contracts import PhaseResult
 from agent_forge.errors import ArgumentTypeError, ConfigError, ForgeError, RunInterrupted
+from agent_forge.files import atomic_write_json
 from agent_forge.logging import get_logger
 from agent_forge.plugin_host import PluginHost, get_host
 from agent_forge.specs import PhaseSpec
+from agent_forge.progress import PROGRESS_LINE_EVERY_S
+
+
+def _flag(flag: str, help: str, **cli: Any) -> dict[str, Any]:
+    """The command-line side of a :class:`RunOptions` field: its flag, help text and any extra
+    typer.Option settings (``"short"``, ``"min"``, ``"kind"``)."""
+    return {"flag": flag, "help": help, **cli}
 
 
 class RunOptions(StrictModel):
-    """What a user chooses for one phase run (the CLI flags of ``forge run phase``).
+    """What a user chooses for one phase run: the flags of ``forge run phase`` (and, the ones a
+    pipeline shares, of ``forge run pipeline``), declared here once. Each field's ``flag`` metadata
+    is its command-line spelling: the CLI builds both commands' options from it, and an error
+    names the flag (:meth:`checked`, :func:`flag_of`).
 
     The runner itself reads only ``variant``, ``config_file``, ``overrides``, ``out``,
     ``runs_root`` and ``resume``. The rest (``task``, ``seed``, ``max_steps``, ``minutes``,
@@ -45,21 +55,37 @@ class RunOptions(StrictModel):
     pipeline. ``progress`` is for the phase to read from ``ctx.options``.
     """
 
-    variant: str | None = None
-    task: str | None = None
-    overrides: tuple[str, ...] = ()
-    config_file: Path | None = None
-    max_steps: int | None = Field(default=None, ge=1)
-    minutes: float | None = Field(default=None, gt=0)
-    seed: int | None = Field(default=None, ge=0, le=SEED_MAX)
-    out: Path | None = None
-    runs_root: Path = Path("runs")
-    checkpoint_every: int | None = Field(default=None, ge=1)
-    resume: bool = False
-    models: int | None = Field(default=None, ge=1)
-    progress: bool = True
+    variant: str | None = Field(None, json_schema_extra=_flag(
+        "--variant", "A registered variant (forge variants), for the phases that have variants.", short="-v"))
+    task: str | None = Field(None, json_schema_extra=_flag("--task", "Replace the variant's task, e.g. sudoku4."))
+    overrides: tuple[str, ...] = Field((), json_schema_extra=_flag(
+        "--set", "Override a config value: --set model.d_model=128 (repeatable). In a pipeline, PHASE.key=value"
+        " sets a field of that phase (--set evomerge.selection_samples=8); any other key is the first phase's.",
+        kind="repeated"))
+    config_file: Path | None = Field(None, json_schema_extra=_flag("--config", "TOML/YAML/JSON config file."))
+    max_steps: int | None = Field(None, ge=1, json_schema_extra=_flag(
+        "--max-steps", "Stop after this many optimizer steps (the phases that train)."))
+    minutes: float | None = Field(None, gt=0, json_schema_extra=_flag(
+        "--minutes", "Wall-clock training budget (the phases that train)."))
+    seed: int | None = Field(None, ge=0, le=SEED_MAX, json_schema_extra=_flag(
+        "--seed", "Training seed (init, data order, augmentation)."))
+    out: Path | None = Field(None, json_schema_extra=_flag(
+        "--out", "Run directory (default runs/<run-id>); for a pipeline, its folder, one sub-folder per phase."))
+    runs_root: Path = Path("runs")  # not a flag: where runs without --out go
+    checkpoint_every: int | None = Field(None, ge=1, json_schema_extra=_flag(
+        "--checkpoint-every", "Save training state every N steps."))
+    resume: bool = Field(False, json_schema_extra=_flag(
+        "--resume", "Continue the run in --out (or the latest one)."))
+    models: int | None = Field(None, ge=1, json_schema_extra=_flag(
+        "--models", "Train N base models (Cognate: seeds seed, seed+1, ...).", min=1))
+    progress: bool = Field(True, json_schema_extra=_flag(
+        "--progress", "A progress bar on a terminal; elsewhere (a log file, CI) a plain progress line when training"
+        f" and the final evaluation start, then every {PROGRESS_LINE_EVERY_S:g} s. --no-progress: neither.",
+        kind="switch"))
     #: Metrics loggers by name (``--logger tensorboard,jsonl``); None keeps the config's.
-    loggers: tuple[str, ...] | None = None
+    loggers: tuple[str, ...] | None = Field(None, json_schema_extra=_flag(
+        "--logger", "Metrics loggers, comma-separated: jsonl (metrics.jsonl, the default), csv, tensorboard,"
+        " wandb, mlflow, or a plugin's (forge plugins).", kind="comma_list"))
 
     @classmethod
     def checked(cls, **values: Any) -> "RunOptions":
@@ -74,15 +100,28 @@ class RunOptions(StrictModel):
                 if err["type"] == "extra_forbidden":
                     problems.append(f"run option {name!r} is unknown; the options are {', '.join(cls.model_fields)}")
                     continue
-                flag = _FLAGS.get(name, name)
-                problems.append(f"{flag} {err.get('input')!r}: {err['msg'][:1].lower()}{err['msg'][1:]}")
+                problems.append(f"{flag_of(name)} {err.get('input')!r}: {err['msg'][:1].lower()}{err['msg'][1:]}")
             raise ConfigError("; ".join(problems)) from None
 
 
-#: The ``forge run`` flag of each RunOptions field (for error messages).
-_FLAGS = {"overrides": "--set", "config_file": "--config", "runs_root": "runs_root",
-          **{f: "--" + f.replace("_", "-") for f in ("variant", "task", "max_steps", "minutes", "seed", "out",
-                                                     "checkpoint_every", "resume", "models", "progress")}}
+def flag_of(field: str) -> str:
+    """The ``forge run`` flag of a :class:`RunOptions` field (the field's own name if it has none)."""
+    info = RunOptions.model_fields.get(field)
+    extra = info.json_schema_extra if info is not None else None
+    return str(extra["flag"]) if isinstance(extra, dict) and "flag" in extra else field
+
+
+@dataclass(frozen=True)
+class SavedCheckpoint:
+    """What a phase says it has saved (:meth:`Phase.newest_checkpoint`): the checkpoint folder and
+    where the run was when it was written, ``unit`` ``position`` ("step 12", "generation 3")."""
+
+    folder: Path
+    unit: str
+    position: int
+
+    def __str__(self) -> str:
+        return f"{self.unit} {self.position} ({self.folder})"
 
 
 @dataclass
@@ -151,6 +190,18 @@ class Phase:
         batch the ranks cannot split. Raise a :class:`ForgeError` (usually ConfigError) naming
         the field or flag, the value and the fix. The base implementation checks nothing.
         """
+
+    def newest_checkpoint(self, run_dir: Path, config: Any = None) -> SavedCheckpoint | None:
+        """The newest checkpoint this phase has saved under ``run_dir`` (what is on disk, not what
+        was asked for), or None when there is none. ``config`` is what :meth:`validate` returned,
+        when the caller has it.
+
+        The core never reads a phase's checkpoint files: an interrupted or failed multi-process
+        run (``forge run ... --nproc K``) and a run stopped at once by Ctrl-C name what this
+        returns, and say "no checkpoint was saved" when it is None. The base implementation
+        returns None: a phase that checkpoints says what it saved.
+        """
+        return None
 
     def check_inputs(self, config: Any, *, upstream: "tuple[Upstream, ...]", options: RunOptions) -> None:
         """Refuse a run whose inputs cannot work, before any phase of a pipeline runs.
@@ -313,7 +364,8 @@ class PhaseRunner:
             # Python's own interrupt, wherever the run was: a second Ctrl-C during training, or a
             # first one in a phase that has no step to finish. Say what is on disk.
             removed = discard_unsaved(run_dir, before) if main else False
-            raise interrupted_at_once(run_dir, removed, made=before is None) from None
+            raise interrupted_at_once(run_dir, removed, made=before is None,
+                                      saved=phase.newest_checkpoint(run_dir, validated)) from None
         except BaseException as exc:
             if main and discard_unsaved(run_dir, before) and isinstance(exc, ForgeError) and exc.args:
                 undone = (f"the run folder {run_dir} was removed" if before is None else
@@ -354,17 +406,14 @@ def discard_unsaved(run_dir: Path, before: set[Path] | None) -> bool:
     return True
 
 
-def interrupted_at_once(run_dir: Path, removed: bool, made: bool) -> RunInterrupted:
+def interrupted_at_once(run_dir: Path, removed: bool, made: bool, saved: SavedCheckpoint | None) -> RunInterrupted:
     """The :class:`RunInterrupted` for a Ctrl-C that stopped a run at once (Python's
     KeyboardInterrupt: a second Ctrl-C during training, or a phase with no step to finish): one
-    message saying what was saved (the newest checkpoint) or that nothing was."""
-    checkpoints = saved_checkpoints(run_dir) if not removed else []
-    folders = [c for c in checkpoints if c.is_dir()]
-    if folders:
-        newest = max(folders, key=lambda p: (p.parent.parent.name, p.name))  # step-/gen- numbers are zero-padded
+    message saying what was saved (``saved``: the phase's newest checkpoint) or that nothing was."""
+    if saved is not None and not removed:
         exc = RunInterrupted(f"interrupted by SIGINT at once: the work in flight was not saved; the newest"
-                             f" checkpoint is {newest.name} ({newest})", signal_name="SIGINT", step=-1,
-                             checkpoint=newest)
+                             f" checkpoint is {saved.folder.name} ({saved.folder})", signal_name="SIGINT", step=-1,
+                             checkpoint=saved.folder)
         exc.run_dir = run_dir
         return exc
     undone = (f"the run folder {run_dir} was removed" if removed and made else

@@ -28,7 +28,7 @@ def solve(artifact: str | Path, puzzle: str, *, samples: int = 1, noise: float |
     """
     if not isinstance(puzzle, str):
         raise ConfigError(f"solve(puzzle={puzzle!r}): pass the question as a string, as in the task's CSV files")
-    from agent_forge.checkpoint import load_artifact, manifest_file
+    from agent_forge.artifacts import load_artifact, manifest_file
     from agent_forge.plugin_host import get_host
 
     host = host or get_host()

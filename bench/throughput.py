@@ -63,7 +63,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from agent_forge.config import apply_overrides
-from agent_forge.phases.cognate.phase import build_model, validate_cognate
+from agent_forge.phases.cognate.events import Event
+from agent_forge.phases.cognate.building import build_model
+from agent_forge.phases.cognate.config import validate_cognate
 from agent_forge.phases.cognate.fit import FitContext
 from agent_forge.plugin_host import load_plugins
 from agent_forge.phases.cognate import CallbackSpec, TrainerSpec, VariantSpec

@@ -16,9 +16,9 @@ from typing import Any, Callable, Literal
 from pydantic import Field
 
 from agent_forge import hookimpl
-from agent_forge.checkpoint import atomic_write_bytes
 from agent_forge.config import StrictModel
 from agent_forge.errors import ConfigError
+from agent_forge.files import atomic_write_bytes
 from agent_forge.loggers import Logger
 from agent_forge.specs import LoggerSpec
 

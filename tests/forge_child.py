@@ -25,14 +25,17 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
+import time
 
 # Run as a script, this file's folder (tests/) comes first on sys.path, and its tests/agent_forge/
 # folder would shadow the package: take it off.
 if sys.path and os.path.abspath(sys.path[0] or ".") == os.path.dirname(os.path.abspath(__file__)):
     sys.path.pop(0)
 
-_signalled = threading.Event()
+# A plain flag, not a threading.Event: the signal handler runs in the main thread, possibly while
+# that thread holds the Event's (non-reentrant) lock inside wait(), and set() would then wait
+# for it forever.
+_signalled = [False]
 
 
 def _rank() -> int:
@@ -46,8 +49,8 @@ def _pause(where: str, n: int) -> None:
     sys.stdout.write(f"paused {where} {n} rank {_rank()}\n")
     sys.stdout.flush()
     # A signal that arrived before this point (another rank paused first) counts too.
-    while not _signalled.wait(0.05):
-        pass
+    while not _signalled[0]:
+        time.sleep(0.05)
 
 
 def install() -> None:
@@ -64,7 +67,7 @@ def install() -> None:
     handle = interrupts.Interrupts._handle
 
     def noting_handle(self, signum, frame):  # type: ignore[no-untyped-def]
-        _signalled.set()
+        _signalled[0] = True
         handle(self, signum, frame)
 
     interrupts.Interrupts._handle = noting_handle
@@ -75,7 +78,7 @@ def install() -> None:
         previous = signal.getsignal(sig)
         if callable(previous):
             def chained(signum, frame, previous=previous):  # type: ignore[no-untyped-def]
-                _signalled.set()
+                _signalled[0] = True
                 previous(signum, frame)
 
             signal.signal(sig, chained)

@@ -6,16 +6,14 @@ one way and loading walks it the other, so a field can never be saved and forgot
 Parts load in list order: the model before the optimizer (whose state refers to its
 parameters), callbacks last.
 
-A checkpoint is a folder ``step-<N>/`` (safetensors + JSON, never pickle; see
-:func:`agent_forge.checkpoint.save_train_state`) written under a temporary name and renamed, so
-it appears whole or not at all; ``latest.json`` points at the newest.
+Where they live is the shared checkpoint folder (:mod:`agent_forge.phases.common.checkpoints`):
+``checkpoints/step-<N>/`` (8 digits), appearing whole or not at all, ``latest.json`` pointing at
+the newest.
 """
 
 from __future__ import annotations
 
 import random
-import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -24,13 +22,18 @@ import torch
 
 from agent_forge import distributed as dist
 from agent_forge import parallel
-from agent_forge.checkpoint import atomic_write_json, load_train_state, save_train_state
+from agent_forge.checkpoint import load_train_state
 from agent_forge.errors import ArtifactError, ConfigError
 from agent_forge.phases.cognate.state import TrainState
+from agent_forge.phases.common.checkpoints import CheckpointFolder
 
 #: Bumped when the parts change; a checkpoint of another layout is refused with a clear message.
 LAYOUT = 2
-_NAME = re.compile(r"step-\d{8}")
+
+
+def checkpoint_folder(ckpt_dir: Path) -> CheckpointFolder:
+    """Cognate's checkpoints under ``ckpt_dir``: ``step-<8 digits>``, counted in optimizer steps."""
+    return CheckpointFolder(ckpt_dir, prefix="step", digits=8, unit="step")
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,8 @@ def checkpoint_parts(state: TrainState) -> dict[str, Part]:
 def save_checkpoint(state: TrainState, ckpt_dir: Path, fingerprint: str, keep: int) -> Path:
     """Write ``step-<N>/`` and point ``latest.json`` at it; keep the newest ``keep`` folders.
     Every rank calls this; only rank 0 writes."""
-    final = ckpt_dir / f"step-{state.step:08d}"
+    folder = checkpoint_folder(ckpt_dir)
+    final = folder.path(state.step)
     # Rank 0's view, shared: the other ranks must take the same branch (the parts gather).
     if dist.broadcast_object(final.exists()):
         # This step boundary is already saved (a periodic checkpoint, then an interrupt at the
@@ -70,14 +74,7 @@ def save_checkpoint(state: TrainState, ckpt_dir: Path, fingerprint: str, keep: i
     if not dist.is_main():
         return final
     payload["meta"] = {"layout": LAYOUT, "fingerprint": fingerprint, "world_size": dist.world_size()}
-    tmp = ckpt_dir / f".tmp-step-{state.step:08d}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    save_train_state(tmp, payload)
-    tmp.rename(final)  # a folder appears whole or not at all
-    atomic_write_json(ckpt_dir / "latest.json", {"checkpoint": final.name, "step": state.step})
-    for old in checkpoints_newest_first(ckpt_dir)[keep:]:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
+    return folder.write(state.step, payload, keep=keep)
 
 
 def load_checkpoint(state: TrainState, folder: Path, fingerprint: str) -> None:
@@ -98,44 +95,24 @@ def load_checkpoint(state: TrainState, folder: Path, fingerprint: str) -> None:
         part.load(payload[key])
 
 
-def latest_checkpoint(ckpt_dir: Path) -> Path | None:
-    """The newest checkpoint folder (by step; ``latest.json`` is only a pointer a reader may use)."""
-    folders = checkpoints_newest_first(ckpt_dir)
-    return folders[0] if folders else None
-
-
 def saved_note(ckpt_dir: Path) -> str:
     """What is on disk, said plainly for a failure message: never claim a checkpoint that is not there."""
-    newest = latest_checkpoint(ckpt_dir)
-    return f"the newest checkpoint ({newest}) is intact" if newest is not None else "no checkpoint was saved"
-
-
-def checkpoints_newest_first(ckpt_dir: Path) -> list[Path]:
-    """``step-<8 digits>`` folders; a ``.tmp-`` (half-written) or ``.corrupt`` one is none."""
-    return sorted((p for p in ckpt_dir.glob("step-*") if p.is_dir() and _NAME.fullmatch(p.name)), reverse=True)
+    return checkpoint_folder(ckpt_dir).saved_note()
 
 
 def resume_from_newest_intact(state: TrainState, ckpt_dir: Path, fingerprint: str, log: Any = None) -> Path:
     """Load the newest checkpoint that reads back whole. A damaged one (a truncated or edited
     file: its sha256 no longer matches) is moved aside to ``<name>.corrupt`` and the next older
     one is tried, and the log says so. Config and world-size mismatches are errors, not damage."""
-    folders = checkpoints_newest_first(ckpt_dir)
-    if not folders:
+    folder = checkpoint_folder(ckpt_dir)
+    if not folder.newest_first():
         raise ConfigError(f"--resume: no checkpoint under {ckpt_dir}; start the run without --resume")
-    for folder in folders:
-        try:
-            load_checkpoint(state, folder, fingerprint)
-            return folder
-        except (ArtifactError, ValueError, KeyError, OSError) as exc:
-            aside = folder.with_name(folder.name + ".corrupt")
-            if dist.is_main():
-                shutil.rmtree(aside, ignore_errors=True)
-                folder.rename(aside)
-            dist.barrier()
-            if log is not None:
-                log.warning("checkpoint.corrupt", checkpoint=str(folder), moved_to=str(aside), error=str(exc))
-    raise ArtifactError(f"--resume: every checkpoint under {ckpt_dir} is damaged (moved aside as *.corrupt);"
-                        " start a new run")
+    found = folder.read_newest_intact(lambda path: load_checkpoint(state, path, fingerprint), log=log,
+                                      main=dist.is_main(), barrier=dist.barrier)
+    if found is None:
+        raise ArtifactError(f"--resume: every checkpoint under {ckpt_dir} is damaged (moved aside as *.corrupt);"
+                            " start a new run")
+    return found[0]
 
 
 # -- parts that are not a state_dict of one object -------------------------------------------

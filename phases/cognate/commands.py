@@ -28,7 +28,7 @@ def variants(as_json: bool = typer.Option(False, "--json", help="Machine-readabl
              counts: bool = typer.Option(True, "--counts/--no-counts",
                                          help="Build each model to count its parameters exactly.")) -> None:
     """List every variant: task, architecture, shape, effective depth and parameter count."""
-    from agent_forge.phases.cognate.phase import describe_variants
+    from agent_forge.phases.cognate.variants import describe_variants
 
     rows = describe_variants(get_host(), with_parameters=counts)
     if as_json:
@@ -229,7 +229,9 @@ def ablate(
     Arms come from --variants, then --arms (expanded against --base), then each --arm, in that
     order; the first arm's task and optimizer settings are every arm's.
     """
-    from agent_forge.phases.cognate.ablation import expand_arm_sets, parse_arm, run_ablation
+    from agent_forge.phases.cognate.ablation.arms import parse_arm
+    from agent_forge.phases.cognate.ablation.catalogue import expand_arm_sets
+    from agent_forge.phases.cognate.ablation.runner import run_ablation
 
     overrides = list(set_ or ())
     chosen: list = [v.strip() for v in (variants_ or "").split(",") if v.strip()]

@@ -10,11 +10,11 @@ from typing import Any
 
 import numpy as np
 
-from agent_forge.checkpoint import atomic_write_bytes
 from agent_forge.config import validate
 from agent_forge.contracts import ModelArtifact
 from agent_forge.data import TaskData
 from agent_forge.errors import ConfigError
+from agent_forge.files import atomic_write_bytes
 from agent_forge.phases.common.evaluation import EvalContext, run_evaluators, step_curve
 from agent_forge.phases.common.loading import load_model
 from agent_forge.specs import DatasetSpec

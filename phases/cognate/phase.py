@@ -1,20 +1,12 @@
 """CognatePhase: variant -> task, model, trainer, callbacks -> train -> evaluate -> hand off.
 
-Config sections (a variant supplies all of them; ``--set``/``--config`` change any field):
-
-* ``model``: ``architecture`` plus that architecture's own fields.
-* ``task``: ``name`` (a dataset plugin) plus its fields.
-* ``trainer``: ``name`` (default ``deep_supervision``) plus its fields.
-* ``callbacks``: ``{callback_name: {its fields}}``; a callback absent here is off.
-* ``evaluators``: evaluator names run on the held-out split.
-* ``seed`` (training: init, data order, augmentation) and ``data_seed`` (which puzzles are
-  generated, shared by every model and every ablation arm).
-* ``models``: how many base models to train (seeds ``seed … seed+models-1``), default 1.
-* ``validation_samples``: training rows held out as a validation split (default 0: none), the
-  only split anything may be chosen on; the eval split is only reported.
-
-The run options (``--task``, ``--seed``, ``--max-steps``, ``--minutes``, ``--checkpoint-every``,
-``--models``) become these fields in :meth:`CognatePhase.apply_run_options`.
+The config and its sections are :mod:`~agent_forge.phases.cognate.config`; building the task spec
+and the model from it, and the memory check, :mod:`~agent_forge.phases.cognate.building`; the
+variant table (``forge variants``), :mod:`~agent_forge.phases.cognate.variants`. This module is the
+orchestration: the run options become config fields (:meth:`CognatePhase.apply_run_options`),
+everything that can refuse a run is checked before the run folder exists
+(:meth:`CognatePhase.check_ready`), then each model is trained, evaluated (raw and EMA weights)
+and written as an artifact, and the report is written.
 """
 
 from __future__ import annotations
@@ -22,217 +14,39 @@ from __future__ import annotations
 import signal
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-import torch
-from pydantic import BaseModel
-
 from agent_forge import distributed, parallel
-from agent_forge.checkpoint import atomic_write_json, sha256_json, verify_artifact, write_artifact
-from agent_forge.config import SEED_MAX, check_sections, validate
-from agent_forge.contracts import ArtifactRef, PhaseResult, TaskSpec, VersionInfo
+from agent_forge.artifacts import verify_artifact, write_artifact
+from agent_forge.contracts import ArtifactRef, PhaseResult, VersionInfo
 from agent_forge.errors import ConfigError, RunInterrupted
+from agent_forge.files import atomic_write_json, sha256_json
 from agent_forge.loggers import LoggerSet, check_loggers_available
-from agent_forge.phases.cognate.checkpointing import checkpoints_newest_first
+from agent_forge.phases.cognate.building import build_model, check_memory, count_parameters, out_of_memory_as_one_line
+from agent_forge.phases.cognate.checkpointing import checkpoint_folder
+from agent_forge.phases.cognate.config import CognateConfig, fingerprint_config, validate_cognate, without_budget
 from agent_forge.phases.cognate.fit import FitContext, Trainer
 from agent_forge.phases.cognate.interrupts import Interrupts
 from agent_forge.phases.cognate.report import last_at_halt, write_report
-from agent_forge.phases.cognate.training_config import resolve_device
+from agent_forge.phases.cognate.training_config import check_batch_split, resolve_device
 from agent_forge.phases.cognate.weights import evaluate_weights
 from agent_forge.phases.common.validation import carve_validation
 from agent_forge.plugin_host import PluginHost
-from agent_forge.runner import Phase, PhaseContext, RunOptions
-from agent_forge.phases.cognate.hookspecs import CallbackSpec, TrainerSpec, VariantSpec
-from agent_forge.specs import ArchitectureSpec, DatasetSpec, EvaluatorSpec, LoggerSpec
-
-SECTIONS = {
-    "model": "architecture + its fields", "task": "dataset name + its fields",
-    "trainer": "trainer name + its fields", "callbacks": "{name: fields} of enabled callbacks",
-    "evaluators": "list of evaluator names", "seed": "training seed", "data_seed": "data generation seed",
-    "models": "how many base models to train",
-    "validation_samples": "training rows held out for choices (early stop, EvoMerge); 0: none",
-    "loggers": "{name: fields} of metrics loggers (default: jsonl)",
-}
-
-
-@dataclass
-class CognateConfig:
-    """The validated config: every section checked against its plugin's own model."""
-
-    architecture: str
-    model: BaseModel
-    task_name: str
-    task: BaseModel
-    trainer_name: str
-    trainer: BaseModel
-    callbacks: dict[str, BaseModel | None]
-    evaluators: list[str]
-    seed: int
-    data_seed: int
-    models: int = 1
-    loggers: dict[str, BaseModel | None] = field(default_factory=lambda: {"jsonl": None})
-    validation_samples: int = 0
-
-    def model_dump(self, mode: str = "json") -> dict[str, Any]:
-        return {
-            "model": {"architecture": self.architecture, **self.model.model_dump(mode=mode)},
-            "task": {**self.task.model_dump(mode=mode), "name": self.task_name},
-            "trainer": {**self.trainer.model_dump(mode=mode), "name": self.trainer_name},
-            "callbacks": {k: v.model_dump(mode=mode) if v is not None else {} for k, v in self.callbacks.items()},
-            "evaluators": list(self.evaluators),
-            "seed": self.seed,
-            "data_seed": self.data_seed,
-            "models": self.models,
-            "validation_samples": self.validation_samples,
-            "loggers": {k: v.model_dump(mode=mode) if v is not None else {} for k, v in self.loggers.items()},
-        }
-
-
-def _named(section: dict[str, Any] | None, key: str, where: str, default: str | None = None) -> tuple[str, dict]:
-    section = dict(section or {})
-    name = section.pop(key, default)
-    if not name:
-        raise ConfigError(f"{where}.{key}: missing; say which {where} to use")
-    return str(name), section
-
-
-def validate_cognate(host: PluginHost, raw: dict[str, Any]) -> CognateConfig:
-    check_sections(raw, SECTIONS)
-    arch, model_raw = _named(raw.get("model"), "architecture", "model")
-    arch_reg = host.get(ArchitectureSpec, arch)
-    act = isinstance(raw.get("callbacks"), dict) and "act" in raw["callbacks"]
-    model_cfg = validate(arch_reg.config, _with_halting_head(arch_reg.config, model_raw, act), "model")
-    head = getattr(model_cfg, "halting_head", None)
-    if act and head is False:
-        raise ConfigError("callbacks.act is on but model.halting_head=false: ACT trains and reads the model's"
-                          " halting head. Set model.halting_head=true, or turn ACT off with callbacks.act=null")
-    if not act and head is True:
-        # DDP's find_unused_parameters cannot rescue it: the head is computed, only no loss uses it.
-        raise ConfigError("model.halting_head=true but callbacks.act is off: no loss trains the halting head"
-                          " (a multi-process run would fail at step 2). Turn ACT on with callbacks.act={},"
-                          " or leave model.halting_head unset (it follows callbacks.act)")
-    task_name, task_raw = _named(raw.get("task"), "name", "task")
-    task_reg = host.get(DatasetSpec, task_name)
-    task_fields = task_reg.config.model_fields
-    if "name" in task_fields:
-        task_raw["name"] = task_name
-    task_cfg = validate(task_reg.config, task_raw, "task")
-    trainer_name, trainer_raw = _named(raw.get("trainer"), "name", "trainer", "deep_supervision")
-    trainer_reg = host.get(TrainerSpec, trainer_name)
-    if "name" in trainer_reg.config.model_fields:
-        trainer_raw["name"] = trainer_name
-    trainer_cfg = validate(trainer_reg.config, trainer_raw, "trainer")
-    callbacks = _plugin_section(host, raw, "callbacks", CallbackSpec, {})
-    loggers = _plugin_section(host, raw, "loggers", LoggerSpec, {"jsonl": {}})
-    evaluators = list(raw.get("evaluators") or ["exact", "token"])
-    for name in evaluators:
-        host.get(EvaluatorSpec, name)
-    seed, data_seed = raw.get("seed", 0), raw.get("data_seed", 0)
-    for key, value in (("seed", seed), ("data_seed", data_seed)):
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise ConfigError(f"{key}: expected an integer, got {value!r}")
-        if not 0 <= value <= SEED_MAX:
-            raise ConfigError(f"{key}={value}: out of range; a seed is an integer from 0 to {SEED_MAX}")
-    models = raw.get("models", 1)
-    if not isinstance(models, int) or isinstance(models, bool) or models < 1:
-        raise ConfigError(f"models: expected an integer >= 1 (how many base models to train), got {models!r}")
-    validation_samples = raw.get("validation_samples", 0)
-    if not isinstance(validation_samples, int) or isinstance(validation_samples, bool) or validation_samples < 0:
-        raise ConfigError(f"validation_samples: expected an integer >= 0 (training rows held out for choices;"
-                          f" 0: none), got {validation_samples!r}")
-    for name, cb_cfg in callbacks.items():
-        reads = getattr(cb_cfg, "reads_validation", None)
-        if validation_samples == 0 and callable(reads) and reads():
-            raise ConfigError(f"callbacks.{name} decides on the validation split, but there is none: set"
-                              " validation_samples=N (training rows held out for it, e.g. 200); the eval split"
-                              " is only reported, never decided on")
-    if seed + models - 1 > SEED_MAX:  # --models N trains seeds seed .. seed+N-1
-        raise ConfigError(f"seed={seed} with models={models}: the last model's seed {seed + models - 1} is above"
-                          f" {SEED_MAX}; choose a seed of at most {SEED_MAX - models + 1}")
-    return CognateConfig(arch, model_cfg, task_name, task_cfg, trainer_name, trainer_cfg, callbacks,
-                         evaluators, seed, data_seed, models, loggers, validation_samples)
-
-
-def _plugin_section(host: PluginHost, raw: dict[str, Any], section: str, kind: type[CallbackSpec] | type[LoggerSpec],
-                    default: dict[str, Any]) -> dict[str, BaseModel | None]:
-    """``{name: fields}`` of enabled plugins of ``kind`` (callbacks, loggers), each validated by
-    its own config model; ``{}``/``true``/``null`` fields mean its defaults."""
-    given = raw.get(section, default)
-    if given is None:
-        given = {}
-    if not isinstance(given, dict):
-        raise ConfigError(f"{section}: expected a mapping of {kind.kind} name to its fields, got {given!r}")
-    out: dict[str, BaseModel | None] = {}
-    for name, fields in given.items():
-        reg = host.get(kind, name)
-        fields = {} if fields is True or fields is None else fields
-        if reg.config is None:  # a plugin without settings
-            if fields:
-                raise ConfigError(f"{section}.{name}: takes no settings, got {fields!r}")
-            out[name] = None
-        else:
-            out[name] = validate(reg.config, fields, f"{section}.{name}")
-    return out
-
-
-def _with_halting_head(settings: Any, model_raw: dict[str, Any], act: bool) -> dict[str, Any]:
-    """An architecture whose ``model`` section has a ``halting_head`` field has the head exactly
-    when something trains it, the ``act`` callback: unset, the field follows ``callbacks.act``
-    (and ``config.json`` records what was built); set, it must agree (checked by the caller). A
-    parameter that is computed but reached by no loss stops a DDP run at its second step."""
-    if "halting_head" in getattr(settings, "model_fields", {}) and "halting_head" not in model_raw:
-        return {**model_raw, "halting_head": act}
-    return model_raw
-
-
-def task_spec_for(host: PluginHost, cfg: CognateConfig) -> TaskSpec:
-    """The task's spec without generating its data, when the dataset config can say it."""
-    spec = getattr(cfg.task, "task_spec", None)
-    if callable(spec):
-        return spec()
-    return host.get(DatasetSpec, cfg.task_name).build(cfg.task, cfg.data_seed).spec
-
-
-def build_model(host: PluginHost, cfg: CognateConfig, task: TaskSpec, seed: int) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    return host.get(ArchitectureSpec, cfg.architecture).build(cfg.model, task)
-
-
-def count_parameters(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def describe_variants(host: PluginHost, with_parameters: bool = True) -> list[dict[str, Any]]:
-    rows = []
-    for name, variant in sorted(host.items(VariantSpec).items()):
-        row: dict[str, Any] = {"name": name, "description": variant.description,
-                               "plugin": host.plugin_of(VariantSpec, name)}
-        try:
-            cfg = validate_cognate(host, dict(variant.config))
-            m = cfg.model
-            row.update(task=cfg.task_name, architecture=cfg.architecture, d_model=getattr(m, "d_model", None),
-                       layers=getattr(m, "n_layers", None), n=getattr(m, "n", None), T=getattr(m, "T", None),
-                       n_sup=getattr(m, "n_sup", 1), mixer=getattr(m, "mixer", None),
-                       effective_depth=m.effective_depth() if hasattr(m, "effective_depth") else None,
-                       callbacks=sorted(cfg.callbacks))
-            if with_parameters:
-                spec = task_spec_for(host, cfg)
-                with torch.device("meta"):  # shapes only: no memory, no init time
-                    model = host.get(ArchitectureSpec, cfg.architecture).build(cfg.model, spec)
-                embed = sum(p.numel() for n_, p in model.named_parameters() if n_.startswith(("embed", "head")))
-                row.update(parameters=count_parameters(model), non_embedding_parameters=count_parameters(model) - embed,
-                           vocab_size=spec.vocab_size, seq_len=spec.seq_len)
-        except Exception as exc:  # one broken variant must not hide the others
-            row["error"] = f"{type(exc).__name__}: {exc}"
-        rows.append(row)
-    return rows
+from agent_forge.runner import Phase, PhaseContext, RunOptions, SavedCheckpoint
+from agent_forge.phases.cognate.hookspecs import VariantSpec
+from agent_forge.specs import DatasetSpec, LoggerSpec
 
 
 class CognatePhase(Phase):
     name: ClassVar[str] = "cognate"
     default_variant: ClassVar[str | None] = "trm_small"
+
+    def __init__(self, host: PluginHost) -> None:
+        super().__init__(host)
+        #: The trainer budget fields (``minutes``, ``epochs``) that ``--max-steps`` took out of the
+        #: config, with their values (set by :meth:`apply_run_options`).
+        self.replaced_budget: dict[str, Any] = {}
 
     def variant_config(self, name: str) -> dict[str, Any]:
         return dict(self.host.get(VariantSpec, name).config)
@@ -248,7 +62,8 @@ class CognatePhase(Phase):
         """``--task T`` -> ``task: {name: T}``, ``--seed`` -> ``seed``, ``--models`` -> ``models``,
         ``--max-steps``/``--minutes``/``--checkpoint-every`` -> ``trainer.*``. An explicit
         ``--max-steps`` replaces the variant's epoch budget (both count steps) and, without
-        ``--minutes``, its time budget."""
+        ``--minutes``, its time budget; what it replaced is kept in ``replaced_budget`` and stated
+        in the run's summary (:meth:`budget_notes`), so a dropped budget is never silent."""
         raw = dict(raw)
         if options.task is not None:
             self.host.get(DatasetSpec, options.task)  # fail early, with the list of tasks
@@ -265,9 +80,9 @@ class CognatePhase(Phase):
         if any(v is not None for v in budget.values()):
             trainer = dict(raw.get("trainer") or {})
             if options.max_steps is not None:
-                trainer.pop("epochs", None)
-                if options.minutes is None:
-                    trainer.pop("minutes", None)
+                replaced = ("epochs",) if options.minutes is not None else ("epochs", "minutes")
+                dropped = {key: trainer.pop(key, None) for key in replaced}
+                self.replaced_budget = {k: v for k, v in dropped.items() if v is not None}
             trainer.update({k: v for k, v in budget.items() if v is not None})
             raw["trainer"] = trainer
         return raw
@@ -277,7 +92,7 @@ class CognatePhase(Phase):
 
     def resume_view(self, resolved: dict[str, Any]) -> dict[str, Any]:
         # Runs from before ``models`` trained one; from before ``validation_samples``, held none out.
-        return {"models": 1, "validation_samples": 0, **_without_budget(resolved)}
+        return {"models": 1, "validation_samples": 0, **without_budget(resolved)}
 
     def check_ready(self, config: CognateConfig, *, options: RunOptions, run_dir: Path, world_size: int) -> None:
         """Before any work: the trainer's device exists, ``world_size`` processes can split the
@@ -286,20 +101,38 @@ class CognatePhase(Phase):
         if isinstance(device, str):
             resolve_device(device)
         batch = getattr(config.trainer, "batch_size", None)
-        if world_size > 1 and isinstance(batch, int) and batch % world_size:
-            fit = max(world_size, batch // world_size * world_size)
-            raise ConfigError(
-                f"trainer.batch_size={batch} is the global batch and must split evenly among {world_size}"
-                f" processes (--nproc {world_size}); use a multiple of {world_size}, e.g. --set"
-                f" trainer.batch_size={fit}, or another --nproc")
+        if isinstance(batch, int):
+            check_batch_split(batch, world_size)
         check_loggers_available(self.host.get(LoggerSpec, name) for name in config.loggers)
         check_memory(self.host, config, world_size)
         if options.resume:
             dirs = [run_dir] if config.models == 1 else [run_dir / f"model-{i}" for i in range(config.models)]
-            if not any(checkpoints_newest_first(d / "checkpoints") for d in dirs):
+            if not any(checkpoint_folder(d / "checkpoints").newest_first() for d in dirs):
                 raise ConfigError(
                     f"--resume: no checkpoint under {dirs[0] / 'checkpoints'}; start the run without --resume,"
                     " or pass --out with a run that saved checkpoints (--checkpoint-every N saves them)")
+
+    def newest_checkpoint(self, run_dir: Path, config: CognateConfig | None = None) -> SavedCheckpoint | None:
+        """The newest checkpoint on disk: of the model in work (``model-K/`` with ``--models N``, the
+        highest K that saved one), in optimizer steps."""
+        models = sorted((p for p in run_dir.glob("model-*") if p.is_dir() and p.name[6:].isdigit()),
+                        key=lambda p: int(p.name[6:]), reverse=True)
+        for folder in [*models, run_dir]:
+            saved = checkpoint_folder(folder / "checkpoints").newest()
+            if saved is not None:
+                return saved
+        return None
+
+    def budget_notes(self, cfg: CognateConfig, options: RunOptions) -> list[str]:
+        """What ``--max-steps`` replaced and the run did not get back from ``--set``, said plainly."""
+        trainer = cfg.trainer
+        gone = {k: v for k, v in self.replaced_budget.items() if getattr(trainer, k, None) is None}
+        if not gone:
+            return []
+        was = ", ".join(f"trainer.{k}={v}" for k, v in gone.items())
+        keep = " (add --minutes M to keep a time budget as well)" if "minutes" in gone else ""
+        return [f"--max-steps {options.max_steps} replaced the config's {was}: the run stops after"
+                f" {options.max_steps} steps{keep}"]
 
     def plan_output(self, config: CognateConfig) -> dict[str, Any]:
         """``models``, and ``eval_examples`` when the task generates its eval split (``eval_count``)."""
@@ -312,6 +145,9 @@ class CognatePhase(Phase):
     def run(self, ctx: PhaseContext) -> PhaseResult:
         cfg: CognateConfig = ctx.config
         start = time.monotonic()
+        notes = self.budget_notes(cfg, ctx.options)
+        for note in notes:
+            ctx.log.info("budget.replaced", note=note)
         task_reg = self.host.get(DatasetSpec, cfg.task_name)
         t0 = time.monotonic()
         task_data = carve_validation(task_reg.build(cfg.task, cfg.data_seed), cfg.validation_samples, cfg.data_seed)
@@ -349,7 +185,7 @@ class CognatePhase(Phase):
         return PhaseResult(phase=self.name, status=status, artifacts=tuple(artifacts), metrics=metrics,
                            run_dir=ctx.run_dir.resolve(), duration_s=time.monotonic() - start,
                            report_path=report.resolve(), message="; ".join(sorted(set(messages))),
-                           details={"models": per_model, "variant": ctx.variant})
+                           details={"models": per_model, "variant": ctx.variant, **({"notes": notes} if notes else {})})
 
     def _train_one(self, ctx: PhaseContext, cfg: CognateConfig, task_data: Any, seed: int, model_dir: Path,
                    index: int, loggers: LoggerSet) -> tuple[ArtifactRef | None, dict[str, Any], str, str]:
@@ -366,7 +202,7 @@ class CognatePhase(Phase):
             fit = trainer.fit(FitContext(model=model, task=task_data, run_dir=model_dir, seed=seed,
                                          callbacks=callbacks, host=self.host, evaluators=cfg.evaluators,
                                          resume=ctx.options.resume, progress=ctx.options.progress, log=log,
-                                         config_fingerprint=sha256_json(_fingerprint_config(cfg)),
+                                         config_fingerprint=sha256_json(fingerprint_config(cfg)),
                                          loggers=loggers, config=cfg.model_dump()))
         state = fit.state
         # Final evaluation on the whole held-out split: raw weights, and EMA when present. It has
@@ -438,55 +274,6 @@ class CognatePhase(Phase):
         return ArtifactRef(manifest_path=manifest.resolve(), artifact=artifact), summary, fit.status, fit.message
 
 
-def check_memory(host: PluginHost, cfg: CognateConfig, world_size: int) -> None:
-    """Refuse a model and batch that will not fit the device's free memory, before anything is
-    allocated (:mod:`~agent_forge.phases.cognate.memory_estimate`). Skipped when the task cannot
-    say its shape without building its data, or the free memory cannot be read."""
-    from agent_forge.phases.cognate import memory_estimate as mem
-    from agent_forge.phases.cognate.training_config import resolve_precision
-
-    spec_of = getattr(cfg.task, "task_spec", None)
-    if not callable(spec_of):
-        return
-    spec = spec_of()
-    try:
-        with torch.device("meta"):  # shapes only: no memory, no init time
-            parameters = count_parameters(host.get(ArchitectureSpec, cfg.architecture).build(cfg.model, spec))
-    except Exception:  # an architecture that cannot be built without memory: no estimate, as before
-        return
-    device = resolve_device(getattr(cfg.trainer, "device", "cpu"))
-    precision = resolve_precision(getattr(cfg.trainer, "precision", "fp32"), device)
-    est = mem.estimate(parameters, cfg.model, cfg.trainer, seq_len=spec.seq_len, vocab=spec.vocab_size,
-                       ema="ema" in cfg.callbacks, world_size=world_size,
-                       activation_bytes=2 if precision == "bf16" else 4, shared_memory=device.type == "cpu")
-    available = mem.available_bytes(device)
-    if available is not None and est.total_bytes > available:
-        raise ConfigError(mem.refusal(est, available, cfg.model, cfg.trainer))
-
-
-class out_of_memory_as_one_line:
-    """An allocation that fails anyway (the estimate is a bound, not a promise) becomes one
-    ConfigError naming what was being done and what to lower, instead of the allocator's traceback."""
-
-    def __init__(self, doing: str) -> None:
-        self.doing = doing
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> bool:
-        text = str(exc) if exc is not None else ""
-        if isinstance(exc, (MemoryError, torch.OutOfMemoryError)) or (
-                isinstance(exc, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text)):
-            first = text.strip().splitlines()[0][:200] if text.strip() else type(exc).__name__
-            raise ConfigError(f"out of memory while {self.doing} ({first}); lower model.d_model or"
-                              " trainer.batch_size (or trainer.eval_batch_size)") from None
-        return False
-
-
-RESUMABLE_TRAINER_FIELDS = ("max_steps", "minutes", "epochs", "checkpoint_every", "log_every", "eval_every",
-                            "keep_checkpoints")
-
 
 def _stop_final_evaluation(signum: int, step: int, checkpoint: Path | None) -> None:
     name = signal.Signals(signum).name
@@ -496,23 +283,6 @@ def _stop_final_evaluation(signum: int, step: int, checkpoint: Path | None) -> N
                          step=step, checkpoint=checkpoint, exit_code=128 + signum)
 
 
-def _without_budget(data: dict[str, Any]) -> dict[str, Any]:
-    """The config minus the fields a resume may change (budgets, logging cadence, loggers)."""
-    data = {**data, "trainer": dict(data.get("trainer") or {})}
-    data.pop("loggers", None)
-    for key in RESUMABLE_TRAINER_FIELDS:
-        data["trainer"].pop(key, None)
-    return data
-
-
-def _fingerprint_config(cfg: CognateConfig) -> dict[str, Any]:
-    """What one model's training state depends on (how many models the run trains is not)."""
-    data = _without_budget(cfg.model_dump())
-    data.pop("models", None)
-    if not data.get("validation_samples"):
-        data.pop("validation_samples", None)  # as before the key existed: older checkpoints still resume
-    return data
-
 
 def _mean_metrics(rows: list[dict[str, float]]) -> dict[str, float]:
     if not rows:
@@ -521,4 +291,4 @@ def _mean_metrics(rows: list[dict[str, float]]) -> dict[str, float]:
     return {k: sum(r[k] for r in rows) / len(rows) for k in sorted(keys)}
 
 
-__all__ = ["CognatePhase", "CognateConfig", "validate_cognate", "describe_variants"]
+__all__ = ["CognatePhase"]

@@ -16,7 +16,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from agent_forge.checkpoint import atomic_write_bytes
+from agent_forge.files import atomic_write_bytes
 from agent_forge.formatting import format_number
 
 #: Training-row metrics that average over the samples that halted in the log window.

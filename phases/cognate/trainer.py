@@ -46,7 +46,8 @@ from agent_forge.phases.cognate.interrupts import Interrupts
 from agent_forge.phases.cognate.losses import compute_task_loss
 from agent_forge.phases.cognate.schedule import DataStream, epoch_size, lr_factor, resolve_budget
 from agent_forge.phases.cognate.state import TrainState
-from agent_forge.phases.cognate.training_config import DeepSupervisionConfig, resolve_device, resolve_precision
+from agent_forge.phases.cognate.training_config import (DeepSupervisionConfig, check_batch_split, resolve_device,
+                                                     resolve_precision)
 from agent_forge.phases.cognate.training_metrics import LogWindow, ProgressBar
 from agent_forge.phases.cognate.weights import evaluate_weights, handoff_label, swapped_in, weight_labels
 
@@ -81,10 +82,7 @@ class DeepSupervisionTrainer:
         device = resolve_device(cfg.device)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
-        world = dist.world_size()
-        if cfg.batch_size % world:
-            raise ConfigError(f"trainer.batch_size={cfg.batch_size} is the global batch and must divide evenly"
-                              f" among {world} processes; use a multiple of {world}")
+        check_batch_split(cfg.batch_size, dist.world_size())
         model = ctx.model.to(device)
         # FSDP shards before the optimizer is built: AdamW must hold (and size its moments by)
         # the shards, not the full parameters.

@@ -78,6 +78,16 @@ class DeepSupervisionConfig(StrictModel):
         return self
 
 
+def check_batch_split(batch_size: int, world_size: int) -> None:
+    """The one check that ``world_size`` processes can split the global batch evenly: before any
+    rank starts (the phase's ``check_ready``) and again in the trainer, which may run on its own."""
+    if world_size > 1 and batch_size % world_size:
+        fit = max(world_size, batch_size // world_size * world_size)
+        raise ConfigError(
+            f"trainer.batch_size={batch_size} is the global batch and must split evenly among {world_size}"
+            f" processes (--nproc {world_size}); use a multiple of {world_size}, e.g. --set"
+            f" trainer.batch_size={fit}, or another --nproc")
+
 
 def resolve_device(name: str, field: str = "trainer.device") -> torch.device:
     """``name`` as a device present on this machine; ``field`` is what an error calls it (the

@@ -7,9 +7,8 @@ from typing import Any
 
 import torch
 
-from agent_forge.checkpoint import load_artifact
+from agent_forge.artifacts import load_artifact, manifest_file
 from agent_forge.contracts import ModelArtifact
-from agent_forge.checkpoint import manifest_file
 from agent_forge.hub import resolve_artifact
 from agent_forge.loading import build_model
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from agent_forge.errors import ForgeError
+from agent_forge.phases.common.checkpoints import has_checkpoint
 
 #: Files whose presence makes a folder a run (the runner writes config.json before anything else).
 RUN_MARKERS = ("config.json", "result.json")
@@ -150,11 +151,6 @@ def _model_dirs(path: Path) -> list[tuple[str, Path]]:
     return [(p.name, p) for p in subs] if subs and not (path / "metrics.jsonl").exists() else [("", path)]
 
 
-def _has_checkpoint(folder: Path) -> bool:
-    ckpt = folder / "checkpoints"
-    return (ckpt / "latest.json").is_file() or any(p.is_dir() for p in ckpt.glob("step-*"))
-
-
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
@@ -228,7 +224,7 @@ def _fill(info: RunInfo) -> None:
         info.steps = int(steps) if steps is not None else None
         info.train_seconds = _number(info.metrics.get("train_seconds"))
     else:
-        resumable = any(_has_checkpoint(folder) for _, folder in _model_dirs(path))
+        resumable = any(has_checkpoint(folder / "checkpoints") for _, folder in _model_dirs(path))
         info.status = "unfinished-resumable" if resumable else "unfinished"
         evals = [r for rows in info.histories.values() for r in rows if r.get("kind") == "eval"]
         if evals:
@@ -329,7 +325,7 @@ def plot_curves(path: Path, runs: list[RunInfo]) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from agent_forge.checkpoint import atomic_write_bytes
+    from agent_forge.files import atomic_write_bytes
 
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 3.8))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]

@@ -25,20 +25,21 @@ import uuid
 from pathlib import Path
 from typing import Any, ClassVar
 
-from agent_forge.checkpoint import atomic_write_bytes, read_manifest, sha256_json, write_artifact
+from agent_forge.artifacts import read_manifest, write_artifact
 from agent_forge.config import validate
 from agent_forge.contracts import ArtifactRef, ModelArtifact, PhaseResult, VersionInfo
 from agent_forge.errors import ConfigError
+from agent_forge.files import atomic_write_bytes, sha256_json
 from agent_forge.phases.common.loading import load_model
 from agent_forge.phases.common.validation import carve_validation
-from agent_forge.phases.evomerge.checkpoints import GenerationCheckpoints
+from agent_forge.phases.evomerge.checkpoints import GenerationCheckpoints, generation_folder
 from agent_forge.phases.evomerge.config import RESUMABLE_FIELDS, EvoMergeConfig, fitness_for_task
 from agent_forge.phases.evomerge.merges import State, linear, slerp, ties  # noqa: F401  (re-exported)
 from agent_forge.phases.evomerge.population import Candidate, Evolution
 from agent_forge.phases.evomerge.progress import GenerationBar
 from agent_forge.phases.evomerge.report import write_report
 from agent_forge.phases.evomerge.scoring import Scorer
-from agent_forge.runner import Phase, PhaseContext, RunOptions, Upstream
+from agent_forge.runner import Phase, PhaseContext, RunOptions, SavedCheckpoint, Upstream
 from agent_forge.specs import DatasetSpec, EvaluatorSpec
 
 
@@ -107,6 +108,10 @@ class EvoMergePhase(Phase):
 
     def resume_view(self, resolved: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in resolved.items() if k not in RESUMABLE_FIELDS}
+
+    def newest_checkpoint(self, run_dir: Path, config: EvoMergeConfig | None = None) -> SavedCheckpoint | None:
+        """The newest population checkpoint on disk, in generations."""
+        return generation_folder(run_dir / "checkpoints").newest()
 
     def check_inputs(self, config: EvoMergeConfig, *, upstream: tuple[Upstream, ...], options: RunOptions) -> None:
         """Before any phase runs: there are input models (``inputs``, an earlier phase, or the

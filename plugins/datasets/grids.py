@@ -160,7 +160,7 @@ def write_question_answer(path: str | Path, questions: list[str], answers: list[
     """Write a ``question,answer`` CSV atomically (quoted where a cell needs it)."""
     import io
 
-    from agent_forge.checkpoint import atomic_write_bytes
+    from agent_forge.files import atomic_write_bytes
 
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")

@@ -26,9 +26,8 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from agent_forge.checkpoint import atomic_write_bytes
-from agent_forge.checkpoint import atomic_write_stream
 from agent_forge.errors import ConfigError
+from agent_forge.files import atomic_write_bytes, atomic_write_stream
 
 #: The arrays of one set, in the order the official builders write them.
 ARRAY_FIELDS = ("inputs", "labels", "puzzle_identifiers", "puzzle_indices", "group_indices")
@@ -245,5 +244,5 @@ def write_split(path: str | Path, split: str, metadata: OfficialMetadata, sets: 
 
 def save_array(path: str | Path, array: np.ndarray) -> None:
     """``np.save`` (no pickle) streamed to a temporary file beside ``path``, flushed to disk, then
-    renamed (:func:`agent_forge.checkpoint.atomic_write_stream`): ``path`` never holds half an array."""
+    renamed (:func:`agent_forge.files.atomic_write_stream`): ``path`` never holds half an array."""
     atomic_write_stream(path, lambda f: np.save(f, array, allow_pickle=False))

@@ -184,7 +184,7 @@ class BPETokenizer:
             trainer = trainers.BpeTrainer(vocab_size=vocab, special_tokens=[BPE_EOS], show_progress=False,
                                           initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
             tok.train_from_iterator(docs, trainer)
-            from agent_forge.checkpoint import atomic_write_bytes
+            from agent_forge.files import atomic_write_bytes
 
             atomic_write_bytes(path, tok.to_str().encode())
             self.tok = tok

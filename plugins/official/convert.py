@@ -16,9 +16,10 @@ from typing import Any
 import torch
 import yaml
 
-from agent_forge.checkpoint import atomic_write_bytes, atomic_write_stream, load_artifact, write_artifact
+from agent_forge.artifacts import load_artifact, write_artifact
 from agent_forge.contracts import ArtifactSource, TaskSpec, VersionInfo
 from agent_forge.errors import ConfigError
+from agent_forge.files import atomic_write_bytes, atomic_write_stream
 from agent_forge.loading import build_model
 from agent_forge.plugins.official.checkpoint import (OFFICIAL_TRAINING_DEFAULTS, official_arch_from,
                                                      official_state_from, read_official)

@@ -3,10 +3,11 @@ import json
 import pytest
 import torch
 
-from agent_forge.checkpoint import (atomic_write_bytes, load_artifact, load_train_state, save_train_state,
-                                    verify_artifact, write_artifact)
+from agent_forge.artifacts import load_artifact, verify_artifact, write_artifact
+from agent_forge.checkpoint import load_train_state, save_train_state
 from agent_forge.contracts import SCHEMA_VERSION, TaskSpec, VersionInfo
 from agent_forge.errors import ArtifactError
+from agent_forge.files import atomic_write_bytes
 
 
 def _write(tmp_path):
@@ -187,7 +188,7 @@ def test_schema_1_manifest_loads_but_is_not_sealed(tmp_path):
 
 @pytest.mark.parametrize("present,missing", [("config.json", "model.safetensors"), ("model.safetensors", "config.json")])
 def test_a_folder_names_the_part_of_an_export_that_is_missing(tmp_path, present, missing):
-    from agent_forge.checkpoint import read_manifest
+    from agent_forge.artifacts import read_manifest
 
     (tmp_path / present).write_text("{}")
     with pytest.raises(ArtifactError, match=f"looks like an exported model .* has no {missing}"):
@@ -195,7 +196,7 @@ def test_a_folder_names_the_part_of_an_export_that_is_missing(tmp_path, present,
 
 
 def test_a_folder_of_manifests_lists_them(tmp_path):
-    from agent_forge.checkpoint import read_manifest
+    from agent_forge.artifacts import read_manifest
 
     (tmp_path / "model-0.json").write_text("{}")
     with pytest.raises(ArtifactError, match=r"is a folder; pass the artifact's \.json manifest inside it \(here: model-0\.json\)"):

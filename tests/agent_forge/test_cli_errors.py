@@ -82,7 +82,7 @@ def _artifact_copy(tmp: Path, art: dict, *, garbage: bool = False, tamper: bool 
     _files(tmp, art)
     weights, manifest = tmp / "artifact" / "model-0.safetensors", tmp / "artifact" / "model-0.json"
     if garbage:  # not safetensors, yet the manifest's size and sha256 match it (and it is re-sealed)
-        from agent_forge.checkpoint import DIGEST_FIELDS, manifest_digests
+        from agent_forge.artifacts import DIGEST_FIELDS, manifest_digests
 
         data = b"\x93 certainly not a safetensors header \x00\xff" * 40
         weights.write_bytes(data)

@@ -4,7 +4,7 @@ from hypothesis import strategies as st
 
 from agent_forge.config import apply_override, apply_overrides, deep_merge, load_config_file, parse_value
 from agent_forge.errors import ConfigError
-from agent_forge.phases.cognate.phase import validate_cognate
+from agent_forge.phases.cognate.config import validate_cognate
 from agent_forge.plugins.variants import VARIANTS
 from agent_forge.specs import DatasetSpec
 

@@ -339,8 +339,10 @@ def test_the_python_api_logs_nothing_unless_asked_and_never_on_stdout(tmp_path):
 def test_off_a_terminal_training_and_the_final_evaluation_say_how_far_they_got(tmp_path, capsys, monkeypatch):
     """No bar off a terminal: a line as each starts (the interval after it is PROGRESS_LINE_EVERY_S,
     the one the --progress help and the README name)."""
-    from agent_forge.cli import _PROGRESS_HELP
     from agent_forge.progress import PROGRESS_LINE_EVERY_S
+    from agent_forge.runner import RunOptions
+
+    progress_help = RunOptions.model_fields["progress"].json_schema_extra["help"]  # --progress's help
 
     monkeypatch.chdir(tmp_path)
     code, out, err = forge_main([*RUN, "--out", str(tmp_path / "r")], capsys)
@@ -350,9 +352,9 @@ def test_off_a_terminal_training_and_the_final_evaluation_say_how_far_they_got(t
     evals = [e for e in events if e["event"] == "eval.progress"]
     assert evals and evals[0]["examples"] == 0 and evals[0]["total"] == 64  # raw and EMA, 32 rows each
     every = f"every {PROGRESS_LINE_EVERY_S:g} s"
-    assert every in _PROGRESS_HELP
+    assert every in progress_help
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    assert f"every {PROGRESS_LINE_EVERY_S:g} s" in readme and "every few seconds" not in _PROGRESS_HELP
+    assert f"every {PROGRESS_LINE_EVERY_S:g} s" in readme and "every few seconds" not in progress_help
 
 
 def test_plain_progress_lines_come_at_the_start_then_every_interval():
@@ -392,7 +394,7 @@ def test_exports_and_run_files_follow_the_umask(umask, mode, shared_run, tmp_pat
     for name in ("model.safetensors", "config.json", "README.md"):
         assert stat.S_IMODE((tmp_path / "ex" / name).stat().st_mode) == mode, name
     # A run's own files are written the same way (atomic_write_bytes), under the same umask.
-    from agent_forge.checkpoint import atomic_write_json
+    from agent_forge.files import atomic_write_json
 
     previous = os.umask(umask)
     try:
@@ -427,7 +429,7 @@ def test_a_failure_on_non_finite_steps_never_claims_a_checkpoint_that_is_not_the
 
 
 def test_ablate_reports_the_batch_and_the_jobs_its_runs_used(tmp_path, host):
-    from agent_forge.phases.cognate.ablation import run_ablation
+    from agent_forge.phases.cognate.ablation.runner import run_ablation
 
     out = tmp_path / "abl"
     data = run_ablation(host, ["trm_tiny"], task="sudoku4", seeds=1, minutes=1.0, progress=False, jobs=8,

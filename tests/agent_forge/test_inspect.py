@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from agent_forge.checkpoint import write_artifact
+from agent_forge.artifacts import write_artifact
 from agent_forge.contracts import TaskSpec, VersionInfo
 
 

@@ -164,6 +164,56 @@ def test_cognate_turns_run_options_into_its_own_config(host):
         runner.prepare("cognate", RunOptions(variant="trm_tiny", overrides=("models=0",)))
 
 
+def test_a_budget_that_max_steps_replaced_is_stated_not_dropped_silently(host, capsys):
+    from agent_forge.cli.commands import print_summary
+    from agent_forge.runner import PhaseRunner, RunOptions
+
+    runner = PhaseRunner(host)
+    minutes = VARIANTS["trm_tiny"][0]["trainer"]["minutes"]
+    options = RunOptions(variant="trm_tiny", max_steps=5)
+    phase, _, cfg = runner.prepare("cognate", options)
+    assert cfg.trainer.minutes is None and phase.replaced_budget == {"minutes": minutes}
+    (note,) = phase.budget_notes(cfg, options)
+    assert note.startswith(f"--max-steps 5 replaced the config's trainer.minutes={minutes}") and "--minutes" in note
+    # Both given: both apply, nothing replaced. A --set that restores the budget: nothing to say.
+    both = RunOptions(variant="trm_tiny", max_steps=5, minutes=1.5)
+    phase, _, cfg = runner.prepare("cognate", both)
+    assert phase.budget_notes(cfg, both) == [] and (cfg.trainer.max_steps, cfg.trainer.minutes) == (5, 1.5)
+    restored = RunOptions(variant="trm_tiny", max_steps=5, overrides=("trainer.minutes=2",))
+    phase, _, cfg = runner.prepare("cognate", restored)
+    assert phase.budget_notes(cfg, restored) == []
+    # The run's summary prints the phase's notes.
+    result = PhaseResult(phase="cognate", status="completed", run_dir=".", duration_s=1.0, details={"notes": [note]})
+    capsys.readouterr()
+    print_summary([result])
+    assert f"cognate note: {note}" in capsys.readouterr().out.replace("\n", " ")
+
+
+def test_run_options_are_declared_once_and_both_run_commands_take_their_flags(host):
+    import typer.main
+
+    from agent_forge.cli import build_app
+    from agent_forge.cli.commands import PIPELINE_OPTIONS
+    from agent_forge.errors import ConfigError
+    from agent_forge.runner import RunOptions, flag_of
+
+    run = typer.main.get_command(build_app(host)).commands["run"]
+    flags = {name: flag_of(name) for name in RunOptions.model_fields if name != "runs_root"}
+    assert flags["overrides"] == "--set" and flags["config_file"] == "--config" and flags["loggers"] == "--logger"
+
+    def options(command):
+        return {opt for p in command.params if p.param_type_name == "option" for opt in p.opts}
+
+    assert options(run.commands["phase"]) == set(flags.values()) | {"-v", "--json", "--nproc", "--backend"}
+    assert options(run.commands["pipeline"]) == {flags[n] for n in PIPELINE_OPTIONS} | {"-v", "--json"}
+    for command in ("phase", "pipeline"):  # the help is the field's own
+        progress = next(p for p in run.commands[command].params if "--progress" in p.opts)
+        assert progress.help == RunOptions.model_fields["progress"].json_schema_extra["help"]
+        assert progress.secondary_opts == ["--no-progress"]
+    with pytest.raises(ConfigError, match=r"^--max-steps 0: input should be greater than or equal to 1"):
+        RunOptions.checked(max_steps=0)
+
+
 def test_a_phase_that_does_not_train_ignores_the_pipeline_flags(host):
     from agent_forge.runner import PhaseRunner, RunOptions
 

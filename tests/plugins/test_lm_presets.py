@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from agent_forge.phases.cognate.phase import validate_cognate
+from agent_forge.phases.cognate.config import validate_cognate
 from agent_forge.plugins.variants import VARIANTS
 from agent_forge.specs import ArchitectureSpec
 

@@ -6,7 +6,10 @@ from pathlib import Path
 import pytest
 
 from agent_forge.errors import ConfigError
-from agent_forge.phases.cognate.ablation import _markdown, _plot, _verdict, run_ablation
+from agent_forge.phases.cognate.ablation.markdown import markdown
+from agent_forge.phases.cognate.ablation.plots import plot
+from agent_forge.phases.cognate.ablation.runner import run_ablation
+from agent_forge.phases.cognate.ablation.stats import verdict
 from agent_forge.phases.cognate import VariantSpec
 
 SMALL = ["task.train_count=64", "task.eval_count=32", "task.blanks=[6, 8]", "model.d_model=16", "model.n_layers=1",
@@ -63,7 +66,9 @@ import pytest
 
 from agent_forge.config import apply_overrides
 from agent_forge.errors import ConfigError
-from agent_forge.phases.cognate.ablation import Arm, expand_arm_sets, parse_arm, resolve_arms
+from agent_forge.phases.cognate.ablation.arms import Arm, parse_arm
+from agent_forge.phases.cognate.ablation.catalogue import expand_arm_sets
+from agent_forge.phases.cognate.ablation.runner import resolve_arms
 
 
 def test_parse_arm_keeps_commas_inside_brackets():
@@ -87,7 +92,7 @@ def _resolved(host, names, base="trm_tiny", overrides=SMALL):
 
 
 def test_every_arm_set_expands_to_configs_that_validate(host):
-    from agent_forge.phases.cognate.phase import validate_cognate
+    from agent_forge.phases.cognate.config import validate_cognate
 
     configs, _ = _resolved(host, ["paper"])
     for name, raw in configs.items():
@@ -162,17 +167,17 @@ def _spread(mean: float, std: float | None, n: int = 3) -> dict:
 def test_the_verdict_sets_the_gap_against_the_seed_spread():
     summary = {"trm": {"exact_accuracy": _spread(0.80, 0.02)}, "baseline": {"exact_accuracy": _spread(0.50, 0.05)},
                "small": {"exact_accuracy": _spread(0.10, 0.01)}}
-    verdict = _verdict(summary)
+    said = verdict(summary)
     # best vs the runner-up: gap 0.30 against the larger spread 0.05 -> 6.0x
-    assert verdict.startswith("trm has the highest exact accuracy") and "6.0×" in verdict and "baseline" in verdict
+    assert said.startswith("trm has the highest exact accuracy") and "6.0×" in said and "baseline" in said
 
 
 def test_the_verdict_falls_back_to_what_a_text_task_measures():
     # No exact accuracy (a text task with the loss evaluator only): lower eval loss wins.
     summary = {"a": {"eval_loss": _spread(2.0, 0.1)}, "b": {"eval_loss": _spread(1.5, 0.1)}}
-    verdict = _verdict(summary)
-    assert verdict.startswith("b has the lowest eval loss") and "below a" in verdict and "5.0×" in verdict
-    assert "nothing to compare" in _verdict({"a": {"eval_loss": _spread(2.0, None, 1)}})
+    said = verdict(summary)
+    assert said.startswith("b has the lowest eval loss") and "below a" in said and "5.0×" in said
+    assert "nothing to compare" in verdict({"a": {"eval_loss": _spread(2.0, None, 1)}})
 
 
 def _write_evals(run: Path, rows: list[dict]) -> None:
@@ -185,19 +190,19 @@ def test_the_plot_and_report_work_without_exact_accuracy(tmp_path):
     for arm in ("a", "b"):
         _write_evals(tmp_path / arm / "seed-0", [{"step": s, "elapsed_s": 6.0 * s, "raw/token_accuracy": 0.1 * s,
                                                    "raw/eval_loss": 3.0 - 0.1 * s} for s in (1, 2, 3)])
-    _plot(tmp_path / "ablation.png", tmp_path, ["a", "b"], 1)
+    plot(tmp_path / "ablation.png", tmp_path, ["a", "b"], 1)
     assert (tmp_path / "ablation.png").stat().st_size > 0
     summary = {arm: {"token_accuracy": _spread(v, None, 1), "steps": _spread(3, None, 1)}
                for arm, v in (("a", 0.3), ("b", 0.2))}
-    text = _markdown({"arms": ["a", "b"], "task": {"name": "text"}, "seeds": 1, "minutes": 1.0,
-                      "settings": {"shared": {}, "per_arm": {}}, "summary": summary, "verdict": _verdict(summary)})
+    text = markdown({"arms": ["a", "b"], "task": {"name": "text"}, "seeds": 1, "minutes": 1.0,
+                      "settings": {"shared": {}, "per_arm": {}}, "summary": summary, "verdict": verdict(summary)})
     header = next(line for line in text.splitlines() if line.startswith("| arm |"))
     assert "token_accuracy" in header and "exact_accuracy" not in header
     assert "a has the highest token accuracy" in text
 
 
 def test_jobs_run_in_parallel_processes_and_give_the_serial_results(tmp_path, host):
-    from agent_forge.phases.cognate.ablation_jobs import threads_per_job
+    from agent_forge.phases.cognate.ablation.jobs import threads_per_job
 
     small = [o for o in SMALL if not o.startswith("trainer.threads")] + ["trainer.max_steps=3"]
     kwargs = dict(task="sudoku4", seeds=1, minutes=1.0, overrides=small, progress=False)
@@ -215,7 +220,7 @@ def test_jobs_run_in_parallel_processes_and_give_the_serial_results(tmp_path, ho
 
 
 def test_a_job_that_cannot_run_names_its_log(tmp_path, host):
-    from agent_forge.phases.cognate.ablation import Arm
+    from agent_forge.phases.cognate.ablation.arms import Arm
 
     # Two runs, so that --jobs 2 runs them as processes; only trm_tiny's config is refused.
     arms = ["trm_tiny", Arm("ok", "baseline", ("model.d_model=16",))]

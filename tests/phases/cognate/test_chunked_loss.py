@@ -10,7 +10,8 @@ from agent_forge.models.protocol import ModelOutput
 from agent_forge.models.trm import TRMConfig, TRMEnhancedCognate
 from agent_forge.phases.cognate.chunked_loss import token_losses
 from agent_forge.phases.common.losses import token_cross_entropy as common_token_cross_entropy
-from agent_forge.phases.cognate.phase import build_model, validate_cognate
+from agent_forge.phases.cognate.building import build_model
+from agent_forge.phases.cognate.config import validate_cognate
 from agent_forge.phases.cognate.fit import FitContext
 from agent_forge.plugins.loggers import JsonlLogger
 from agent_forge.plugins.variants import VARIANTS

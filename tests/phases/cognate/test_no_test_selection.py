@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from agent_forge import hookimpl, run_phase
-from agent_forge.checkpoint import load_artifact
+from agent_forge.artifacts import load_artifact
 from agent_forge.plugin_host import load_plugins
 from agent_forge.specs import DatasetSpec, EvaluatorSpec
 from agent_forge.phases.cognate import Callback, CallbackSpec
@@ -122,7 +122,7 @@ def test_validation_samples_that_leave_no_training_rows_are_refused(host):
 def test_callbacks_never_see_the_eval_split_and_early_stop_decides_on_validation(probe_host, tmp_path):
     from agent_forge.config import apply_overrides
     from agent_forge.errors import ConfigError
-    from agent_forge.phases.cognate.phase import validate_cognate
+    from agent_forge.phases.cognate.config import validate_cognate
     from agent_forge.plugins.variants import VARIANTS
 
     seen: list[dict[str, float]] = []

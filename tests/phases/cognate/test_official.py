@@ -19,7 +19,8 @@ from agent_forge.phases.common.evaluation import predict
 from agent_forge.phases.common.losses import token_cross_entropy
 from agent_forge.phases.cognate import optimizers
 from agent_forge.phases.cognate.losses import compute_task_loss
-from agent_forge.phases.cognate.phase import build_model, validate_cognate
+from agent_forge.phases.cognate.building import build_model
+from agent_forge.phases.cognate.config import validate_cognate
 from agent_forge.phases.cognate.trainer import FitContext
 from agent_forge.phases.cognate.training_config import DeepSupervisionConfig
 from agent_forge.plugins.variants import VARIANTS

@@ -14,7 +14,8 @@ from agent_forge.config import apply_overrides
 from agent_forge.data import Split, TaskData
 from agent_forge.errors import ConfigError
 from agent_forge.phases.cognate import optimizers
-from agent_forge.phases.cognate.phase import CognatePhase, validate_cognate
+from agent_forge.phases.cognate.config import validate_cognate
+from agent_forge.phases.cognate.phase import CognatePhase
 from agent_forge.phases.cognate.schedule import epoch_size, epoch_steps, resolve_budget
 from agent_forge.phases.cognate.trainer import CompiledOrEager
 from agent_forge.phases.cognate.training_config import DeepSupervisionConfig
@@ -52,7 +53,7 @@ def test_epochs_become_the_official_step_count():
 
 def _fit(host, run_dir, overrides):
     from agent_forge.phases.cognate.fit import FitContext
-    from agent_forge.phases.cognate.phase import build_model
+    from agent_forge.phases.cognate.building import build_model
 
     cfg = validate_cognate(host, apply_overrides(VARIANTS["trm_tiny"][0], overrides))
     task = host.get(DatasetSpec, cfg.task_name).build(cfg.task, cfg.data_seed)
@@ -150,7 +151,7 @@ def test_adam_atan2_corrects_bias_per_parameter_when_one_skipped_steps():
 
 
 def test_optimizer_option_and_decay_on_every_parameter(host, tiny):
-    from agent_forge.phases.cognate.phase import build_model
+    from agent_forge.phases.cognate.building import build_model
 
     def built(*overrides):
         cfg = validate_cognate(host, apply_overrides(VARIANTS["trm_tiny"][0], [*tiny, *overrides]))

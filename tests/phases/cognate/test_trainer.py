@@ -7,7 +7,8 @@ import torch
 
 from agent_forge.config import apply_overrides
 from agent_forge.errors import ConfigError
-from agent_forge.phases.cognate.phase import build_model, validate_cognate
+from agent_forge.phases.cognate.building import build_model
+from agent_forge.phases.cognate.config import validate_cognate
 from agent_forge.phases.cognate.fit import FitContext
 from agent_forge.plugins.loggers import JsonlLogger
 from agent_forge.plugins.variants import VARIANTS

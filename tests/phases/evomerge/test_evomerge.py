@@ -6,7 +6,7 @@ import re
 import pytest
 
 from agent_forge import Pipeline, load_artifact, run_phase
-from agent_forge.checkpoint import write_artifact
+from agent_forge.artifacts import write_artifact
 from agent_forge.errors import ConfigError
 from forge_testing import TINY
 

@@ -12,7 +12,8 @@ from pydantic import ValidationError
 from agent_forge.checkpoint import load_train_state
 from agent_forge.config import apply_overrides
 from agent_forge.models.protocol import ModelOutput
-from agent_forge.phases.cognate.phase import build_model, validate_cognate
+from agent_forge.phases.cognate.building import build_model
+from agent_forge.phases.cognate.config import validate_cognate
 from agent_forge.phases.cognate.trainer import FitContext
 from agent_forge.plugins.callbacks.act import ACTCallback, ACTConfig
 from agent_forge.plugins.variants import VARIANTS

@@ -95,7 +95,7 @@ def test_the_config_is_strict_and_registered():
 def test_training_on_a_folder_feeds_the_puzzle_table(tmp_path):
     """Only the identifiers the training examples carry get their table row trained."""
     from agent_forge import run_phase
-    from agent_forge.checkpoint import load_artifact
+    from agent_forge.artifacts import load_artifact
     from agent_forge.plugin_host import load_plugins
     from forge_testing import TINY_MODEL, official_sudoku4_folder
 

@@ -11,7 +11,7 @@ import yaml
 
 import official_reference as ref
 from agent_forge import load_model
-from agent_forge.checkpoint import load_artifact, read_manifest
+from agent_forge.artifacts import load_artifact, read_manifest
 from agent_forge.errors import ArtifactError, ConfigError
 from agent_forge.plugins.official.convert import export_official, import_official
 from agent_forge.specs import ArchitectureSpec
@@ -188,7 +188,7 @@ def test_export_writes_the_two_row_head_the_official_code_loads(tmp_path):
 
 
 def test_export_refuses_what_the_official_model_cannot_express(tmp_path, host):
-    from agent_forge.checkpoint import write_artifact
+    from agent_forge.artifacts import write_artifact
     from agent_forge.contracts import TaskSpec, VersionInfo
 
     reg = host.get(ArchitectureSpec, "trm")

@@ -63,7 +63,7 @@ def test_a_third_party_export_format_is_used_by_forge_export(tmp_path, monkeypat
     written: list[tuple[Path, Path, bool]] = []
 
     def write_listing(manifest: Path, out: Path, *, overwrite: bool) -> list[Path]:
-        from agent_forge.checkpoint import load_artifact
+        from agent_forge.artifacts import load_artifact
 
         _, state = load_artifact(manifest)
         out.mkdir(parents=True, exist_ok=True)
