@@ -170,6 +170,34 @@ def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def flatten(data: dict[str, Any], prefix: str = "", *, keep_empty: bool = True) -> dict[str, Any]:
+    """Nested dicts as dotted keys, the form ``--set`` takes: ``{"a": {"b": 1}}`` -> ``{"a.b": 1}``.
+
+    Lists and scalars are leaves (``task.blanks: [6, 8]``); an empty dict is a leaf too
+    (``callbacks: {}``), or dropped with ``keep_empty=False``.
+    """
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict) and (value or not keep_empty):
+            out.update(flatten(value, name, keep_empty=keep_empty))
+        else:
+            out[name] = value
+    return out
+
+
+def differences(a: Any, b: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """``(dotted key, value in a, value in b)`` for every place two nested dicts differ, keys in
+    sorted order level by level. A key one side lacks has None there; where one side is a dict
+    and the other is not, the whole values are compared."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: list[tuple[str, Any, Any]] = []
+        for key in sorted(set(a) | set(b)):
+            out += differences(a.get(key), b.get(key), f"{prefix}.{key}" if prefix else str(key))
+        return out
+    return [] if a == b else [(prefix, a, b)]
+
+
 def yaml_problem(exc: yaml.YAMLError) -> str:
     """A YAML error in one line: what is wrong and where (PyYAML's own text spans several)."""
     problem = getattr(exc, "problem", None)
