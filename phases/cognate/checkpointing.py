@@ -98,16 +98,10 @@ def load_checkpoint(state: TrainState, folder: Path, fingerprint: str) -> None:
         part.load(payload[key])
 
 
-def latest_checkpoint(ckpt_dir: Path) -> Path | None:
-    """The newest checkpoint folder (by step; ``latest.json`` is only a pointer a reader may use)."""
-    folders = checkpoints_newest_first(ckpt_dir)
-    return folders[0] if folders else None
-
-
 def saved_note(ckpt_dir: Path) -> str:
     """What is on disk, said plainly for a failure message: never claim a checkpoint that is not there."""
-    newest = latest_checkpoint(ckpt_dir)
-    return f"the newest checkpoint ({newest}) is intact" if newest is not None else "no checkpoint was saved"
+    folders = checkpoints_newest_first(ckpt_dir)
+    return f"the newest checkpoint ({folders[0]}) is intact" if folders else "no checkpoint was saved"
 
 
 def checkpoints_newest_first(ckpt_dir: Path) -> list[Path]:
