@@ -58,32 +58,29 @@ class StrictModel(BaseModel):
 _UNIONS = (typing.Union, types.UnionType)
 
 
-def _admits_bool(tp: Any) -> bool:
-    """Whether a value of type ``tp`` may be a bool (``bool``, ``Any``, a union or Literal with one)."""
-    if tp is bool or tp is Any or tp is object:
-        return True
+def _admits(tp: Any, plain: typing.Callable[[Any], bool], literal: typing.Callable[[Any], bool]) -> bool:
+    """Whether type ``tp`` takes some kind of value: ``plain(t)`` says it for a type that is no
+    Annotated, union or Literal, ``literal(v)`` for a Literal's values; unions take it if a member does."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin is typing.Annotated:
-        return _admits_bool(args[0])
+        return _admits(args[0], plain, literal)
     if origin in _UNIONS:
-        return any(_admits_bool(a) for a in args)
+        return any(_admits(a, plain, literal) for a in args)
     if origin is typing.Literal:
-        return any(isinstance(a, bool) for a in args)
-    return isinstance(tp, typing.TypeVar)
+        return any(literal(a) for a in args)
+    return plain(tp)
+
+
+def _admits_bool(tp: Any) -> bool:
+    """Whether a value of type ``tp`` may be a bool (``bool``, ``Any``, a union or Literal with one)."""
+    return _admits(tp, lambda t: t is bool or t is Any or t is object or isinstance(t, TypeVar),
+                   lambda v: isinstance(v, bool))
 
 
 def _admits_number(tp: Any) -> bool:
     """Whether ``tp`` takes a number (int, float, a numeric Literal, or a union with one)."""
-    if isinstance(tp, type) and issubclass(tp, (int, float)) and tp is not bool:
-        return True
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin is typing.Annotated:
-        return _admits_number(args[0])
-    if origin in _UNIONS:
-        return any(_admits_number(a) for a in args)
-    if origin is typing.Literal:
-        return any(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args)
-    return False
+    return _admits(tp, lambda t: isinstance(t, type) and issubclass(t, (int, float)) and t is not bool,
+                   lambda v: isinstance(v, (int, float)) and not isinstance(v, bool))
 
 
 def _bool_for_number(tp: Any, value: Any) -> bool:
