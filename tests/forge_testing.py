@@ -194,3 +194,14 @@ def forge_main(argv: list[str], capsys) -> tuple[int, str, str]:
         code = exc.code if isinstance(exc.code, int) else 1
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def tiny_cognate_run(out):
+    """A 4-step ``trm_tiny`` Cognate run with :data:`TINY` into ``out``: (plugin host, PhaseResult)."""
+    from agent_forge import run_phase
+    from agent_forge.plugin_host import load_plugins
+
+    host = load_plugins(entry_points=False)
+    result = run_phase("cognate", host=host, variant="trm_tiny", overrides=list(TINY), max_steps=4, progress=False,
+                       out=str(out))
+    return host, result
