@@ -58,32 +58,29 @@ class StrictModel(BaseModel):
 _UNIONS = (typing.Union, types.UnionType)
 
 
-def _admits_bool(tp: Any) -> bool:
-    """Whether a value of type ``tp`` may be a bool (``bool``, ``Any``, a union or Literal with one)."""
-    if tp is bool or tp is Any or tp is object:
-        return True
+def _admits(tp: Any, plain: typing.Callable[[Any], bool], literal: typing.Callable[[Any], bool]) -> bool:
+    """Whether type ``tp`` takes some kind of value: ``plain(t)`` says it for a type that is no
+    Annotated, union or Literal, ``literal(v)`` for a Literal's values; unions take it if a member does."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if origin is typing.Annotated:
-        return _admits_bool(args[0])
+        return _admits(args[0], plain, literal)
     if origin in _UNIONS:
-        return any(_admits_bool(a) for a in args)
+        return any(_admits(a, plain, literal) for a in args)
     if origin is typing.Literal:
-        return any(isinstance(a, bool) for a in args)
-    return isinstance(tp, typing.TypeVar)
+        return any(literal(a) for a in args)
+    return plain(tp)
+
+
+def _admits_bool(tp: Any) -> bool:
+    """Whether a value of type ``tp`` may be a bool (``bool``, ``Any``, a union or Literal with one)."""
+    return _admits(tp, lambda t: t is bool or t is Any or t is object or isinstance(t, TypeVar),
+                   lambda v: isinstance(v, bool))
 
 
 def _admits_number(tp: Any) -> bool:
     """Whether ``tp`` takes a number (int, float, a numeric Literal, or a union with one)."""
-    if isinstance(tp, type) and issubclass(tp, (int, float)) and tp is not bool:
-        return True
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin is typing.Annotated:
-        return _admits_number(args[0])
-    if origin in _UNIONS:
-        return any(_admits_number(a) for a in args)
-    if origin is typing.Literal:
-        return any(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args)
-    return False
+    return _admits(tp, lambda t: isinstance(t, type) and issubclass(t, (int, float)) and t is not bool,
+                   lambda v: isinstance(v, (int, float)) and not isinstance(v, bool))
 
 
 def _bool_for_number(tp: Any, value: Any) -> bool:
@@ -168,6 +165,34 @@ def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+def flatten(data: dict[str, Any], prefix: str = "", *, keep_empty: bool = True) -> dict[str, Any]:
+    """Nested dicts as dotted keys, the form ``--set`` takes: ``{"a": {"b": 1}}`` -> ``{"a.b": 1}``.
+
+    Lists and scalars are leaves (``task.blanks: [6, 8]``); an empty dict is a leaf too
+    (``callbacks: {}``), or dropped with ``keep_empty=False``.
+    """
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict) and (value or not keep_empty):
+            out.update(flatten(value, name, keep_empty=keep_empty))
+        else:
+            out[name] = value
+    return out
+
+
+def differences(a: Any, b: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """``(dotted key, value in a, value in b)`` for every place two nested dicts differ, keys in
+    sorted order level by level. A key one side lacks has None there; where one side is a dict
+    and the other is not, the whole values are compared."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: list[tuple[str, Any, Any]] = []
+        for key in sorted(set(a) | set(b)):
+            out += differences(a.get(key), b.get(key), f"{prefix}.{key}" if prefix else str(key))
+        return out
+    return [] if a == b else [(prefix, a, b)]
 
 
 def yaml_problem(exc: yaml.YAMLError) -> str:

@@ -62,7 +62,7 @@ def format_number(value: Any, kind: str = "float", *, key: str = "") -> str:
     if kind == "fraction":
         return f"{value:.3f}"
     if kind == "seconds":
-        return _seconds(float(value))
+        return format_duration(float(value))
     return _float(float(value))
 
 
@@ -79,7 +79,9 @@ def _float(value: float) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def _seconds(value: float) -> str:
+def format_duration(value: float) -> str:
+    """A duration in seconds, rounded for a person: ``0.42 s``, ``4.2 s``, ``42 s``, ``3 min 20 s``,
+    ``1 h 02 min`` (the one duration format of every human-facing output)."""
     sign, value = ("-" if value < 0 else ""), abs(value)
     if value < 1:
         return f"{sign}{value:.2f} s"

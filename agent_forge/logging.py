@@ -88,11 +88,6 @@ def configure_logging(*, debug: bool = False, json_logs: bool | None = None) -> 
     _settings.update(enabled=True, level=level, json=bool(json_logs), colors=console.is_terminal)
 
 
-def disable_logging() -> None:
-    """Back to a library's default: no log lines at all."""
-    _settings["enabled"] = False
-
-
 def get_logger(**bound: Any) -> Any:
     """An agent-forge logger with ``bound`` fields; silent until :func:`configure_logging`."""
     return structlog.wrap_logger(_ConsoleWriter(), processors=_PROCESSORS,

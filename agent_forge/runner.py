@@ -481,13 +481,10 @@ def _pick_run_dir(options: RunOptions, phase: str, variant: str | None) -> Path:
     return root / new_run_id(phase, variant)
 
 
-def _diff_paths(a: Any, b: Any, prefix: str = "") -> list[str]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        out: list[str] = []
-        for key in sorted(set(a) | set(b)):
-            out += _diff_paths(a.get(key), b.get(key), f"{prefix}.{key}" if prefix else key)
-        return out
-    return [] if a == b else [f"{prefix} ({a!r} -> {b!r})"]
+def _diff_paths(a: Any, b: Any) -> list[str]:
+    from agent_forge.config import differences
+
+    return [f"{key} ({x!r} -> {y!r})" for key, x, y in differences(a, b)]
 
 
 def run_phase(name: str, *, host: PluginHost | None = None, previous: PhaseResult | None = None,

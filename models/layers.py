@@ -167,9 +167,26 @@ class Attention(nn.Module):
         self.out = Linear(n_heads * self.head_dim, d_model)
         self.rotary = rotary
 
+    def heads(self, x: torch.Tensor) -> torch.Tensor:
+        """Every head's output, ``(batch, heads, seq, head_dim)``, before the output projection
+        (Mixture-of-Heads attention weights them there)."""
+        b, s, _ = x.shape
+        h, kv, d = self.n_heads, self.n_kv_heads, self.head_dim
+        q, k, v = self.qkv(x).split([h * d, kv * d, kv * d], dim=-1)
+        q = q.view(b, s, h, d).transpose(1, 2)
+        k = k.view(b, s, kv, d).transpose(1, 2)
+        v = v.view(b, s, kv, d).transpose(1, 2)
+        if self.rotary is not None:
+            cos, sin = self.rotary(s)
+            q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        if kv != h:
+            repeat = h // kv
+            k, v = k.repeat_interleave(repeat, dim=1), v.repeat_interleave(repeat, dim=1)
+        return F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, s, _ = x.shape
-        y = per_head_attention(self, x)
+        y = self.heads(x)
         return self.out(y.transpose(1, 2).reshape(b, s, self.n_heads * self.head_dim))
 
 
@@ -243,23 +260,6 @@ class Block(nn.Module):
         return self.add_norm(h, self.mlp(h), s_mlp)
 
 
-def make_mixer(kind: str, *, d_model: int, seq_len: int, n_heads: int, n_kv_heads: int, causal: bool,
-               expansion: float, rotary: RotaryEmbedding | None, head_dim: int | None = None,
-               moh_options: dict[str, float] | None = None, layout: str = "transpose",
-               fused: bool = False) -> nn.Module:
-    if kind == "attention":
-        return Attention(d_model, n_heads, n_kv_heads, causal, rotary, head_dim)
-    if kind == "moh":
-        from agent_forge.models.moh import MoHAttention  # moh imports this module
-
-        return MoHAttention(d_model, n_heads, n_kv_heads, causal, rotary, head_dim, **(moh_options or {}))
-    if kind in ("mlp", "mlp_official"):
-        if causal:
-            raise ValueError("the MLP token mixer is bidirectional; use mixer='attention' for causal tasks")
-        return MLPTokenMixer(seq_len, expansion, official=kind == "mlp_official", layout=layout, fused=fused)
-    raise ValueError(f"unknown mixer {kind!r}; use 'attention', 'moh', 'mlp' or 'mlp_official'")
-
-
 class TokenEmbedding(nn.Module):
     """Token embedding scaled by sqrt(d_model), initialised with std 1/sqrt(d_model), so the
     embedded input starts at unit scale like the recurrent states it is added to.
@@ -330,23 +330,3 @@ class TokenEmbedding(nn.Module):
         if self.puzzle is not None and puzzle_ids is not None:
             x = x + F.embedding(puzzle_ids, self.puzzle).unsqueeze(1)
         return self.scale * x
-
-
-def per_head_attention(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Every head's attention output, ``(batch, heads, seq, head_dim)``, before the output
-    projection: shared by :class:`Attention` and Mixture-of-Heads attention, which weights the
-    heads before projecting. ``layer`` has ``qkv``, ``n_heads``, ``n_kv_heads``, ``head_dim``,
-    ``rotary`` and ``causal``."""
-    b, s, _ = x.shape
-    h, kv, d = layer.n_heads, layer.n_kv_heads, layer.head_dim
-    q, k, v = layer.qkv(x).split([h * d, kv * d, kv * d], dim=-1)
-    q = q.view(b, s, h, d).transpose(1, 2)
-    k = k.view(b, s, kv, d).transpose(1, 2)
-    v = v.view(b, s, kv, d).transpose(1, 2)
-    if layer.rotary is not None:
-        cos, sin = layer.rotary(s)
-        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
-    if kv != h:
-        repeat = h // kv
-        k, v = k.repeat_interleave(repeat, dim=1), v.repeat_interleave(repeat, dim=1)
-    return F.scaled_dot_product_attention(q, k, v, is_causal=layer.causal)

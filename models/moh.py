@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from agent_forge.models.layers import Linear, RotaryEmbedding, per_head_attention
+from agent_forge.models.layers import Attention, Linear, RotaryEmbedding
 
 #: Width of the soft mask around the threshold (in probability mass): the straight-through
 #: gradient of a head whose mass-above is within ~2 widths of theta.
@@ -46,11 +46,11 @@ TEMPERATURE_RANGE = (0.05, 20.0)
 AUX_NAMES = ("balance", "complexity", "sparsity")
 
 
-class MoHAttention(nn.Module):
-    """Self-attention whose heads are routed per token (module docstring). Same ``qkv``/``out``
-    projections as :class:`~agent_forge.models.layers.Attention`, plus ``router``,
-    ``threshold_logit`` (theta = sigmoid of it) and ``log_temperature`` (1-element tensors, not
-    0-d, so FSDP can shard them).
+class MoHAttention(Attention):
+    """Self-attention whose heads are routed per token (module docstring): an
+    :class:`~agent_forge.models.layers.Attention` (same ``qkv``/``out`` projections and heads)
+    plus ``router``, ``threshold_logit`` (theta = sigmoid of it) and ``log_temperature``
+    (1-element tensors, not 0-d, so FSDP can shard them).
 
     Every call appends its routing statistics to ``self.calls`` (detached, except the auxiliary
     losses of a call that builds a graph); the model clears it at the start of its forward with
@@ -60,18 +60,9 @@ class MoHAttention(nn.Module):
     def __init__(self, d_model: int, n_heads: int, n_kv_heads: int, causal: bool,
                  rotary: RotaryEmbedding | None, head_dim: int | None = None, *,
                  threshold_init: float = 0.9, temperature_init: float = 1.0) -> None:
-        super().__init__()
-        if head_dim is None and d_model % n_heads:
-            raise ValueError(f"d_model {d_model} is not divisible by n_heads {n_heads}; pass head_dim")
-        if n_heads % n_kv_heads:
-            raise ValueError(f"n_heads {n_heads} is not divisible by n_kv_heads {n_kv_heads}")
+        super().__init__(d_model, n_heads, n_kv_heads, causal, rotary, head_dim)
         if not 0 < threshold_init < 1:
             raise ValueError(f"threshold_init {threshold_init} must be in (0, 1)")
-        self.n_heads, self.n_kv_heads, self.causal = n_heads, n_kv_heads, causal
-        self.head_dim = head_dim or d_model // n_heads
-        self.qkv = Linear(d_model, (n_heads + 2 * n_kv_heads) * self.head_dim)
-        self.out = Linear(n_heads * self.head_dim, d_model)
-        self.rotary = rotary
         self.router = Linear(d_model, n_heads, bias=True)
         nn.init.zeros_(self.router.weight)  # uniform routing at the start: plain attention
         self.threshold_logit = nn.Parameter(torch.tensor([math.log(threshold_init / (1 - threshold_init))]))
@@ -99,7 +90,7 @@ class MoHAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, s, _ = x.shape
-        y = per_head_attention(self, x)  # as Attention, up to the per-head outputs (b, heads, s, head_dim)
+        y = self.heads(x)  # as Attention, up to the per-head outputs (b, heads, s, head_dim)
         p, mask, hard = self.route(x)
         weight = self.n_heads * mask * p  # (b, s, heads)
         y = y.transpose(1, 2) * weight.unsqueeze(-1).to(y.dtype)  # (b, s, heads, head_dim)
@@ -173,15 +164,3 @@ def layer_metrics(layers: list[MoHAttention], positions: int | None = None) -> d
             values = [c[name] for layer in layers for c in layer.calls]
             out[f"moh/{name}"] = float(torch.stack(values).mean())
     return out
-
-
-def moh_options(cfg: object) -> dict[str, float] | None:
-    """The MoH constructor options of a model config with ``moh_*`` fields (None unless mixer=moh)."""
-    if getattr(cfg, "mixer", None) != "moh":
-        return None
-    return {"threshold_init": cfg.moh_threshold_init, "temperature_init": cfg.moh_temperature_init}  # type: ignore[attr-defined]
-
-
-def moh_weights(cfg: object) -> dict[str, float]:
-    """The auxiliary-loss weights of a model config with ``moh_*`` fields."""
-    return {name: float(getattr(cfg, f"moh_{name}_weight")) for name in AUX_NAMES}

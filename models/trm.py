@@ -31,34 +31,26 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from agent_forge.models.fields import OptionError, check_options, option
-from agent_forge.models.layers import Block, Linear, RotaryEmbedding, TokenEmbedding, make_mixer, trunc_normal_
-from agent_forge.models.memory import MemoryBank
 from agent_forge.models import moh
+from agent_forge.models.fields import OptionError, option
+from agent_forge.models.layers import Linear, TokenEmbedding, trunc_normal_
+from agent_forge.models.memory import MemoryBank
 from agent_forge.models.protocol import Batch, Carry, LatentNoise, ModelOutput
+from agent_forge.models.stack import StackConfig, block_stack
 
 
 @dataclass
-class TRMConfig:
-    d_model: int = option(128, "Width of every state and layer.", ge=8)
+class TRMConfig(StackConfig):
+    """The TRM's config: the block stack's fields (:class:`~agent_forge.models.stack.StackConfig`),
+    then the recursion, halting head, memory and puzzle-embedding options."""
+
     n_layers: int = option(2, "Blocks in the shared network (L).", ge=1)
-    n_heads: int = option(4, "Attention heads.", ge=1)
-    head_dim: int | None = option(None, "Per-head width (default: d_model // n_heads).", ge=1)
-    n_kv_heads: int | None = option(None, "Grouped-query KV heads (default: n_heads).", ge=1)
-    expansion: float = option(4.0, "SwiGLU expansion of the channel MLP.", gt=0)
     n: int = option(3, "Latent updates per cycle.", ge=1)
     T: int = option(3, "Cycles per supervision step (T-1 without gradients).", ge=1)
     n_sup: int = option(16, "Maximum supervision steps per sample.", ge=1)
     n_sup_inference: int | None = option(
         None, "Supervision steps at evaluation and generation (default: n_sup); a --n-sup flag overrides it.",
         ge=1)
-    mixer: Literal["attention", "mlp", "mlp_official", "moh"] = option(
-        "attention", "Token mixer: self-attention, an MLP across positions, the official code's MLP mixer"
-                     " (hidden width rounded to 256, norm over the sequence axis), or Mixture-of-Heads"
-                     " attention ('moh': each token routes to a learned subset of heads).")
-    causal: bool | None = option(None, "Causal attention; default: what the task says.")
-    rope: bool = option(True, "Rotary position embeddings inside attention.")
-    learned_positions: bool = option(False, "Add a learned embedding per position to the input.")
     learned_positions_scale: float = option(
         1.0, "learned_positions: multiply token + position embedding by this before the sqrt(d_model) scale"
              " (the official code: 0.707106781, i.e. 1/sqrt(2)).", gt=0)
@@ -89,14 +81,6 @@ class TRMConfig:
     puzzle_emb_sparse: bool = option(
         False, "Train the puzzle table as the official code does: sign-SGD on the rows in the batch at"
                " trainer.puzzle_emb_lr / puzzle_emb_weight_decay, outside AdamW and EMA.")
-    moh_threshold_init: float = option(
-        0.9, "mixer=moh: initial router threshold (probability mass a token's heads must cover).", gt=0, lt=1)
-    moh_temperature_init: float = option(1.0, "mixer=moh: initial router softmax temperature.", gt=0)
-    moh_balance_weight: float = option(0.1, "mixer=moh: weight of the load-balance loss across heads.", ge=0)
-    moh_complexity_weight: float = option(
-        0.1, "mixer=moh: weight of the complexity loss (mean active heads / n_heads).", ge=0)
-    moh_sparsity_weight: float = option(
-        0.01, "mixer=moh: weight of the sparsity loss (entropy of the routing / log n_heads).", ge=0)
     halting_head_kind: Literal["linear", "mlp"] = option(
         "linear", "The Q-head: one linear layer, or an MLP (linear, GELU, linear) of width halting_head_hidden.")
     halting_head_hidden: int | None = option(
@@ -116,20 +100,10 @@ class TRMConfig:
                      " instead of transposing the states (no transposed views; equal within fp32 rounding).")
 
     def __post_init__(self) -> None:
-        check_options(self)
-        kv = self.n_kv_heads or self.n_heads
-        if self.mixer in ("attention", "moh") and self.head_dim is None and self.d_model % self.n_heads:
-            raise OptionError("n_heads", f"d_model={self.d_model} is not divisible by n_heads={self.n_heads};"
-                                         " set head_dim or choose n_heads dividing d_model")
-        if self.n_heads % kv:
-            raise OptionError("n_kv_heads", f"n_heads={self.n_heads} is not divisible by n_kv_heads={kv};"
-                                            " choose n_kv_heads dividing n_heads")
+        super().__post_init__()  # bounds, choices and the stack's own rules
         if self.step_scale_min > self.step_scale_max:
             raise OptionError("step_scale_min", f"step_scale_min={self.step_scale_min} exceeds step_scale_max="
                                                 f"{self.step_scale_max}; lower the minimum or raise the maximum")
-        if self.mixer not in ("attention", "moh") and self.causal:
-            raise OptionError("causal", f"mixer={self.mixer!r} is bidirectional but causal=True;"
-                                        " set causal=false or mixer='attention'")
         if self.puzzle_emb_dim not in (None, self.d_model) and not self.puzzle_emb_len:
             raise OptionError("puzzle_emb_dim", f"puzzle_emb_dim={self.puzzle_emb_dim} differs from d_model="
                                                 f"{self.d_model}, which needs prefix positions; set puzzle_emb_len >="
@@ -157,16 +131,8 @@ class RecursiveNet(nn.Module):
 
     def __init__(self, cfg: TRMConfig, seq_len: int, causal: bool) -> None:
         super().__init__()
-        head_dim = cfg.head_dim or cfg.d_model // cfg.n_heads
-        rotary = RotaryEmbedding(head_dim, seq_len, cfg.rope_base) if cfg.rope and cfg.mixer in ("attention", "moh") else None
-        self.blocks = nn.ModuleList(
-            Block(cfg.d_model,
-                  make_mixer(cfg.mixer, d_model=cfg.d_model, seq_len=seq_len, n_heads=cfg.n_heads,
-                             n_kv_heads=cfg.n_kv_heads or cfg.n_heads, head_dim=cfg.head_dim, causal=causal,
-                             expansion=cfg.expansion, rotary=rotary, moh_options=moh.moh_options(cfg),
-                             layout=cfg.mixer_layout, fused=cfg.fused_elementwise),
-                  cfg.expansion, fused=cfg.fused_elementwise)
-            for _ in range(cfg.n_layers))
+        self.blocks = block_stack(cfg, seq_len=seq_len, causal=causal, rope_base=cfg.rope_base,
+                                  layout=cfg.mixer_layout, fused=cfg.fused_elementwise)
         # One (mixer, mlp) scale pair per block and per position in the cycle (0..n).
         self.scales = (nn.Parameter(torch.full((cfg.n_layers, cfg.n + 1, 2), cfg.step_scale_init))
                        if cfg.step_scales else None)
@@ -260,7 +226,7 @@ class TRMEnhancedCognate(nn.Module):
             q_halt = q[..., 0]
             if self.cfg.q_continue:
                 q_continue = q[..., 1]
-        aux = moh.aux_losses(self._moh, moh.moh_weights(self.cfg)) if self._moh else {}
+        aux = moh.aux_losses(self._moh, self.cfg.moh_weights()) if self._moh else {}
         answer = y[:, self.prefix:]  # (batch, seq, d): the prefix has no answer
         if self.cfg.defer_logits:  # the loss runs the head chunk by chunk (model protocol)
             return {"y": y.detach(), "z": z.detach()}, ModelOutput(None, q_halt, aux_losses=aux, hidden=answer,

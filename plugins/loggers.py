@@ -16,7 +16,7 @@ from typing import Any, Callable, Literal
 from pydantic import Field
 
 from agent_forge import hookimpl
-from agent_forge.config import StrictModel
+from agent_forge.config import StrictModel, flatten
 from agent_forge.errors import ConfigError
 from agent_forge.files import atomic_write_bytes
 from agent_forge.loggers import Logger
@@ -184,7 +184,7 @@ class MlflowLogger(Logger):
         self.mlflow.set_tracking_uri(self.cfg.tracking_uri or (self.run_dir / "mlruns").resolve().as_uri())
         self.mlflow.set_experiment(self.cfg.experiment)
         self.mlflow.start_run(run_name=self.run_dir.name)
-        self.mlflow.log_params({k: str(v)[:500] for k, v in _flatten(config).items()})
+        self.mlflow.log_params({k: str(v)[:500] for k, v in flatten(config, keep_empty=False).items()})
 
     def log_metrics(self, kind: str, step: int, metrics: dict[str, float]) -> None:
         # MLflow metric names may not contain some characters; slashes are allowed.
@@ -195,17 +195,6 @@ class MlflowLogger(Logger):
 
     def finish(self, status: str) -> None:
         self.mlflow.end_run(status="FINISHED" if status == "completed" else "KILLED")
-
-
-def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        name = f"{prefix}.{key}" if prefix else str(key)
-        if isinstance(value, dict):
-            out.update(_flatten(value, name))
-        else:
-            out[name] = value
-    return out
 
 
 @hookimpl

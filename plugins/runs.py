@@ -23,8 +23,9 @@ from typer.core import TyperGroup
 
 from agent_forge import hookimpl
 from agent_forge.logging import stdout_console
-from agent_forge.phases.common.runs import (MISSING, RunInfo, config_diff, format_duration, format_value,
-                                            list_runs, metric_rows, open_runs, plot_curves)
+from agent_forge.formatting import format_duration
+from agent_forge.phases.common.runs import (MISSING, RunInfo, config_diff, format_value, list_runs, metric_rows,
+                                            open_runs, plot_curves)
 
 
 def _table(headers: list[str], rows: list[list[str]], *, title: str | None = None,

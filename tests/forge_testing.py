@@ -187,3 +187,28 @@ def official_sudoku4_folder(path, *, train: int = 48, test: int = 16, seed: int 
         write_split(path, split, meta, {"all": OfficialSet(puzzles + 1, labels, np.zeros(count, np.int32), index,
                                                            index.copy())})
     return path
+
+
+def forge_main(argv: list[str], capsys) -> tuple[int, str, str]:
+    """Run ``forge ARGV`` in this process: (exit code, stdout, stderr) as captured by ``capsys``."""
+    from agent_forge.cli import main
+
+    capsys.readouterr()
+    try:
+        main(list(argv))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def tiny_cognate_run(out):
+    """A 4-step ``trm_tiny`` Cognate run with :data:`TINY` into ``out``: (plugin host, PhaseResult)."""
+    from agent_forge import run_phase
+    from agent_forge.plugin_host import load_plugins
+
+    host = load_plugins(entry_points=False)
+    result = run_phase("cognate", host=host, variant="trm_tiny", overrides=list(TINY), max_steps=4, progress=False,
+                       out=str(out))
+    return host, result

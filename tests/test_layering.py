@@ -286,3 +286,113 @@ def test_the_hookspec_checker_catches_a_phase_in_the_core():
         "phases/cognate/hookspecs.py:2: hook spec forge_register_trainers is also declared at"
         " agent_forge/hookspecs.py:2 — rule: one declaration per hook",
     ]
+
+
+# -- no import cycle anywhere in the package --------------------------------------------------
+# In a cycle, what a module holds while it runs depends on which of the two was imported first
+# (the other is half-initialised), and an import moved into a function only postpones the cycle
+# to the first call. So every import statement counts, wherever it is, except those under
+# ``if TYPE_CHECKING:``, which never run.
+
+
+def type_checking_lines(source: str) -> set[int]:
+    """Lines of the import statements under ``if TYPE_CHECKING:`` (or ``typing.TYPE_CHECKING``)."""
+    lines: set[int] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.If) and ast.unparse(node.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING"):
+            lines |= {n.lineno for stmt in node.body for n in ast.walk(stmt)
+                      if isinstance(n, (ast.Import, ast.ImportFrom))}
+    return lines
+
+
+def import_graph(root: Path = ROOT) -> dict[str, dict[str, str]]:
+    """module -> {module of the package it imports at run time: ``path:line`` of the first such import}."""
+    modules = source_modules(root)
+    graph: dict[str, dict[str, str]] = {}
+    for module, path in modules.items():
+        source = path.read_text()
+        skip = type_checking_lines(source)
+        edges: dict[str, str] = {}
+        for line, target in imported_names(module, source, is_package=path.name == "__init__.py"):
+            if line not in skip and target in modules and target != module and target not in edges:
+                edges[target] = f"{path.relative_to(root)}:{line}"
+        graph[module] = edges
+    return graph
+
+
+def import_cycles(graph: dict[str, dict[str, str]]) -> list[str]:
+    """One line per strongly connected group of modules (Tarjan), naming a cycle through it and
+    the import that makes each step: ``a -> b -> a (a.py:3, b.py:9)``."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    groups: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in graph[node]:
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    out = []
+    for group in sorted(groups):
+        # The shortest way from the group's first module back to itself (breadth first, inside the group).
+        start, members = group[0], set(group)
+        paths = {start: [start]}
+        queue = [start]
+        cycle: list[str] = []
+        while queue and not cycle:
+            node = queue.pop(0)
+            for nxt in sorted(graph[node]):
+                if nxt == start:
+                    cycle = paths[node] + [start]
+                    break
+                if nxt in members and nxt not in paths:
+                    paths[nxt] = paths[node] + [nxt]
+                    queue.append(nxt)
+        where = ", ".join(graph[a][b] for a, b in zip(cycle, cycle[1:]))
+        out.append(f"{' -> '.join(cycle)} ({where}); the group: {', '.join(group)}")
+    return out
+
+
+def test_no_import_cycle_anywhere_in_the_package():
+    cycles = import_cycles(import_graph())
+    if cycles:
+        pytest.fail("import cycles (move the shared part into a module both can import):\n" + "\n".join(cycles),
+                    pytrace=False)
+
+
+def test_the_cycle_finder_counts_imports_in_functions_and_skips_type_checking_ones(tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[tool.setuptools]\npackage-dir = { "agent_forge" = "agent_forge" }\n')
+    pkg = tmp_path / "agent_forge"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from agent_forge.b import f\n")
+    (pkg / "b.py").write_text("def f():\n    from agent_forge import a\n")         # closes a -> b -> a
+    (pkg / "c.py").write_text("from agent_forge import d\n")
+    (pkg / "d.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from agent_forge.c import X\n")
+    (pkg / "e.py").write_text("from . import f\n")
+    (pkg / "f.py").write_text("import agent_forge.g\n")
+    (pkg / "g.py").write_text("from .e import x\n")                                  # e -> f -> g -> e, relatively
+    assert import_cycles(import_graph(tmp_path)) == [
+        "agent_forge.a -> agent_forge.b -> agent_forge.a (agent_forge/a.py:1, agent_forge/b.py:2);"
+        " the group: agent_forge.a, agent_forge.b",
+        "agent_forge.e -> agent_forge.f -> agent_forge.g -> agent_forge.e (agent_forge/e.py:1, agent_forge/f.py:1,"
+        " agent_forge/g.py:1); the group: agent_forge.e, agent_forge.f, agent_forge.g",
+    ]

@@ -34,7 +34,7 @@ from agent_forge.phases.cognate.weights import evaluate_weights
 from agent_forge.phases.common.validation import carve_validation
 from agent_forge.plugin_host import PluginHost
 from agent_forge.runner import Phase, PhaseContext, RunOptions, SavedCheckpoint
-from agent_forge.phases.cognate.hookspecs import VariantSpec
+from agent_forge.phases.cognate.hookspecs import CallbackSpec, TrainerSpec, VariantSpec
 from agent_forge.specs import DatasetSpec, LoggerSpec
 
 

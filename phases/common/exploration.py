@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -36,7 +36,6 @@ from agent_forge.errors import ConfigError
 from agent_forge.models.protocol import LatentNoise, accepts_noise
 from agent_forge.phases.common.evaluation import autocast
 
-Selection = Literal["q", "vote", "verify"]
 SELECTIONS: tuple[str, ...] = ("q", "vote", "verify")
 #: The relative latent noise ``forge eval --samples K`` uses when ``--noise`` is not given. How it
 #: was chosen (on a validation set, never a reported one): docs/performance.md, "Thinking harder".

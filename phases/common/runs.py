@@ -23,8 +23,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from agent_forge.config import flatten
 from agent_forge.errors import ForgeError
 from agent_forge.phases.common.checkpoints import has_checkpoint
+from agent_forge.formatting import format_duration
 
 #: Files whose presence makes a folder a run (the runner writes config.json before anything else).
 RUN_MARKERS = ("config.json", "result.json")
@@ -252,16 +254,6 @@ def open_runs(paths: list[Path]) -> list[RunInfo]:
 
 
 # -- comparing -------------------------------------------------------------------------------
-def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested dicts as dotted keys; lists and scalars are leaves (``task.blanks: [6, 8]``)."""
-    if isinstance(data, dict) and data:
-        out: dict[str, Any] = {}
-        for key, value in data.items():
-            out.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
-        return out
-    return {prefix: data} if prefix else {}
-
-
 _ABSENT = object()
 
 
@@ -366,17 +358,6 @@ def plot_curves(path: Path, runs: list[RunInfo]) -> Path:
 
 
 # -- numbers as a person reads them ----------------------------------------------------------
-def format_duration(seconds: float) -> str:
-    """``8.5 s``, ``42 s``, ``8.5 min``, ``1.2 h``."""
-    if seconds < 10:
-        return f"{seconds:.1f} s"
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    if seconds < 3600:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
 def _is_duration(key: str) -> bool:
     return key.endswith(("seconds", "_s")) and not key.endswith("per_s")
 

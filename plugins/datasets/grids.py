@@ -41,10 +41,6 @@ def dihedral(grid: torch.Tensor, k: int) -> torch.Tensor:
     return out.transpose(-2, -1) if k >= 4 else out
 
 
-def inverse_dihedral(k: int) -> int:
-    return (4 - k) % 4 if k < 4 else k
-
-
 def dihedral_batch(grids: torch.Tensor, ks: torch.Tensor) -> torch.Tensor:
     """Apply transform ``ks[i]`` to square grid ``grids[i]`` for a (B, n, n) batch."""
     out = grids.clone()

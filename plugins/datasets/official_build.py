@@ -42,7 +42,7 @@ import typer
 
 from agent_forge import hookimpl
 from agent_forge.errors import ConfigError
-from agent_forge.plugins.datasets.official_folder import (OfficialMetadata, OfficialSet, is_official_folder,
+from agent_forge.plugins.datasets.official_folder import (OfficialMetadata, OfficialSet, check_out, replace_folder,
                                                           write_split)
 
 #: Above this many bytes a CSV is read with a progress bar (on a terminal).
@@ -382,25 +382,6 @@ def official_set(inputs: np.ndarray, labels: np.ndarray, versions: int,
     return s, meta
 
 
-def check_out(out: Path, overwrite: bool) -> None:
-    """Refuse an ``out`` that is a file, or a non-empty folder (without ``overwrite``; with it,
-    only a dataset folder is replaced, never a folder of other files)."""
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"OUT {out}: is a file; name a folder to write the dataset into")
-    for parent in out.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise ConfigError(f"OUT {out}: {parent} is a file, not a folder")
-            break
-    if out.is_dir() and any(out.iterdir()):
-        if not overwrite:
-            raise ConfigError(f"OUT {out}: is not empty; pass --overwrite to replace the dataset there, or name a"
-                              " new folder")
-        if not is_official_folder(out):
-            raise ConfigError(f"OUT {out}: holds files but no dataset (no train/ or test/ with a dataset.json);"
-                              " --overwrite replaces only a dataset folder. Name a new folder")
-
-
 def build_folder(name: str, src: Path, out: Path, *, augmentations: int | None = None,
                  subsample: int | None = None, seed: int = 0, overwrite: bool = False) -> dict[str, Any]:
     """Write the dataset folder ``out`` from ``src/train.csv`` and ``src/test.csv``; return a summary.
@@ -447,23 +428,12 @@ def build_folder(name: str, src: Path, out: Path, *, augmentations: int | None =
             write_split(tmp, split, meta, {"all": arrays})
         # As the official builders: the identifier names, for visualisation only.
         (tmp / "identifiers.json").write_text(json.dumps(["<blank>"]))
-        _replace(tmp, out)
+        replace_folder(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return {"dataset": name, "source": str(src), "out": str(out), "augmentations": n_aug, "subsample": subsample,
             "seed": seed, **summary, "seconds": round(time.monotonic() - start, 2)}
-
-
-def _replace(new: Path, out: Path) -> None:
-    """Move the finished folder ``new`` to ``out``; an existing ``out`` goes only once ``new`` is in place."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.{os.getpid()}.old")
-        os.replace(out, old)
-    os.replace(new, out)
-    if old is not None:
-        shutil.rmtree(old)
 
 
 # -- fetch -------------------------------------------------------------------------------------

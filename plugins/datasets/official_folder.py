@@ -20,6 +20,8 @@ unpickled. Every check names the file and what is wrong.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -246,3 +248,34 @@ def save_array(path: str | Path, array: np.ndarray) -> None:
     """``np.save`` (no pickle) streamed to a temporary file beside ``path``, flushed to disk, then
     renamed (:func:`agent_forge.files.atomic_write_stream`): ``path`` never holds half an array."""
     atomic_write_stream(path, lambda f: np.save(f, array, allow_pickle=False))
+
+
+# -- writing a dataset folder into place (the builders: official_build.py, arc_build.py) -----
+def check_out(out: Path, overwrite: bool) -> None:
+    """Refuse an ``out`` that is a file, or a non-empty folder (without ``overwrite``; with it,
+    only a dataset folder is replaced, never a folder of other files)."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"OUT {out}: is a file; name a folder to write the dataset into")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"OUT {out}: {parent} is a file, not a folder")
+            break
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise ConfigError(f"OUT {out}: is not empty; pass --overwrite to replace the dataset there, or name a"
+                              " new folder")
+        if not is_official_folder(out):
+            raise ConfigError(f"OUT {out}: holds files but no dataset (no train/ or test/ with a dataset.json);"
+                              " --overwrite replaces only a dataset folder. Name a new folder")
+
+
+def replace_folder(new: Path, out: Path) -> None:
+    """Move the finished folder ``new`` to ``out``; an existing ``out`` goes only once ``new`` is in place."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.{os.getpid()}.old")
+        os.replace(out, old)
+    os.replace(new, out)
+    if old is not None:
+        shutil.rmtree(old)

@@ -59,19 +59,23 @@ def _masks(grid: list[int], g: Geometry) -> tuple[list[int], list[int], list[int
     return rows, cols, boxes
 
 
-def _search(grid: list[int], size: int, limit: int) -> tuple[int, list[int] | None]:
-    """Count solutions up to ``limit``; also return the first one found."""
+def _search(grid: list[int], size: int, limit: int) -> tuple[dict[str, int], list[int] | None]:
+    """The one solver: depth-first, the empty cell with the fewest candidates first, no other
+    inference, until ``limit`` solutions are found or the tree ends. Returns the tree's counts
+    (:func:`search_stats`) and the first solution found (None without one)."""
     g = geometry(size)
+    counts = {"nodes": 0, "guesses": 0, "dead_ends": 0, "solutions": 0}
     masks = _masks(grid, g)
-    if masks is None:
-        return 0, None
+    if masks is None:  # a digit repeats: a dead end at the root
+        return counts | {"nodes": 1, "dead_ends": 1}, None
     rows, cols, boxes = masks
     cells = list(grid)
     empties = [i for i, v in enumerate(cells) if v == 0]
     R, C, B, full = g.row, g.col, g.box, g.full
     first: list[list[int]] = []
 
-    def search() -> int:
+    def search() -> None:
+        counts["nodes"] += 1
         # Most-constrained cell first: keeps the search tree tiny for these sizes.
         best, best_cand, best_count = -1, 0, 99
         for i in empties:
@@ -84,33 +88,33 @@ def _search(grid: list[int], size: int, limit: int) -> tuple[int, list[int] | No
                 if count <= 1:
                     break
         if best < 0:
+            counts["solutions"] += 1
             if not first:
                 first.append(list(cells))
-            return 1
+            return
         if best_count == 0:
-            return 0
-        total = 0
+            counts["dead_ends"] += 1
+            return
+        if best_count > 1:
+            counts["guesses"] += 1
         r, c, b = R[best], C[best], B[best]
         cand = best_cand
-        while cand:
+        while cand and counts["solutions"] < limit:
             bit = cand & -cand
             cand ^= bit
             rows[r] |= bit; cols[c] |= bit; boxes[b] |= bit  # noqa: E702
             cells[best] = bit.bit_length()
-            total += search()
+            search()
             rows[r] ^= bit; cols[c] ^= bit; boxes[b] ^= bit  # noqa: E702
             cells[best] = 0
-            if total >= limit:
-                break
-        return total
 
-    total = search()
-    return total, (first[0] if first else None)
+    search()
+    return counts, (first[0] if first else None)
 
 
 def count_solutions(grid: list[int], size: int, limit: int = 2) -> int:
     """Number of solutions of ``grid``, counting no further than ``limit``."""
-    return _search(grid, size, limit)[0]
+    return _search(grid, size, limit)[0]["solutions"]
 
 
 def solve(grid: list[int], size: int) -> list[int] | None:
@@ -257,49 +261,7 @@ def search_stats(grid: list[int], size: int) -> dict[str, int]:
     ``dead_ends``: nodes with a cell that has no candidate (each a backtrack); ``solutions``: 0,
     1, or 2 meaning "two or more".
     """
-    g = geometry(size)
-    masks = _masks(grid, g)
-    if masks is None:
-        return {"nodes": 1, "guesses": 0, "dead_ends": 1, "solutions": 0}
-    rows, cols, boxes = masks
-    cells = list(grid)
-    empties = [i for i, v in enumerate(cells) if v == 0]
-    R, C, B, full = g.row, g.col, g.box, g.full
-    counts = {"nodes": 0, "guesses": 0, "dead_ends": 0, "solutions": 0}
-
-    def search() -> None:
-        counts["nodes"] += 1
-        best, best_cand, best_count = -1, 0, 99
-        for i in empties:
-            if cells[i]:
-                continue
-            cand = full & ~(rows[R[i]] | cols[C[i]] | boxes[B[i]])
-            count = cand.bit_count()
-            if count < best_count:
-                best, best_cand, best_count = i, cand, count
-                if count <= 1:
-                    break
-        if best < 0:
-            counts["solutions"] += 1
-            return
-        if best_count == 0:
-            counts["dead_ends"] += 1
-            return
-        if best_count > 1:
-            counts["guesses"] += 1
-        r, c, b = R[best], C[best], B[best]
-        cand = best_cand
-        while cand and counts["solutions"] < 2:
-            bit = cand & -cand
-            cand ^= bit
-            rows[r] |= bit; cols[c] |= bit; boxes[b] |= bit  # noqa: E702
-            cells[best] = bit.bit_length()
-            search()
-            rows[r] ^= bit; cols[c] ^= bit; boxes[b] ^= bit  # noqa: E702
-            cells[best] = 0
-
-    search()
-    return counts
+    return _search(grid, size, limit=2)[0]
 
 
 def dig_hard(solution: list[int], size: int, max_blanks: int, rng: random.Random) -> list[int]:

@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from forge_testing import TINY
+from forge_testing import TINY, forge_main
 
 SETS = [a for o in TINY for a in ("--set", o)]
 #: A run that would train in about a second, should a case ever get that far.
@@ -397,19 +397,6 @@ def _listing(*roots: Path) -> dict[str, str]:
     return out
 
 
-def forge_in_process(argv: list[str], capsys) -> tuple[int, str, str]:
-    from agent_forge.cli import main
-
-    capsys.readouterr()
-    try:
-        main(list(argv))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def assert_one_error_line(code: int, err: str, parts: list[str]) -> str:
     assert code == 2, err
     assert "Traceback" not in err, err
@@ -444,7 +431,7 @@ def test_an_ordinary_mistake_is_one_error_line_and_writes_nothing(case_id, setup
         return text
 
     before = _listing(tmp_path, cache, *([art["dir"]] if art else []))
-    code, out, err = forge_in_process([filled(a) for a in argv], capsys)
+    code, out, err = forge_main([filled(a) for a in argv], capsys)
     assert_one_error_line(code, err, [filled(p) for p in parts])
     assert out == ""
     assert _listing(tmp_path, cache, *([art["dir"]] if art else [])) == before, "the refused command wrote something"

@@ -148,3 +148,22 @@ def test_config_file_that_is_a_folder_or_not_utf8(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_config_file(tmp_path / "bad.yaml")
     assert "\n" not in str(err.value) and "line 1" in str(err.value)
+
+
+def test_flatten_writes_nested_dicts_as_dotted_keys():
+    from agent_forge.config import flatten
+
+    config = {"model": {"d_model": 64, "moh": {}}, "task": {"blanks": [6, 8]}, "callbacks": {}, "seed": 0}
+    assert flatten(config) == {"model.d_model": 64, "model.moh": {}, "task.blanks": [6, 8], "callbacks": {},
+                               "seed": 0}
+    assert flatten(config, keep_empty=False) == {"model.d_model": 64, "task.blanks": [6, 8], "seed": 0}
+    assert flatten({}) == {}
+
+
+def test_differences_name_each_dotted_key_with_both_values():
+    from agent_forge.config import differences
+
+    a = {"model": {"n": 2, "T": 3}, "seed": 0, "gone": 1, "kind": {"x": 1}}
+    b = {"model": {"n": 3, "T": 3}, "seed": 0, "new": [1], "kind": "flat"}
+    assert differences(a, b) == [("gone", 1, None), ("kind", {"x": 1}, "flat"), ("model.n", 2, 3), ("new", None, [1])]
+    assert differences(a, a) == []

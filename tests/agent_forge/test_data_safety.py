@@ -27,7 +27,7 @@ from typing import Any, Callable
 import pytest
 import torch
 
-from forge_testing import TINY
+from forge_testing import TINY, forge_main
 
 SETS = [a for o in TINY for a in ("--set", o)]
 RUN = ["run", "phase", "cognate", "--variant", "trm_tiny", "--max-steps", "2", *SETS]
@@ -53,19 +53,6 @@ def listing(root: Path) -> dict[str, str]:
     """Every file and folder under ``root``: a file with the sha256 of its bytes."""
     return {str(p.relative_to(root)): "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(root.rglob("*"))}
-
-
-def forge_main(argv: list[str], capsys) -> tuple[int, str, str]:
-    from agent_forge.cli import main
-
-    capsys.readouterr()
-    try:
-        main(list(argv))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def said(err: str) -> list[str]:

@@ -18,8 +18,10 @@ def test_a_users_own_choice_is_kept():
         assert env == chosen
 
 
-# Runs `import agent_forge` in a fresh interpreter and reports GOMP_SPINCOUNT at the moment the
-# first torch module is requested (then exits, so the test never pays for loading torch).
+# Runs `import agent_forge` and then a part of it that loads torch (the model files) in a fresh
+# interpreter, and reports GOMP_SPINCOUNT at the moment the first torch module is requested (then
+# exits, so the test never pays for loading torch). The package loads its names lazily, so
+# `import agent_forge` alone loads no torch.
 _AT_TORCH_IMPORT = """
 import os, sys
 class StopAtTorch:
@@ -29,6 +31,7 @@ class StopAtTorch:
             os._exit(0)
 sys.meta_path.insert(0, StopAtTorch())
 import agent_forge
+import agent_forge.models.trm
 print("torch was never imported", flush=True)
 """
 

@@ -19,7 +19,8 @@ import pytest
 import torch
 
 from agent_forge.models import layers
-from agent_forge.models.layers import Block, make_mixer, rms_norm
+from agent_forge.models.layers import Block, rms_norm
+from agent_forge.models.stack import make_mixer
 from agent_forge.models.trm import TRMConfig, TRMEnhancedCognate
 
 LOGIT_TOL = 1e-5  # absolute, fp32; the logits here are O(1)-O(10)

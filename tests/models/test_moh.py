@@ -235,3 +235,17 @@ def test_trm_moh_trains_on_two_processes(tmp_path, parallel):
                            "--no-progress", "--nproc", "2"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     _check_aux_in_total(_rows(out), positions=2)
+
+
+def test_it_is_an_attention_layer_with_a_router_added():
+    """MoHAttention extends Attention: the same projections, drawn in the same order, plus the router."""
+    torch.manual_seed(0)
+    plain = Attention(32, 4, 2, True, None).state_dict()
+    torch.manual_seed(0)
+    routed = MoHAttention(32, 4, 2, True, None)
+    assert isinstance(routed, Attention)
+    state = routed.state_dict()
+    assert all(torch.equal(state[k], plain[k]) for k in plain)
+    assert set(state) - set(plain) == {"router.weight", "router.bias", "threshold_logit", "log_temperature"}
+    with pytest.raises(ValueError, match="threshold_init 1.5 must be in"):
+        MoHAttention(32, 4, 4, False, None, threshold_init=1.5)

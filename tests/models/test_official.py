@@ -6,7 +6,8 @@ import math
 import pytest
 import torch
 
-from agent_forge.models.layers import Block, MLPTokenMixer, TokenEmbedding, make_mixer, swiglu_hidden
+from agent_forge.models.layers import Block, MLPTokenMixer, TokenEmbedding, swiglu_hidden
+from agent_forge.models.stack import make_mixer
 from agent_forge.models.trm import TRMConfig, TRMEnhancedCognate
 
 

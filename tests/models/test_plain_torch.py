@@ -65,3 +65,34 @@ def test_model_files_import_only_torch_the_standard_library_and_each_other():
                 ok = (top == "torch" or top in sys.stdlib_module_names or name == "__future__"
                       or name == "agent_forge.models" or name.startswith("agent_forge.models."))
                 assert ok, f"{path.name} imports {name}: models are plain torch + the standard library"
+
+
+# Run in a fresh interpreter: which modules does importing the model file load?
+_LOADED_BY_TRM = """
+import json, sys
+import agent_forge.models.trm
+from agent_forge.models.trm import TRMConfig, TRMEnhancedCognate
+TRMEnhancedCognate(TRMConfig(d_model=16, n_layers=1, n_heads=2, n=1, T=1, n_sup=1), vocab_size=5, seq_len=4)
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_importing_the_trm_loads_torch_and_the_model_files_only():
+    """``agent_forge.models.trm`` is liftable like nanoGPT's model.py: importing it (and building a
+    model) loads none of the pipeline: no core module beyond the package's threading default, and
+    none of the pipeline's libraries."""
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _LOADED_BY_TRM], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    ours = {m for m in loaded if m == "agent_forge" or m.startswith("agent_forge.")}
+    # agent_forge/__init__.py sets libgomp's wait default before torch loads (threading_env.py).
+    beyond_models = sorted(m for m in ours if not m.startswith("agent_forge.models")
+                           and m not in ("agent_forge", "agent_forge.threading_env"))
+    assert beyond_models == [], f"importing agent_forge.models.trm loaded the pipeline: {beyond_models}"
+    assert "agent_forge.models.trm" in ours  # the check saw the import it is about
+    pipeline_libraries = ("pluggy", "pydantic", "structlog", "rich", "typer", "yaml", "safetensors")
+    assert sorted(m for m in loaded if m.split(".")[0] in pipeline_libraries) == []

@@ -30,17 +30,11 @@ PER_RUN_KEYS = ("seed", "models")
 UNSET = "(not set)"
 
 
-def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            out.update(_flatten(value, name + "."))
-        elif isinstance(value, dict) and not prefix:
-            continue  # an empty section (no callbacks): its settings show as "(not set)"
-        else:
-            out[name] = value
-    return out
+def _flatten(config: dict[str, Any]) -> dict[str, Any]:
+    from agent_forge.config import flatten
+
+    # An empty section (no callbacks) is left out: its settings show as "(not set)".
+    return flatten({key: value for key, value in config.items() if value != {}})
 
 
 def settings(configs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:

@@ -10,14 +10,10 @@ from agent_forge.phases.cognate.evaluate import evaluate_artifact_on_file, steps
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    from agent_forge import run_phase
-    from agent_forge.plugin_host import load_plugins
-    from forge_testing import TINY
+    from forge_testing import tiny_cognate_run
 
     out = tmp_path_factory.mktemp("eval") / "run"
-    host = load_plugins(entry_points=False)
-    result = run_phase("cognate", host=host, variant="trm_tiny", overrides=list(TINY), max_steps=4, progress=False,
-                       out=str(out))
+    host, result = tiny_cognate_run(out)
     return host, out, result
 
 

@@ -14,14 +14,9 @@ from agent_forge.phases.common.exploration import DEFAULT_NOISE
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    from agent_forge import run_phase
-    from agent_forge.plugin_host import load_plugins
-    from forge_testing import TINY
+    from forge_testing import tiny_cognate_run
 
-    out = tmp_path_factory.mktemp("explore") / "run"
-    host = load_plugins(entry_points=False)
-    result = run_phase("cognate", host=host, variant="trm_tiny", overrides=list(TINY), max_steps=4, progress=False,
-                       out=str(out))
+    host, result = tiny_cognate_run(tmp_path_factory.mktemp("explore") / "run")
     return host, result.artifacts[0].manifest_path
 
 

