@@ -175,7 +175,7 @@ def build(host, variant: str, overrides: list[str]) -> Bench:
     ctx = FitContext(model=model, task=task, run_dir=None, seed=0, callbacks=callbacks, host=host, progress=False)
     default_threads = torch.get_num_threads()
     state = trainer._state(ctx)
-    if cfg.trainer.compile:
+    if cfg.trainer.compile is True:  # "auto" decides inside a run's loop, which the bench does not run
         trainer.compile_for_training(state)
     trainer._fire(state, Event.FIT_START)
     threads = cfg.trainer.threads or default_threads

@@ -72,6 +72,7 @@ def test_training_runs_shallow_then_full_and_evaluation_always_full(host, tmp_pa
 
 
 def test_a_model_without_a_recursion_depth_is_refused(host, tmp_path, tiny):
+    tiny = [o for o in tiny if o.split("=")[0] not in ("model.n", "model.T", "model.n_sup")]  # a TRM's only
     raw = apply_overrides(VARIANTS["baseline"][0], [*tiny, "trainer.max_steps=2", "callbacks.depth={}"])
     cfg = validate_cognate(host, raw)
     task = host.get("dataset", cfg.task_name).obj(cfg.task, cfg.data_seed)
