@@ -134,3 +134,33 @@ def test_compile_auto_trains_end_to_end_and_stays_eager_on_a_tiny_budget(host, t
                                  evaluators=c.evaluators, progress=False, log=log, loggers=JsonlLogger(None, tmp_path)))
     assert fit.status == "completed" and fit.state.forward_module is model
     assert [kw["decision"] for e, kw in log.lines if e == "compile.auto"] == ["eager"]
+
+
+@pytest.mark.slow
+def test_compile_auto_compiles_mid_run_when_it_pays(host, tmp_path, tiny, monkeypatch):
+    """The real path: after the eager probe the trainer's step runs through torch.compile."""
+    from torch._dynamo.utils import counters
+
+    from agent_forge.config import apply_overrides
+    from agent_forge.phases.cognate import autocompile
+    from agent_forge.phases.cognate.fit import FitContext
+    from agent_forge.phases.cognate.phase import build_model, validate_cognate
+    from agent_forge.plugins.loggers import JsonlLogger
+    from agent_forge.plugins.variants import VARIANTS
+
+    monkeypatch.setattr(autocompile.CompileRecords, "estimate",
+                        lambda self, key, device: autocompile.Estimate(0.1, 5.0, True))
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
+    counters.clear()
+    raw = apply_overrides(VARIANTS["trm_tiny"][0], [*tiny, "trainer.max_steps=10", "trainer.compile=auto"])
+    c = validate_cognate(host, raw)
+    task = host.get("dataset", c.task_name).obj(c.task, c.data_seed)
+    model = build_model(host, c, task.spec, c.seed)
+    log = Log()
+    trainer = host.get("trainer", c.trainer_name).obj(c.trainer)
+    fit = trainer.fit(FitContext(model=model, task=task, run_dir=tmp_path, seed=c.seed, host=host,
+                                 callbacks={n: host.get("callback", n).obj(x) for n, x in c.callbacks.items()},
+                                 evaluators=c.evaluators, progress=False, log=log, loggers=JsonlLogger(None, tmp_path)))
+    decisions = [kw["decision"] for e, kw in log.lines if e == "compile.auto"]
+    assert fit.status == "completed" and decisions[0] == "compile" and len(decisions) == 2
+    assert counters["stats"]["unique_graphs"] >= 1  # the training forward was traced
