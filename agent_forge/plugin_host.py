@@ -48,6 +48,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "agent_forge.plugins.callbacks.early_stop",
     "agent_forge.plugins.callbacks.act",
     "agent_forge.plugins.callbacks.memory",
+    "agent_forge.plugins.callbacks.depth",
     "agent_forge.plugins.loggers",
     "agent_forge.plugins.phases",
     "agent_forge.plugins.runs",

@@ -1,11 +1,12 @@
 """Where a training step's time goes: torch.profiler over a few steps, by op and by kind.
 
-    .venv/bin/python bench/profile_step.py [--shape nanotrm] [--steps 5] [--warmup 2] [--set K=V ...]
+    .venv/bin/python bench/profile_step.py [--shape nanotrm | --variant trm_small] [--steps 5] [--warmup 2] [--set K=V ...]
 
 Builds the trainer as ``bench/throughput.py`` does, runs ``--warmup`` steps, then profiles
 ``--steps`` steps (CPU activities) and prints (1) the top ops by self CPU time and (2) the self
 time summed by kind: matrix products, norm, activation (SiLU), other elementwise, copies and
-reshapes, loss, optimizer, gradient clipping and EMA, each split into forward and backward.
+reshapes, loss, optimizer, gradient clipping, EMA, the batch refill (data draw and augmentation), ACT's
+callback and the training metrics, each split into forward and backward where that applies.
 Forward ops are attributed by scopes this script wraps around the norm, the loss, the gradient
 clipping and the EMA update; backward ops by the autograd node that runs them (``MmBackward0``
 is a matrix product, ``PowBackward0`` part of the norm, ...). ``mul`` and its backward serve both
@@ -21,6 +22,7 @@ import contextlib
 import functools
 import json
 import os
+import time
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -44,6 +46,8 @@ BACKWARD_NODE = {"Mm": "matmul", "Addmm": "matmul", "Bmm": "matmul", "ScaledDotP
                  "Pow": "norm", "Mean": "norm", "Rsqrt": "norm", "Silu": "activation (SiLU)",
                  "LogSoftmax": "loss", "NllLoss2D": "loss", "NllLoss": "loss", "NllLossNd": "loss"}
 SCOPES = {"forge::norm": "norm", "forge::loss": "loss", "forge::clip": "grad clip", "forge::ema": "EMA update",
+          "forge::refill": "data (refill, augment)", "forge::metrics": "training metrics",
+          "forge::act": "ACT (halting draws, BCE)",
           "Optimizer.step#AdamW.step": "optimizer (AdamW)", "Optimizer.zero_grad#AdamW.zero_grad": "optimizer (AdamW)"}
 
 
@@ -62,10 +66,18 @@ def labelled_scopes():
     from agent_forge.phases.cognate import trainer as trainer_mod
     from agent_forge.plugins.callbacks import ema
 
+    from agent_forge.phases.cognate.training_metrics import MetricsAccumulator
+    from agent_forge.plugins.callbacks import act
+
     saved = [(layers, "rms_norm", layers.rms_norm), (trainer_mod, "compute_task_loss", trainer_mod.compute_task_loss),
              (torch.nn.utils, "clip_grad_norm_", torch.nn.utils.clip_grad_norm_),
-             (ema.EMACallback, "on_step_end", ema.EMACallback.on_step_end)]
-    labels = ["forge::norm", "forge::loss", "forge::clip", "forge::ema"]
+             (ema.EMACallback, "on_step_end", ema.EMACallback.on_step_end),
+             (trainer_mod.DeepSupervisionTrainer, "_refill", trainer_mod.DeepSupervisionTrainer._refill),
+             (MetricsAccumulator, "add", MetricsAccumulator.add),
+             (act.ACTCallback, "on_step_start", act.ACTCallback.on_step_start),
+             (act.ACTCallback, "on_loss", act.ACTCallback.on_loss), (act.ACTCallback, "on_halt", act.ACTCallback.on_halt)]
+    labels = ["forge::norm", "forge::loss", "forge::clip", "forge::ema", "forge::refill", "forge::metrics",
+              "forge::act", "forge::act", "forge::act"]
     for (owner, name, fn), label in zip(saved, labels):
         setattr(owner, name, scoped(label, fn))
     try:
@@ -106,21 +118,24 @@ def kind_of(event) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shape", default="nanotrm", choices=sorted(SHAPES))
+    ap.add_argument("--variant", help="profile this variant as configured (e.g. trm_small) instead of --shape")
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--top", type=int, default=15)
     ap.add_argument("--set", action="append", default=[], dest="overrides")
     args = ap.parse_args()
     host = load_plugins(entry_points=False)
-    variant, overrides = SHAPES[args.shape]
+    variant, overrides = (args.variant, []) if args.variant else SHAPES[args.shape]
     print(f"# {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.2f}; {variant} + {' '.join(overrides + args.overrides)}")
     with labelled_scopes():
         b = build(host, variant, [*overrides, *args.overrides])
         for _ in range(args.warmup):
             b.step()
         with profile(activities=[ProfilerActivity.CPU]) as prof:
+            wall, cpu = time.perf_counter(), time.process_time()
             for _ in range(args.steps):
                 b.step()
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     events = [e for e in prof.events() if e.device_type.name == "CPU"]
     total = sum(e.self_cpu_time_total for e in events) / 1e6
     by_op: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
@@ -131,7 +146,10 @@ def main() -> None:
         by_op[e.name][1] += 1
         by_kind[kind_of(e)] += s
     n = args.steps
-    print(f"\nself CPU time {total:.2f} s over {n} steps ({total / n:.3f} s/step)\n")
+    # With several threads an op's self time is its wall time on the calling thread; what the
+    # ops do not cover (wall - ops) is Python between them and waiting for a core.
+    print(f"\nself CPU time {total:.2f} s over {n} steps ({total / n:.3f} s/step); profiled wall {wall / n:.3f} s/step,"
+          f" process CPU {cpu / n:.3f} s/step\n")
     print("| op | self CPU s/step | share | calls/step |\n| --- | --- | --- | --- |")
     for name, (s, c) in sorted(by_op.items(), key=lambda kv: -kv[1][0])[:args.top]:
         print(f"| {name} | {s / n:.3f} | {100 * s / total:.1f}% | {c / n:.0f} |")
@@ -139,7 +157,7 @@ def main() -> None:
     for kind, s in sorted(by_kind.items(), key=lambda kv: -kv[1]):
         print(f"| {kind} | {s / n:.3f} | {100 * s / total:.1f}% |")
     print(f"\n# load average after {os.getloadavg()[0]:.2f}")
-    print(json.dumps({"total_self_cpu_s": total, "steps": n, "by_kind": by_kind,
+    print(json.dumps({"total_self_cpu_s": total, "steps": n, "wall_s": wall, "process_cpu_s": cpu, "by_kind": by_kind,
                       "by_op": {k: v[0] for k, v in by_op.items()}}))
 
 

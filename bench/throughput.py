@@ -169,7 +169,10 @@ class Bench:
 
 def build(host, variant: str, overrides: list[str]) -> Bench:
     spec = host.get(VariantSpec, variant).config
-    cfg = validate_cognate(host, apply_overrides(spec, ["trainer.max_steps=1000000", *overrides]))
+    # trainer.compile=auto decides inside a run's loop, which the bench does not run: it times
+    # eager unless told trainer.compile=true.
+    cfg = validate_cognate(host, apply_overrides(spec, ["trainer.max_steps=1000000", "trainer.compile=false",
+                                                        *overrides]))
     task = host.get(DatasetSpec, cfg.task_name).build(cfg.task, cfg.data_seed)
     torch.manual_seed(0)
     model = build_model(host, cfg, task.spec, 0)

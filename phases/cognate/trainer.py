@@ -238,7 +238,12 @@ class DeepSupervisionTrainer:
             if ctx.log:
                 ctx.log.info("resume", step=state.step, checkpoint=str(latest))
         ctx.loggers.start(ctx.config, resume_step=resumed_at)
-        if cfg.compile:
+        auto_compile = None
+        if cfg.compile == "auto":  # decided after a few eager steps (phases/cognate/autocompile.py)
+            from agent_forge.phases.cognate.autocompile import AutoCompile
+
+            auto_compile = AutoCompile(state, cfg, lambda module: CompiledOrEager(module, ctx.log), ctx.log)
+        elif cfg.compile:
             self.compile_for_training(state, ctx.log)
         self.callbacks.on_fit_start(self, state)
         progress = ProgressBar(enabled=ctx.progress and dist.is_main(), total=cfg.max_steps, minutes=cfg.minutes,
@@ -253,6 +258,8 @@ class DeepSupervisionTrainer:
                         break
                     stepped = self._train_step(state)
                     state.elapsed_s = time.monotonic() - t_start
+                    if auto_compile is not None and not auto_compile.done:
+                        auto_compile.after_step(state)
                     stop_signal = interrupts.signum
                     if dist.active():
                         # One clock, one stop and one interrupt decision for all ranks, or they

@@ -41,7 +41,11 @@ class DeepSupervisionConfig(StrictModel):
                                 " rows and 1 (docs/cognate.md). With max_steps or minutes: whichever ends first.")
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="'auto': bf16 on CUDA and on CPUs with AMX, fp32 elsewhere (see docs/performance.md).")
-    compile: bool = False
+    compile: bool | Literal["auto"] = Field(
+        False, description="torch.compile the training step: true, false, or 'auto': compile only when the run's"
+                           " budget left after a few eager steps is long enough for the expected saving to exceed"
+                           " the compile time (measured on this machine by earlier runs when it can be; see"
+                           " docs/performance.md, 'torch.compile: once per run').")
     device: str = Field("auto", description="'auto' (cuda if present), 'cpu', 'cuda', 'cuda:1', ...")
     parallel: Parallel = Field(
         "ddp", description="How a multi-process run splits the model: 'ddp' (replicated, gradients averaged) or"

@@ -217,5 +217,5 @@ def test_paper_presets_run_the_official_recipe(host, variant):
 def test_other_presets_keep_their_recipe(host):
     cfg = validate_cognate(host, VARIANTS["trm_small"][0])
     t = cfg.trainer
-    assert (t.optimizer, t.decay_all, t.grad_clip, t.compile, t.epochs) == ("adamw", False, 1.0, False, None)
+    assert (t.optimizer, t.decay_all, t.grad_clip, t.compile, t.epochs) == ("adamw", False, 1.0, "auto", None)
     assert t.minutes == 8.5 and cfg.callbacks["act"].exploration == "per_sample"
