@@ -258,7 +258,7 @@ def compiled_forward(model: nn.Module, batch: dict[str, torch.Tensor], scale: to
     """
     if early_exit:
         reason = "--early-exit: trajectories leave the batch, so every step has another shape; ran eager"
-        warnings.warn(f"--compile {reason}", stacklevel=3)
+        warnings.warn(f"--compile {reason}", stacklevel=4)  # past explore and its inference_mode wrapper
         return model, reason
     try:
         if _COMPILED.get("model") is not model:
@@ -272,7 +272,7 @@ def compiled_forward(model: nn.Module, batch: dict[str, torch.Tensor], scale: to
     except Exception as e:  # noqa: BLE001 - any compiler failure: run eager, and say why
         _COMPILED.clear()
         reason = f"torch.compile failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); ran eager"
-        warnings.warn(f"--compile: {reason}", stacklevel=3)
+        warnings.warn(f"--compile: {reason}", stacklevel=4)
         return model, reason
 
 
