@@ -90,7 +90,7 @@ def eval_cmd(
     samples: int = typer.Option(1, "--samples", min=1, help="K trajectories per puzzle in one batched forward;"
                                 " trajectory 0 is noiseless, the others add latent noise."),
     noise: Optional[float] = typer.Option(None, "--noise", min=0.0, help="Latent noise scale, relative to the"
-                                          " latent's RMS (default with --samples > 1: 0.2, chosen on validation data)."),
+                                          " latent's RMS (default with --samples > 1: 0.4, chosen on validation data)."),
     select: str = typer.Option("q", "--select", help="How one answer is picked among the candidates (see above)."),
     augment: int = typer.Option(1, "--augment", min=1, help="Vote over N of the task's symmetries (the first the"
                                 " identity); combines with --samples."),
@@ -168,7 +168,7 @@ def solve(
     puzzle: str = typer.Argument(..., help="The question as in the task's CSV files, e.g. a Sudoku row by row"
                                            " with '.' for a blank."),
     samples: int = typer.Option(1, "--samples", min=1, help="K trajectories (0 noiseless), as forge eval."),
-    noise: Optional[float] = typer.Option(None, "--noise", min=0.0, help="Relative latent noise (default 0.2"
+    noise: Optional[float] = typer.Option(None, "--noise", min=0.0, help="Relative latent noise (default 0.4"
                                           " with --samples > 1)."),
     select: str = typer.Option("q", "--select", help="q (highest q_halt), vote (q-weighted) or verify (task"
                                                      " checker)."),
