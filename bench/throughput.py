@@ -306,7 +306,7 @@ def evaluation(host, variant: str, overrides: list[str], batch_sizes: list[int],
 
 
 def eval_vs_train(host, variant: str, overrides: list[str], steps: int, warmup: int, rounds: int,
-                  samples: int, noise: float) -> dict[str, Any]:
+                  samples: int, noise: float, compiled: bool = False) -> dict[str, Any]:
     """Training steps and inference at the same shape (the training batch's rows), interleaved
     ``rounds`` times: examples·steps per wall and per CPU second, and eval / train for each."""
     from agent_forge.phases.common.exploration import explore
@@ -318,6 +318,9 @@ def eval_vs_train(host, variant: str, overrides: list[str], steps: int, warmup: 
     inputs = inputs.repeat((rows + len(inputs) - 1) // len(inputs), 1)[:rows]
     modes = {"eval": dict(samples=1), f"eval_K{samples}": dict(samples=samples, noise=noise),
              "eval_early_exit": dict(samples=1, early_exit=True)}
+    if compiled:  # the same two runs through torch.compile (forge eval --compile); its warm-up compiles
+        modes.update({"eval_compiled": dict(samples=1, compile=True),
+                      f"eval_compiled_K{samples}": dict(samples=samples, noise=noise, compile=True)})
 
     def run_eval(kw: dict) -> tuple[float, float, int]:
         torch.set_num_threads(b.threads)
@@ -326,8 +329,9 @@ def eval_vs_train(host, variant: str, overrides: list[str], steps: int, warmup: 
         c = explore(model, x, n_sup=n_sup, batch_size=rows, device=b.state.device, precision=b.state.precision, **kw)
         return time.perf_counter() - wall, time.process_time() - cpu, c.trajectory_steps
 
-    for kw in modes.values():
-        run_eval(kw)  # warm-up
+    compile_s = {}
+    for m, kw in modes.items():
+        compile_s[m] = round(run_eval(kw)[0], 2)  # warm-up (with compile=True: the compile)
     times: dict[str, list[tuple[float, float, int]]] = {"train": [], **{m: [] for m in modes}}
     for _ in range(rounds):
         wall, cpu = b.timed(steps)
@@ -335,7 +339,8 @@ def eval_vs_train(host, variant: str, overrides: list[str], steps: int, warmup: 
         for m, kw in modes.items():
             times[m].append(run_eval(kw))
     out: dict[str, Any] = {"variant": variant, "rows": rows, "n_sup": n_sup, "train_steps_per_block": steps,
-                           "rounds": rounds, "threads": b.threads}
+                           "rounds": rounds, "threads": b.threads, "warmup_s": compile_s,
+                           "load_average_end": round(os.getloadavg()[0], 2)}
     for m, ts in times.items():
         out[m] = {"examples_steps_per_s": statistics.median(n / w for w, _, n in ts),
                   "examples_steps_per_cpu_s": statistics.median(n / c for _, c, n in ts),
@@ -394,6 +399,8 @@ def main() -> None:
     parser.add_argument("--eval-samples", type=int, default=8, help="K of the noisy-trajectory eval block")
     parser.add_argument("--eval-noise", type=float, default=0.2, help="noise of the noisy-trajectory eval block")
     parser.add_argument("--eval-repeats", type=int, default=1, help="timed passes per batch size (after a warm-up pass)")
+    parser.add_argument("--eval-compile", action="store_true",
+                        help="with --eval: also time the compiled inference step (forge eval --compile)")
     parser.add_argument("--metrics", help="a run's metrics.jsonl: finished examples/s early and late")
     parser.add_argument("--shaped", help="M,K,N of the model-shaped linear (default: trm_small's SwiGLU"
                                          " up-projection, 4608,64,512; trm_paper's at batch 768: 74496,512,3072)")
@@ -426,7 +433,7 @@ def main() -> None:
     if args.eval:
         for variant in variants:
             r = eval_vs_train(host, variant, base, args.steps, args.warmup, args.rounds, args.eval_samples,
-                              args.eval_noise)
+                              args.eval_noise, args.eval_compile)
             t = r["train"]
             print(f"{variant:>12} train ({r['rows']} rows): {t['examples_steps_per_s']:8.1f} examples·steps/s,"
                   f" {t['examples_steps_per_cpu_s']:8.1f} per CPU s (median of {r['rounds']} blocks)")

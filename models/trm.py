@@ -3,7 +3,7 @@
 One small shared network ``net`` (``n_layers`` post-norm blocks) refines two states: the answer
 ``y`` and a latent ``z``. One call of :meth:`forward` is one *supervision step*::
 
-    x = embed(inputs)
+    x = embed(inputs)                     # at inference once per carry (initial_carry), not per step
     no_grad: repeat T-1 times: y, z = cycle(x, y, z)
     y, z = cycle(x, y, z)                 # the only cycle that builds a graph
     return (y, z).detach(), head(y), q_head(y)    # q_head only with halting_head=True
@@ -195,7 +195,13 @@ class TRMEnhancedCognate(nn.Module):
     def initial_carry(self, batch: Batch) -> Carry:
         b, s = batch["inputs"].shape
         shape = (b, self.prefix + s, self.cfg.d_model)
-        return {"y": self.y_init.expand(shape).clone(), "z": self.z_init.expand(shape).clone()}
+        carry = {"y": self.y_init.expand(shape).clone(), "z": self.z_init.expand(shape).clone()}
+        if torch.is_inference_mode_enabled():
+            # Inference: the input, so its embedding, is the same at every supervision step of this
+            # carry; embed it once here and let forward read it ("x"). Training embeds at every
+            # step (the embedding's gradient flows through each), so its carry never holds it.
+            carry["x"] = self.embed(batch["inputs"], batch.get("puzzle_ids"))
+        return carry
 
     def cycle(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor,
               noise: LatentNoise | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -214,7 +220,7 @@ class TRMEnhancedCognate(nn.Module):
     def forward(self, carry: Carry, batch: Batch, noise: LatentNoise | None = None) -> tuple[Carry, ModelOutput]:
         """One supervision step; ``noise`` perturbs the latent after each update (None: no noise)."""
         moh.reset(self._moh)
-        x = self.embed(batch["inputs"], batch.get("puzzle_ids"))  # (batch, seq, d)
+        x = carry["x"] if "x" in carry else self.embed(batch["inputs"], batch.get("puzzle_ids"))  # (batch, seq, d)
         y, z = carry["y"], carry["z"]
         with torch.no_grad():
             for _ in range(self.cfg.T - 1):
@@ -228,12 +234,13 @@ class TRMEnhancedCognate(nn.Module):
                 q_continue = q[..., 1]
         aux = moh.aux_losses(self._moh, self.cfg.moh_weights()) if self._moh else {}
         answer = y[:, self.prefix:]  # (batch, seq, d): the prefix has no answer
+        new_carry = {"y": y.detach(), "z": z.detach(), **({"x": x} if "x" in carry else {})}
         if self.cfg.defer_logits:  # the loss runs the head chunk by chunk (model protocol)
-            return {"y": y.detach(), "z": z.detach()}, ModelOutput(None, q_halt, aux_losses=aux, hidden=answer,
-                                                                   head=self.head, q_continue_logits=q_continue)
+            return new_carry, ModelOutput(None, q_halt, aux_losses=aux, hidden=answer, head=self.head,
+                                          q_continue_logits=q_continue)
         logits = self.head(answer)  # (batch, seq, vocab)
-        return {"y": y.detach(), "z": z.detach()}, ModelOutput(logits=logits, q_halt_logits=q_halt, aux_losses=aux,
-                                                               q_continue_logits=q_continue)
+        return new_carry, ModelOutput(logits=logits, q_halt_logits=q_halt, aux_losses=aux,
+                                      q_continue_logits=q_continue)
 
     def sparse_embedding_parameters(self) -> dict[str, nn.Parameter]:
         """Parameters (by name) to train as sparse embeddings: a sign-SGD step on the rows in the

@@ -9,6 +9,7 @@ documented default :data:`~agent_forge.phases.common.exploration.DEFAULT_NOISE` 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -64,25 +65,29 @@ def wants_exploration(samples: int, augment: int, early_exit: bool, plot: Path |
 
 
 def run_exploration(model: torch.nn.Module, task: TaskData, options: ExploreOptions, *, n_sup: int | None,
-                    batch_size: int, device: torch.device, precision: str = "fp32") -> ex.Candidates:
-    """The candidates of every question of ``task.eval`` under ``options``."""
+                    batch_size: int, device: torch.device, precision: str = "fp32",
+                    compile_step: bool = False) -> ex.Candidates:
+    """The candidates of every question of ``task.eval`` under ``options``; ``compile_step``: the
+    supervision step through ``torch.compile`` (:func:`~agent_forge.phases.common.exploration.compiled_forward`)."""
     options.check(task)
     split = task.eval
     syms = task.symmetries(options.augment, options.seed) if options.augment > 1 else None
     return ex.explore(model, split.inputs, samples=options.samples, noise=options.noise_used, n_sup=n_sup,
                       batch_size=batch_size, device=device, seed=options.seed, symmetries=syms,
                       augment=options.augment, extras=split.extras, early_exit=options.early_exit,
-                      precision=precision)
+                      precision=precision, compile=compile_step)
 
 
 def explore_artifact_on_file(host: Any, manifest: Path, data: Path, options: ExploreOptions, *,
                              batch_size: int = 256, n_sup: int | None = None, device: str = "cpu",
                              split: str | None = None, predictions_path: Path | None = None,
-                             overwrite: bool = False) -> dict[str, Any]:
+                             overwrite: bool = False, compile_step: bool = False) -> dict[str, Any]:
     """``forge eval`` with exploration: the metrics JSON (the chosen rule's exact accuracy, every
     rule's score, how often selection did worse than the noiseless answer, the accuracy-against-
     compute curve, wall time and examples·steps/s). ``data`` is a file or a dataset folder
-    (``split``); ``predictions_path`` also writes the chosen answers, as plain ``forge eval`` does."""
+    (``split``); ``predictions_path`` also writes the chosen answers, as plain ``forge eval`` does.
+    ``compile_step``: ``forge eval --compile`` (the compile's seconds are reported apart from
+    ``wall_s``, which is the evaluation's own)."""
     from agent_forge.phases.cognate.evaluate import (check_data_and_split, check_predictions_path, eval_task,
                                                      save_predictions)
     from agent_forge.phases.cognate.training_config import resolve_device, resolve_precision
@@ -96,7 +101,7 @@ def explore_artifact_on_file(host: Any, manifest: Path, data: Path, options: Exp
     task = eval_task(host, artifact, data, split_name, manifest)
     precision = resolve_precision("auto", where) if where.type == "cuda" else "fp32"
     cands = run_exploration(model, task, options, n_sup=n_sup, batch_size=batch_size, device=where,
-                            precision=precision)
+                            precision=precision, compile_step=compile_step)
     split = task.eval
     ignore = task.spec.ignore_index
     scored = ex.score(cands, split.inputs, split.targets, check=task.check, ignore_index=ignore)
@@ -108,7 +113,10 @@ def explore_artifact_on_file(host: Any, manifest: Path, data: Path, options: Exp
     return {"artifact": artifact.id, "data": str(data), "examples": len(split), "device": str(where),
             **options.as_json(), "n_sup": cands.n_sup, "trained_n_sup": int(model.n_sup),
             "exact_accuracy": chosen.exact_accuracy, **scored.as_json(),
-            "trajectory_steps": steps, "wall_s": round(cands.seconds, 3),
+            "trajectory_steps": steps, "wall_s": round(cands.seconds, 3), "threads": torch.get_num_threads(),
+            "load_average": round(os.getloadavg()[0], 2),
+            "compiled": cands.compiled, "compile_s": cands.compile_seconds,
+            **({"compile_fallback": cands.compile_fallback} if cands.compile_fallback else {}),
             "example_steps_per_s": round(steps / cands.seconds, 1) if cands.seconds > 0 else None,
             "curve": ex.compute_curve(cands, split.inputs, split.targets, check=task.check, ignore_index=ignore)}
 

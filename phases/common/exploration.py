@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -38,8 +39,10 @@ from agent_forge.phases.common.evaluation import autocast
 
 SELECTIONS: tuple[str, ...] = ("q", "vote", "verify")
 #: The relative latent noise ``forge eval --samples K`` uses when ``--noise`` is not given. How it
-#: was chosen (on a validation set, never a reported one): docs/performance.md, "Thinking harder".
-DEFAULT_NOISE = 0.2
+#: was chosen (on a validation set, never a reported one): docs/performance.md, "Thinking harder"
+#: (0.4 is best for the main job's model, 0.2 for a weaker stand-in; 0.4 costs the stand-in less
+#: than 0.2 costs the main job's model).
+DEFAULT_NOISE = 0.4
 
 Check = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -58,8 +61,14 @@ class Candidates:
     augment: int
     noise: float
     n_sup: int
-    #: Wall-clock seconds of the forward passes (the whole explore call).
+    #: Wall-clock seconds of the forward passes (the whole explore call, less ``compile_seconds``).
     seconds: float = 0.0
+    #: Whether the forward ran compiled (``compile=True`` and compiling worked).
+    compiled: bool = False
+    #: Seconds of the compiling call (one throw-away supervision step on the first batch); 0 eager.
+    compile_seconds: float = 0.0
+    #: Why ``compile=True`` ran eager instead (None: it did not, or was not asked to).
+    compile_fallback: str | None = None
 
     @property
     def trajectory_steps(self) -> int:
@@ -72,7 +81,7 @@ class Candidates:
         keep = torch.tensor([a * self.samples + k for a in range(augment) for k in range(samples)])
         frac = len(keep) / (self.samples * self.augment)
         return Candidates(self.answers[:, keep], self.q[:, keep], self.steps[:, keep], samples, augment,
-                          self.noise, self.n_sup, self.seconds * frac)
+                          self.noise, self.n_sup, self.seconds * frac, self.compiled)
 
 
 # -- selection rules (pure) ---------------------------------------------------------------------
@@ -159,7 +168,8 @@ def explore(model: nn.Module, inputs: torch.Tensor, *, samples: int = 1, noise: 
             n_sup: int | None = None, batch_size: int = 256, device: torch.device | str = "cpu",
             seed: int = 0, symmetries: Sequence[Symmetry] | None = None, augment: int = 1,
             extras: dict[str, torch.Tensor] | None = None, early_exit: bool = False,
-            precision: str = "fp32", on_batch: Callable[[int], None] | None = None) -> Candidates:
+            precision: str = "fp32", on_batch: Callable[[int], None] | None = None,
+            compile: bool = False) -> Candidates:
     """Run ``augment * samples`` trajectories on each question of ``inputs`` (N, S).
 
     ``batch_size`` counts rows of the model's batch (trajectories); a batch holds
@@ -168,6 +178,11 @@ def explore(model: nn.Module, inputs: torch.Tensor, *, samples: int = 1, noise: 
     stops at the first step its Q-head says halt (margin > 0) and leaves the batch; its answer
     and q are those of that step (default: every trajectory runs all ``n_sup`` steps).
     ``extras`` are per-question tensors the model reads (``puzzle_ids``), repeated per trajectory.
+    ``compile``: run the supervision step through ``torch.compile`` (:func:`compiled_forward`;
+    answers equal the eager ones up to float rounding, not bit for bit); every batch is then padded
+    to the same rows so one graph serves them all. Where it cannot compile, or with
+    ``early_exit`` (rows leave the batch: a new shape every step), it runs eager and
+    ``Candidates.compile_fallback`` says why.
     """
     device = torch.device(device)
     _check_options(model, samples, noise, augment, symmetries)
@@ -182,19 +197,33 @@ def explore(model: nn.Module, inputs: torch.Tensor, *, samples: int = 1, noise: 
     was_training = model.training
     model.eval()
     answers, qs, steps_all = [], [], []
+    forward: Callable[..., Any] = model
+    compile_seconds, fallback = 0.0, None
     start_time = time.perf_counter()
     try:
         for start in range(0, len(inputs), per_batch):
             x = inputs[start:start + per_batch].long()
             p = len(x)
+            pad = per_batch - p if forward is not model else 0
+            if pad:  # the compiled graph has static shapes: the short last batch repeats its last puzzle
+                x = torch.cat([x, x[-1:].expand(pad, -1)])
             frames = torch.stack([sym.apply(x) for sym in syms], 1) if syms else x.unsqueeze(1)  # (p, A, S)
-            rows = frames.unsqueeze(2).expand(p, augment, samples, x.shape[1]).reshape(p * c, -1)
+            rows = frames.unsqueeze(2).expand(p + pad, augment, samples, x.shape[1]).reshape((p + pad) * c, -1)
             batch = {"inputs": rows.to(device)}
             for key, value in (extras or {}).items():
                 v = value[start:start + per_batch]
+                if pad:
+                    v = torch.cat([v, v[-1:].expand(pad, *v.shape[1:])])
                 batch[key] = v.repeat_interleave(c, dim=0).to(device)
-            scale = scale_c.repeat(p).to(device)
-            ans, q, steps = _run(model, batch, n_sup, device, precision, scale if noisy else None, gen, early_exit)
+            scale = scale_c.repeat(p + pad).to(device)
+            if compile and start == 0:
+                t0 = time.perf_counter()
+                forward, fallback = compiled_forward(model, batch, scale if noisy else None, early_exit, precision)
+                compile_seconds = time.perf_counter() - t0
+            ans, q, steps = _run(forward, model.initial_carry(batch), batch, n_sup, device, precision,
+                                 scale if noisy else None, gen, early_exit)
+            if pad:
+                ans, q, steps = ans[:p * c], q[:p * c], steps[:p * c]
             ans = ans.view(p, augment, samples, -1)
             if syms:
                 ans = torch.stack([sym.invert(ans[:, a]) for a, sym in enumerate(syms)], 1)
@@ -206,15 +235,54 @@ def explore(model: nn.Module, inputs: torch.Tensor, *, samples: int = 1, noise: 
     finally:
         model.train(was_training)
     return Candidates(torch.cat(answers), torch.cat(qs), torch.cat(steps_all), samples, augment, float(noise),
-                      n_sup, time.perf_counter() - start_time)
+                      n_sup, time.perf_counter() - start_time - compile_seconds, forward is not model,
+                      round(compile_seconds, 3), fallback)
 
 
-def _run(model: nn.Module, batch: dict[str, torch.Tensor], n_sup: int, device: torch.device, precision: str,
-         scale: torch.Tensor | None, gen: torch.Generator | None,
+#: The last model compiled and its compiled forward: a process that explores the same model many
+#: times (a benchmark, a sweep) compiles once. One entry only, as it keeps that model alive.
+_COMPILED: dict[str, Any] = {}
+
+
+def compiled_forward(model: nn.Module, batch: dict[str, torch.Tensor], scale: torch.Tensor | None,
+                     early_exit: bool, precision: str = "fp32") -> tuple[Callable[..., Any], str | None]:
+    """``model``'s supervision step under ``torch.compile`` (static shapes), compiled by one
+    throw-away step on ``batch`` (noise, where ``scale`` is given, from a throw-away generator, so
+    the run's own draws are untouched), and None; or ``model`` itself and why, where compiling
+    fails or cannot serve: with ``early_exit`` every step has fewer rows, a new graph each time.
+
+    Why compile at all: the inference step is a chain of small matrix products and many small
+    elementwise kernels (norms, SwiGLU, residual adds, rotary); inductor fuses the elementwise
+    work, which at this width is much of a step (docs/performance.md, "Evaluation against
+    training"). It costs a compile (tens of seconds on the CPU; inductor's on-disk cache makes a
+    second run of the same shapes cheap), so it is an option that pays on large evaluations.
+    """
+    if early_exit:
+        reason = "--early-exit: trajectories leave the batch, so every step has another shape; ran eager"
+        warnings.warn(f"--compile {reason}", stacklevel=4)  # past explore and its inference_mode wrapper
+        return model, reason
+    try:
+        if _COMPILED.get("model") is not model:
+            _COMPILED.clear()
+            _COMPILED.update(model=model, forward=torch.compile(model, dynamic=False))
+        fn = _COMPILED["forward"]
+        kwargs = {} if scale is None else {"noise": LatentNoise(scale, torch.Generator(scale.device).manual_seed(0))}
+        with autocast(scale.device if scale is not None else batch["inputs"].device, precision):
+            fn(model.initial_carry(batch), batch, **kwargs)
+        return fn, None
+    except Exception as e:  # noqa: BLE001 - any compiler failure: run eager, and say why
+        _COMPILED.clear()
+        reason = f"torch.compile failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); ran eager"
+        warnings.warn(f"--compile: {reason}", stacklevel=4)
+        return model, reason
+
+
+def _run(forward: Callable[..., Any], carry: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], n_sup: int,
+         device: torch.device, precision: str, scale: torch.Tensor | None, gen: torch.Generator | None,
          early_exit: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """All supervision steps of one batch of trajectories: (answers, margins, steps) per row."""
+    """All supervision steps of one batch of trajectories from ``carry``, each a call of
+    ``forward`` (the model, or its compiled step): (answers, margins, steps) per row."""
     rows = batch["inputs"].shape[0]
-    carry = model.initial_carry(batch)
     answer = q_out = None
     steps = torch.full((rows,), n_sup, dtype=torch.long, device=device)
     active = torch.arange(rows, device=device)
@@ -222,19 +290,21 @@ def _run(model: nn.Module, batch: dict[str, torch.Tensor], n_sup: int, device: t
     for step in range(1, n_sup + 1):
         kwargs = {} if scale is None else {"noise": LatentNoise(scale[active], gen)}
         with autocast(device, precision):
-            carry, out = model(carry, sub, **kwargs)
+            carry, out = forward(carry, sub, **kwargs)
+        if not early_exit and step < n_sup:
+            continue  # only the last step's answer is kept: no head, argmax or margin before it
+        with autocast(device, precision):
             logits = out.full_logits()
         pred = logits.argmax(-1)
         margin = out.halt_margin()
         margin = (margin.float() if margin is not None
                   else torch.full((len(active),), math.nan, device=device))
+        if not early_exit:
+            answer, q_out = pred, margin
+            break
         if answer is None:
             answer = torch.empty((rows, pred.shape[1]), dtype=pred.dtype, device=device)
             q_out = torch.full((rows,), math.nan, device=device)
-        if not early_exit:
-            if step == n_sup:
-                answer, q_out = pred, margin
-            continue
         done = (margin > 0) | (step == n_sup)
         answer[active[done]] = pred[done]
         q_out[active[done]] = margin[done]

@@ -63,6 +63,13 @@ def test_eval_command_exploring_plots_and_refuses_bad_options(tiny_run, puzzles,
     assert "q, vote, verify" in str(bad.exception)
     text = CliRunner().invoke(app, ["eval", str(manifest), "--data", str(puzzles), "--samples", "2"])
     assert text.exit_code == 0 and "worse than noiseless" in text.output
+    # --compile with --early-exit cannot serve one graph: it runs eager and the report says why.
+    fell = CliRunner().invoke(app, ["eval", str(manifest), "--data", str(puzzles), "--compile", "--early-exit",
+                                    "--json"])
+    assert fell.exit_code == 0, fell.output
+    m = json.loads(fell.stdout)
+    assert m["compiled"] is False and "early-exit" in m["compile_fallback"] and m["compile_s"] == 0
+    assert m["examples"] == 10 and m["threads"] >= 1 and "load_average" in m
 
 
 def test_eval_help_explains_the_three_selections_and_the_default_noise(tiny_run):

@@ -225,3 +225,73 @@ def test_maze_dihedral_symmetries_round_trip_and_keep_shortest_paths():
     assert torch.equal(make_parse_question(9)(to_text(q[0].tolist())), q[0])
     with pytest.raises(ConfigError, match="--augment 9"):
         dihedral_symmetries(9, 9, 0)
+
+
+# -- inference speed: the embedding once per carry, the compiled step ---------------------------------
+def _steps(model, batch, steps, noise_seed=None):
+    """Carry and outputs after each of ``steps`` supervision steps (with noise when a seed is given)."""
+    carry, outs = model.initial_carry(batch), []
+    gen = None if noise_seed is None else torch.Generator().manual_seed(noise_seed)
+    for _ in range(steps):
+        kw = {} if gen is None else {"noise": LatentNoise(torch.tensor([0.0, 0.4, 0.4, 0.0]), gen)}
+        carry, out = model(carry, batch, **kw)
+        outs.append((carry["y"].clone(), carry["z"].clone(), out.logits.clone(), out.q_halt_logits.clone()))
+    return carry, outs
+
+
+@pytest.mark.parametrize("cfg", [dict(), dict(learned_positions=True, puzzle_emb_len=2)])
+def test_inference_embeds_once_per_carry_with_the_same_results_bit_for_bit(cfg):
+    torch.manual_seed(0)
+    model = TRMEnhancedCognate(TRMConfig(d_model=32, n_layers=1, n_heads=2, n=2, T=2, n_sup=3, **cfg), vocab_size=7,
+                               seq_len=36, num_puzzle_ids=5 if cfg else None).eval()
+    torch.nn.init.normal_(model.q_head.weight, std=0.5)
+    if cfg:
+        torch.nn.init.normal_(model.embed.puzzle, std=0.5)
+    x, _ = _puzzles(4)
+    batch = {"inputs": x, **({"puzzle_ids": torch.tensor([0, 3, 1, 4])} if cfg else {})}
+    for seed in (None, 7):
+        with torch.no_grad():  # the old path: no carry["x"], the input embedded at every step
+            plain_carry, plain = _steps(model, batch, 3, seed)
+        with torch.inference_mode():  # embedded once by initial_carry, read back at every step
+            cached_carry, cached = _steps(model, batch, 3, seed)
+        assert set(plain_carry) == {"y", "z"} and set(cached_carry) == {"x", "y", "z"}
+        for a, b in zip(plain, cached):
+            assert all(torch.equal(u, v) for u, v in zip(a, b))
+    # Training (autograd on) never caches: the embedding's gradient flows through every step.
+    assert set(model.initial_carry(batch)) == {"y", "z"}
+
+
+def test_compile_falls_back_to_eager_and_says_why(monkeypatch):
+    model = _model()
+    x, _ = _puzzles(5)
+    eager = explore(model, x, samples=2, noise=0.5, n_sup=2, batch_size=4, seed=1)
+    assert not eager.compiled and eager.compile_fallback is None
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no C++ compiler here")
+
+    monkeypatch.setattr(torch, "compile", broken)
+    with pytest.warns(UserWarning, match="torch.compile failed.*no C\\+\\+ compiler"):
+        c = explore(model, x, samples=2, noise=0.5, n_sup=2, batch_size=4, seed=1, compile=True)
+    assert not c.compiled and "no C++ compiler" in c.compile_fallback
+    # Eager after the fallback, the padded batches included: the very answers of an eager run.
+    assert torch.equal(c.answers, eager.answers) and torch.equal(c.q, eager.q)
+    with pytest.warns(UserWarning, match="early-exit"):
+        e = explore(model, x, samples=1, n_sup=2, batch_size=4, early_exit=True, compile=True)
+    assert not e.compiled and "early-exit" in e.compile_fallback
+
+
+@pytest.mark.slow  # compiles (tens of seconds on a loaded CPU)
+def test_compiled_step_matches_eager_up_to_rounding():
+    model = _model()
+    x, _ = _puzzles(10)
+    eager = explore(model, x, samples=1, n_sup=3, batch_size=4)
+    comp = explore(model, x, samples=1, n_sup=3, batch_size=4, compile=True)  # 4 a batch: the last one padded
+    assert comp.compiled and comp.compile_fallback is None and comp.compile_seconds > 0
+    assert torch.allclose(comp.q, eager.q, atol=1e-3)
+    assert (comp.answers == eager.answers).float().mean() > 0.99
+    # With noise (the padded last batch draws for its padding rows too, so only trajectory 0 is
+    # comparable with eager): deterministic given the seed, and trajectory 0 noiseless.
+    runs = [explore(model, x, samples=3, noise=0.3, seed=2, n_sup=3, batch_size=12, compile=True) for _ in range(2)]
+    assert runs[0].compiled and torch.equal(runs[0].answers, runs[1].answers) and torch.equal(runs[0].q, runs[1].q)
+    assert torch.allclose(runs[0].q[:, 0], eager.q[:, 0], atol=1e-3)
