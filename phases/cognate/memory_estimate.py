@@ -10,7 +10,10 @@ bound to catch a model ten times too large, not a profiler)::
     activations = B x S x d x 40 x L x (n + 1) x a    the one cycle that keeps gradients: n latent
                   (+ B x S x 2h x S x L x (n+1) x a)  updates + 1 answer update, L layers each,
                                                       ~40 d values per token per layer, plus the
-                                                      attention scores (h heads) with attention
+                                                      attention scores (h heads) with attention;
+                                                      with model.checkpoint_blocks instead
+                  B x S x d x (n + 1) x (L + 2) x a   each block's kept input (and the net's sums)
+                  + 2 x B x S x (40 d + 2hS) x a      + one block recomputed, with its gradients
                 + B x S x V x 4 x 3                   logits, their softmax and its gradient (with
                                                       model.defer_logits: trainer.loss_chunk_tokens
                                                       rows instead of B x S)
@@ -82,7 +85,13 @@ def estimate(parameters: int, model: Any, trainer: Any, *, seq_len: int, vocab: 
     evaluation = eval_batch * seq_len * vocab * 4
     if isinstance(d, int):
         per_token = VALUES_PER_TOKEN_PER_LAYER * d + 2 * heads * seq_len
-        acts += batch * seq_len * per_token * layers * (n + 1) * activation_bytes
+        if getattr(model, "checkpoint_blocks", False):
+            # Recomputed blocks keep only each block application's input (plus the net's two
+            # injection sums per call); one block's activations and their gradients live at a time.
+            kept = d * (n + 1) * (layers + 2)
+            acts += batch * seq_len * (kept + 2 * per_token) * activation_bytes
+        else:
+            acts += batch * seq_len * per_token * layers * (n + 1) * activation_bytes
         evaluation += eval_batch * seq_len * 8 * d * 4
     return MemoryEstimate(parameters, state, acts, evaluation, world_size if shared_memory else 1)
 

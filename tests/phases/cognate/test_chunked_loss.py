@@ -31,7 +31,7 @@ TINY_LM = ["model.d_model=32", "model.n_layers=2", "model.n_heads=2", "model.n_k
            "trainer.threads=1", "trainer.max_steps=3", "evaluators=[loss,token]"]
 
 
-def _train(host, tmp_path, extra):
+def _train(host, tmp_path, extra, watch=None):
     raw = apply_overrides(VARIANTS["lm_conservative"][0], TINY_LM + extra)
     cfg = validate_cognate(host, raw)
     task = host.get(DatasetSpec, cfg.task_name).build(cfg.task, cfg.data_seed)
@@ -44,6 +44,8 @@ def _train(host, tmp_path, extra):
             losses.append(state.losses["lm"].detach().clone())
 
     callbacks["record"] = Record()
+    if watch is not None:
+        callbacks["watch"] = watch
     trainer = host.get(TrainerSpec, cfg.trainer_name).build(cfg.trainer)
     fit = trainer.fit(FitContext(model=model, task=task, run_dir=tmp_path, seed=cfg.seed, callbacks=callbacks,
                                  host=host, evaluators=cfg.evaluators, progress=False,
@@ -107,3 +109,42 @@ def test_model_output_needs_logits_or_hidden_and_head():
     h = torch.randn(2, 3, 4)
     out = ModelOutput(None, hidden=h, head=torch.nn.Linear(4, 5))
     assert out.full_logits().shape == (2, 3, 5)
+
+
+def test_bf16_autocast_keeps_fp32_master_weights_gradients_and_optimizer_state(host, tmp_path):
+    """trainer.precision=bf16 is the CUDA recipe (bf16 activations, fp32 master weights), run here
+    with the CPU's autocast as its stand-in, on the LM presets' path (chunked loss, checkpointed
+    blocks): the recursion's matrix products give bf16 (the norms' fp32 residual stream is
+    autocast's own choice); the loss, every weight, gradient and Adam
+    moment stay fp32; and it trains the fp32 model to bf16 accuracy."""
+    seen: dict[str, set] = {"matmul": set(), "loss": set(), "params": set(), "grads": set(), "moments": set()}
+
+    def record(module, args, output):
+        if torch.is_grad_enabled():  # the training steps' graded cycle, not evaluation (no_grad)
+            seen["matmul"].add(output.dtype)
+
+    class Watch(Callback):
+        def on_fit_start(self, trainer, state):
+            for block in state.model.net.blocks:  # the attention's and the SwiGLU's output projections
+                block.mixer.register_forward_hook(record)
+                block.mlp.register_forward_hook(record)
+
+        def on_loss(self, trainer, state):
+            seen["loss"].add(state.losses["lm"].dtype)
+
+        def on_step_end(self, trainer, state):
+            params = list(state.model.parameters())
+            seen["params"] |= {p.dtype for p in params}
+            seen["grads"] |= {p.grad.dtype for p in params if p.grad is not None}
+            seen["moments"] |= {v.dtype for s in state.optimizer.state.values() for v in s.values()
+                                if torch.is_tensor(v) and v.dim() > 0}
+
+    memory = ["model.defer_logits=true", "model.checkpoint_blocks=true", "trainer.loss_chunk_tokens=32"]
+    losses, weights = _train(host, tmp_path / "bf16", memory + ["trainer.precision=bf16"], watch=Watch())
+    assert seen["matmul"] == {torch.bfloat16}
+    assert seen["loss"] == seen["params"] == seen["grads"] == seen["moments"] == {torch.float32}
+    assert all(w.dtype == torch.float32 for w in weights.values() if w.is_floating_point())
+    ref_losses, _ = _train(host, tmp_path / "fp32", memory)
+    # bf16 keeps 8 bits of mantissa: the same losses to ~1%, not bit for bit.
+    torch.testing.assert_close(losses, ref_losses, rtol=2e-2, atol=0)
+    assert not torch.equal(losses, ref_losses)  # the activations really were rounded

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+import torch
 
 from agent_forge.errors import ConfigError
 from agent_forge.plugins.datasets.text import EOS, TextConfig, build_text, stdlib_docstrings
@@ -106,3 +107,30 @@ def test_an_empty_folder_and_parquet_without_pyarrow_are_named(tmp_path):
         (tmp_path / "c.parquet").write_bytes(b"PAR1")
         with pytest.raises(ConfigError, match="needs pyarrow"):
             build_text(TextConfig(paths=[tmp_path / "c.parquet"], seq_len=16), seed=0)
+
+
+def test_a_parquet_corpus_is_one_document_per_row_of_its_text_column(tmp_path):
+    # pyarrow is a test dependency (the 'dev' extra), so this runs wherever scripts/setup.sh installed.
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    rows = [f"parquet row {i} says something of its own. " * 6 for i in range(10)]
+    (tmp_path / "corpus").mkdir()
+    pq.write_table(pa.table({"id": list(range(12)), "text": rows + [None, "short but kept"]}),
+                   tmp_path / "corpus" / "c.parquet")
+    data = build_text(TextConfig(paths=[tmp_path / "corpus" / "c.parquet"], seq_len=16, eval_fraction=0.3), seed=0)
+    assert data.info["documents"] == 11  # ten rows and the short one; the null row is skipped
+    assert data.render(data.train.inputs[0]).startswith("parquet row ")
+    # The same rows as a .jsonl corpus give the same windows: Parquet is only another container.
+    (tmp_path / "c.jsonl").write_text("".join(json.dumps({"text": r}) + "\n" for r in rows + ["short but kept"]))
+    as_jsonl = build_text(TextConfig(paths=[tmp_path / "c.jsonl"], seq_len=16, eval_fraction=0.3), seed=0)
+    assert torch.equal(data.train.inputs, as_jsonl.train.inputs)
+    assert torch.equal(data.eval.targets, as_jsonl.eval.targets)
+    # A folder reads a .parquet file beside the other corpus files.
+    (tmp_path / "corpus" / "extra.txt").write_text("a plain text document beside the parquet file " * 4)
+    both = build_text(TextConfig(paths=[tmp_path / "corpus"], seq_len=16, eval_fraction=0.3), seed=0)
+    assert both.info["documents"] == 12
+    # A file without a 'text' column is refused, naming the columns it has.
+    pq.write_table(pa.table({"body": rows}), tmp_path / "bad.parquet")
+    with pytest.raises(ConfigError, match=r"no column 'text' \(columns: body\)"):
+        build_text(TextConfig(paths=[tmp_path / "bad.parquet"], seq_len=16), seed=0)
