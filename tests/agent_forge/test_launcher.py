@@ -16,6 +16,7 @@ import signal
 from pathlib import Path
 
 import pytest
+from forge_testing import forge_main
 import torch
 from torch.distributed.elastic.multiprocessing.api import SignalException
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
@@ -31,17 +32,6 @@ def _no_leaked_launcher_env(monkeypatch):
     monkeypatch.delenv("FORGE_DIST_BACKEND", raising=False)
 
 
-def _forge(argv: list[str], capsys) -> tuple[int, str, str]:
-    from agent_forge.cli import main
-
-    capsys.readouterr()
-    try:
-        main(list(argv))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _manifest(folder: Path) -> Path:
@@ -90,7 +80,7 @@ def test_an_interrupted_multi_process_evomerge_run_names_its_generation(tmp_path
            (lambda: ChildFailedError("agent_forge", {r: _failure(130, tmp_path, r) for r in (0, 1)})))
     monkeypatch.setattr(torch.distributed.run, "main", _ranks_that(_evomerge_saves_generation(2), end))
     out = tmp_path / "merge"
-    code, _, err = _forge(["run", "phase", "evomerge", "--nproc", "2", "--no-progress", "--out", str(out),
+    code, _, err = forge_main(["run", "phase", "evomerge", "--nproc", "2", "--no-progress", "--out", str(out),
                            "--set", f"inputs=[{_manifest(tmp_path)}]"], capsys)
     assert code == 130, err
     assert "no checkpoint" not in err
@@ -106,7 +96,7 @@ def test_a_failed_multi_process_evomerge_run_says_its_generation_is_intact(tmp_p
         return ChildFailedError("agent_forge", {0: _failure(1, tmp_path, 0)})
 
     monkeypatch.setattr(torch.distributed.run, "main", _ranks_that(_evomerge_saves_generation(1), end))
-    code, _, err = _forge(["run", "phase", "evomerge", "--nproc", "2", "--no-progress", "--out",
+    code, _, err = forge_main(["run", "phase", "evomerge", "--nproc", "2", "--no-progress", "--out",
                            str(tmp_path / "merge"), "--set", f"inputs=[{_manifest(tmp_path)}]"], capsys)
     assert code == 2, err
     assert "rank 0 (pid 1000) died first, exit code 1" in err
@@ -118,7 +108,7 @@ def test_nothing_saved_is_said_as_nothing_saved(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(torch.distributed.run, "main",
                         _ranks_that(lambda run_dir: None, lambda: SignalException("SIGTERM", signal.SIGTERM)))
-    code, _, err = _forge(["run", "phase", "evomerge", "--nproc", "2", "--no-progress", "--out",
+    code, _, err = forge_main(["run", "phase", "evomerge", "--nproc", "2", "--no-progress", "--out",
                            str(tmp_path / "merge"), "--set", f"inputs=[{_manifest(tmp_path)}]"], capsys)
     assert code == 128 + signal.SIGTERM, err
     assert "interrupted by SIGTERM; every rank stopped, no checkpoint was saved" in err

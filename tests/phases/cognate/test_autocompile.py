@@ -117,14 +117,12 @@ def test_a_record_that_says_compiling_loses_keeps_the_run_eager(tmp_path):
     assert second.decision == "eager" and not wrapped
 
 
-def test_compile_auto_trains_end_to_end_and_stays_eager_on_a_tiny_budget(host, tmp_path, tiny):
-    from agent_forge.config import apply_overrides
+def _fit_auto(host, tmp_path, raw):
+    """Train ``raw`` (trainer.compile=auto) through the trainer: (model, FitResult, its log)."""
     from agent_forge.phases.cognate.fit import FitContext
     from agent_forge.phases.cognate.phase import build_model, validate_cognate
     from agent_forge.plugins.loggers import JsonlLogger
-    from agent_forge.plugins.variants import VARIANTS
 
-    raw = apply_overrides(VARIANTS["trm_tiny"][0], [*tiny, "trainer.max_steps=6", "trainer.compile=auto"])
     c = validate_cognate(host, raw)
     assert c.trainer.compile == "auto"
     task = host.get(DatasetSpec, c.task_name).build(c.task, c.data_seed)
@@ -134,6 +132,15 @@ def test_compile_auto_trains_end_to_end_and_stays_eager_on_a_tiny_budget(host, t
     fit = trainer.fit(FitContext(model=model, task=task, run_dir=tmp_path, seed=c.seed, host=host,
                                  callbacks={n: host.get(CallbackSpec, n).build(x) for n, x in c.callbacks.items()},
                                  evaluators=c.evaluators, progress=False, log=log, loggers=JsonlLogger(None, tmp_path)))
+    return model, fit, log
+
+
+def test_compile_auto_trains_end_to_end_and_stays_eager_on_a_tiny_budget(host, tmp_path, tiny):
+    from agent_forge.config import apply_overrides
+    from agent_forge.plugins.variants import VARIANTS
+
+    raw = apply_overrides(VARIANTS["trm_tiny"][0], [*tiny, "trainer.max_steps=6", "trainer.compile=auto"])
+    model, fit, log = _fit_auto(host, tmp_path, raw)
     assert fit.status == "completed" and fit.state.forward_module is model
     assert [kw["decision"] for e, kw in log.lines if e == "compile.auto"] == ["eager"]
 
@@ -145,9 +152,6 @@ def test_compile_auto_compiles_mid_run_when_it_pays(host, tmp_path, tiny, monkey
 
     from agent_forge.config import apply_overrides
     from agent_forge.phases.cognate import autocompile
-    from agent_forge.phases.cognate.fit import FitContext
-    from agent_forge.phases.cognate.phase import build_model, validate_cognate
-    from agent_forge.plugins.loggers import JsonlLogger
     from agent_forge.plugins.variants import VARIANTS
 
     monkeypatch.setattr(autocompile.CompileRecords, "estimate",
@@ -155,14 +159,7 @@ def test_compile_auto_compiles_mid_run_when_it_pays(host, tmp_path, tiny, monkey
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
     counters.clear()
     raw = apply_overrides(VARIANTS["trm_tiny"][0], [*tiny, "trainer.max_steps=10", "trainer.compile=auto"])
-    c = validate_cognate(host, raw)
-    task = host.get(DatasetSpec, c.task_name).build(c.task, c.data_seed)
-    model = build_model(host, c, task.spec, c.seed)
-    log = Log()
-    trainer = host.get(TrainerSpec, c.trainer_name).build(c.trainer)
-    fit = trainer.fit(FitContext(model=model, task=task, run_dir=tmp_path, seed=c.seed, host=host,
-                                 callbacks={n: host.get(CallbackSpec, n).build(x) for n, x in c.callbacks.items()},
-                                 evaluators=c.evaluators, progress=False, log=log, loggers=JsonlLogger(None, tmp_path)))
+    model, fit, log = _fit_auto(host, tmp_path, raw)
     decisions = [kw["decision"] for e, kw in log.lines if e == "compile.auto"]
     assert fit.status == "completed" and decisions[0] == "compile" and len(decisions) == 2
     assert counters["stats"]["unique_graphs"] >= 1  # the training forward was traced
