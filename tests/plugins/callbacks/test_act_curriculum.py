@@ -3,6 +3,7 @@ first, adaptive halting after, resumable exactly."""
 
 import dataclasses
 import json
+import time
 import types
 
 import pytest
@@ -115,6 +116,19 @@ class SayHalt(Callback):
         state.output.q_halt_logits.fill_(10.0)
 
 
+#: A step budget only. trm_tiny's preset also has ``trainer.minutes=8.5``, which ``--max-steps`` drops
+#: on the command line but a ``trainer.max_steps`` override keeps; with a time budget the cosine lr
+#: reads the wall clock (``schedule.lr_factor``: at the first step after warm-up the step fraction
+#: is 0 and elapsed/minutes decides), so two runs are bit-identical only by luck of the float32
+#: rounding. Bit-identical runs and resumes are promised for step (and epoch) budgets.
+STEPS_ONLY = ["trainer.minutes=null"]
+
+
+def _latest(run_dir):
+    pointer = json.loads((run_dir / "checkpoints" / "latest.json").read_text())
+    return load_train_state(run_dir / "checkpoints" / pointer["checkpoint"])
+
+
 def _fit(host, run_dir, overrides, callbacks_extra=None, resume=False):
     cfg = validate_cognate(host, apply_overrides(VARIANTS["trm_tiny"][0], overrides))
     task = host.get(DatasetSpec, cfg.task_name).build(cfg.task, cfg.data_seed)
@@ -148,8 +162,8 @@ def test_a_crashed_curriculum_run_resumes_bit_identically(host, tmp_path, tiny):
                 raise RuntimeError("crash after the checkpoint at step 4")
 
     # A fraction of the budget: fixed depth to step 6, the crash at 5 and the switch after the resume.
-    sets = tiny + ["trainer.max_steps=12", "trainer.checkpoint_every=4", "trainer.eval_every=null",
-                   "callbacks.act.curriculum_steps=0.5"]
+    sets = tiny + STEPS_ONLY + ["trainer.max_steps=12", "trainer.checkpoint_every=4", "trainer.eval_every=null",
+                                "callbacks.act.curriculum_steps=0.5"]
     full = _fit(host, tmp_path / "full", sets, {"say_halt": SayHalt()})
     assert full.state.callbacks["act"].adaptive_from == 7
     with pytest.raises(RuntimeError, match="crash"):
@@ -157,11 +171,22 @@ def test_a_crashed_curriculum_run_resumes_bit_identically(host, tmp_path, tiny):
     resumed = _fit(host, tmp_path / "crashed", sets, {"say_halt": SayHalt()}, resume=True)
     assert resumed.state.step == 12 and resumed.state.callbacks["act"].adaptive_from == 7
 
-    def latest(run_dir):
-        pointer = json.loads((run_dir / "checkpoints" / "latest.json").read_text())
-        return load_train_state(run_dir / "checkpoints" / pointer["checkpoint"])
-
-    a, b = latest(tmp_path / "full"), latest(tmp_path / "crashed")
+    a, b = _latest(tmp_path / "full"), _latest(tmp_path / "crashed")
     assert_same_training_state(a, b)
     assert a["callbacks"]["act"] == b["callbacks"]["act"] == {"resolved": True, "until_step": 6, "until_s": None,
                                                              "adaptive_from": 7}
+
+
+def test_two_runs_in_one_process_are_bit_identical_however_long_their_steps_take(host, tmp_path, tiny):
+    class Slow:
+        """Half a second after the last warm-up step: the next step's lr would see it if the
+        schedule read the clock (it did, through trm_tiny's time budget: this test's first fail)."""
+
+        def on_step_end(self, state):
+            if state.step == 2:  # TINY's warmup_steps
+                time.sleep(0.5)
+
+    sets = tiny + STEPS_ONLY + ["trainer.max_steps=8", "trainer.eval_every=null", "callbacks.act.curriculum_steps=0.5"]
+    _fit(host, tmp_path / "a", sets, {"say_halt": SayHalt()})
+    _fit(host, tmp_path / "b", sets, {"say_halt": SayHalt(), "slow": Slow()})
+    assert_same_training_state(_latest(tmp_path / "a"), _latest(tmp_path / "b"))
