@@ -178,11 +178,11 @@ def test_a_crashed_curriculum_run_resumes_bit_identically(host, tmp_path, tiny):
 
 
 def test_two_runs_in_one_process_are_bit_identical_however_long_their_steps_take(host, tmp_path, tiny):
-    class Slow:
+    class Slow(Callback):
         """Half a second after the last warm-up step: the next step's lr would see it if the
         schedule read the clock (it did, through trm_tiny's time budget: this test's first fail)."""
 
-        def on_step_end(self, state):
+        def on_step_end(self, trainer, state):
             if state.step == 2:  # TINY's warmup_steps
                 time.sleep(0.5)
 
