@@ -196,7 +196,9 @@ class TRMEnhancedCognate(nn.Module):
         b, s = batch["inputs"].shape
         shape = (b, self.prefix + s, self.cfg.d_model)
         carry = {"y": self.y_init.expand(shape).clone(), "z": self.z_init.expand(shape).clone()}
-        if torch.is_inference_mode_enabled():
+        # A sharded (FSDP) embedding is whole only inside forward, so it is not read here.
+        sharded = hasattr(self.embed.weight, "full_tensor")
+        if torch.is_inference_mode_enabled() and not sharded:
             # Inference: the input, so its embedding, is the same at every supervision step of this
             # carry; embed it once here and let forward read it ("x"). Training embeds at every
             # step (the embedding's gradient flows through each), so its carry never holds it.
