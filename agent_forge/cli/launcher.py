@@ -14,6 +14,7 @@ import os
 import shlex
 import signal
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -102,9 +103,12 @@ def launch_ranks(nproc: int, backend: Optional[str], run_dir: Path, newest_check
     os.environ.setdefault("TORCH_ELASTIC_SHUTDOWN_TIMEOUT", str(int(float(os.environ.get(TIMEOUT_ENV, "300")))))
     argv = [*without_flag(without_flag(without_flag(sys.argv[1:], "--nproc"), "--backend"), "--out"),
             "--out", str(run_dir)]
+    # torchrun makes a log folder per launch (``torchelastic_*`` in the temp folder when not told
+    # where) and never removes it: every multi-process run used to leave one behind. Ours goes.
+    logs = tempfile.TemporaryDirectory(prefix="forge-torchrun-")
     try:
         torchrun(["--standalone", f"--nproc-per-node={nproc}", "--monitor-interval=0.5",
-                  "--module", "agent_forge", *argv])
+                  f"--log-dir={logs.name}", "--module", "agent_forge", *argv])
     except SignalException as exc:  # this process got the signal; the agent forwarded it and waited for the ranks
         raise interrupted(signal.Signals(exc.sigval).name, run_dir, newest_checkpoint()) from None
     except ChildFailedError as exc:
@@ -112,3 +116,5 @@ def launch_ranks(nproc: int, backend: Optional[str], run_dir: Path, newest_check
         if codes <= {130, 143}:  # every rank stopped on an interrupt, after its checkpoint
             raise interrupted("SIGINT" if 130 in codes else "SIGTERM", run_dir, newest_checkpoint()) from None
         raise rank_failed(exc.failures, newest_checkpoint()) from None
+    finally:
+        logs.cleanup()

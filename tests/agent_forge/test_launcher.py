@@ -12,6 +12,7 @@ process got the signal, :class:`ChildFailedError` when the ranks exited 130 or o
 from __future__ import annotations
 
 import re
+import tempfile
 import signal
 from pathlib import Path
 
@@ -134,3 +135,32 @@ def test_each_phase_says_what_it_saved_in_its_own_unit(tmp_path, host):
     _evomerge_saves_generation(3)(tmp_path / "merge")
     saved = evomerge.newest_checkpoint(tmp_path / "merge")
     assert (saved.unit, saved.position, saved.folder.name) == ("generation", 3, "gen-0003")
+
+
+@pytest.mark.parametrize("end", ["completes", "signal"])
+def test_the_launch_leaves_no_log_folder_behind(tmp_path, capsys, monkeypatch, end):
+    # torchrun makes a ``torchelastic_*`` folder in the temp folder per launch unless given
+    # --log-dir, and never removes it; 536 of them had piled up in /tmp on a developer machine.
+    import torch.distributed.run
+
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
+    seen: list[Path] = []
+
+    def torchrun(args: list[str]) -> None:
+        log_dir = Path(next(a for a in args if a.startswith("--log-dir=")).split("=", 1)[1])
+        assert log_dir.is_dir() and log_dir.parent == temp
+        (log_dir / "attempt_0").mkdir()  # what torchrun writes there
+        seen.append(log_dir)
+        if end == "signal":
+            raise SignalException("SIGTERM", signal.SIGTERM)
+
+    monkeypatch.setattr(torch.distributed.run, "main", torchrun)
+    code, _, err = forge_main(["run", "phase", "evomerge", "--nproc", "2", "--no-progress", "--out",
+                               str(tmp_path / "merge"), "--set", f"inputs=[{_manifest(tmp_path)}]"], capsys)
+    assert seen, err
+    assert list(temp.iterdir()) == [], f"left behind: {list(temp.iterdir())}"
+    if end == "signal":
+        assert code == 128 + signal.SIGTERM, err
