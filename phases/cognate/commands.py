@@ -18,6 +18,7 @@ from agent_forge.errors import ConfigError
 from agent_forge.formatting import format_number
 from agent_forge.logging import stdout_console
 from agent_forge.plugin_host import get_host
+from agent_forge.progress import PROGRESS_LINE_EVERY_S
 
 #: The most supervision steps ``forge eval``/``forge show --n-sup`` run: far past any trained
 #: n_sup (16 in the presets), and each step is a full forward pass over the data.
@@ -101,6 +102,9 @@ def eval_cmd(
     compile_step: bool = typer.Option(False, "--compile", help="Run the supervision step through torch.compile:"
                                       " faster on large evaluations after a compile of tens of seconds; answers"
                                       " equal eager's up to float rounding. Reports like --samples."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="A bar over the examples on a terminal;"
+                                  f" elsewhere a plain progress line at the start, then every"
+                                  f" {PROGRESS_LINE_EVERY_S:g} s (on stderr)."),
 ) -> None:
     """Evaluate a hand-off artifact on a user file or dataset folder; print the metrics JSON on
     stdout, with exact and token accuracy after every supervision step and at the Q-head's halting
@@ -121,11 +125,13 @@ def eval_cmd(
                               " ARC protocol votes over the folder's own augmentations; run them separately")
         _eval_exploring(artifact, data, ExploreOptions(samples, noise, select, augment, seed, early_exit),
                         plot=plot, as_json=as_json, batch_size=batch_size, n_sup=n_sup, device=device,
-                        split=split, predictions_path=save_predictions, overwrite=overwrite, compile_step=compile_step)
+                        split=split, predictions_path=save_predictions, overwrite=overwrite, compile_step=compile_step,
+                        progress=progress)
         return
     metrics = evaluate_artifact_on_file(get_host(), artifact, data, batch_size=batch_size, n_sup=n_sup,
                                         device=device, split=split, predictions_path=save_predictions,
-                                        overwrite=overwrite, protocol=protocol, submission_path=submission)
+                                        overwrite=overwrite, protocol=protocol, submission_path=submission,
+                                        progress=progress)
     if as_json:
         emit_json(metrics)
         return
@@ -142,12 +148,12 @@ def eval_cmd(
 
 def _eval_exploring(artifact: Path, data: Path, options, *, plot: Optional[Path], as_json: bool, batch_size: int,
                     n_sup: Optional[int], device: str, split: Optional[str], predictions_path: Optional[Path],
-                    overwrite: bool, compile_step: bool = False) -> None:
+                    overwrite: bool, compile_step: bool = False, progress: bool = False) -> None:
     from agent_forge.phases.cognate.explore import exploration_table, explore_artifact_on_file, plot_curve
 
     metrics = explore_artifact_on_file(get_host(), artifact, data, options, batch_size=batch_size, n_sup=n_sup,
                                        device=device, split=split, predictions_path=predictions_path,
-                                       overwrite=overwrite, compile_step=compile_step)
+                                       overwrite=overwrite, compile_step=compile_step, progress=progress)
     if predictions_path is not None:
         metrics["predictions"] = str(predictions_path)
     if plot is not None:

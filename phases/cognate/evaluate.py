@@ -196,7 +196,8 @@ def eval_task(host: Any, artifact: ModelArtifact, data: Path, split: str | None,
 def evaluate_artifact_on_file(host: Any, manifest: Path, data: Path, *, batch_size: int = 256,
                               n_sup: int | None = None, device: str = "cpu", split: str | None = None,
                               predictions_path: Path | None = None, overwrite: bool = False,
-                              protocol: str | None = None, submission_path: Path | None = None) -> dict[str, Any]:
+                              protocol: str | None = None, submission_path: Path | None = None,
+                              progress: bool = False) -> dict[str, Any]:
     """Load a verified artifact, read ``data`` with its task's ``eval_file`` reader (or, for a
     dataset folder in the official layout, its ``split``, default ``test``), return metrics.
 
@@ -209,9 +210,11 @@ def evaluate_artifact_on_file(host: Any, manifest: Path, data: Path, *, batch_si
     example in the data's order (:func:`save_predictions`); an existing file only with ``overwrite``.
     ``protocol``: also score a dataset folder by a benchmark's own rules (:data:`PROTOCOLS`; ``arc``:
     votes over augmented versions, pass@k per puzzle under ``protocol``); ``submission_path``: write
-    the protocol's submission file there (an existing file only with ``overwrite``).
+    the protocol's submission file there (an existing file only with ``overwrite``). ``progress``:
+    a bar over the examples on a terminal, an ``eval.progress`` line every 30 s off one.
     """
     from agent_forge.phases.cognate.training_config import resolve_device, resolve_precision
+    from agent_forge.phases.cognate.weights import EvalBar
 
     where = resolve_device(device, "--device")
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
@@ -223,10 +226,13 @@ def evaluate_artifact_on_file(host: Any, manifest: Path, data: Path, *, batch_si
     artifact, model = load_model(host, manifest)
     task = eval_task(host, artifact, data, split, manifest)
     model.to(where)
-    ctx = EvalContext(model, task, where, batch_size=batch_size, n_sup=n_sup,
-                      precision=resolve_precision("auto", where) if where.type == "cuda" else "fp32")
     evaluators = list(FILE_EVALUATORS) + ([PROTOCOLS[protocol]] if protocol else [])
-    metrics: dict[str, Any] = run_evaluators(host, evaluators, ctx)
+    with EvalBar(progress, len(task.eval), field="data") as bar:
+        bar.label(Path(data).name)
+        ctx = EvalContext(model, task, where, batch_size=batch_size, n_sup=n_sup,
+                          precision=resolve_precision("auto", where) if where.type == "cuda" else "fp32",
+                          on_batch=bar.advance)
+        metrics: dict[str, Any] = run_evaluators(host, evaluators, ctx)
     curve = step_curve(ctx)
     out: dict[str, Any] = {"artifact": artifact.id, "data": str(data)}
     if split is not None:

@@ -12,7 +12,7 @@ import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -66,31 +66,35 @@ def wants_exploration(samples: int, augment: int, early_exit: bool, plot: Path |
 
 def run_exploration(model: torch.nn.Module, task: TaskData, options: ExploreOptions, *, n_sup: int | None,
                     batch_size: int, device: torch.device, precision: str = "fp32",
-                    compile_step: bool = False) -> ex.Candidates:
+                    compile_step: bool = False, on_batch: Callable[[int], None] | None = None) -> ex.Candidates:
     """The candidates of every question of ``task.eval`` under ``options``; ``compile_step``: the
-    supervision step through ``torch.compile`` (:func:`~agent_forge.phases.common.exploration.compiled_forward`)."""
+    supervision step through ``torch.compile`` (:func:`~agent_forge.phases.common.exploration.compiled_forward`);
+    ``on_batch(questions)`` after each batch (a progress bar)."""
     options.check(task)
     split = task.eval
     syms = task.symmetries(options.augment, options.seed) if options.augment > 1 else None
     return ex.explore(model, split.inputs, samples=options.samples, noise=options.noise_used, n_sup=n_sup,
                       batch_size=batch_size, device=device, seed=options.seed, symmetries=syms,
                       augment=options.augment, extras=split.extras, early_exit=options.early_exit,
-                      precision=precision, compile=compile_step)
+                      precision=precision, compile=compile_step, on_batch=on_batch)
 
 
 def explore_artifact_on_file(host: Any, manifest: Path, data: Path, options: ExploreOptions, *,
                              batch_size: int = 256, n_sup: int | None = None, device: str = "cpu",
                              split: str | None = None, predictions_path: Path | None = None,
-                             overwrite: bool = False, compile_step: bool = False) -> dict[str, Any]:
+                             overwrite: bool = False, compile_step: bool = False,
+                             progress: bool = False) -> dict[str, Any]:
     """``forge eval`` with exploration: the metrics JSON (the chosen rule's exact accuracy, every
     rule's score, how often selection did worse than the noiseless answer, the accuracy-against-
     compute curve, wall time and examples·steps/s). ``data`` is a file or a dataset folder
     (``split``); ``predictions_path`` also writes the chosen answers, as plain ``forge eval`` does.
     ``compile_step``: ``forge eval --compile`` (the compile's seconds are reported apart from
-    ``wall_s``, which is the evaluation's own)."""
+    ``wall_s``, which is the evaluation's own). ``progress``: a bar over the questions on a
+    terminal, an ``eval.progress`` line every 30 s off one (K x N trajectories can take minutes)."""
     from agent_forge.phases.cognate.evaluate import (check_data_and_split, check_predictions_path, eval_task,
                                                      save_predictions)
     from agent_forge.phases.cognate.training_config import resolve_device, resolve_precision
+    from agent_forge.phases.cognate.weights import EvalBar
 
     where = resolve_device(device)
     split_name = check_data_and_split(data, split)
@@ -100,8 +104,10 @@ def explore_artifact_on_file(host: Any, manifest: Path, data: Path, options: Exp
     model.to(where)
     task = eval_task(host, artifact, data, split_name, manifest)
     precision = resolve_precision("auto", where) if where.type == "cuda" else "fp32"
-    cands = run_exploration(model, task, options, n_sup=n_sup, batch_size=batch_size, device=where,
-                            precision=precision, compile_step=compile_step)
+    with EvalBar(progress, len(task.eval), field="data") as bar:
+        bar.label(Path(data).name)
+        cands = run_exploration(model, task, options, n_sup=n_sup, batch_size=batch_size, device=where,
+                                precision=precision, compile_step=compile_step, on_batch=bar.advance)
     split = task.eval
     ignore = task.spec.ignore_index
     scored = ex.score(cands, split.inputs, split.targets, check=task.check, ignore_index=ignore)

@@ -103,7 +103,7 @@ def evaluate_weights(trainer: Any, state: TrainState, task: TaskData, host: Any,
     can take a while, and a silent screen looks hung)."""
     result = WeightsEvaluation()
     labels = trainer.weight_labels(state)
-    with _EvalBar(progress, len(task.eval) * len(labels)) as bar:
+    with EvalBar(progress, len(task.eval) * len(labels)) as bar:
         for label in labels:
             bar.label(label)
             with trainer.weights(state, label) as model:
@@ -117,12 +117,14 @@ def evaluate_weights(trainer: Any, state: TrainState, task: TaskData, host: Any,
     return result
 
 
-class _EvalBar(TerminalBar):
+class EvalBar(TerminalBar):
     """A rich bar "eval <label> n/N examples" on the shared console; off a terminal, an
     ``eval.progress`` log line when it starts and then every ``PROGRESS_LINE_EVERY_S`` seconds
-    (a final evaluation of text or ARC tasks can take minutes)."""
+    (a final evaluation of text or ARC tasks, or ``forge eval --samples 64``, can take minutes).
+    ``label(name)`` names what is evaluated (the lines' ``field``: the weights label in training,
+    the data file in ``forge eval``); ``advance(n)`` counts examples (an ``on_batch``)."""
 
-    def __init__(self, enabled: bool, total: int) -> None:
+    def __init__(self, enabled: bool, total: int, *, field: str = "weights") -> None:
         def columns(rp: Any) -> list[Any]:
             return [rp.TextColumn("[bold]eval {task.description}"), rp.BarColumn(bar_width=24),
                     rp.MofNCompleteColumn(), rp.TextColumn("examples"), rp.TimeElapsedColumn()]
@@ -130,6 +132,7 @@ class _EvalBar(TerminalBar):
         super().__init__(enabled, columns, total=total, transient=True)
         self.lines = PlainLines(enabled, "eval.progress")
         self.total, self.done, self.current, self.started = total, 0, "", time.monotonic()
+        self.field = field
 
     def label(self, label: str) -> None:
         self.current = label
@@ -142,5 +145,5 @@ class _EvalBar(TerminalBar):
         self._line()
 
     def _line(self) -> None:
-        self.lines.tick(weights=self.current, examples=self.done, total=self.total,
+        self.lines.tick(**{self.field: self.current}, examples=self.done, total=self.total,
                         elapsed_s=round(time.monotonic() - self.started, 1))
