@@ -15,6 +15,7 @@ run as ``stopped: ...`` plus the command that resumes it.
 from __future__ import annotations
 
 import sys
+import warnings
 from collections import Counter
 from typing import Any
 
@@ -25,7 +26,7 @@ from typer.models import DefaultPlaceholder
 
 from agent_forge.cli.commands import current_host, export, inspect, plugins, root, run_phase_cmd, run_pipeline_cmd
 from agent_forge.cli.launcher import resume_command
-from agent_forge.cli.messages import (Abort, NoArgsIsHelp, click_errors, os_error_message, print_error,
+from agent_forge.cli.messages import (Abort, NoArgsIsHelp, click_errors, os_error_message, print_error, print_warning,
                                       usage_error_message)
 from agent_forge.errors import ForgeError, RunInterrupted
 from agent_forge.logging import console
@@ -141,6 +142,9 @@ def main(argv: list[str] | None = None) -> None:
     """``forge ARGV...`` (the console script; also ``python -m agent_forge``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    shown_as = warnings.showwarning
+    if not debug:
+        warnings.showwarning = print_warning
     try:
         app = build_app()
         # Not standalone: usage errors come here too, to be printed like every other error.
@@ -185,3 +189,5 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         console.print("interrupted")
         sys.exit(130)
+    finally:
+        warnings.showwarning = shown_as

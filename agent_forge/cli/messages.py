@@ -51,6 +51,16 @@ def print_error(message: str) -> None:
     console.print(Text.assemble(("error: ", "bold red"), one_line(message)), soft_wrap=True)
 
 
+def print_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: Any = None, line: str | None = None) -> None:
+    """``warnings.showwarning`` for the command line: ``warning: MESSAGE``, one line on stderr,
+    instead of Python's file, line number and source line (which mean nothing to a user)."""
+    text = one_line(str(message))
+    if category is not UserWarning:  # a library's own kind of warning says what kind it is
+        text = f"{text} ({category.__name__})"
+    console.print(Text.assemble(("warning: ", "bold yellow"), text), soft_wrap=True)
+
+
 def given_value(argv: list[str], param: Any) -> str | None:
     """What the command line gave an option (its last occurrence), for a usage error's message."""
     opts = [*getattr(param, "opts", ()), *getattr(param, "secondary_opts", ())]

@@ -4,7 +4,6 @@ import json
 import re
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from agent_forge.errors import ConfigError
@@ -132,3 +131,16 @@ def test_eval_says_how_far_it_got_on_stderr_unless_told_not_to(tiny_run, puzzles
     json.loads(shown.stdout)  # the lines go to stderr: stdout stays one JSON document
     quiet = CliRunner().invoke(app, [*args, "--no-progress"])
     assert quiet.exit_code == 0 and "eval.progress" not in quiet.stderr, quiet.stderr
+
+
+def test_a_warning_reaches_the_user_as_one_line_without_python_source(tiny_run, puzzles, capsys):
+    # It used to print "/…/explore.py:76: UserWarning: …" and the source line under it.
+    from forge_testing import forge_main
+
+    _, manifest = tiny_run
+    code, _, err = forge_main(["eval", str(manifest), "--data", str(puzzles), "--compile", "--early-exit",
+                               "--no-progress", "--json"], capsys)
+    assert code == 0, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines == ["warning: --compile --early-exit: trajectories leave the batch, so every step has another"
+                     " shape; ran eager"], err
