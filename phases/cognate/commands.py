@@ -223,10 +223,19 @@ def ablate(
     base: str = typer.Option("trm_paper", "--base", help="The variant --arms sets vary (its arm is 'base')."),
     task: Optional[str] = typer.Option(None, "--task", help="One task for every arm (default: the first arm's)."),
     seeds: int = typer.Option(1, "--seeds", min=1, help="Runs per arm (seeds 0..N-1); 3 or more for a spread."),
-    minutes: float = typer.Option(2.0, "--minutes", help="Wall-clock training budget per run."),
+    minutes: Optional[float] = typer.Option(
+        None, "--minutes", help="Wall-clock training budget per run, on the clock (default 2; the load while"
+                                " each run trains decides its steps)."),
     max_steps: Optional[int] = typer.Option(
         None, "--max-steps", min=1, help="An equal step budget per run instead of --minutes (fair when the"
                                          " machine's load varies between runs)."),
+    equal_time: Optional[float] = typer.Option(
+        None, "--equal-time", help="Equal wall-clock as step counts: SECONDS of training per run; every arm's"
+                                   " seconds per step is timed first, interleaved in one process, and its runs"
+                                   " take round(SECONDS / that) steps (recorded in ablation.json/.md)."),
+    arm_steps: Optional[str] = typer.Option(
+        None, "--arm-steps", help="Each arm's step budget, ARM=STEPS,ARM=STEPS (every arm): reruns an"
+                                  " --equal-time ablation exactly with the counts it recorded."),
     set_: Optional[list[str]] = typer.Option(
         None, "--set", help="Override a config value: --set model.d_model=128 (repeatable). Applies to every arm."),
     out: Optional[Path] = typer.Option(None, "--out", help="Ablation folder (default runs/<time>-ablation)."),
@@ -238,7 +247,7 @@ def ablate(
     Arms come from --variants, then --arms (expanded against --base), then each --arm, in that
     order; the first arm's task and optimizer settings are every arm's.
     """
-    from agent_forge.phases.cognate.ablation.arms import parse_arm
+    from agent_forge.phases.cognate.ablation.arms import parse_arm, parse_arm_steps
     from agent_forge.phases.cognate.ablation.catalogue import expand_arm_sets
     from agent_forge.phases.cognate.ablation.runner import run_ablation
 
@@ -248,7 +257,8 @@ def ablate(
         chosen += expand_arm_sets(get_host(), [a.strip() for a in arms.split(",") if a.strip()], base, overrides)
     chosen += [parse_arm(text) for text in arm or ()]
     summary = run_ablation(get_host(), chosen, task=task, seeds=seeds, minutes=minutes,
-                           overrides=overrides, out=out, jobs=jobs, max_steps=max_steps)
+                           overrides=overrides, out=out, jobs=jobs, max_steps=max_steps, equal_time=equal_time,
+                           arm_steps=parse_arm_steps(arm_steps) if arm_steps is not None else None)
     emit_json(summary)
 
 

@@ -226,6 +226,17 @@ class DeepSupervisionTrainer:
         state.token_correct = dist.gather_rows(state.token_correct)
         state.per_sample_loss = dist.gather_rows(state.per_sample_loss)
 
+    # -- steps without the loop (forge ablate --equal-time times them) --------------------
+    def start(self, ctx: FitContext) -> TrainState:
+        """The state :meth:`fit` would train, callbacks started; nothing is logged or saved."""
+        state = self._state(ctx)
+        self.callbacks.on_fit_start(self, state)
+        return state
+
+    def step(self, state: TrainState) -> bool:
+        """One optimizer step of :meth:`fit`'s loop body (:meth:`_train_step`)."""
+        return self._train_step(state)
+
     # -- the loop -------------------------------------------------------------------------
     def fit(self, ctx: FitContext) -> FitResult:
         state = self._state(ctx)

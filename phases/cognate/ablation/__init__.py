@@ -6,7 +6,10 @@ Fairness rules, enforced here rather than trusted to the variants:
   arm trains and is evaluated on the same generated puzzles;
 * one optimizer setting (lr, batch, weight decay, warm-up) for every arm, taken from the first
   arm's trainer section; only the architecture and its callbacks differ;
-* the same ``--minutes`` budget per run, with no step limit, so faster arms get more steps;
+* the same ``--minutes`` budget per run, with no step limit, so faster arms get more steps; or
+  the same wall-clock as step counts (``--equal-time SECONDS``: each arm's seconds per step
+  measured before the runs, interleaved in one process, :mod:`.calibrate`), so the runs do not
+  depend on the load while they train; or ``--max-steps`` / ``--arm-steps``;
 * seeds 0..K-1 for every arm; results are mean ± std over seeds (with one seed the spread is
   "n/a (1 seed)", not 0).
 
@@ -27,6 +30,7 @@ first name (``same_as`` in ``ablation.json`` lists the others).
 Rooms: :mod:`.arms` (an arm and its ``--arm`` spelling), :mod:`.catalogue` (the named arm sets of
 ``--arms``), :mod:`.runner` (the shared settings, folding identical arms, running every arm and
 seed and writing the results), :mod:`.jobs` (``--jobs N``: the runs as concurrent processes),
+:mod:`.calibrate` (``--equal-time``: the step budgets from the arms' timed steps),
 :mod:`.stats` (mean ± std over seeds, the settings the runs shared, the verdict),
 :mod:`.markdown` (``ablation.md``) and :mod:`.plots` (``ablation.png``).
 """

@@ -66,6 +66,22 @@ def parse_arm(text: str) -> Arm:
     return Arm(name, variant, overrides)
 
 
+def parse_arm_steps(text: str) -> dict[str, int]:
+    """``--arm-steps base=380,A_n3=290`` -> ``{"base": 380, "A_n3": 290}``."""
+    steps: dict[str, int] = {}
+    for part in split_top_level(text):
+        name, eq, value = part.partition("=")
+        try:
+            steps[name.strip()] = int(value)
+        except ValueError:
+            eq = ""
+        if not eq or not name.strip():
+            raise ConfigError(f"--arm-steps {text!r}: {part!r} is not ARM=STEPS; write e.g. --arm-steps base=380,A_n3=290")
+    if not steps:
+        raise ConfigError(f"--arm-steps {text!r}: give ARM=STEPS for every arm, e.g. --arm-steps base=380,A_n3=290")
+    return steps
+
+
 def flow(value: Any) -> str:
     """``value`` as a ``--set`` value (JSON: lists, mappings and strings read back as they were)."""
     return json.dumps(value)

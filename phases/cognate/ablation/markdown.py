@@ -26,6 +26,47 @@ def _setting_text(value: Any) -> str:
 
 
 
+def _budget_text(data: dict[str, Any]) -> str:
+    if data.get("equal_time"):
+        seconds = format_number(data["equal_time"]["seconds_per_run"], "seconds")
+        return (f"an equal wall-clock budget of {seconds} of training per run (--equal-time), as each arm's step"
+                " count from its step time measured before the runs (below)")
+    if data.get("arm_steps"):
+        return "each arm's own step budget (--arm-steps, below)"
+    if data.get("max_steps"):
+        return f"a budget of {data['max_steps']} optimizer steps per run (--max-steps)"
+    return f"a wall-clock budget of {format_number(data['minutes'] * 60, 'seconds')} per run"
+
+
+def _per_arm_budget(data: dict[str, Any]) -> list[str]:
+    """The step count of every arm and, under --equal-time, the calibration it came from."""
+    steps = data.get("arm_steps")
+    if not steps:
+        return []
+    rerun = "--arm-steps " + ",".join(f"{arm}={n}" for arm, n in steps.items())
+    cal = data.get("equal_time")
+    if not cal:
+        return ["## Steps per arm", "", "| arm | optimizer steps |", "|---|---|",
+                *[f"| {arm} | {n:,} |" for arm, n in steps.items()], ""]
+    load = cal.get("load_average_before")
+    after = cal.get("load_average_after")
+    lines = ["## Budget: equal wall-clock", "",
+             f"Each arm's seconds per optimizer step were measured in one process before the runs: after"
+             f" {cal['warmup']} untimed steps each, {cal['rounds']} rounds in which every arm took {cal['block']}"
+             f" steps in turn (the order rotated each round); the median of its turns. Its budget is"
+             f" {format_number(cal['seconds_per_run'], 'seconds')} over that, rounded. The calibration took"
+             f" {format_number(cal['seconds'], 'seconds')}; load average (1/5/15 min)"
+             f" {' / '.join(f'{x:.2f}' for x in load) if load else 'n/a'} before,"
+             f" {' / '.join(f'{x:.2f}' for x in after) if after else 'n/a'} after. The step counts, not the"
+             " clock, end the runs, so the runs compute the same under any load; the counts themselves"
+             f" follow the load at calibration. To rerun exactly: `{rerun}` in place of `--equal-time`.", "",
+             "| arm | seconds per step | steps | steps × seconds per step |", "|---|---|---|---|"]
+    for arm, n in steps.items():
+        s = cal["step_seconds"][arm]
+        lines.append(f"| {arm} | {s:.4f} | {n:,} | {format_number(n * s, 'seconds')} |")
+    return lines + [""]
+
+
 def markdown(data: dict[str, Any]) -> str:
     # Only the columns some arm measured (a text task has no exact accuracy, a puzzle no eval loss).
     cols = [c for c in RESULT_COLUMNS if any(s.get(c) for s in data["summary"].values())]
@@ -36,8 +77,7 @@ def markdown(data: dict[str, Any]) -> str:
     lines = [f"# Ablation: {', '.join(data['arms'])}", "",
              f"Task `{data['task'].get('name', data['task'])}`, {seeds} seed{'s' if seeds != 1 else ''} per arm"
              f" (seeds {', '.join(str(i) for i in range(seeds))}), "
-             + (f"a budget of {data['max_steps']} optimizer steps per run (--max-steps)" if data.get("max_steps")
-                else f"a wall-clock budget of {format_number(data['minutes'] * 60, 'seconds')} per run")
+             + _budget_text(data)
              + ". The settings below are read back from"
              " every run's resolved `config.json` (`--set` values included)."
              + (f" {data['jobs']} runs at a time (`--jobs`), each its own process with its share of the cores"
@@ -50,6 +90,7 @@ def markdown(data: dict[str, Any]) -> str:
             alias = data.get("same_as", {}).get(arm)
             lines.append(f"| {arm}{' (= ' + ', '.join(alias) + ')' if alias else ''} | `{spec['variant']}` | {own} |")
         lines.append("")
+    lines += _per_arm_budget(data)
     lines += ["## Settings every arm ran with", "", "| setting | value |", "|---|---|"]
     lines += [f"| `{key}` | {_setting_text(value)} |" for key, value in settings["shared"].items()]
     lines.append("")
