@@ -58,7 +58,8 @@ def use_cache(model: torch.nn.Module, cache: bool | None, *, positions: int, n_s
     if refusal is None:
         need = model.cache_bytes(1, positions, n_sup) / 2**20
         if need > max_mb:
-            refusal = (f"it would take {need:,.1f} MB ({positions} positions x {n_sup} supervision steps), over"
+            shown = f"{need:,.0f}" if need >= 10 else f"{need:.2g}"
+            refusal = (f"it would take {shown} MB ({positions} positions x {n_sup} supervision steps), over"
                        f" --cache-max-mb {max_mb:g}; raise --cache-max-mb, lower --max-tokens or --n-sup, or pass"
                        " --no-cache")
     if refusal is None:
