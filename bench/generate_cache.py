@@ -85,7 +85,7 @@ def main() -> None:
     print(f"prompt {args.prompt_len} tokens, {args.new_tokens} new (greedy), {args.threads} thread(s);"
           f" the window slides after {max(seq_len - args.prompt_len, 0)} new tokens")
     cache_mb = model.cache_bytes(1, min(args.prompt_len + args.new_tokens - 1, seq_len), n_sup) / 2**20
-    print(f"cache: {cache_mb:.1f} MB; load average before: {load_avg()}")
+    print(f"cache: {cache_mb:.1f} MiB; load average before: {load_avg()}")
 
     def run(cache: bool) -> tuple[float, torch.Tensor]:
         start = time.perf_counter()

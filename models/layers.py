@@ -185,10 +185,6 @@ class KVCache:
         self.length = end
         return self.k[:, :, :end], self.v[:, :, :end]
 
-    def reset(self) -> None:
-        """Forget every position (the buffers stay allocated for the next sequence)."""
-        self.length = 0
-
 
 class Attention(nn.Module):
     """Multi-head or grouped-query self-attention; causal or bidirectional; RoPE optional."""

@@ -167,15 +167,6 @@ class RecursionCache:
         self.slots = [[[[KVCache(capacity) for _ in range(n_layers)] for _ in range(n + 1)] for _ in range(T)]
                       for _ in range(n_sup)]
 
-    def reset(self) -> None:
-        """Forget every position (the buffers stay allocated)."""
-        self.length = 0
-        for step in self.slots:
-            for cycle in step:
-                for application in cycle:
-                    for slot in application:
-                        slot.reset()
-
 
 class TRMEnhancedCognate(nn.Module):
     """The TRM for a task of ``vocab_size`` tokens and sequences of ``seq_len``.

@@ -59,7 +59,7 @@ def use_cache(model: torch.nn.Module, cache: bool | None, *, positions: int, n_s
         need = model.cache_bytes(1, positions, n_sup) / 2**20
         if need > max_mb:
             shown = f"{need:,.0f}" if need >= 10 else f"{need:.2g}"
-            refusal = (f"it would take {shown} MB ({positions} positions x {n_sup} supervision steps), over"
+            refusal = (f"it would take {shown} MiB ({positions} positions x {n_sup} supervision steps), over"
                        f" --cache-max-mb {max_mb:g}; raise --cache-max-mb, lower --max-tokens or --n-sup, or pass"
                        " --no-cache")
     if refusal is None:
@@ -128,8 +128,8 @@ def generate(
              " where not; --cache: an error instead of the note."),
     cache_max_mb: float = typer.Option(
         CACHE_MAX_MB, "--cache-max-mb", min=0.0,
-        help="Largest cache to allocate, in MB: n_sup*T*(n+1)*n_layers slots x 2 x n_kv_heads*head_dim x 4 bytes"
-             " per token of the window."),
+        help="Largest cache to allocate, in MiB (2**20 bytes); it takes n_sup*T*(n+1)*n_layers slots x 2 x"
+             " n_kv_heads*head_dim x 4 bytes per token of the window."),
 ) -> None:
     """Continue --prompt with a text model, streaming the new text to stdout.
 

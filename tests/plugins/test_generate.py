@@ -75,7 +75,7 @@ def test_the_default_caches_where_the_model_allows_and_says_why_where_not():
         use_cache(bidirectional, True, positions=16, n_sup=1, max_mb=1)
     # 16 positions x 2 steps x 2 applications x 1 layer x K and V x 16 wide x 4 bytes = 8 KiB.
     assert _model().cache_bytes(1, 16, 2) == 16 * 2 * 2 * 2 * 16 * 4
-    with pytest.raises(ConfigError, match=r"take 0\.0078 MB .* over --cache-max-mb 0\.005; raise --cache-max-mb"):
+    with pytest.raises(ConfigError, match=r"take 0\.0078 MiB .* over --cache-max-mb 0\.005; raise --cache-max-mb"):
         use_cache(_model(), True, positions=16, n_sup=2, max_mb=0.005)
     notes.clear()
     assert not use_cache(_model(), None, positions=16, n_sup=2, max_mb=0.005, note=notes.append)
