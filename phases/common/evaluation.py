@@ -168,8 +168,9 @@ def next_token(logits: torch.Tensor, *, temperature: float = 0.0, top_k: int | N
 
 def cache_positions(prompt_len: int, new_tokens: int, seq_len: int) -> int:
     """The most tokens a cache across tokens holds while generating ``new_tokens`` after a prompt
-    of ``prompt_len``: the longest window before it slides (the last token is never fed back)."""
-    return min(prompt_len + new_tokens - 1, seq_len)
+    of ``prompt_len``: the longest window before it slides (the last token is never fed back);
+    0 when the prompt alone overflows the window (it slides from the first token: nothing is kept)."""
+    return 0 if prompt_len > seq_len else min(prompt_len + new_tokens - 1, seq_len)
 
 
 @torch.no_grad()

@@ -80,3 +80,11 @@ def test_the_default_caches_where_the_model_allows_and_says_why_where_not():
     notes.clear()
     assert not use_cache(_model(), None, positions=16, n_sup=2, max_mb=0.005, note=notes.append)
     assert "--cache-max-mb" in notes[0]
+
+
+def test_a_prompt_longer_than_the_window_generates_the_same_with_the_cache_on():
+    # The window slides from the first token: the cached path keeps nothing and recomputes it.
+    prompt = "a prompt longer than sixteen bytes"
+    texts = [generate_text(_model(), ByteTokenizer(), 16, prompt, max_tokens=6, temperature=1.0, top_k=None, seed=1,
+                           cache=cache, cache_max_mb=0.0) for cache in (False, True)]
+    assert texts[0] == texts[1]
