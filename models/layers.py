@@ -140,8 +140,10 @@ class RotaryEmbedding(nn.Module):
         self.register_buffer("cos", emb.cos(), persistent=False)
         self.register_buffer("sin", emb.sin(), persistent=False)
 
-    def forward(self, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.cos[:seq_len], self.sin[:seq_len]
+    def forward(self, seq_len: int, start: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """The tables of positions ``start .. start + seq_len - 1`` (``start`` > 0: positions after
+        those a :class:`KVCache` holds)."""
+        return self.cos[start:start + seq_len], self.sin[start:start + seq_len]
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -149,6 +151,39 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     half = x.shape[-1] // 2
     rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
     return (x * cos.to(x.dtype) + rotated * sin.to(x.dtype))
+
+
+class KVCache:
+    """The keys and values one causal attention layer computed at earlier positions, so that a
+    later call computes only its new positions (decoding a token at a time): pass it to
+    :meth:`Attention.heads` / ``forward`` as ``cache``. One cache serves one layer in one place of
+    the computation (a TRM needs one per layer, recursion step and supervision step).
+
+    Buffers of ``capacity`` positions, (batch, kv_heads, capacity, head_dim) each for K and V, are
+    allocated at the first write (the layer decides their shape and dtype); ``length`` positions
+    are filled. Keys are stored after RoPE and before the grouped-query repeat (the repeat would
+    multiply the memory by n_heads / n_kv_heads for nothing).
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.length = 0
+        self.k: torch.Tensor | None = None
+        self.v: torch.Tensor | None = None
+
+    def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store ``k``, ``v`` (batch, kv_heads, new, head_dim) after the filled positions; return the
+        keys and values of every position so far (views of the buffers)."""
+        b, h, s, d = k.shape
+        end = self.length + s
+        if end > self.capacity:
+            raise ValueError(f"KVCache holds {self.capacity} positions; {self.length} filled + {s} new exceeds it")
+        if self.k is None or self.v is None:
+            self.k, self.v = k.new_empty(b, h, self.capacity, d), v.new_empty(b, h, self.capacity, d)
+        self.k[:, :, self.length:end] = k
+        self.v[:, :, self.length:end] = v
+        self.length = end
+        return self.k[:, :, :end], self.v[:, :, :end]
 
 
 class Attention(nn.Module):
@@ -167,26 +202,38 @@ class Attention(nn.Module):
         self.out = Linear(n_heads * self.head_dim, d_model)
         self.rotary = rotary
 
-    def heads(self, x: torch.Tensor) -> torch.Tensor:
+    def heads(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         """Every head's output, ``(batch, heads, seq, head_dim)``, before the output projection
-        (Mixture-of-Heads attention weights them there)."""
+        (Mixture-of-Heads attention weights them there). With a ``cache`` (causal attention only)
+        ``x`` holds the positions after those the cache holds; their keys and values join it."""
         b, s, _ = x.shape
         h, kv, d = self.n_heads, self.n_kv_heads, self.head_dim
+        start = 0 if cache is None else cache.length
+        if cache is not None and not self.causal:
+            raise ValueError("a KVCache needs causal attention: a bidirectional layer's earlier positions"
+                             " read the later ones")
         q, k, v = self.qkv(x).split([h * d, kv * d, kv * d], dim=-1)
         q = q.view(b, s, h, d).transpose(1, 2)
         k = k.view(b, s, kv, d).transpose(1, 2)
         v = v.view(b, s, kv, d).transpose(1, 2)
         if self.rotary is not None:
-            cos, sin = self.rotary(s)
+            cos, sin = self.rotary(s, start)
             q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        if cache is not None:
+            k, v = cache.append(k, v)
         if kv != h:
             repeat = h // kv
             k, v = k.repeat_interleave(repeat, dim=1), v.repeat_interleave(repeat, dim=1)
-        return F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
+        if start == 0:
+            return F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
+        # After cached positions: new position start + i sees keys 0 .. start + i (one new
+        # position sees every key, so it needs no mask).
+        mask = None if s == 1 else torch.ones(s, start + s, dtype=torch.bool, device=x.device).tril(start)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         b, s, _ = x.shape
-        y = self.heads(x)
+        y = self.heads(x, cache)
         return self.out(y.transpose(1, 2).reshape(b, s, self.n_heads * self.head_dim))
 
 
@@ -247,9 +294,12 @@ class Block(nn.Module):
         self.mlp = SwiGLU(d_model, expansion, fused=fused)
         self.add_norm = fused_function("add_rms_norm") if fused else add_rms_norm
 
-    def forward(self, h: torch.Tensor, scales: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, scales: torch.Tensor | None = None,
+                cache: KVCache | None = None) -> torch.Tensor:
+        """``cache``: the attention mixer's :class:`KVCache` (``h`` then holds only the positions
+        after the cached ones; everything but the mixer works position by position)."""
         s_mix, s_mlp = (None, None) if scales is None else (scales[0], scales[1])
-        mixed = self.mixer(h)
+        mixed = self.mixer(h) if cache is None else self.mixer(h, cache=cache)
         if not self.norm_over_sequence:
             h = self.add_norm(h, mixed, s_mix)
         elif self.sequence_in_place:

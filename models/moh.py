@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from agent_forge.models.layers import Attention, Linear, RotaryEmbedding
+from agent_forge.models.layers import Attention, KVCache, Linear, RotaryEmbedding
 
 #: Width of the soft mask around the threshold (in probability mass): the straight-through
 #: gradient of a head whose mass-above is within ~2 widths of theta.
@@ -88,13 +88,16 @@ class MoHAttention(Attention):
         hard = torch.zeros_like(p).scatter(-1, order, hard_ranked)
         return p, hard + soft - soft.detach(), hard
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        """``cache``: as :meth:`Attention.heads` (the routing reads each token alone, so it needs
+        none); a cached call records no routing statistics (decoding reads none)."""
         b, s, _ = x.shape
-        y = self.heads(x)  # as Attention, up to the per-head outputs (b, heads, s, head_dim)
+        y = self.heads(x, cache)  # as Attention, up to the per-head outputs (b, heads, s, head_dim)
         p, mask, hard = self.route(x)
         weight = self.n_heads * mask * p  # (b, s, heads)
         y = y.transpose(1, 2) * weight.unsqueeze(-1).to(y.dtype)  # (b, s, heads, head_dim)
-        self._record(p, mask, hard)
+        if cache is None:
+            self._record(p, mask, hard)
         return self.out(y.reshape(b, s, self.n_heads * self.head_dim))
 
     def _record(self, p: torch.Tensor, mask: torch.Tensor, hard: torch.Tensor) -> None:

@@ -33,7 +33,7 @@ from torch.utils.checkpoint import checkpoint
 
 from agent_forge.models import moh
 from agent_forge.models.fields import OptionError, option
-from agent_forge.models.layers import Linear, TokenEmbedding, trunc_normal_
+from agent_forge.models.layers import Attention, KVCache, Linear, TokenEmbedding, trunc_normal_
 from agent_forge.models.memory import MemoryBank
 from agent_forge.models.protocol import Batch, Carry, LatentNoise, ModelOutput
 from agent_forge.models.stack import StackConfig, block_stack
@@ -139,13 +139,33 @@ class RecursiveNet(nn.Module):
         self.scale_range = (cfg.step_scale_min, cfg.step_scale_max)
         self.checkpoint_blocks = cfg.checkpoint_blocks
 
-    def forward(self, h: torch.Tensor, injection: torch.Tensor, step: int) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, injection: torch.Tensor, step: int,
+                caches: list[KVCache] | None = None) -> torch.Tensor:
+        """``caches``: one :class:`KVCache` per block (decoding; ``h`` holds the new positions only)."""
         h = h + injection
         recompute = self.checkpoint_blocks and torch.is_grad_enabled()
         for i, block in enumerate(self.blocks):
             scales = None if self.scales is None else self.scales[i, step].clamp(*self.scale_range)
-            h = checkpoint(block, h, scales, use_reentrant=False) if recompute else block(h, scales)
+            if caches is not None:
+                h = block(h, scales, caches[i])
+            else:
+                h = checkpoint(block, h, scales, use_reentrant=False) if recompute else block(h, scales)
         return h
+
+
+class RecursionCache:
+    """Keys and values across tokens for decoding a causal TRM a token at a time
+    (:meth:`TRMEnhancedCognate.extend`): every network application attends over every earlier
+    position *at that same application*, so each (supervision step, cycle, application, layer)
+    keeps its own :class:`~agent_forge.models.layers.KVCache`:
+    ``slots[step][cycle][application][layer]``, applications 0..n-1 updating z and n updating y.
+    ``length`` positions (the puzzle prefix included) are filled in every slot, of ``capacity``.
+    """
+
+    def __init__(self, n_sup: int, T: int, n: int, n_layers: int, capacity: int) -> None:
+        self.n_sup, self.capacity, self.length = n_sup, capacity, 0
+        self.slots = [[[[KVCache(capacity) for _ in range(n_layers)] for _ in range(n + 1)] for _ in range(T)]
+                      for _ in range(n_sup)]
 
 
 class TRMEnhancedCognate(nn.Module):
@@ -205,16 +225,24 @@ class TRMEnhancedCognate(nn.Module):
             carry["x"] = self.embed(batch["inputs"], batch.get("puzzle_ids"))
         return carry
 
-    def cycle(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor,
-              noise: LatentNoise | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def cycle(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, noise: LatentNoise | None = None,
+              caches: list[list[KVCache]] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``caches``: this cycle's slots of a :class:`RecursionCache` (decoding: x, y, z hold the
+        new positions only)."""
+        kv = caches or [None] * (self.cfg.n + 1)
         recall = self.memory.read(z) if self.memory is not None else 0
         for i in range(self.cfg.n):
-            z = self.net(z, x + y + recall, step=i)
+            z = self._net(z, x + y + recall, i, kv[i])
             if noise is not None:  # exploration at inference: the latent only, after every update
                 z = noise.perturb(z)
         answer_recall = recall if self.cfg.memory == "full" else 0
-        y = self.net(y, z + answer_recall, step=self.cfg.n)
+        y = self._net(y, z + answer_recall, self.cfg.n, kv[self.cfg.n])
         return y, z
+
+    def _net(self, h: torch.Tensor, injection: torch.Tensor, step: int, caches: list[KVCache] | None) -> torch.Tensor:
+        # Only decoding passes caches: every other call is net(h, injection, step) as it always was
+        # (a stand-in network with that signature, as tests/models/test_trm_recursion.py uses, still fits).
+        return self.net(h, injection, step=step) if caches is None else self.net(h, injection, step=step, caches=caches)
 
     #: Takes ``noise=LatentNoise(...)`` in :meth:`forward` (the model protocol's exploration option).
     accepts_noise = True
@@ -243,6 +271,69 @@ class TRMEnhancedCognate(nn.Module):
         logits = self.head(answer)  # (batch, seq, vocab)
         return new_carry, ModelOutput(logits=logits, q_halt_logits=q_halt, aux_losses=aux,
                                       q_continue_logits=q_continue)
+
+    def cache_refusal(self) -> str | None:
+        """Why :meth:`extend` cannot keep a :class:`RecursionCache` for this model, or None when it
+        can. A cache is exact only when no position's state depends on a later position: causal
+        attention in every block, and no memory bank whose read pools z over every position."""
+        mixers = [block.mixer for block in self.net.blocks]
+        if not all(isinstance(m, Attention) for m in mixers):
+            return f"mixer={self.cfg.mixer!r} mixes every position with every other (no causal attention)"
+        if not all(m.causal for m in mixers):
+            return "its attention is bidirectional (model.causal=false): earlier positions read later ones"
+        if self.memory is not None and bool(self.memory.filled.any()):
+            return ("its memory bank holds entries, and a read pools z over every position, so an earlier"
+                    " position's state depends on later ones")
+        # Everything else works position by position: y/z start from per-position constants, the
+        # embedding (learned positions, puzzle prefix) is recomputed from the whole window, RoPE
+        # reads the cache's offset, step scales and MoH routing read one position at a time.
+        return None
+
+    def cache_bytes(self, batch: int, positions: int, n_sup: int) -> int:
+        """Bytes a :class:`RecursionCache` of ``positions`` tokens (plus the puzzle prefix) takes:
+        ``n_sup * T * (n+1) * n_layers`` slots x 2 (K and V) x ``n_kv_heads * head_dim`` x the
+        element size, per row and position."""
+        cfg = self.cfg
+        kv_width = (cfg.n_kv_heads or cfg.n_heads) * (cfg.head_dim or cfg.d_model // cfg.n_heads)
+        slots = n_sup * cfg.T * (cfg.n + 1) * cfg.n_layers
+        return batch * (self.prefix + positions) * slots * 2 * kv_width * self.head.weight.element_size()
+
+    def new_cache(self, positions: int, n_sup: int) -> RecursionCache:
+        """An empty cache for windows of up to ``positions`` tokens decoded with ``n_sup`` supervision
+        steps (buffers allocated at the first :meth:`extend`); a ValueError saying why where a cache
+        would not give this model's results (:meth:`cache_refusal`)."""
+        refusal = self.cache_refusal()
+        if refusal:
+            raise ValueError(f"no cache across tokens for this model: {refusal}")
+        return RecursionCache(n_sup, self.cfg.T, self.cfg.n, self.cfg.n_layers, self.prefix + positions)
+
+    @torch.no_grad()
+    def extend(self, inputs: torch.Tensor, n_sup: int, cache: RecursionCache | None = None) -> torch.Tensor:
+        """The last position's logits, (batch, vocab), after ``n_sup`` supervision steps from a fresh
+        carry on ``inputs`` (batch, seq): what ``forward`` run ``n_sup`` times gives there (equal
+        within fp32 rounding). With a ``cache`` that holds the first ``cache.length`` positions of
+        this window (from earlier calls), only the positions after them are computed, and join it.
+        Decoding only: no noise, no halting logits, nothing recorded for the metrics."""
+        moh.reset(self._moh)
+        # The whole window's embedding (a lookup) sliced, so positions and the prefix are exactly
+        # what forward embeds.
+        x = self.embed(inputs)
+        start = 0
+        if cache is not None:
+            if cache.n_sup != n_sup:
+                raise ValueError(f"the cache was made for n_sup={cache.n_sup}, not {n_sup}")
+            start = cache.length
+            if start >= x.shape[1]:
+                raise ValueError(f"the cache holds {start} positions; the window has {x.shape[1]}, none new")
+            x = x[:, start:]
+        b, s, d = x.shape
+        y, z = self.y_init.expand(b, s, d), self.z_init.expand(b, s, d)
+        for step in range(n_sup):
+            for c in range(self.cfg.T):
+                y, z = self.cycle(x, y, z, caches=None if cache is None else cache.slots[step][c])
+        if cache is not None:
+            cache.length = start + s
+        return self.head(y[:, -1]).float()
 
     def sparse_embedding_parameters(self) -> dict[str, nn.Parameter]:
         """Parameters (by name) to train as sparse embeddings: a sign-SGD step on the rows in the

@@ -166,11 +166,18 @@ def next_token(logits: torch.Tensor, *, temperature: float = 0.0, top_k: int | N
     return torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator)
 
 
+def cache_positions(prompt_len: int, new_tokens: int, seq_len: int) -> int:
+    """The most tokens a cache across tokens holds while generating ``new_tokens`` after a prompt
+    of ``prompt_len``: the longest window before it slides (the last token is never fed back);
+    0 when the prompt alone overflows the window (it slides from the first token: nothing is kept)."""
+    return 0 if prompt_len > seq_len else min(prompt_len + new_tokens - 1, seq_len)
+
+
 @torch.no_grad()
 def generate_tokens(model: nn.Module, prompt: torch.Tensor, new_tokens: int, *, n_sup: int, seq_len: int,
                     device: torch.device, temperature: float = 0.0, top_k: int | None = None,
                     generator: torch.Generator | None = None, stop_token: int | None = None,
-                    on_token: Callable[[torch.Tensor], None] | None = None) -> torch.Tensor:
+                    on_token: Callable[[torch.Tensor], None] | None = None, cache: bool = False) -> torch.Tensor:
     """Continue ``prompt`` (B, P) by up to ``new_tokens`` tokens of a causal model.
 
     Each new token runs all ``n_sup`` supervision steps on the last ``seq_len`` tokens from a
@@ -179,19 +186,29 @@ def generate_tokens(model: nn.Module, prompt: torch.Tensor, new_tokens: int, *, 
     ``on_token(tokens)`` gets each step's (B,) tokens as they come (streaming); generation stops
     early when every row produced ``stop_token``. Returns only the new tokens, (B, new).
 
-    No cache carries over between tokens: the recursion recomputes the whole window each time
-    (docs/cognate.md, "Generation", says why and what a cache would save).
+    ``cache=False`` recomputes the whole window for every token. ``cache=True`` (a model with
+    ``new_cache``/``extend``, e.g. a causal TRM) keeps every application's keys and values across
+    tokens and computes only the new position, the same logits within fp32 rounding, until the
+    window slides: past ``seq_len`` tokens every position moves (its position embedding or RoPE
+    angle changes and the first token leaves every context), so each later token recomputes the
+    window as the uncached path does (docs/cognate.md, "Generation").
     """
     was_training = model.training
     model.eval()
     try:
         tokens = prompt.to(device)
+        kv = model.new_cache(cache_positions(prompt.shape[1], new_tokens, seq_len), n_sup) if cache else None
         for _ in range(new_tokens):
-            batch = {"inputs": tokens[:, -seq_len:]}
-            carry = model.initial_carry(batch)
-            for _ in range(n_sup):
-                carry, out = model(carry, batch)
-            logits = (out.logits[:, -1] if out.logits is not None else out.head(out.hidden[:, -1])).float()
+            window = tokens[:, -seq_len:]
+            if kv is not None:
+                slid = tokens.shape[1] > seq_len  # from here on every token recomputes the window
+                logits = model.extend(window, n_sup, None if slid else kv)
+            else:
+                batch = {"inputs": window}
+                carry = model.initial_carry(batch)
+                for _ in range(n_sup):
+                    carry, out = model(carry, batch)
+                logits = (out.logits[:, -1] if out.logits is not None else out.head(out.hidden[:, -1])).float()
             nxt = next_token(logits, temperature=temperature, top_k=top_k, generator=generator).to(device)
             tokens = torch.cat([tokens, nxt], dim=1)
             if on_token is not None:

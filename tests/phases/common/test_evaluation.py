@@ -8,7 +8,7 @@ import torch
 from agent_forge.contracts import TaskSpec
 from agent_forge.data import Split
 from agent_forge.models.protocol import ModelOutput
-from agent_forge.phases.common.evaluation import EvalContext, predict, step_curve
+from agent_forge.phases.common.evaluation import EvalContext, cache_positions, predict, step_curve
 
 VOCAB = 4
 TARGETS = torch.tensor([[1, 2, 3], [3, 1, 2], [2, 3, 1], [1, 1, 1], [2, 2, 2]])
@@ -67,3 +67,10 @@ def test_step_curve_reports_accuracy_at_the_halting_step():
     assert curve["at_halt"] == {"exact_accuracy": 0.8, "token_accuracy": 0.9, "mean_halt_step": (2 + 4 * 4) / 5}
     no_head = step_curve(EvalContext(StepModel(halting=False), task, torch.device("cpu"), n_sup=2))
     assert no_head["at_halt"] is None and [s["exact_accuracy"] for s in no_head["steps"]] == [0.2, 0.4]
+
+
+def test_a_cache_across_tokens_holds_the_longest_window_before_it_slides():
+    assert cache_positions(3, 4, 12) == 6  # the 7th token is never fed back
+    assert cache_positions(3, 14, 12) == 12  # the window fills, then slides
+    assert cache_positions(12, 5, 12) == 12
+    assert cache_positions(13, 5, 12) == 0  # slides from the first token: nothing is kept
