@@ -27,7 +27,9 @@ STATE_VERSION = 1
 def _flatten(obj: Any, tensors: dict[str, torch.Tensor], path: str) -> Any:
     if isinstance(obj, torch.Tensor):
         key = f"t{len(tensors)}"
-        tensors[key] = obj.detach().to("cpu").contiguous().clone()
+        # No copy here: save_weights copies only what safetensors cannot write as it lies, and
+        # the state is written before training touches it again.
+        tensors[key] = obj.detach()
         return {"__tensor__": key}
     if isinstance(obj, dict):
         # Keys keep their type (optimizer state is keyed by int), so store pairs.
