@@ -27,14 +27,13 @@ def atomic_write_to(path: str | Path, write: Callable[[Path], object]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        # mkstemp makes the file 0600; the file it becomes gets the mode any new file would
-        # (0666 less the umask), so an export meant for sharing is readable by others.
-        try:
-            os.fchmod(fd, 0o666 & ~current_umask())
-        finally:
-            os.close(fd)
         write(Path(tmp))
+        # mkstemp makes the file 0600, and so does safetensors' writer; the file it becomes gets
+        # the mode any new file would (0666 less the umask), so an export meant for sharing is
+        # readable by others. Set after the writer, which may have made the file anew.
+        os.chmod(tmp, 0o666 & ~current_umask())
         fd = os.open(tmp, os.O_RDONLY)
         try:
             os.fsync(fd)

@@ -1,6 +1,8 @@
 """agent_forge/files.py: safetensors files written without copying the state they hold."""
 
 import hashlib
+import os
+import stat
 import subprocess
 import sys
 import textwrap
@@ -87,3 +89,15 @@ def test_saving_a_training_state_does_not_copy_it_in_memory(tmp_path):
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert float(out.stdout) < 0.25, f"the save's peak grew by {float(out.stdout):.2f}x the state"
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600)])
+def test_a_weights_file_gets_the_mode_the_umask_gives_a_new_file(tmp_path, umask, mode):
+    # safetensors' writer makes its file 0600 whatever the umask; an export meant for sharing
+    # must be readable by others as any new file is.
+    previous = os.umask(umask)
+    try:
+        save_weights(tmp_path / "w.safetensors", {"a": torch.ones(2)})
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "w.safetensors").stat().st_mode) == mode
