@@ -13,7 +13,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, BinaryIO, Callable
 
 import torch
 from safetensors.torch import save_file
@@ -46,13 +46,19 @@ def atomic_write_to(path: str | Path, write: Callable[[Path], object]) -> None:
     _fsync_dir(path.parent)
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` so that ``path`` holds either the old or the new content, never a torn file."""
+def atomic_write_stream(path: str | Path, write: Callable[[BinaryIO], object]) -> None:
+    """:func:`atomic_write_to` for writers that take an open binary file (``np.save``,
+    ``torch.save``), so a large payload is streamed, never copied in memory."""
     def to_file(tmp: Path) -> None:
         with open(tmp, "wb") as f:
-            f.write(data)
+            write(f)
 
     atomic_write_to(path, to_file)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` so that ``path`` holds either the old or the new content, never a torn file."""
+    atomic_write_stream(path, lambda f: f.write(data))
 
 
 def current_umask() -> int:
