@@ -109,22 +109,20 @@ def sha256_json(data: Any) -> str:
 # -- weights ---------------------------------------------------------------------------------
 def writable_tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """``state`` as safetensors can write it: each tensor on the CPU, contiguous and with a
-    storage no other entry uses. Only a tensor that is not so (a GPU tensor, a strided view, a
-    tied or sliced weight sharing another's storage) is copied; the rest are handed over as they
-    are, because a copy of a whole training state is as large as the state (docs/performance.md,
-    "Saving without copies")."""
+    storage no earlier entry uses (safetensors refuses entries that share one). Only a tensor that
+    is not so (a GPU tensor, a strided view, a tied or sliced weight sharing an earlier entry's
+    storage) is copied; the rest are handed over as they are, because a copy of a whole training
+    state is as large as the state (docs/performance.md, "Saving without copies")."""
     out: dict[str, torch.Tensor] = {}
     storages: set[int] = set()
     for key, value in state.items():
         tensor = value.detach()
         if tensor.device.type != "cpu":
             tensor = tensor.to("cpu").contiguous()
-        else:
-            storage = tensor.untyped_storage()
-            whole = (tensor.data_ptr() == storage.data_ptr()
-                     and tensor.numel() * tensor.element_size() == storage.nbytes())
-            if not (tensor.is_contiguous() and whole) or storage.data_ptr() in storages:
-                tensor = tensor.contiguous().clone()
+        elif not tensor.is_contiguous():
+            tensor = tensor.contiguous()  # a copy of its own
+        elif tensor.untyped_storage().data_ptr() in storages:
+            tensor = tensor.clone()
         if tensor.numel():
             storages.add(tensor.untyped_storage().data_ptr())
         out[key] = tensor

@@ -101,3 +101,11 @@ def test_a_weights_file_gets_the_mode_the_umask_gives_a_new_file(tmp_path, umask
     finally:
         os.umask(previous)
     assert stat.S_IMODE((tmp_path / "w.safetensors").stat().st_mode) == mode
+
+
+def test_a_slice_alone_on_its_storage_is_written_without_a_copy(tmp_path):
+    base = torch.arange(10.0)
+    state = {"part": base[2:5]}
+    assert writable_tensors(state)["part"].data_ptr() == state["part"].data_ptr()
+    save_weights(tmp_path / "w.safetensors", state)
+    assert torch.equal(load_file(str(tmp_path / "w.safetensors"))["part"], base[2:5])
